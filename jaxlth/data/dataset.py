@@ -1,0 +1,52 @@
+"""The in-memory dataset every source returns: whole train and test splits as numpy arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A classification dataset held whole in memory (and later on the device).
+
+    Attributes:
+      name: canonical name, e.g. ``"fashion_mnist"``.
+      train_images: ``(N, H, W, C)`` (or ``(N, L, C)`` for 1-D data), uint8 pixels in [0, 255]
+        or float32 values.
+      train_labels: ``(N,)`` int32 class indices.
+      test_images, test_labels: the test split, same layout.
+      num_classes: number of classes.
+      mean, std: per-channel statistics ``(C,)`` of ``images / pixel_scale`` used to normalise.
+      pixel_scale: 255.0 for uint8 pixels, 1.0 for float data.
+      augmentation: ``"none"`` or ``"cifar"`` (4-pixel pad, random 32x32 crop, horizontal flip).
+      source: a human-readable note of where the data came from (a path or ``"tfds"``).
+    """
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pixel_scale: float = 255.0
+    augmentation: str = "none"
+    source: str = ""
+
+    @property
+    def num_train(self) -> int:
+        return int(self.train_images.shape[0])
+
+    @property
+    def num_test(self) -> int:
+        return int(self.test_images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_images.shape[1:])
+
+    def replace(self, **changes) -> "Dataset":
+        return dataclasses.replace(self, **changes)
