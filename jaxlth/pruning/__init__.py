@@ -1,0 +1,1 @@
+"""Masks as pytrees and the pruning rules that produce them."""

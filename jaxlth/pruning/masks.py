@@ -1,0 +1,96 @@
+"""Masks: pytrees of booleans over the prunable kernels of a parameter tree.
+
+A mask mirrors the parameter tree but holds only the prunable leaves (Dense and Conv kernels,
+never biases or normalisation parameters, minus any ``layers_to_ignore``). Leaves are boolean
+arrays of the kernel's shape; ``True`` keeps a weight. Every function here works the same on
+trees with a leading replicate axis on every leaf (density then comes back per replicate).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from jaxlth.errors import UserError
+
+PyTree = Any
+PRUNABLE_LEAF_NAMES = ("kernel",)
+
+
+def layer_name(path: tuple[str, ...]) -> str:
+    """``("Dense_0", "kernel") -> "Dense_0/kernel"``: how layers are named in reports and patterns."""
+    return "/".join(str(p) for p in path)
+
+
+def prunable_paths(params: PyTree, layers_to_ignore: Iterable[str] = ()) -> list[tuple[str, ...]]:
+    """Paths of the prunable leaves: kernels with at least 2 dims whose name no pattern matches.
+
+    ``layers_to_ignore`` are regular expressions searched in the ``/``-joined path
+    (``"output"`` ignores ``output/kernel``).
+    """
+    try:
+        patterns = [re.compile(p) for p in layers_to_ignore]
+    except re.error as e:
+        raise UserError(f"layers_to_ignore holds an invalid regular expression: {e}") from None
+    paths = []
+    for path, leaf in traverse_util.flatten_dict(_as_dict(params)).items():
+        if path[-1] not in PRUNABLE_LEAF_NAMES or jnp.ndim(leaf) < 2:
+            continue
+        if any(p.search(layer_name(path)) for p in patterns):
+            continue
+        paths.append(path)
+    return paths
+
+
+def ones_like(params: PyTree, layers_to_ignore: Iterable[str] = ()) -> PyTree:
+    """The dense mask: all-True over the prunable leaves of ``params``."""
+    flat = traverse_util.flatten_dict(_as_dict(params))
+    paths = prunable_paths(params, layers_to_ignore)
+    return traverse_util.unflatten_dict({p: jnp.ones(jnp.shape(flat[p]), bool) for p in paths})
+
+
+def apply(params: PyTree, mask: PyTree) -> PyTree:
+    """``params`` with the masked-out prunable weights set to exactly 0 (other leaves untouched)."""
+    flat_mask = traverse_util.flatten_dict(_as_dict(mask))
+    if not flat_mask:
+        return params
+    flat = traverse_util.flatten_dict(_as_dict(params))
+    for path, keep in flat_mask.items():
+        flat[path] = jnp.where(keep, flat[path], jnp.zeros((), flat[path].dtype))
+    return traverse_util.unflatten_dict(flat)
+
+
+def layer_density(mask: PyTree, replicate_axis: bool = False) -> dict[str, jax.Array]:
+    """Fraction of kept weights per prunable layer; shape ``()`` or ``(R,)`` with a replicate axis."""
+    out = {}
+    for path, m in traverse_util.flatten_dict(_as_dict(mask)).items():
+        axes = tuple(range(1, m.ndim)) if replicate_axis else None
+        out[layer_name(path)] = jnp.mean(m.astype(jnp.float32), axis=axes)
+    return out
+
+
+def density(mask: PyTree, replicate_axis: bool = False) -> jax.Array:
+    """Fraction of prunable weights kept overall; shape ``()`` or ``(R,)`` with a replicate axis."""
+    leaves = jax.tree.leaves(mask)
+    if not leaves:
+        return jnp.ones(())
+    axes = (lambda m: tuple(range(1, m.ndim))) if replicate_axis else (lambda m: None)
+    kept = sum(jnp.sum(m, axis=axes(m), dtype=jnp.float32) for m in leaves)
+    total = sum(m[0].size if replicate_axis else m.size for m in leaves)
+    return kept / total
+
+
+def num_prunable(mask: PyTree, replicate_axis: bool = False) -> int:
+    """Number of prunable weights (one replicate)."""
+    return int(sum(m[0].size if replicate_axis else m.size for m in jax.tree.leaves(mask)))
+
+
+def _as_dict(tree: PyTree) -> dict:
+    """Flax ``FrozenDict``/``dict`` trees as plain nested dicts (masks and params are dicts)."""
+    if hasattr(tree, "unfreeze"):
+        return tree.unfreeze()
+    return tree
