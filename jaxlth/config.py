@@ -1,0 +1,108 @@
+"""The base configuration every recipe in ``configs/`` starts from, and its validation.
+
+Field names are a contract with users (see DESIGN.md): ``experiment``, ``seed``, ``replicates``,
+``train.steps``, ``train.batch_size``, ``checkpoint_every``, ... Lengths are step specs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import ml_collections
+
+from jaxlth import steps as step_specs
+from jaxlth.data import default_config as default_data_config
+from jaxlth.errors import UserError
+
+EXPERIMENTS = ("train",)
+
+# Fields that may differ between the config saved in a workdir and a rerun on it.
+RERUN_MAY_CHANGE = ("progress",)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field with its default; recipes override what they need."""
+    c = ml_collections.ConfigDict()
+    c.experiment = "train"
+    c.seed = 0  # initialisation of replicate r uses seed + r
+    c.data_seed = 0  # SGD noise (order, augmentation) of replicate r uses data_seed + r
+    c.replicates = 1
+
+    c.data = default_data_config()
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "lenet_300_100"
+    c.model.options = ml_collections.ConfigDict()  # extra keyword arguments, e.g. width
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = "40ep"
+    c.train.batch_size = 128
+    c.train.optimizer = "sgd"  # sgd | adam | adamw
+    c.train.lr = 0.1
+    c.train.momentum = 0.0
+    c.train.nesterov = False
+    c.train.weight_decay = 0.0
+    c.train.schedule = "constant"  # constant | step | cosine
+    c.train.milestones = ""  # comma-separated step specs, for schedule=step
+    c.train.gamma = 0.1
+    c.train.warmup = "0it"
+
+    c.prune = ml_collections.ConfigDict()
+    c.prune.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
+
+    c.eval_every = "1ep"
+    c.eval_batch_size = 2000
+    c.eval_train = False  # also evaluate on the whole (unaugmented) training set
+    c.checkpoint_every = "1ep"
+    c.keep_checkpoints = 3
+    c.progress = True
+    return c
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises :class:`UserError` with one sentence for the first problem found."""
+    _check(config.experiment in EXPERIMENTS,
+           f"unknown experiment {config.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    _check(isinstance(config.replicates, int) and config.replicates >= 1,
+           f"replicates must be a positive integer, got {config.replicates!r}")
+    _check(isinstance(config.train.batch_size, int) and config.train.batch_size >= 1,
+           f"train.batch_size must be a positive integer, got {config.train.batch_size!r}")
+    for field in ("train.steps", "eval_every", "checkpoint_every", "train.warmup"):
+        spec = step_specs.parse(_get(config, field), field)
+        _check(field == "train.warmup" or spec.to_steps(1) > 0, f"{field} must be longer than 0 steps")
+    step_specs.parse_list(config.train.milestones, 1, "train.milestones")
+    _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
+    _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+    """The config as plain JSON-compatible data (tuples become lists)."""
+    return json.loads(config.to_json())
+
+
+def differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ (ignoring :data:`RERUN_MAY_CHANGE`)."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        if name in RERUN_MAY_CHANGE:
+            continue
+        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(differences(a, b, name + "."))
+        elif a != b:
+            out.append(f"{name}: {a!r} there, {b!r} here")
+    return out

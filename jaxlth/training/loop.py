@@ -1,0 +1,144 @@
+"""Running a training segment ``[start, end)`` with evaluations, checkpoints and exact resume.
+
+Chunk boundaries are absolute step numbers (multiples of ``eval_every`` and ``checkpoint_every``,
+and ``end``), never "steps since this process started": a run resumed from the checkpoint at
+step ``s`` executes exactly the compiled chunks the uninterrupted run executed after ``s``, so
+its final state is bitwise the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxlth import results as results_lib
+from jaxlth.checkpoint import Checkpoints
+from jaxlth.pruning import masks as mask_lib
+from jaxlth.training.program import DeviceData, Program
+from jaxlth.training.state import TrainState
+
+PyTree = Any
+
+
+@dataclasses.dataclass
+class Segment:
+    """What to train and where to record it.
+
+    Attributes:
+      start, end: global steps; the segment trains steps ``start .. end - 1``.
+      eval_every, checkpoint_every: intervals in steps (absolute multiples are used).
+      labels: the constant columns of this segment's rows (``experiment``, ``arm``, ``level``).
+        The ``train`` split's ``batch_loss``/``batch_accuracy`` average the training batches of
+        the last chunk (the steps since the previous evaluation or checkpoint).
+      eval_train: also evaluate on the whole training set.
+      steps_per_epoch: to fill the ``epoch`` column.
+    """
+
+    start: int
+    end: int
+    eval_every: int
+    checkpoint_every: int
+    labels: dict
+    steps_per_epoch: int
+    eval_train: bool = False
+    progress: bool = True
+    description: str = "train"
+
+
+def boundaries(start: int, end: int, *intervals: int) -> list[int]:
+    """Sorted absolute steps in ``(start, end]`` that are multiples of an interval, plus ``end``."""
+    points = {end}
+    for every in intervals:
+        points.update(range((start // every + 1) * every, end, every))
+    return sorted(p for p in points if start < p <= end)
+
+
+def measurement_rows(segment: Segment, step: int, density: np.ndarray, metrics: dict) -> list[dict]:
+    """Tidy rows ``{split: {metric: (R,) values}}`` at ``step`` for every replicate."""
+    rows = []
+    for split, by_metric in metrics.items():
+        for metric, values in by_metric.items():
+            for r, value in enumerate(np.asarray(values)):
+                rows.append(dict(
+                    segment.labels, replicate=r, density=float(density[r]), step=step,
+                    epoch=round(step / segment.steps_per_epoch, 4), split=split, metric=metric, value=float(value),
+                ))
+    return rows
+
+
+def evaluate(program: Program, state: TrainState, data: DeviceData, eval_train: bool) -> dict:
+    """``{split: {"loss": (R,), "accuracy": (R,)}}`` on the test (and train) split."""
+    out = {}
+    splits = [("test", data.test_images, data.test_labels)]
+    if eval_train:
+        splits.append(("train", data.train_images, data.train_labels))
+    for split, images, labels in splits:
+        loss, acc = program.evaluate(state.params, state.batch_stats, images, labels)
+        out[split] = {"loss": np.asarray(loss), "accuracy": np.asarray(acc)}
+    return out
+
+
+def run_segment(
+    program: Program,
+    data: DeviceData,
+    mask: PyTree,
+    segment: Segment,
+    initial_state: Callable[[], TrainState],
+    checkpoints: Checkpoints,
+    workdir: str,
+) -> TrainState:
+    """Trains ``initial_state()`` (or resumes from the latest checkpoint) to ``segment.end``.
+
+    Writes an evaluation at ``start`` and at every multiple of ``eval_every``; saves a checkpoint
+    at every multiple of ``checkpoint_every`` and at ``end``. Rows already in ``results.csv``
+    from after the restored checkpoint are dropped first, so a resumed run never duplicates them.
+    """
+    latest = checkpoints.latest_step()
+    resumed = latest is not None and segment.start <= latest <= segment.end
+    if resumed:
+        state, _ = checkpoints.restore(latest, jax.eval_shape(initial_state))
+        step = latest
+    else:
+        state, step = initial_state(), segment.start
+    labels = {k: str(v) for k, v in segment.labels.items()}
+
+    def after_restart(row: dict) -> bool:
+        mine = all(row.get(k) == v for k, v in labels.items())
+        return mine and (int(row["step"]) > step if resumed else int(row["step"]) >= step)
+
+    results_lib.drop_rows(workdir, after_restart)
+
+    density = _density(mask, state)
+    if not resumed:
+        results_lib.append_rows(workdir, measurement_rows(segment, step, density,
+                                                          evaluate(program, state, data, segment.eval_train)))
+    points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every)
+    bar = tqdm(total=segment.end - segment.start, initial=step - segment.start, desc=segment.description,
+               unit="step", disable=not segment.progress, file=sys.stderr, dynamic_ncols=True, leave=True)
+    for point in points:
+        state, (batch_loss, batch_acc) = program.train_chunk(state, mask, data, step, num_steps=point - step)
+        step = point
+        if step % segment.eval_every == 0 or step == segment.end:
+            metrics = evaluate(program, state, data, segment.eval_train)
+            metrics.setdefault("train", {}).update(batch_loss=batch_loss, batch_accuracy=batch_acc)
+            results_lib.append_rows(workdir, measurement_rows(segment, step, density, metrics))
+            bar.set_postfix(test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}",
+                            loss=f"{np.mean(batch_loss):.4f}", refresh=False)
+        if step % segment.checkpoint_every == 0 or step == segment.end:
+            checkpoints.save(step, state)
+        bar.update(step - segment.start - bar.n)
+    bar.close()
+    return state
+
+
+def _density(mask: PyTree, state: TrainState) -> np.ndarray:
+    """``(R,)`` fraction of prunable weights kept (1 for a dense run)."""
+    replicates = state.data_key.shape[0]
+    if not jax.tree.leaves(mask):
+        return np.ones(replicates)
+    return np.asarray(mask_lib.density(mask, replicate_axis=True))

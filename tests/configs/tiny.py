@@ -1,0 +1,26 @@
+"""A tiny, fast experiment on synthetic data for tests.
+
+    python -m jaxlth.main --config tests/configs/tiny.py --workdir /tmp/tiny
+"""
+
+from jaxlth.config import base_config
+
+
+def get_config(arg: str | None = None):
+    c = base_config()
+    c.data.name = "synthetic"
+    c.data.source = "synthetic"
+    c.data.synthetic_train_size = 256
+    c.data.synthetic_test_size = 128
+    c.model.name = "lenet"
+    c.model.options.widths = (32, 16)
+    c.train.batch_size = 32  # 8 steps per epoch
+    c.train.steps = "3ep"
+    c.train.lr = 0.02
+    c.train.momentum = 0.9
+    c.train.weight_decay = 1e-4
+    c.prune.layers_to_ignore = ("output",)
+    c.eval_every = "5it"
+    c.checkpoint_every = "4it"
+    c.progress = False
+    return c
