@@ -1,0 +1,86 @@
+"""Everything an experiment builds from its config before training: data, model, program."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import ml_collections
+
+from jaxlth import data as data_lib
+from jaxlth import models
+from jaxlth import steps as step_specs
+from jaxlth.errors import UserError
+from jaxlth.pruning import masks as mask_lib
+from jaxlth.training import optim
+from jaxlth.training.program import DeviceData, Program, Spec, to_device
+from jaxlth.training.state import DATA_STREAM, INIT_STREAM, TrainState, replicate_keys
+
+
+@dataclasses.dataclass
+class Setup:
+    """The built pieces of an experiment; step counts already resolved to iterations."""
+
+    config: ml_collections.ConfigDict
+    dataset: data_lib.Dataset
+    data: DeviceData
+    program: Program
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int
+    checkpoint_every: int
+
+    def init_state(self) -> TrainState:
+        """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``)."""
+        c = self.config
+        return self.program.init(replicate_keys(c.seed, c.replicates, INIT_STREAM),
+                                 replicate_keys(c.data_seed, c.replicates, DATA_STREAM))
+
+    def dense_mask(self, params) -> dict:
+        """All-True mask over the prunable kernels (with the replicate axis)."""
+        return mask_lib.ones_like(params, tuple(self.config.prune.layers_to_ignore))
+
+    def to_steps(self, spec, field: str) -> int:
+        return step_specs.to_steps(spec, self.steps_per_epoch, field)
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+    """Loads the data and builds the model, optimizer, schedule and compiled program."""
+    dataset = data_lib.load_dataset(config.data)
+    batch_size = config.train.batch_size
+    if batch_size > dataset.num_train:
+        raise UserError(f"train.batch_size {batch_size} is larger than the training set ({dataset.num_train} examples)")
+    steps_per_epoch = dataset.num_train // batch_size
+    total_steps = step_specs.to_steps(config.train.steps, steps_per_epoch, "train.steps")
+    model = models.get_model(config.model.name, dataset.num_classes, **config.model.options.to_dict())
+    spec = Spec(
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        num_train=dataset.num_train,
+        image_shape=dataset.image_shape,
+        mean=tuple(dataset.mean),
+        std=tuple(dataset.std),
+        pixel_scale=float(dataset.pixel_scale),
+        augmentation=dataset.augmentation,
+        eval_batch_size=config.eval_batch_size,
+    )
+    program = Program(model, optim.make_optimizer(config.train),
+                      optim.make_schedule(config.train, steps_per_epoch, total_steps), spec)
+    return Setup(
+        config=config,
+        dataset=dataset,
+        data=to_device(dataset),
+        program=program,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        eval_every=step_specs.to_steps(config.eval_every, steps_per_epoch, "eval_every"),
+        checkpoint_every=step_specs.to_steps(config.checkpoint_every, steps_per_epoch, "checkpoint_every"),
+    )
+
+
+def describe(setup: Setup) -> str:
+    """One line for the terminal: what is about to run."""
+    c = setup.config
+    return (f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
+            f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
+            f"({setup.steps_per_epoch}/epoch); devices: {jax.device_count()} x {jax.devices()[0].platform}")

@@ -1,0 +1,153 @@
+"""The command line: clear one-sentence errors for bad input, refusing foreign workdirs, exact resume."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxlth import results
+from tests.conftest import ROOT, TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def assert_clear_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("jaxlth: error:")]
+    assert len(errors) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def tree_digest(folder):
+    digest = {}
+    for base, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(base, name)
+            with open(path, "rb") as f:
+                digest[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return digest
+
+
+@pytest.mark.parametrize(
+    "override, fragments",
+    [
+        ("--config.model.name=resnet1000", ["unknown model 'resnet1000'", "lenet_300_100"]),
+        ("--config.train.steps=10xp", ["train.steps", "'10xp'"]),
+        ("--config.eval_every=0it", ["eval_every"]),
+        ("--config.replicates=0", ["replicates"]),
+        ("--config.train.optimizer=rmsprop", ["train.optimizer", "rmsprop"]),
+        ("--config.experiment=dance", ["unknown experiment 'dance'"]),
+    ],
+)
+def test_bad_config_gives_one_clear_sentence(tmp_path, override, fragments):
+    workdir = tmp_path / "run"
+    proc = run_cli("--config", TINY, "--workdir", str(workdir), override)
+    assert_clear_error(proc, *fragments)
+
+
+def test_missing_data_says_where_it_looked(tmp_path):
+    proc = run_cli("--config", TINY, "--workdir", str(tmp_path / "run"), "--config.data.name=mnist",
+                   "--config.data.source=idx", f"--config.data.dir={tmp_path / 'nowhere'}",
+                   env={"JAXLTH_DATA_DIR": str(tmp_path / "empty")})
+    assert_clear_error(proc, str(tmp_path / "nowhere"))
+
+
+def test_missing_workdir_flag(tmp_path):
+    assert_clear_error(run_cli("--config", TINY), "--workdir")
+
+
+def test_a_workdir_holding_another_experiment_is_refused_untouched(tmp_path):
+    workdir = tmp_path / "run"
+    run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it", check=True)
+    before = tree_digest(workdir)
+    proc = run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it", "--config.train.lr=0.05")
+    assert_clear_error(proc, "different experiment", "train.lr")
+    assert tree_digest(workdir) == before
+
+
+def test_a_non_empty_folder_is_not_used_as_workdir(tmp_path):
+    (tmp_path / "thesis.tex").write_text("precious")
+    assert_clear_error(run_cli("--config", TINY, "--workdir", str(tmp_path)), "not empty")
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+def test_a_corrupt_checkpoint_is_reported_and_kept(tmp_path):
+    workdir = tmp_path / "run"
+    run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=8it", check=True)
+    latest = max(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit())
+    for base, _, files in os.walk(workdir / "checkpoints" / str(latest)):
+        for name in files:
+            with open(os.path.join(base, name), "r+b") as f:
+                f.truncate(3)
+    before = tree_digest(workdir)
+    proc = run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=8it")
+    assert_clear_error(proc, "checkpoint", f"step {latest}")
+    assert tree_digest(workdir) == before
+
+
+def test_run_writes_config_results_and_checkpoints(tmp_path):
+    workdir = tmp_path / "run"
+    proc = run_cli("--config", TINY, "--workdir", str(workdir), "--config.replicates=2", check=True)
+    assert "test accuracy" in proc.stdout
+    run = results.load(str(workdir))
+    assert run.config["replicates"] == 2 and run.config["train"]["steps"] == "3ep"
+    table = run.table
+    assert list(table.columns)[:10] == list(results.COLUMNS)
+    test_acc = table[(table.split == "test") & (table.metric == "accuracy")]
+    # Evaluations at 0, every 5 steps and at the end (24): 0,5,10,15,20,24 for 2 replicates.
+    assert sorted(test_acc.step.unique()) == [0, 5, 10, 15, 20, 24]
+    assert set(test_acc.replicate) == {0, 1}
+    assert (table.density == 1.0).all()
+    final = run.params()
+    assert final["hidden_0"]["kernel"].shape == (2, 784, 32)
+    assert run.params(replicate=1)["hidden_0"]["kernel"].shape == (784, 32)
+    assert not np.allclose(run.params(which="init")["hidden_0"]["kernel"], final["hidden_0"]["kernel"])
+    assert run.mask()["hidden_0"]["kernel"].all() and "output" not in run.mask()
+    steps = sorted(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit())
+    assert steps[-1] == 24 and len(steps) <= 3
+
+
+def test_kill_and_resume_is_bitwise_identical(tmp_path):
+    args = ["--config", TINY, "--config.train.steps=40ep", "--config.replicates=2", "--config.checkpoint_every=3it",
+            "--config.eval_every=7it"]
+    reference = tmp_path / "reference"
+    run_cli(*args, "--workdir", str(reference), check=True)
+
+    workdir = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for kill_after_checkpoints in (3, 20):
+        proc = subprocess.Popen([sys.executable, "-m", "jaxlth.main", *args, "--workdir", str(workdir)], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            ckpt = workdir / "checkpoints"
+            done = [d for d in os.listdir(ckpt) if d.isdigit()] if ckpt.exists() else []
+            if done and max(int(d) for d in done) >= 3 * kill_after_checkpoints:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run_cli(*args, "--workdir", str(workdir), check=True)
+
+    a, b = results.load(str(reference)), results.load(str(workdir))
+    for x, y in zip(_leaves(a.params()), _leaves(b.params())):
+        np.testing.assert_array_equal(x, y)
+    cols = ["step", "replicate", "split", "metric", "value"]
+    ta = a.table[cols].sort_values(cols[:4]).reset_index(drop=True)
+    tb = b.table[cols].sort_values(cols[:4]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ta, tb)
+
+
+def _leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)
