@@ -28,3 +28,14 @@ def test_augment_key_depends_on_step_only_through_fold_in():
     key = jax.random.PRNGKey(0)
     assert not np.array_equal(batching.augment_key(key, 1), batching.augment_key(key, 2))
     np.testing.assert_array_equal(batching.augment_key(key, 5), batching.augment_key(key, 5))
+
+
+def test_chunk_permutations_give_the_same_batches_as_from_scratch():
+    key = jax.random.PRNGKey(5)
+    n, b = 50, 8  # 6 steps per epoch
+    start, num_steps = 7, 9  # steps 7..15 touch epochs 1 and 2
+    perms = batching.chunk_permutations(key, start // 6, batching.epochs_touched(num_steps, 6), n)
+    for step in range(start, start + num_steps):
+        np.testing.assert_array_equal(
+            batching.chunk_batch_indices(perms, start // 6, step, b, 6), batching.indices_at(key, step, n, b)
+        )

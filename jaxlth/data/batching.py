@@ -38,6 +38,30 @@ def batch_indices(permutation: jax.Array, step: jax.Array, batch_size: int, step
     return lax.dynamic_slice(permutation, (start,), (batch_size,))
 
 
+def chunk_permutations(data_key: jax.Array, first_epoch: jax.Array, num_epochs: int, num_examples: int) -> jax.Array:
+    """``(num_epochs, num_examples)``: the orders of epochs ``first_epoch, first_epoch + 1, ...``.
+
+    A training chunk computes the orders of all epochs it touches once, up front, so that the
+    per-step work is a slice (a conditional inside the step loop costs ~10% on a CPU).
+    """
+    epochs = first_epoch + jnp.arange(num_epochs)
+    return jax.vmap(epoch_permutation, (None, 0, None))(data_key, epochs, num_examples)
+
+
+def chunk_batch_indices(
+    permutations: jax.Array, first_epoch: jax.Array, step: jax.Array, batch_size: int, steps_per_epoch: int
+) -> jax.Array:
+    """``(batch_size,)`` indices at global ``step`` from :func:`chunk_permutations`' output."""
+    row = step // steps_per_epoch - first_epoch
+    start = (step % steps_per_epoch) * batch_size
+    return lax.dynamic_slice(permutations, (row, start), (1, batch_size))[0]
+
+
+def epochs_touched(num_steps: int, steps_per_epoch: int) -> int:
+    """How many epochs a run of ``num_steps`` consecutive steps can touch, wherever it starts."""
+    return -(-num_steps // steps_per_epoch) + 1
+
+
 def indices_at(data_key: jax.Array, step: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
     """``(batch_size,)`` indices of the batch at global ``step`` computed from scratch (reference)."""
     steps_per_epoch = num_examples // batch_size

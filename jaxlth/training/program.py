@@ -9,7 +9,6 @@ and no host synchronisation per step.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -109,10 +108,14 @@ class Program:
         loss = jnp.mean(cross_entropy(logits, y))
         return loss, (batch_stats, jnp.mean(jnp.argmax(logits, -1) == y))
 
-    def _step_one(self, state: TrainState, mask: PyTree, perm: jax.Array, step: jax.Array, data: DeviceData):
-        """One SGD step of one replicate at global ``step``; pruned weights stay exactly 0."""
+    def _step_one(self, state: TrainState, mask: PyTree, perms: jax.Array, first_epoch: jax.Array, step: jax.Array,
+                  data: DeviceData):
+        """One SGD step of one replicate at global ``step``; pruned weights stay exactly 0.
+
+        ``perms`` holds this replicate's data orders of the epochs from ``first_epoch`` on.
+        """
         spec = self.spec
-        idx = batching.batch_indices(perm, step, spec.batch_size, spec.steps_per_epoch)
+        idx = batching.chunk_batch_indices(perms, first_epoch, step, spec.batch_size, spec.steps_per_epoch)
         x = data.train_images[idx].astype(jnp.float32) / spec.pixel_scale
         x = augment_lib.augment_batch(batching.augment_key(state.data_key, step), x, spec.augmentation)
         x = augment_lib.normalize(x, spec.mean, spec.std, 1.0)
@@ -161,21 +164,17 @@ class Program:
         averaged over the chunk's steps.
         """
         spec = self.spec
-        permute = jax.vmap(functools.partial(batching.epoch_permutation, num_examples=spec.num_train), (0, None))
-        step_all = jax.vmap(self._step_one, in_axes=(0, 0, 0, None, None))
         start_step = jnp.asarray(start_step, jnp.int32)
+        first_epoch = start_step // spec.steps_per_epoch
+        num_epochs = batching.epochs_touched(num_steps, spec.steps_per_epoch)
+        perms = jax.vmap(batching.chunk_permutations, (0, None, None, None))(
+            state.data_key, first_epoch, num_epochs, spec.num_train
+        )
+        step_all = jax.vmap(self._step_one, in_axes=(0, 0, 0, None, None, None))
 
-        def body(carry, step):
-            state, perm = carry
-            perm = lax.cond(
-                step % spec.steps_per_epoch == 0,
-                lambda: permute(state.data_key, step // spec.steps_per_epoch),
-                lambda: perm,
-            )
-            state, metrics = step_all(state, mask, perm, step, data)
-            return (state, perm), metrics
+        def body(state, step):
+            return step_all(state, mask, perms, first_epoch, step, data)
 
-        perm = permute(state.data_key, start_step // spec.steps_per_epoch)
         steps = start_step + jnp.arange(num_steps, dtype=jnp.int32)
-        (state, _), (loss, acc) = lax.scan(body, (state, perm), steps)
+        state, (loss, acc) = lax.scan(body, state, steps)
         return state, (jnp.mean(loss, axis=0), jnp.mean(acc, axis=0))
