@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxlth.errors import UserError
@@ -20,6 +20,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for config.json, results
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments {' '.join(argv[1:])!r}; settings go as --config.KEY=VALUE")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; --verbosity=0 shows them.
     config = _CONFIG.value
     if config is None:
         fail("--config is required, e.g. --config configs/lenet_fashion_mnist.py")

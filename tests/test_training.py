@@ -63,7 +63,8 @@ def test_replicates_equal_separate_runs_with_the_same_seeds():
         s = setup_lib.build(single)
         alone, _ = s.program.train_chunk(s.init_state(), {}, s.data, 0, num_steps=20)
         for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params)):
-            np.testing.assert_allclose(a[0], b[r], rtol=1e-5, atol=1e-6)
+            # vmap reassociates float sums (and GPUs use TF32 matmuls): equal up to rounding.
+            np.testing.assert_allclose(a[0], b[r], rtol=1e-4, atol=1e-5)
 
 
 def test_replicates_differ_from_each_other():
