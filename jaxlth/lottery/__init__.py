@@ -1,0 +1,1 @@
+"""Iterative magnitude pruning with rewinding, and the control branches beside it."""

@@ -1,0 +1,64 @@
+"""The pure pieces of IMP: pruning a level's mask and building each level's starting network.
+
+All functions act on stacked replicates (a leading axis ``R`` on every leaf) and are compiled
+once per shape; ``prune`` is one call for all replicates, each pruning its own network.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+
+from jaxlth.errors import UserError
+from jaxlth.pruning import magnitude
+from jaxlth.pruning import masks as mask_lib
+
+PyTree = Any
+RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")
+SCOPES = ("global", "layerwise")
+
+
+@functools.partial(jax.jit, static_argnames=("fraction", "scope"))
+def prune(params: PyTree, mask: PyTree, fraction: float, scope: str) -> PyTree:
+    """The next level's masks: each replicate removes ``fraction`` of its remaining weights.
+
+    ``global`` ranks ``|w|`` across all prunable layers, ``layerwise`` within each layer; the
+    number removed is ``ceil(fraction * remaining)`` (OpenLTH's rule). Masks are nested.
+    """
+    fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
+    return jax.vmap(fn, (0, 0, None))(params, mask, fraction)
+
+
+@jax.jit
+def on_mask(params: PyTree, mask: PyTree) -> PyTree:
+    """``params`` with pruned weights set to 0 (a new tree: safe to donate)."""
+    return jax.tree.map(lambda x: x.copy(), mask_lib.apply(params, mask))
+
+
+def check(config, rewind_step: int, total_steps: int) -> None:
+    """Raises UserError for lottery settings that cannot work."""
+    lot = config.lottery
+    if not (isinstance(lot.levels, int) and lot.levels >= 0):
+        raise UserError(f"lottery.levels must be a non-negative integer, got {lot.levels!r}")
+    if not 0.0 < float(lot.prune_fraction) < 1.0:
+        raise UserError(f"lottery.prune_fraction must be in (0, 1), got {lot.prune_fraction}")
+    if lot.scope not in SCOPES:
+        raise UserError(f"unknown lottery.scope {lot.scope!r}; choose global or layerwise")
+    if lot.retrain not in RETRAIN_MODES:
+        raise UserError(f"unknown lottery.retrain {lot.retrain!r}; choose one of {', '.join(RETRAIN_MODES)}")
+    if not 0 <= rewind_step < total_steps:
+        raise UserError(f"lottery.rewind ({lot.rewind} = {rewind_step} steps) must come before the end of "
+                        f"training ({config.train.steps} = {total_steps} steps)")
+
+
+def parse_overrides(text: str) -> dict[str, str]:
+    """``"lr=0.05,optimizer=adam"`` -> ``{"lr": "0.05", "optimizer": "adam"}``."""
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise UserError(f"lottery.retrain_overrides item {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
