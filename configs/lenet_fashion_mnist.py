@@ -24,7 +24,7 @@ def get_config(arg: str | None = None):
     c.train.batch_size = 128
     c.train.steps = "40ep"
     c.train.schedule = "constant"
-    c.prune.layers_to_ignore = ("output",)
+    c.lottery.layers_to_ignore = ("output",)
     c.eval_every = "1ep"
     c.checkpoint_every = "1ep"
     return c

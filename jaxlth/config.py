@@ -15,10 +15,10 @@ from jaxlth import steps as step_specs
 from jaxlth.data import default_config as default_data_config
 from jaxlth.errors import UserError
 
-EXPERIMENTS = ("train",)
+EXPERIMENTS = ("train", "lottery")
 
 # Fields that may differ between the config saved in a workdir and a rerun on it.
-RERUN_MAY_CHANGE = ("progress",)
+RERUN_MAY_CHANGE = ("progress", "lottery.levels", "lottery.branches")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -48,8 +48,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.gamma = 0.1
     c.train.warmup = "0it"
 
-    c.prune = ml_collections.ConfigDict()
-    c.prune.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
+    c.lottery = ml_collections.ConfigDict()
+    c.lottery.levels = 0  # pruning levels after the dense level 0
+    c.lottery.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
+    c.lottery.prune_fraction = 0.2  # of the remaining prunable weights, per level
+    c.lottery.scope = "global"  # global | layerwise magnitude pruning
+    c.lottery.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
+    c.lottery.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
+    c.lottery.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py
+    c.lottery.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
+    c.lottery.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
 
     c.eval_every = "1ep"
     c.eval_batch_size = 2000

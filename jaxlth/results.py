@@ -18,7 +18,7 @@ import pandas as pd
 from jaxlth import checkpoint
 from jaxlth.errors import UserError
 
-COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value")
+COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value", "layer")
 RESULTS_FILE = "results.csv"
 CONFIG_FILE = "config.json"
 
@@ -89,8 +89,33 @@ class Run:
             return pd.DataFrame(columns=list(COLUMNS))
         return pd.read_csv(path)
 
-    def _artifact(self, name: str, replicate: int | None) -> PyTree:
-        tree = checkpoint.load_artifact(artifact_dir(self.workdir, name))
+    @property
+    def default_arm(self) -> str:
+        """The main arm: ``imp`` for lottery runs, ``main`` for plain training."""
+        return "imp" if self.experiment == "lottery" else "main"
+
+    def levels(self, arm: str | None = None) -> list[int]:
+        """The levels of ``arm`` whose training has finished (their final network is saved)."""
+        base = os.path.join(self.workdir, "artifacts", arm or self.default_arm)
+        if not os.path.isdir(base):
+            return []
+        found = []
+        for name in os.listdir(base):
+            if name.startswith("level_") and checkpoint.artifact_exists(os.path.join(base, name, "final")):
+                found.append(int(name[len("level_"):]))
+        return sorted(found)
+
+    def _level(self, level: int | None, arm: str) -> int:
+        done = self.levels(arm)
+        if level is None:
+            if not done:
+                raise UserError(f"{self.workdir} has no finished level of arm {arm!r} yet")
+            return done[-1]
+        if level not in done:
+            raise UserError(f"level {level} of arm {arm!r} is not finished in {self.workdir}; finished: {done}")
+        return level
+
+    def _replicate(self, tree: PyTree, replicate: int | None) -> PyTree:
         if replicate is None:
             return tree
         replicates = self.config["replicates"]
@@ -98,23 +123,58 @@ class Run:
             raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
         return _select(tree, replicate)
 
-    def params(self, level: int | None = None, replicate: int | None = None, which: str = "final") -> PyTree:
+    def _load(self, *parts: str) -> PyTree:
+        return checkpoint.load_artifact(os.path.join(self.workdir, "artifacts", *parts))
+
+    def network(self, level: int | None = None, replicate: int | None = None, which: str = "final",
+                arm: str | None = None) -> dict:
+        """``{"params", "batch_stats"}`` of a network as numpy arrays (see :meth:`params`)."""
+        arm = arm or self.default_arm
+        if which == "init":
+            network = self._load("init")
+        elif which == "final":
+            network = self._load(arm, f"level_{self._level(level, arm):02d}", "final")
+        elif which == "rewind":
+            if self.experiment != "lottery":
+                raise UserError(f"a {self.experiment!r} run has no rewind point")
+            level = self._level(level, arm)
+            start = os.path.join(self.workdir, "artifacts", arm, f"level_{level:02d}", "start")
+            network = self._load(arm, f"level_{level:02d}", "start") if checkpoint.artifact_exists(start) \
+                else self._load("rewind")
+            mask = self.mask(level, arm=arm)
+            network["params"] = _apply_mask(network["params"], mask)
+        else:
+            raise UserError(f"which must be 'init', 'rewind' or 'final', got {which!r}")
+        return self._replicate(network, replicate)
+
+    def params(self, level: int | None = None, replicate: int | None = None, which: str = "final",
+               arm: str | None = None) -> PyTree:
         """Parameters as numpy arrays; ``replicate=None`` stacks all replicates on axis 0.
 
-        ``which`` is ``"init"``, ``"rewind"`` or ``"final"``; ``level`` is ignored by
-        experiments without levels.
+        ``which``: ``"init"`` (step 0), ``"rewind"`` (the network level ``level`` starts from:
+        the rewind weights on its mask, or a branch's transformed weights) or ``"final"``.
+        ``level`` defaults to the last finished level and is ignored by plain training runs;
+        ``arm`` defaults to ``"imp"`` (lottery) or ``"main"`` (train).
         """
-        if which not in ("init", "rewind", "final"):
-            raise UserError(f"which must be 'init', 'rewind' or 'final', got {which!r}")
-        return self._artifact(which, replicate)["params"]
+        return self.network(level, replicate, which, arm)["params"]
 
-    def batch_stats(self, level: int | None = None, replicate: int | None = None, which: str = "final") -> PyTree:
+    def batch_stats(self, level: int | None = None, replicate: int | None = None, which: str = "final",
+                    arm: str | None = None) -> PyTree:
         """BatchNorm statistics saved with :meth:`params` (``{}`` for models without BN)."""
-        return self._artifact(which, replicate).get("batch_stats", {})
+        return self.network(level, replicate, which, arm).get("batch_stats", {})
 
-    def mask(self, level: int | None = None, replicate: int | None = None) -> PyTree:
-        """The pruning mask (booleans over the prunable kernels); dense runs have an all-True mask."""
-        return self._artifact("mask", replicate)
+    def mask(self, level: int | None = None, replicate: int | None = None, arm: str | None = None) -> PyTree:
+        """The mask of a level: booleans over the prunable kernels (all True when dense)."""
+        arm = arm or self.default_arm
+        if level is None:
+            level = self._level(None, arm) if self.levels(arm) else 0
+        return self._replicate(self._load(arm, f"level_{level:02d}", "mask"), replicate)
+
+
+def _apply_mask(params: PyTree, mask: PyTree) -> PyTree:
+    if isinstance(mask, dict):
+        return {k: _apply_mask(v, mask[k]) if k in mask else v for k, v in params.items()}
+    return np.where(mask, params, 0).astype(params.dtype)
 
 
 def _select(tree: PyTree, replicate: int) -> PyTree:

@@ -35,12 +35,18 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> bool:
                 f"workdir {workdir} holds a different experiment ({diffs[0]}{more}); "
                 "use another --workdir, or rerun with the config saved in its config.json"
             )
+        if saved != current:  # only fields that may grow changed (e.g. lottery.levels): record them
+            _write(path, current)
         return True
     if os.path.isdir(workdir) and os.listdir(workdir):
         raise UserError(f"workdir {workdir} is not empty and holds no jaxlth {CONFIG_FILE}; choose a new --workdir")
     os.makedirs(workdir, exist_ok=True)
+    _write(path, current)
+    return False
+
+
+def _write(path: str, config: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(current, f, indent=2, sort_keys=True)
+        json.dump(config, f, indent=2, sort_keys=True)
     os.replace(tmp, path)
-    return False

@@ -33,20 +33,40 @@ class Setup:
     def init_state(self) -> TrainState:
         """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``)."""
         c = self.config
-        return self.program.init(replicate_keys(c.seed, c.replicates, INIT_STREAM),
-                                 replicate_keys(c.data_seed, c.replicates, DATA_STREAM))
+        return self.program.init(replicate_keys(c.seed, c.replicates, INIT_STREAM), self.data_keys())
+
+    def data_keys(self) -> jax.Array:
+        """``(R, 2)``: the keys of the replicates' SGD noise (data order and augmentation)."""
+        return replicate_keys(self.config.data_seed, self.config.replicates, DATA_STREAM)
 
     def dense_mask(self, params) -> dict:
         """All-True mask over the prunable kernels (with the replicate axis)."""
-        return mask_lib.ones_like(params, tuple(self.config.prune.layers_to_ignore))
+        return mask_lib.ones_like(params, tuple(self.config.lottery.layers_to_ignore))
 
     def to_steps(self, spec, field: str) -> int:
         return step_specs.to_steps(spec, self.steps_per_epoch, field)
 
+    def with_train(self, **train_overrides) -> "Setup":
+        """The same data, model and batching with other ``train`` settings (a new program).
 
-def build(config: ml_collections.ConfigDict) -> Setup:
-    """Loads the data and builds the model, optimizer, schedule and compiled program."""
-    dataset = data_lib.load_dataset(config.data)
+        The batch size and length stay those of this setup: step numbers keep their meaning.
+        """
+        for field in ("batch_size", "steps"):
+            if field in train_overrides:
+                raise UserError(f"train.{field} cannot differ between arms of one experiment")
+        config = self.config.copy_and_resolve_references()
+        for key, value in train_overrides.items():
+            if key not in config.train:
+                raise UserError(f"train has no field {key!r}; fields: {', '.join(sorted(config.train))}")
+            config.train[key] = _like(config.train[key], value, f"train.{key}")
+        program = Program(self.program.model, optim.make_optimizer(config.train),
+                          optim.make_schedule(config.train, self.steps_per_epoch, self.total_steps), self.program.spec)
+        return dataclasses.replace(self, config=config, program=program)
+
+
+def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None) -> Setup:
+    """Loads the data (unless given) and builds the model, optimizer, schedule and compiled program."""
+    dataset = dataset if dataset is not None else data_lib.load_dataset(config.data)
     batch_size = config.train.batch_size
     if batch_size > dataset.num_train:
         raise UserError(f"train.batch_size {batch_size} is larger than the training set ({dataset.num_train} examples)")
@@ -84,3 +104,15 @@ def describe(setup: Setup) -> str:
     return (f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
             f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
             f"({setup.steps_per_epoch}/epoch); devices: {jax.device_count()} x {jax.devices()[0].platform}")
+
+
+def _like(current, value, field: str):
+    """``value`` converted to the type of the field's current value (values may come as strings)."""
+    try:
+        if isinstance(current, bool):
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+        if isinstance(current, (int, float)):
+            return type(current)(value)
+    except ValueError:
+        raise UserError(f"{field} needs a {type(current).__name__}, got {value!r}") from None
+    return value

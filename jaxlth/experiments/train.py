@@ -5,9 +5,9 @@ Workdir layout::
     config.json               the resolved config
     results.csv               tidy measurements (see jaxlth.results.COLUMNS)
     checkpoints/<step>/       Orbax training states (all replicates stacked), the latest few
-    artifacts/init/           params and batch_stats at initialisation
-    artifacts/mask/           the (all-True) mask over the prunable kernels
-    artifacts/final/          params and batch_stats at the end of training
+    artifacts/init/                params and batch_stats at initialisation
+    artifacts/main/level_00/mask/  the (all-True) mask over the prunable kernels
+    artifacts/main/level_00/final/ params and batch_stats at the end of training
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def run(config, workdir: str) -> dict:
     if not checkpoint.artifact_exists(init_dir):
         state0 = setup.init_state()
         checkpoint.save_artifact(init_dir, {"params": state0.params, "batch_stats": state0.batch_stats})
-        checkpoint.save_artifact(results.artifact_dir(workdir, "mask"), setup.dense_mask(state0.params))
+        checkpoint.save_artifact(results.artifact_dir(workdir, "main/level_00/mask"), setup.dense_mask(state0.params))
         del state0
 
     segment = loop.Segment(
@@ -50,7 +50,7 @@ def run(config, workdir: str) -> dict:
         state = loop.run_segment(setup.program, setup.data, {}, segment, setup.init_state, checkpoints, workdir)
     finally:
         checkpoints.close()
-    checkpoint.save_artifact(results.artifact_dir(workdir, "final"),
+    checkpoint.save_artifact(results.artifact_dir(workdir, "main/level_00/final"),
                              {"params": state.params, "batch_stats": state.batch_stats})
 
     final = loop.evaluate(setup.program, state, setup.data, eval_train=False)["test"]

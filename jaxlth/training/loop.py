@@ -23,6 +23,7 @@ from jaxlth.training.program import DeviceData, Program
 from jaxlth.training.state import TrainState
 
 PyTree = Any
+TRAINING_SPLITS = ("test", "train")  # the splits whose rows a segment writes (and rewrites on resume)
 
 
 @dataclasses.dataclass
@@ -108,7 +109,7 @@ def run_segment(
     labels = {k: str(v) for k, v in segment.labels.items()}
 
     def after_restart(row: dict) -> bool:
-        mine = all(row.get(k) == v for k, v in labels.items())
+        mine = row.get("split") in TRAINING_SPLITS and all(row.get(k) == v for k, v in labels.items())
         return mine and (int(row["step"]) > step if resumed else int(row["step"]) >= step)
 
     results_lib.drop_rows(workdir, after_restart)

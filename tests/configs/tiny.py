@@ -1,6 +1,7 @@
 """A tiny, fast experiment on synthetic data for tests.
 
     python -m jaxlth.main --config tests/configs/tiny.py --workdir /tmp/tiny
+    python -m jaxlth.main --config tests/configs/tiny.py:lottery --workdir /tmp/tiny_lottery
 """
 
 from jaxlth.config import base_config
@@ -19,8 +20,16 @@ def get_config(arg: str | None = None):
     c.train.lr = 0.02
     c.train.momentum = 0.9
     c.train.weight_decay = 1e-4
-    c.prune.layers_to_ignore = ("output",)
+    c.lottery.layers_to_ignore = ("output",)
     c.eval_every = "5it"
     c.checkpoint_every = "4it"
     c.progress = False
+    if arg == "lottery":
+        c.experiment = "lottery"
+        c.train.steps = "2ep"
+        c.lottery.levels = 2
+        c.lottery.rewind = "3it"
+        c.lottery.branches = ("random_prune", "random_reinit")
+    elif arg not in (None, "train"):
+        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
     return c
