@@ -1,9 +1,12 @@
 """LeNet-300-100 on Fashion-MNIST, the OpenLTH LeNet recipe (Frankle et al. 2020, PAPERS.md).
 
 SGD without momentum, lr 0.1, batch 128, 40 epochs, constant schedule, no weight decay;
-the output layer is never pruned.
+the output layer is never pruned. Lottery (``:lottery``): 15 levels of global magnitude pruning
+of 20% of the remaining weights (0.8^15 = 3.5% left), rewinding to initialisation ("0it"),
+random pruning and random reinitialisation as controls.
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py --workdir runs/lenet
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_lottery
 
 Four seeds in one compiled program:
 
@@ -16,7 +19,6 @@ from jaxlth.config import base_config
 
 def get_config(arg: str | None = None):
     c = base_config()
-    c.experiment = "train"
     c.data.name = "fashion_mnist"
     c.model.name = "lenet_300_100"
     c.train.optimizer = "sgd"
@@ -27,4 +29,15 @@ def get_config(arg: str | None = None):
     c.lottery.layers_to_ignore = ("output",)
     c.eval_every = "1ep"
     c.checkpoint_every = "1ep"
+    if arg in (None, "train"):
+        c.experiment = "train"
+    elif arg == "lottery":
+        c.experiment = "lottery"
+        c.lottery.levels = 15
+        c.lottery.rewind = "0it"
+        c.lottery.prune_fraction = 0.2
+        c.lottery.scope = "global"
+        c.lottery.branches = ("random_prune", "random_reinit")
+    else:
+        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
     return c

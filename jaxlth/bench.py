@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [--epochs 2] [--batch-size 128] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|all] [--epochs 1] [--replicates 1,2,4,8]``.
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -9,8 +9,12 @@ pixels: the arithmetic does not depend on the values), in one process:
 * the time of a masked training step (half of every prunable kernel pruned) over a dense one;
 * per-replicate throughput for 1, 2, 4, 8 replicates vmapped in one compiled program.
 
+``lottery`` times one full IMP level of the LeNet recipe (40 epochs on a 50%-pruned mask with a
+test evaluation every epoch, as ``configs/lenet_fashion_mnist.py:lottery`` runs it) for 1 and 4
+replicates, and the pruning step itself (global magnitude, all replicates in one call).
+
 Timings exclude compilation (each program runs once before it is timed) and take the best of
-``--repeats`` runs of ``--epochs`` epochs.
+``--repeats`` runs.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from jaxlth import models
 from jaxlth.config import base_config
+from jaxlth.lottery import imp
 from jaxlth.data.dataset import Dataset
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import optim
@@ -108,6 +113,39 @@ def best_times(runs: dict, repeats: int) -> dict:
     return best
 
 
+def imp_level_seconds(bench: LenetBench, replicates: int, epochs: int = 40) -> float:
+    """Wall time of one IMP level: ``epochs`` epochs on a pruned mask, evaluating every epoch."""
+    run = bench.runner(replicates, 0.5, bench.steps_per_epoch)
+    state = bench.state(replicates)
+    data = bench.data
+
+    def level():
+        for _ in range(epochs):
+            run()
+            _, acc = bench.program.evaluate(state.params, state.batch_stats, data.test_images, data.test_labels)
+            np.asarray(acc)  # a host sync per evaluation, as the real loop does
+
+    return _timed(level)
+
+
+def prune_seconds(bench: LenetBench, replicates: int, repeats: int) -> float:
+    """Best wall time of one global magnitude pruning of all replicates (jitted, warm)."""
+    params = bench.state(replicates).params
+    mask = mask_lib.ones_like(params, ["output"])
+    jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global"))
+    return min(_timed(lambda: jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global")))
+               for _ in range(repeats))
+
+
+def lottery_suite(args) -> None:
+    bench = LenetBench(fashion_mnist_sized(), 128)
+    print("\n| IMP, LeNet-300-100 recipe | 1 replicate | 4 replicates |\n|---|---|---|")
+    level = {r: imp_level_seconds(bench, r) for r in (1, 4)}
+    print(f"| one level: 40 epochs + 40 test evaluations | {level[1]:.1f} s | {level[4]:.1f} s |")
+    prune = {r: prune_seconds(bench, r, args.repeats) for r in (1, 4)}
+    print(f"| pruning (global magnitude, 266,200 weights each) | {1e3 * prune[1]:.1f} ms | {1e3 * prune[4]:.1f} ms |")
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -116,6 +154,7 @@ def _timed(fn) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", nargs="?", default="train", choices=("train", "lottery", "all"))
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
@@ -124,6 +163,13 @@ def main(argv: list[str] | None = None) -> None:
 
     device = jax.devices()[0]
     print(f"jax {jax.__version__} on {jax.device_count()} x {device.platform} ({device.device_kind})")
+    if args.suite in ("train", "all"):
+        train_suite(args)
+    if args.suite in ("lottery", "all"):
+        lottery_suite(args)
+
+
+def train_suite(args) -> None:
     ceiling = matmul_gflops()
     print(f"matmul ceiling (2048x2048 float32): {ceiling:.1f} GFLOP/s")
 

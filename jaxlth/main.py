@@ -6,6 +6,7 @@ process with one sentence on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -22,7 +23,10 @@ def main(argv: list[str]) -> None:
         fail(f"unexpected arguments {' '.join(argv[1:])!r}; settings go as --config.KEY=VALUE")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; --verbosity=0 shows them.
-    config = _CONFIG.value
+    try:
+        config = _CONFIG.value
+    except (OSError, ValueError) as e:
+        fail(_one_line(e))
     if config is None:
         fail("--config is required, e.g. --config configs/lenet_fashion_mnist.py")
     from jaxlth import config as config_lib  # noqa: PLC0415  (after flag parsing: fast --help)
@@ -37,10 +41,43 @@ def main(argv: list[str]) -> None:
         fail("interrupted; rerun the same command to resume from the latest checkpoint")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with its errors (a bad config file or value) as one sentence."""
+    path = _config_path(argv)
+    if path is not None and not os.path.isfile(path):
+        fail(f"the config file {path} does not exist (configs are in configs/, e.g. configs/lenet_fashion_mnist.py)")
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(_one_line(e))
+    except (AttributeError, KeyError) as e:
+        fail(f"the config has no field {str(e).strip(chr(34))}; check the --config.KEY=VALUE overrides")
+
+
+def _config_path(argv: list[str]) -> str | None:
+    """The file named by ``--config PATH[:ARG]`` or ``--config=PATH[:ARG]`` in ``argv``, if any."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":", 1)[0]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":", 1)[0]
+    return None
+
+
+def _one_line(error: Exception) -> str:
+    """The first line of an error and, if it wraps a traceback, the exception it ends with."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) > 1 and any(line.startswith("Traceback") for line in lines):
+        return f"{lines[0].rstrip(':')}: {lines[-1]}"
+    return lines[0]
+
+
 def fail(message: str) -> None:
     print(f"jaxlth: error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -53,6 +53,20 @@ def test_bad_config_gives_one_clear_sentence(tmp_path, override, fragments):
     assert_clear_error(proc, *fragments)
 
 
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--config", "configs/no_such_recipe.py"], ["configs/no_such_recipe.py", "does not exist"]),
+        (["--config", f"{TINY}:sideways"], ["unknown config argument 'sideways'"]),
+        (["--config", TINY, "--config.train.lr=fast"], ["train.lr", "'fast'"]),
+        (["--config", TINY, "--config.trian.lr=0.1"], ["no field", "trian"]),
+    ],
+)
+def test_bad_config_files_and_overrides_give_one_clear_sentence(tmp_path, args, fragments):
+    assert_clear_error(run_cli(*args, "--workdir", str(tmp_path / "run")), *fragments)
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_data_says_where_it_looked(tmp_path):
     proc = run_cli("--config", TINY, "--workdir", str(tmp_path / "run"), "--config.data.name=mnist",
                    "--config.data.source=idx", f"--config.data.dir={tmp_path / 'nowhere'}",
@@ -100,7 +114,7 @@ def test_run_writes_config_results_and_checkpoints(tmp_path):
     run = results.load(str(workdir))
     assert run.config["replicates"] == 2 and run.config["train"]["steps"] == "3ep"
     table = run.table
-    assert list(table.columns)[:10] == list(results.COLUMNS)
+    assert list(table.columns) == list(results.COLUMNS)
     test_acc = table[(table.split == "test") & (table.metric == "accuracy")]
     # Evaluations at 0, every 5 steps and at the end (24): 0,5,10,15,20,24 for 2 replicates.
     assert sorted(test_acc.step.unique()) == [0, 5, 10, 15, 20, 24]

@@ -70,7 +70,9 @@ def test_default_config_fields():
 
 def test_unknown_name_and_mismatched_source():
     with pytest.raises(UserError, match="Unknown data.name"):
-        data.load_dataset(_cfg(name="imagenet"))
+        data.load_dataset(_cfg(name="svhn"))
+    with pytest.raises(UserError, match="no streaming input pipeline"):
+        data.load_dataset(_cfg(name="imagenet2012"))
     with pytest.raises(UserError, match="Unknown data.source"):
         data.load_dataset(_cfg(source="http"))
     with pytest.raises(UserError, match="cannot serve"):

@@ -164,7 +164,7 @@ def test_bad_lottery_settings_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_kill_during_level_2_resumes_bitwise(tmp_path):
-    args = ["--config", f"{TINY}:lottery", "--config.train.steps=25ep", "--config.checkpoint_every=7it",
+    args = ["--config", f"{TINY}:lottery", "--config.train.steps=12ep", "--config.checkpoint_every=7it",
             "--config.replicates=2"]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"

@@ -57,6 +57,10 @@ STATS = {
 }
 
 
+# Datasets whose recipes exist (configs/resnet50_imagenet.py) but which need a streaming pipeline.
+STREAMING_ONLY = ("imagenet2012", "imagenet")
+
+
 def name_variants(name: str) -> list[str]:
     """Folder names a dataset may sit under: ``fashion_mnist`` and ``fashion-mnist``, ...."""
     variants = [name, name.replace("_", "-")]
@@ -159,6 +163,11 @@ def resolve(name: str, source: str = "auto", data_dir: str = "", tfds_data_dir: 
       UserError: unknown name or source, a source that cannot serve the dataset, or (for
         ``auto``, ``idx`` and ``cifar_pickle``) no data found.
     """
+    if name in STREAMING_ONLY:
+        raise UserError(
+            f"data.name={name!r} is too large to hold on the device, and jaxlth has no streaming input "
+            f"pipeline yet; the datasets it can load are {', '.join(NAMES)}."
+        )
     if name not in NAMES:
         raise UserError(f"Unknown data.name={name!r}; choose one of {', '.join(NAMES)}.")
     if source not in SOURCES:

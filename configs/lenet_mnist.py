@@ -1,0 +1,39 @@
+"""LeNet-300-100 on MNIST, the OpenLTH LeNet recipe (Frankle et al. 2020; PAPERS.md "Recipes").
+
+SGD without momentum, lr 0.1, batch 128, 40 epochs (468 steps each), constant schedule, no
+weight decay. Lottery: 15 levels of global magnitude pruning of 20% of the remaining weights
+(0.8^15 = 3.5% left), rewinding to initialisation ("0it": LeNet is stable at step 0), the output
+layer never pruned, random pruning and random reinitialisation as controls.
+
+    python -m jaxlth.main --config configs/lenet_mnist.py --workdir runs/lenet_mnist
+    python -m jaxlth.main --config configs/lenet_mnist.py:lottery --workdir runs/lenet_mnist_lottery \
+        --config.replicates=4
+"""
+
+from jaxlth.config import base_config
+
+
+def get_config(arg: str | None = None):
+    c = base_config()
+    c.data.name = "mnist"
+    c.model.name = "lenet_300_100"
+    c.train.optimizer = "sgd"
+    c.train.lr = 0.1
+    c.train.batch_size = 128
+    c.train.steps = "40ep"
+    c.train.schedule = "constant"
+    c.lottery.layers_to_ignore = ("output",)
+    c.eval_every = "1ep"
+    c.checkpoint_every = "1ep"
+    if arg in (None, "train"):
+        c.experiment = "train"
+    elif arg == "lottery":
+        c.experiment = "lottery"
+        c.lottery.levels = 15
+        c.lottery.rewind = "0it"
+        c.lottery.prune_fraction = 0.2
+        c.lottery.scope = "global"
+        c.lottery.branches = ("random_prune", "random_reinit")
+    else:
+        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
+    return c

@@ -1,0 +1,46 @@
+"""ResNet-20 (width 16) on CIFAR-10, the OpenLTH recipe used by Frankle et al. (2020) and
+Paul et al. (2022) (PAPERS.md "Recipes" and "Lottery Tickets on a Data Diet").
+
+SGD with momentum 0.9, lr 0.1, batch 128, weight decay 1e-4, 62,400 iterations (160 epochs of
+390 steps), learning rate x0.1 at iterations 31,200 and 46,800 (epochs 80 and 120); CIFAR-10
+augmentation (4-pixel pad, random 32x32 crop, horizontal flip). Lottery: 20 levels of global
+magnitude pruning of 20% of the remaining weights (0.8^20 = 1.2% left), weight rewinding to
+iteration 500 (Frankle et al. 2020: IMP subnetworks rewound to ~500 are matching down to ~13%
+of the weights), random pruning and random reinitialisation as controls. Paul et al. (2022)
+rewind to iteration 200 instead: add ``--config.lottery.rewind=200it``.
+
+    python -m jaxlth.main --config configs/resnet20_cifar10.py --workdir runs/resnet20
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:lottery --workdir runs/resnet20_lottery \
+        --config.replicates=4
+"""
+
+from jaxlth.config import base_config
+
+
+def get_config(arg: str | None = None):
+    c = base_config()
+    c.data.name = "cifar10"
+    c.model.name = "resnet20"
+    c.train.optimizer = "sgd"
+    c.train.lr = 0.1
+    c.train.momentum = 0.9
+    c.train.weight_decay = 1e-4
+    c.train.batch_size = 128
+    c.train.steps = "62400it"
+    c.train.schedule = "step"
+    c.train.milestones = "31200it,46800it"
+    c.train.gamma = 0.1
+    c.eval_every = "1ep"
+    c.checkpoint_every = "1ep"
+    if arg in (None, "train"):
+        c.experiment = "train"
+    elif arg == "lottery":
+        c.experiment = "lottery"
+        c.lottery.levels = 20
+        c.lottery.rewind = "500it"
+        c.lottery.prune_fraction = 0.2
+        c.lottery.scope = "global"
+        c.lottery.branches = ("random_prune", "random_reinit")
+    else:
+        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
+    return c

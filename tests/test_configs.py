@@ -1,0 +1,106 @@
+"""Every recipe in configs/ loads, documents its command, and holds settings that can run.
+
+Configs are loaded from their file path, as ``ml_collections.config_flags`` does; nothing trains.
+"""
+
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from jaxlth import config as config_lib
+from jaxlth import models
+from jaxlth import steps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                      if not os.path.basename(p).startswith("_"))
+NAMES = [os.path.basename(p) for p in CONFIG_FILES]
+
+# Training-set sizes, to turn epoch specs into steps for the ordering checks below.
+TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000,
+               "imagenet2012": 1_281_167}
+
+
+def load_module(path):
+    spec = importlib.util.spec_from_file_location(f"recipe_{os.path.basename(path)[:-3]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(params=CONFIG_FILES, ids=NAMES)
+def recipe(request):
+    return request.param, load_module(request.param)
+
+
+def test_there_are_recipes():
+    assert "lenet_fashion_mnist.py" in NAMES and len(NAMES) >= 8
+
+
+def test_docstring_shows_the_commands(recipe):
+    path, module = recipe
+    name = os.path.basename(path)
+    assert module.__doc__, f"{name} has no docstring"
+    assert f"python -m jaxlth.main --config configs/{name}" in module.__doc__
+    assert f"--config configs/{name}:lottery" in module.__doc__
+
+
+def test_train_config(recipe):
+    _, module = recipe
+    for c in (module.get_config(), module.get_config("train")):
+        assert c.experiment == "train"
+        check_config(c)
+    assert module.get_config().to_dict() == module.get_config("train").to_dict()
+
+
+def test_lottery_config(recipe):
+    _, module = recipe
+    c = module.get_config("lottery")
+    assert c.experiment == "lottery"
+    check_config(c)
+    lot = c.lottery
+    assert 0.0 < lot.get("prune_fraction", 0.2) < 1.0
+    assert isinstance(lot.get("levels", 1), int) and lot.get("levels", 1) >= 1
+    assert lot.get("scope", "global") in ("global", "layerwise")
+    assert lot.get("retrain", "weight_rewind") in ("weight_rewind", "lr_rewind", "finetune")
+    total, per_epoch = total_steps(c)
+    assert 0 <= steps.to_steps(lot.get("rewind", "0it"), per_epoch) < total
+    # The train and lottery configs differ only in the experiment and the lottery block.
+    train = module.get_config().to_dict()
+    lottery = c.to_dict()
+    for d in (train, lottery):
+        del d["experiment"], d["lottery"]
+    assert train == lottery
+
+
+def test_unknown_argument_is_refused(recipe):
+    _, module = recipe
+    with pytest.raises(ValueError, match=r"unknown config argument 'bogus'; use 'train' or 'lottery'"):
+        module.get_config("bogus")
+
+
+def total_steps(c):
+    per_epoch = TRAIN_SIZES[c.data.name] // c.train.batch_size
+    return steps.to_steps(c.train.steps, per_epoch), per_epoch
+
+
+def check_config(c):
+    """Step specs parse and fit in training; the model exists and takes the options given."""
+    config_lib.validate(c)
+    assert c.model.name in models.MODELS
+    options = c.model.get("options")
+    models.get_model(c.model.name, 10, **(options.to_dict() if options is not None else {}))
+    assert c.data.name in TRAIN_SIZES
+    for field in ("train.steps", "train.warmup", "eval_every", "checkpoint_every"):
+        node = c
+        for part in field.split("."):
+            node = node.get(part, "0it")
+        steps.parse(node, field)
+    total, per_epoch = total_steps(c)
+    assert total > 0
+    milestones = steps.parse_list(c.train.get("milestones", ""), per_epoch, "train.milestones")
+    assert all(0 < m < total for m in milestones)
+    assert steps.to_steps(c.train.get("warmup", "0it"), per_epoch) < total
+    assert c.train.get("schedule", "constant") != "step" or milestones
