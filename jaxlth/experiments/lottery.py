@@ -115,7 +115,8 @@ class Lottery:
         checkpoints = checkpoint.Checkpoints(os.path.join(self.workdir, "checkpoints", arm, level_name(level)),
                                              self.config.keep_checkpoints)
         try:
-            return loop.run_segment(program, self.setup.data, mask, segment, initial_state, checkpoints, self.workdir)
+            return loop.run_segment(program, self.setup.data, mask, segment, initial_state, checkpoints, self.workdir,
+                                    place=self.setup.place)
         finally:
             checkpoints.close()
 

@@ -9,6 +9,7 @@ import ml_collections
 
 from jaxlth import data as data_lib
 from jaxlth import models
+from jaxlth import sharding
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
@@ -29,15 +30,20 @@ class Setup:
     total_steps: int
     eval_every: int
     checkpoint_every: int
+    mesh: object = None  # jax.sharding.Mesh over which the replicate axis is split, or None
+
+    def place(self, tree):
+        """Shards a stacked pytree's leading replicate axis over the devices (identity on one)."""
+        return sharding.shard_replicas(tree, self.mesh)
 
     def init_state(self) -> TrainState:
         """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``)."""
         c = self.config
-        return self.program.init(replicate_keys(c.seed, c.replicates, INIT_STREAM), self.data_keys())
+        return self.place(self.program.init(replicate_keys(c.seed, c.replicates, INIT_STREAM), self.data_keys()))
 
     def data_keys(self) -> jax.Array:
         """``(R, 2)``: the keys of the replicates' SGD noise (data order and augmentation)."""
-        return replicate_keys(self.config.data_seed, self.config.replicates, DATA_STREAM)
+        return self.place(replicate_keys(self.config.data_seed, self.config.replicates, DATA_STREAM))
 
     def dense_mask(self, params) -> dict:
         """All-True mask over the prunable kernels (with the replicate axis)."""
@@ -86,10 +92,12 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
     )
     program = Program(model, optim.make_optimizer(config.train),
                       optim.make_schedule(config.train, steps_per_epoch, total_steps), spec)
+    mesh = sharding.replica_mesh(config.replicates)
     return Setup(
         config=config,
         dataset=dataset,
-        data=to_device(dataset),
+        data=sharding.replicate(to_device(dataset), mesh),
+        mesh=mesh,
         program=program,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
@@ -103,7 +111,8 @@ def describe(setup: Setup) -> str:
     c = setup.config
     return (f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
             f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
-            f"({setup.steps_per_epoch}/epoch); devices: {jax.device_count()} x {jax.devices()[0].platform}")
+            f"({setup.steps_per_epoch}/epoch); {jax.device_count()} x {jax.devices()[0].platform}, "
+            f"{sharding.describe(setup.mesh)}")
 
 
 def _like(current, value, field: str):

@@ -47,7 +47,8 @@ def run(config, workdir: str) -> dict:
     )
     checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
     try:
-        state = loop.run_segment(setup.program, setup.data, {}, segment, setup.init_state, checkpoints, workdir)
+        state = loop.run_segment(setup.program, setup.data, {}, segment, setup.init_state, checkpoints, workdir,
+                                 place=setup.place)
     finally:
         checkpoints.close()
     checkpoint.save_artifact(results.artifact_dir(workdir, "main/level_00/final"),

@@ -92,12 +92,14 @@ def run_segment(
     initial_state: Callable[[], TrainState],
     checkpoints: Checkpoints,
     workdir: str,
+    place: Callable[[PyTree], PyTree] = lambda tree: tree,
 ) -> TrainState:
     """Trains ``initial_state()`` (or resumes from the latest checkpoint) to ``segment.end``.
 
     Writes an evaluation at ``start`` and at every multiple of ``eval_every``; saves a checkpoint
     at every multiple of ``checkpoint_every`` and at ``end``. Rows already in ``results.csv``
     from after the restored checkpoint are dropped first, so a resumed run never duplicates them.
+    ``place`` puts the state and mask on the devices (sharding the replicate axis).
     """
     latest = checkpoints.latest_step()
     resumed = latest is not None and segment.start <= latest <= segment.end
@@ -106,6 +108,7 @@ def run_segment(
         step = latest
     else:
         state, step = initial_state(), segment.start
+    state, mask = place(state), place(mask)
     labels = {k: str(v) for k, v in segment.labels.items()}
 
     def after_restart(row: dict) -> bool:

@@ -1,0 +1,54 @@
+"""The replicate axis sharded over 8 simulated CPU devices gives the single-device results."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+SCRIPT = r"""
+import importlib.util, json, sys
+import jax, numpy as np
+spec = importlib.util.spec_from_file_location("tiny", sys.argv[1]); m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+from jaxlth.experiments import setup as setup_lib
+from jaxlth.analysis import interpolation
+out = {"devices": jax.device_count()}
+for replicates in (8, 6):
+    c = m.get_config(); c.replicates = replicates
+    s = setup_lib.build(c)
+    state = s.init_state()
+    state, _ = s.program.train_chunk(state, {}, s.data, 0, num_steps=12)
+    kernel = state.params["hidden_0"]["kernel"]
+    out[f"shards_{replicates}"] = len(kernel.sharding.device_set)
+    out[f"params_{replicates}"] = np.asarray(kernel).tolist()
+    net = {"params": state.params, "batch_stats": state.batch_stats}
+    other = jax.tree.map(lambda x: x[::-1], net)
+    curve = interpolation.interpolate(s.program, net, other, np.linspace(0, 1, 4),
+                                      s.data.test_images, s.data.test_labels)
+    out[f"error_{replicates}"] = curve["error"].tolist()
+print(json.dumps(out))
+"""
+
+
+def run_on(devices: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, TINY], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_eight_simulated_devices_equal_one():
+    one, eight = run_on(1), run_on(8)
+    assert one["devices"] == 1 and eight["devices"] == 8
+    assert (eight["shards_8"], eight["shards_6"]) == (8, 6)  # the largest divisor of R that fits
+    assert one["shards_8"] == 1
+    for replicates in (8, 6):
+        np.testing.assert_allclose(eight[f"params_{replicates}"], one[f"params_{replicates}"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(eight[f"error_{replicates}"], one[f"error_{replicates}"], atol=1e-6)
