@@ -12,6 +12,15 @@ Four seeds in one compiled program:
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py --workdir runs/lenet4 \
         --config.replicates=4
+
+Instability (``:instability``, Frankle et al. 2020): 2 copies of the dense network spawned at
+iterations 0, 100, 500 and 2,000, each pair's test and train error barrier along 30 alphas. Add
+``--config.instability.source_workdir=runs/lenet_lottery --config.instability.between_levels=true``
+for the barrier between successive IMP levels (Paul et al. 2023), and
+``--config.instability.perturb_scales="(0.1, 0.5, 1.0)"`` for the perturbation experiment.
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_fashion_mnist_instability \
+        --config.replicates=2
 """
 
 from jaxlth.config import base_config
@@ -38,6 +47,11 @@ def get_config(arg: str | None = None):
         c.lottery.prune_fraction = 0.2
         c.lottery.scope = "global"
         c.lottery.branches = ("random_prune", "random_reinit")
+    elif arg == "instability":
+        c.experiment = "instability"
+        c.instability.spawn_steps = "0it,100it,500it,2000it"
+        c.instability.copies = 2
+        c.instability.alphas = 30
     else:
-        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
+        raise ValueError(f"unknown config argument {arg!r}; use 'train', 'lottery' or 'instability'")
     return c

@@ -10,6 +10,16 @@ their VGG-16 IMP experiments rewind to exactly this step is unverified.
 
     python -m jaxlth.main --config configs/vgg16_cifar10.py --workdir runs/vgg16
     python -m jaxlth.main --config configs/vgg16_cifar10.py:lottery --workdir runs/vgg16_lottery
+
+Instability (``:instability``, Frankle et al. 2020: dense VGG-16 becomes stable around
+iteration 1,000): 2 copies spawned at iterations 0, 100, 500, 2,000 and 5,000, errors on the
+test set and 10,000 training examples at 30 alphas. With ``instability.source_workdir`` set to a
+finished lottery workdir, ``between_levels`` measures the barrier between successive IMP levels
+(Paul et al. 2023); ``instability.bn_recompute_batches`` recomputes BatchNorm statistics at every
+alpha from that many training batches.
+
+    python -m jaxlth.main --config configs/vgg16_cifar10.py:instability --workdir runs/vgg16_cifar10_instability \
+        --config.replicates=2
 """
 
 from jaxlth.config import base_config
@@ -40,6 +50,11 @@ def get_config(arg: str | None = None):
         c.lottery.prune_fraction = 0.2
         c.lottery.scope = "global"
         c.lottery.branches = ("random_prune", "random_reinit")
+    elif arg == "instability":
+        c.experiment = "instability"
+        c.instability.spawn_steps = "0it,100it,500it,1000it,2000it"
+        c.instability.copies = 2
+        c.instability.alphas = 30
     else:
-        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
+        raise ValueError(f"unknown config argument {arg!r}; use 'train', 'lottery' or 'instability'")
     return c

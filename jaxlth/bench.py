@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|all] [--epochs 1] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|all] [--epochs 1] [--replicates 1,2,4,8]``.
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -12,6 +12,11 @@ pixels: the arithmetic does not depend on the values), in one process:
 ``lottery`` times one full IMP level of the LeNet recipe (40 epochs on a 50%-pruned mask with a
 test evaluation every epoch, as ``configs/lenet_fashion_mnist.py:lottery`` runs it) for 1 and 4
 replicates, and the pruning step itself (global magnitude, all replicates in one call).
+
+``instability`` compares ``--copies`` copies trained from one state in one vmapped program with
+the same copies trained one after the other (``--epochs`` each), and the cost of evaluating a
+30-point interpolation path in one compiled call (:func:`jaxlth.analysis.interpolate`) with 30
+separate test-set evaluations of the same networks.
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -27,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlth import models
+from jaxlth.analysis import alpha_grid, interpolate
 from jaxlth.config import base_config
 from jaxlth.lottery import imp
 from jaxlth.data.dataset import Dataset
@@ -146,6 +152,55 @@ def lottery_suite(args) -> None:
     print(f"| pruning (global magnitude, 266,200 weights each) | {1e3 * prune[1]:.1f} ms | {1e3 * prune[4]:.1f} ms |")
 
 
+def copies_seconds(bench: LenetBench, copies: int, num_steps: int, repeats: int) -> dict:
+    """Best times of ``copies`` copies vmapped in one program and of the copies one by one."""
+    together, alone = bench.runner(copies, None, num_steps), bench.runner(1, None, num_steps)
+
+    def one_by_one():
+        for _ in range(copies):
+            alone()
+
+    return best_times({"vmapped": together, "sequential": one_by_one}, repeats)
+
+
+def interpolation_seconds(bench: LenetBench, num_alphas: int, repeats: int) -> dict:
+    """Best times of a ``num_alphas``-point path in one call and of as many separate evaluations."""
+    a = bench.state(1)
+    b = bench.program.init(replicate_keys(1, 1, INIT_STREAM), replicate_keys(1, 1, DATA_STREAM))
+    net_a, net_b = ({"params": s.params, "batch_stats": s.batch_stats} for s in (a, b))
+    alphas, data = alpha_grid(num_alphas), bench.data
+    lerp = jax.jit(lambda t, x, y: jax.tree.map(lambda u, v: (1 - t) * u + t * v, x, y))
+    nets = [lerp(t, net_a, net_b) for t in alphas]
+
+    def path():
+        interpolate(bench.program, net_a, net_b, alphas, data.test_images, data.test_labels)
+
+    def separately():
+        for net in nets:
+            np.asarray(bench.program.evaluate(net["params"], net["batch_stats"], data.test_images,
+                                              data.test_labels)[1])
+
+    path(), separately()  # compile
+    return best_times({"path": path, "separate": separately}, repeats)
+
+
+def instability_suite(args) -> None:
+    bench = LenetBench(fashion_mnist_sized(), args.batch_size)
+    num_steps = max(1, int(round(args.epochs * bench.steps_per_epoch)))
+    copies = args.copies
+    train = copies_seconds(bench, copies, num_steps, args.repeats)
+    print(f"\n| instability, LeNet-300-100 ({args.epochs:g} epoch(s) per copy, best of {args.repeats}) | time |"
+          "\n|---|---|")
+    print(f"| {copies} copies vmapped in one program | {train['vmapped']:.2f} s |")
+    print(f"| {copies} copies one after the other | {train['sequential']:.2f} s "
+          f"({train['sequential'] / train['vmapped']:.2f}x the vmapped time) |")
+    path = interpolation_seconds(bench, 30, args.repeats)
+    print(f"| 30-point interpolation path, one compiled call (10,000 test images per point) | "
+          f"{1e3 * path['path']:.0f} ms |")
+    print(f"| 30 separate test evaluations of the same networks | {1e3 * path['separate']:.0f} ms "
+          f"({path['separate'] / path['path']:.2f}x the path) |")
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -154,11 +209,12 @@ def _timed(fn) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", nargs="?", default="train", choices=("train", "lottery", "all"))
+    parser.add_argument("suite", nargs="?", default="train", choices=("train", "lottery", "instability", "all"))
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--copies", type=int, default=4, help="copies for the instability suite (default 4)")
     args = parser.parse_args(argv)
 
     device = jax.devices()[0]
@@ -167,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         train_suite(args)
     if args.suite in ("lottery", "all"):
         lottery_suite(args)
+    if args.suite in ("instability", "all"):
+        instability_suite(args)
 
 
 def train_suite(args) -> None:

@@ -6,7 +6,9 @@ Field names are a contract with users (see DESIGN.md): ``experiment``, ``seed``,
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from typing import Any
 
 import ml_collections
@@ -15,7 +17,7 @@ from jaxlth import steps as step_specs
 from jaxlth.data import default_config as default_data_config
 from jaxlth.errors import UserError
 
-EXPERIMENTS = ("train", "lottery")
+EXPERIMENTS = ("train", "lottery", "instability")
 
 # Fields that may differ between the config saved in a workdir and a rerun on it.
 RERUN_MAY_CHANGE = ("progress", "lottery.levels", "lottery.branches")
@@ -59,6 +61,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.lottery.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
     c.lottery.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
 
+    c.instability = ml_collections.ConfigDict()
+    c.instability.spawn_steps = "0it"  # comma-separated step specs k: copies trained from step k
+    c.instability.copies = 2  # copies per spawn step, differing only in SGD noise
+    c.instability.alphas = 30  # evenly spaced interpolation coefficients in [0, 1]
+    c.instability.splits = ("test", "train")  # where errors along the path are measured
+    c.instability.train_examples = 10000  # train split: this many examples (fixed subset; 0 = all)
+    c.instability.bn_recompute_batches = 0  # > 0: recompute BatchNorm statistics at every alpha
+    c.instability.source_workdir = ""  # a lottery workdir: analyse its IMP subnetwork ...
+    c.instability.level = -1  # ... at this level (-1: the dense network)
+    c.instability.between_levels = False  # Paul et al. 2023: barrier between levels L and L+1
+    c.instability.matching_epsilon = -1.0  # matching: within eps of dense test error; < 0: 1 std
+    c.instability.perturb_scales = ()  # Paul et al. 2023: noise scales relative to layer norms
+    c.instability.perturb_step = "0it"  # the step whose network is perturbed (dense runs)
+
     c.eval_every = "1ep"
     c.eval_batch_size = 2000
     c.eval_train = False  # also evaluate on the whole (unaugmented) training set
@@ -66,6 +82,35 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.progress = True
     return c
+
+
+def from_file(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
+    """The config of ``PATH[:ARG]`` as the command line builds it, with dotted-name overrides.
+
+    The notebook twin of ``--config PATH[:ARG] --config.KEY=VALUE``::
+
+        config = from_file("configs/lenet_fashion_mnist.py:lottery", **{"lottery.levels": 3, "replicates": 2})
+    """
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise UserError(f"the config file {path} does not exist (configs are in configs/, e.g. "
+                        "configs/lenet_fashion_mnist.py)")
+    module_spec = importlib.util.spec_from_file_location(f"jaxlth_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg or None)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node[part] if part in node else None
+            if not isinstance(node, ml_collections.ConfigDict):
+                raise UserError(f"the config has no field {dotted!r}")
+        if leaf not in node:
+            raise UserError(f"the config has no field {dotted!r}")
+        node[leaf] = tuple(value) if isinstance(value, list) else value
+    validate(config)
+    return config
 
 
 def _check(condition: bool, message: str) -> None:

@@ -284,3 +284,195 @@ def save_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[st
         figure.savefig(path, dpi=dpi)
         written.append(path)
     return written
+
+
+# ----- instability and linear mode connectivity ---------------------------------------------------
+BARRIER_FIGURE = "barrier_vs_spawn_step.png"
+CURVES_FIGURE = "interpolation_curves.png"
+LEVELS_FIGURE = "barrier_between_levels.png"
+PERTURB_FIGURE = "barrier_vs_perturbation.png"
+BARRIERS = {"barrier_frankle": "Frankle et al. 2020", "barrier_paul": "Paul et al. 2022"}
+
+
+def _instability(table: pd.DataFrame, arm: str) -> pd.DataFrame:
+    rows = table[(table["arm"] == arm)]
+    if "experiment" in rows:
+        rows = rows[rows["experiment"] == "instability"]
+    return rows
+
+
+def barriers(table: pd.DataFrame, arm: str = "copies") -> pd.DataFrame:
+    """Barrier mean and std (over replicates and pairs) per level, spawn step, pair kind and split.
+
+    Columns: ``level, spawn_step, pair, split, metric, mean, std, n`` (errors as fractions).
+    For ``arm="copies"`` pairs of copies are pooled (``pair`` is ``"all"``).
+    """
+    rows = _instability(table, arm)
+    rows = rows[rows["metric"].isin(list(BARRIERS))].copy()
+    if rows.empty:
+        return pd.DataFrame(columns=["level", "spawn_step", "pair", "split", "metric", "mean", "std", "n"])
+    if arm == "copies":
+        rows["pair"] = "all"
+    rows["spawn_step"] = pd.to_numeric(rows["spawn_step"], errors="coerce")
+    keys = ["level", "spawn_step", "pair", "split", "metric"]
+    grouped = rows.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    return grouped.rename(columns={"count": "n"})
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f}" if not np.isfinite(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def format_barriers(table: pd.DataFrame) -> str:
+    """Terminal tables of the barriers (in % error) of each analysis present in ``table``."""
+    out = []
+    for arm, key, title in (("copies", "spawn_step", "instability: error barrier between copies (%)"),
+                            ("between_levels", "level", "barrier between successive IMP levels (%)"),
+                            ("perturb", "pair", "barrier to the unperturbed network, by noise scale (%)")):
+        frame = barriers(table, arm)
+        if frame.empty:
+            continue
+        wide = {}
+        for r in frame.itertuples():
+            k = getattr(r, key)
+            k = int(k) if key == "spawn_step" else k
+            wide.setdefault(k, {})[f"{r.split} {r.metric.split('_')[1]}"] = _pm(r.mean, r.std)
+        columns = sorted({c for v in wide.values() for c in v})
+        header = {"spawn_step": "spawn step", "level": "level", "pair": "scale"}[key]
+        lines = [title, f"{header:>10}  " + "  ".join(f"{c:>16}" for c in columns)]
+        if arm == "between_levels":
+            lines[1] += "  matching"
+        for k in sorted(wide, key=lambda v: float(v) if str(v).replace(".", "", 1).isdigit() else str(v)):
+            line = f"{str(k):>10}  " + "  ".join(f"{wide[k].get(c, '-'):>16}" for c in columns)
+            if arm == "between_levels":
+                matching = _instability(table, arm)
+                matching = matching[(matching["metric"] == "matching") & (matching["level"] == k)]["value"]
+                line += f"  {matching.mean():.0%}" if len(matching) else "  -"
+            lines.append(line)
+        out.append("\n".join(lines))
+    return "\n\n".join(out) if out else "no barriers measured yet"
+
+
+def _curves(table: pd.DataFrame, arm: str, split: str) -> pd.DataFrame:
+    rows = _instability(table, arm)
+    rows = rows[(rows["metric"] == "error") & (rows["split"] == split)].copy()
+    rows["alpha"] = pd.to_numeric(rows["alpha"])
+    return rows
+
+
+def barrier_vs_spawn_step(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
+    """Instability (barrier between copies, %) against the spawn step (symmetric log x axis)."""
+    ax = _new_axes(ax)
+    frame = barriers(table, "copies")
+    frame = frame[frame["metric"] == metric]
+    if frame.empty:
+        raise ValueError("the table holds no barriers between copies")
+    for i, (split, rows) in enumerate(frame.groupby("split")):
+        rows = rows.sort_values("spawn_step")
+        x, y, s = rows["spawn_step"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
+        ax.plot(x, y, marker="o", color=f"C{i}", label=f"{split} error")
+        ax.fill_between(x, y - s, y + s, color=f"C{i}", alpha=0.2, linewidth=0)
+    ax.set_xscale("symlog", linthresh=max(1.0, float(frame["spawn_step"][frame["spawn_step"] > 0].min())
+                                           if (frame["spawn_step"] > 0).any() else 1.0))
+    ax.axhline(2.0, color="grey", linestyle=":", linewidth=1, label="2% (stable below)")
+    ax.set_xlabel("spawn step k (iterations)")
+    ax.set_ylabel(f"error barrier (%), {BARRIERS[metric]}")
+    ax.set_title("Instability to SGD noise")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def interpolation_curves(table: pd.DataFrame, ax=None, split: str = "test", arm: str = "copies"):
+    """Error (%) along the path between two networks against alpha, one line per spawn step."""
+    ax = _new_axes(ax)
+    rows = _curves(table, arm, split)
+    if rows.empty:
+        raise ValueError(f"the table holds no {split} interpolation curves for {arm!r}")
+    key = "spawn_step" if arm == "copies" else "pair"
+    groups = list(rows.groupby(key))
+    for i, (value, group) in enumerate(sorted(groups, key=lambda g: float(g[0]) if arm == "copies" else 0)):
+        curve = group.groupby("alpha")["value"].agg(["mean", "std"]).reset_index()
+        label = f"k = {int(float(value))}" if arm == "copies" else str(value)
+        color = _layer_colors(len(groups))[i]
+        ax.plot(curve["alpha"], 100 * curve["mean"], color=color, label=label)
+        ax.fill_between(curve["alpha"], 100 * (curve["mean"] - curve["std"].fillna(0)),
+                        100 * (curve["mean"] + curve["std"].fillna(0)), color=color, alpha=0.15, linewidth=0)
+    ax.set_xlabel("interpolation coefficient α")
+    ax.set_ylabel(f"{split} error (%)")
+    ax.set_title(f"Linear interpolation ({split})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
+    """Barrier between levels L and L+1 and the test accuracy of L+1 against % weights remaining."""
+    ax = _new_axes(ax)
+    rows = _instability(table, "between_levels")
+    barrier = rows[(rows["metric"] == metric) & (rows["split"] == "test")]
+    if barrier.empty:
+        raise ValueError("the table holds no barriers between levels")
+    by_level = barrier.groupby("level").agg(density=("density", "mean"), mean=("value", "mean"),
+                                            std=("value", "std")).reset_index()
+    x = 100 * by_level["density"]
+    ax.plot(x, 100 * by_level["mean"], marker="o", color="C3", label=f"barrier L→L+1 ({BARRIERS[metric]})")
+    ax.fill_between(x, 100 * (by_level["mean"] - by_level["std"].fillna(0)),
+                    100 * (by_level["mean"] + by_level["std"].fillna(0)), color="C3", alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    _percent_ticks(ax, x)
+    ax.set_xlabel("weights remaining at level L+1 (%)")
+    ax.set_ylabel("test error barrier (%)", color="C3")
+    ends = _curves(table, "between_levels", "test")
+    ends = ends[ends["alpha"] == 1.0]
+    if not ends.empty:
+        acc = ends.groupby("level").agg(density=("density", "mean"), value=("value", "mean")).reset_index()
+        twin = ax.twinx()
+        twin.plot(100 * acc["density"], 100 * (1 - acc["value"]), marker="s", color="C0", label="test accuracy")
+        twin.set_ylabel("test accuracy of level L+1 (%)", color="C0")
+    ax.set_title("Successive IMP levels (Paul et al. 2023)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def barrier_vs_perturbation(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
+    """Barrier between perturbed-then-trained and trained networks against the noise scale."""
+    ax = _new_axes(ax)
+    frame = barriers(table, "perturb")
+    frame = frame[frame["metric"] == metric].copy()
+    if frame.empty:
+        raise ValueError("the table holds no perturbation barriers")
+    frame["scale"] = pd.to_numeric(frame["pair"])
+    for i, (split, rows) in enumerate(frame.groupby("split")):
+        rows = rows.sort_values("scale")
+        ax.errorbar(rows["scale"], 100 * rows["mean"], yerr=100 * rows["std"].fillna(0), marker="o",
+                    color=f"C{i}", label=f"{split} error", capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("noise scale (× layer weight norm)")
+    ax.set_ylabel(f"error barrier (%), {BARRIERS[metric]}")
+    ax.set_title("Robustness of the rewind point to perturbation")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def save_instability_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
+    """Writes the figures of the instability analyses present in ``table``; returns their paths."""
+    from matplotlib.figure import Figure
+    os.makedirs(directory, exist_ok=True)
+    jobs = []
+    if not barriers(table, "copies").empty:
+        jobs += [(BARRIER_FIGURE, barrier_vs_spawn_step), (CURVES_FIGURE, interpolation_curves)]
+    if not barriers(table, "between_levels").empty:
+        jobs.append((LEVELS_FIGURE, barrier_between_levels))
+    if not barriers(table, "perturb").empty:
+        jobs.append((PERTURB_FIGURE, barrier_vs_perturbation))
+    written = []
+    for name, draw in jobs:
+        figure = Figure(figsize=(7, 4.5), layout="constrained")
+        draw(table, ax=figure.add_subplot())
+        path = os.path.join(directory, name)
+        figure.savefig(path, dpi=dpi)
+        written.append(path)
+    return written

@@ -18,7 +18,8 @@ import pandas as pd
 from jaxlth import checkpoint
 from jaxlth.errors import UserError
 
-COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value", "layer")
+COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value", "layer",
+           "spawn_step", "pair", "alpha")
 RESULTS_FILE = "results.csv"
 CONFIG_FILE = "config.json"
 

@@ -1,12 +1,21 @@
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "tests", "configs", "tiny.py")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+# One persistent XLA compilation cache for the whole session, in-process and in subprocesses:
+# the tests compile the same tiny programs many times over, and loading them is ~3x faster.
+COMPILATION_CACHE = os.path.join(tempfile.gettempdir(), "jaxlth-tests-xla-cache")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", COMPILATION_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def run_cli(*args, timeout=300, check=False, env=None):
@@ -22,3 +31,24 @@ def run_cli(*args, timeout=300, check=False, env=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def start_and_kill(args, reached, timeout=240):
+    """Starts ``python -m jaxlth.main ARGS`` and SIGKILLs it once ``reached()`` is true.
+
+    Fails the test when the run ends (or ``timeout`` seconds pass) before it could be killed.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "jaxlth.main", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not reached():
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def checkpoint_steps(folder) -> list[int]:
+    """The steps of the Orbax checkpoints committed in ``folder`` (none when it does not exist)."""
+    return sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []

@@ -2,17 +2,13 @@
 
 import hashlib
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from jaxlth import results
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import TINY, checkpoint_steps, run_cli, start_and_kill
 
 pytestmark = pytest.mark.slow
 
@@ -136,20 +132,9 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
     run_cli(*args, "--workdir", str(reference), check=True)
 
     workdir = tmp_path / "killed"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     for kill_after_checkpoints in (3, 20):
-        proc = subprocess.Popen([sys.executable, "-m", "jaxlth.main", *args, "--workdir", str(workdir)], cwd=ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            ckpt = workdir / "checkpoints"
-            done = [d for d in os.listdir(ckpt) if d.isdigit()] if ckpt.exists() else []
-            if done and max(int(d) for d in done) >= 3 * kill_after_checkpoints:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be killed; make it longer"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        start_and_kill([*args, "--workdir", str(workdir)],
+                       lambda: checkpoint_steps(workdir / "checkpoints")[-1:] >= [3 * kill_after_checkpoints])
     run_cli(*args, "--workdir", str(workdir), check=True)
 
     a, b = results.load(str(reference)), results.load(str(workdir))
@@ -165,3 +150,14 @@ def _leaves(tree):
     import jax
 
     return jax.tree.leaves(tree)
+
+
+def test_compiled_programs_are_cached_between_runs(tmp_path):
+    cache = tmp_path / "xla"
+    env = {"JAX_COMPILATION_CACHE_DIR": "", "JAXLTH_COMPILATION_CACHE": str(cache)}
+    run_cli("--config", TINY, "--workdir", str(tmp_path / "run"), "--config.train.steps=1ep", env=env, check=True)
+    assert len(os.listdir(cache)) > 3  # init, the training chunk, evaluation, ...
+    off = tmp_path / "off"
+    env = {"JAX_COMPILATION_CACHE_DIR": "", "JAXLTH_COMPILATION_CACHE": "off", "HOME": str(off)}
+    run_cli("--config", TINY, "--workdir", str(tmp_path / "run2"), "--config.train.steps=1ep", env=env, check=True)
+    assert not (off / ".cache" / "jaxlth").exists()

@@ -77,8 +77,30 @@ def test_lottery_config(recipe):
 
 def test_unknown_argument_is_refused(recipe):
     _, module = recipe
-    with pytest.raises(ValueError, match=r"unknown config argument 'bogus'; use 'train' or 'lottery'"):
+    with pytest.raises(ValueError, match=r"unknown config argument 'bogus'; use 'train'(,| or) 'lottery'"):
         module.get_config("bogus")
+
+
+INSTABILITY_RECIPES = ("lenet_fashion_mnist.py", "lenet_mnist.py", "resnet20_cifar10.py", "vgg16_cifar10.py")
+
+
+@pytest.mark.parametrize("name", INSTABILITY_RECIPES)
+def test_instability_config(name):
+    module = load_module(os.path.join(os.path.dirname(CONFIG_FILES[0]), name))
+    assert f"--config configs/{name}:instability" in module.__doc__
+    c = module.get_config("instability")
+    assert c.experiment == "instability"
+    check_config(c)
+    total, per_epoch = total_steps(c)
+    spawn = steps.parse_list(c.instability.spawn_steps, per_epoch, "instability.spawn_steps")
+    assert spawn[0] == 0 and all(k < total for k in spawn) and c.instability.copies >= 2
+    assert c.instability.alphas == 30  # Frankle et al. 2020: 30 evenly spaced alphas
+    # Same training as the train recipe, so a lottery run of the recipe can be its source_workdir.
+    train = module.get_config().to_dict()
+    ours = c.to_dict()
+    for d in (train, ours):
+        del d["experiment"], d["instability"]
+    assert train == ours
 
 
 def total_steps(c):

@@ -3,10 +3,6 @@
 import hashlib
 import importlib.util
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -15,7 +11,7 @@ import pytest
 from jaxlth import results, workdir as workdir_lib
 from jaxlth.experiments import lottery as lottery_lib
 from jaxlth.training import loop
-from tests.conftest import FASHION_MNIST_DIR, ROOT, TINY, run_cli
+from tests.conftest import FASHION_MNIST_DIR, TINY, checkpoint_steps, run_cli, start_and_kill
 
 
 def tiny_lottery(**lottery):
@@ -50,10 +46,10 @@ def captured_starts(monkeypatch):
     starts = []
     original = loop.run_segment
 
-    def recording(program, data, mask, segment, initial_state, checkpoints, workdir):
+    def recording(program, data, mask, segment, initial_state, checkpoints, workdir, **kwargs):
         starts.append((segment.labels["arm"], segment.labels["level"], segment.start,
                        jax.tree.map(np.asarray, initial_state())))
-        return original(program, data, mask, segment, initial_state, checkpoints, workdir)
+        return original(program, data, mask, segment, initial_state, checkpoints, workdir, **kwargs)
 
     monkeypatch.setattr(loop, "run_segment", recording)
     return starts
@@ -168,17 +164,8 @@ def test_kill_during_level_2_resumes_bitwise(tmp_path):
             "--config.replicates=2"]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "jaxlth.main", *args, "--workdir", str(workdir)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     target = workdir / "checkpoints" / "imp" / "level_02"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if target.exists() and any(d.isdigit() and int(d) >= 60 for d in os.listdir(target)):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before level 2 could be interrupted"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    start_and_kill([*args, "--workdir", str(workdir)], lambda: checkpoint_steps(target)[-1:] >= [60])
     run_cli(*args, "--workdir", str(workdir), check=True)
     a, b = results.load(str(tmp_path / "reference")), results.load(str(workdir))
     for arm in ("imp", "random_prune", "random_reinit"):

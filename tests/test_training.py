@@ -1,7 +1,6 @@
 """The compiled training program: masking, replicates as a vmap axis, chunking."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -2,6 +2,7 @@
 
     python -m jaxlth.main --config tests/configs/tiny.py --workdir /tmp/tiny
     python -m jaxlth.main --config tests/configs/tiny.py:lottery --workdir /tmp/tiny_lottery
+    python -m jaxlth.main --config tests/configs/tiny.py:instability --workdir /tmp/tiny_instability
 """
 
 from jaxlth.config import base_config
@@ -30,6 +31,12 @@ def get_config(arg: str | None = None):
         c.lottery.levels = 2
         c.lottery.rewind = "3it"
         c.lottery.branches = ("random_prune", "random_reinit")
+    elif arg == "instability":
+        c.experiment = "instability"
+        c.train.steps = "2ep"
+        c.instability.spawn_steps = "0it,4it"
+        c.instability.alphas = 5
+        c.instability.train_examples = 64
     elif arg not in (None, "train"):
-        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
+        raise ValueError(f"unknown config argument {arg!r}; use 'train', 'lottery' or 'instability'")
     return c

@@ -1,0 +1,122 @@
+"""Evaluating networks along the line between two networks, all alphas in one compiled call.
+
+Networks are ``{"params": ..., "batch_stats": ...}`` pytrees with a leading replicate axis ``R``;
+replicate ``r`` of ``a`` is interpolated with replicate ``r`` of ``b``. Parameters and BatchNorm
+statistics are interpolated linearly; optionally the statistics are instead recomputed at every
+alpha from training batches (the interpolated statistics of two networks rarely suit their
+interpolated weights: Frankle et al. 2020 and Paul et al. 2023 recompute them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax import lax
+
+from jaxlth.analysis.barriers import alpha_grid
+from jaxlth.models.init import BN_MOMENTUM
+from jaxlth.training.program import Program
+
+PyTree = Any
+
+
+def _lerp(alpha: jax.Array, a: PyTree, b: PyTree) -> PyTree:
+    return jax.tree.map(lambda x, y: ((1.0 - alpha) * x + alpha * y).astype(x.dtype), a, b)
+
+
+def recompute_batch_stats(program: Program, params: PyTree, batch_stats: PyTree, batches: jax.Array) -> PyTree:
+    """BatchNorm statistics of ``params`` averaged over ``batches`` ``(num_batches, B, ...)``.
+
+    Each batch's mean and variance come from a train-mode pass started from zero statistics
+    (``running = (1 - momentum) * batch`` then), and the estimates are averaged over batches.
+    ``batches`` are raw stored images (uint8 pixels), normalised here like evaluation inputs.
+    """
+    zeros = jax.tree.map(jnp.zeros_like, batch_stats)
+
+    def one(images):
+        _, updates = program.model.apply({"params": params, "batch_stats": zeros}, program._prepare(images),
+                                         train=True, mutable=["batch_stats"])
+        return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), updates["batch_stats"])
+
+    return jax.tree.map(lambda s: jnp.mean(s, axis=0), lax.map(one, batches))
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def _curve(program: Program, alphas, net_a, net_b, images, labels, bn_batches):
+    def one(alpha, a, b):
+        params = _lerp(alpha, a["params"], b["params"])
+        batch_stats = _lerp(alpha, a["batch_stats"], b["batch_stats"])
+        if bn_batches is not None and jax.tree.leaves(batch_stats):
+            batch_stats = recompute_batch_stats(program, params, batch_stats, bn_batches)
+        return program._evaluate_one(params, batch_stats, images, labels)
+
+    over_alphas = jax.vmap(one, in_axes=(0, None, None))
+    return jax.vmap(over_alphas, in_axes=(None, 0, 0))(alphas, net_a, net_b)
+
+
+def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labels, *, bn_batches=None,
+                chunk_size: int | None = None) -> dict[str, np.ndarray]:
+    """Loss and error of ``(1 - alpha) a + alpha b`` for every alpha and replicate.
+
+    Args:
+      program: the training program of the networks' model (its evaluation is reused).
+      net_a, net_b: ``{"params", "batch_stats"}`` with a leading replicate axis.
+      alphas: ``(A,)`` coefficients; ``images``, ``labels``: the split to evaluate on.
+      bn_batches: ``None``, or ``(num_batches, B, ...)`` training images to recompute BatchNorm
+        statistics from at every alpha.
+      chunk_size: evaluate at most this many alphas per compiled call (memory); default all.
+
+    Returns:
+      ``{"loss": (R, A), "accuracy": (R, A), "error": (R, A)}`` numpy arrays.
+    """
+    alphas = np.asarray(alphas, np.float32)
+    size = len(alphas) if not chunk_size else min(chunk_size, len(alphas))
+    losses, accs = [], []
+    for start in range(0, len(alphas), size):
+        chunk = alphas[start:start + size]
+        padded = np.pad(chunk, (0, size - len(chunk)), mode="edge")  # one program for every chunk
+        loss, acc = _curve(program, jnp.asarray(padded), net_a, net_b, images, labels, bn_batches)
+        losses.append(np.asarray(loss)[:, :len(chunk)])
+        accs.append(np.asarray(acc)[:, :len(chunk)])
+    loss, acc = np.concatenate(losses, axis=1), np.concatenate(accs, axis=1)
+    return {"loss": loss, "accuracy": acc, "error": 1.0 - acc}
+
+
+def bn_batches_from(images: jax.Array, num_batches: int, batch_size: int, seed: int = 0) -> jax.Array | None:
+    """``(num_batches, batch_size, ...)`` unaugmented training images of a fixed random subset."""
+    if num_batches <= 0:
+        return None
+    take = jax.random.permutation(jax.random.PRNGKey(seed), images.shape[0])[: num_batches * batch_size]
+    return images[take].reshape(num_batches, batch_size, *images.shape[1:])
+
+
+@dataclasses.dataclass
+class Analyzer:
+    """Interpolation bound to a run's model and data (see :func:`for_run`)."""
+
+    setup: Any
+
+    def interpolate(self, net_a: dict, net_b: dict, alphas=30, split: str = "test", bn_batches: int = 0,
+                    chunk_size: int | None = None) -> dict[str, np.ndarray]:
+        """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid."""
+        grid = alpha_grid(alphas) if np.isscalar(alphas) else np.asarray(alphas)
+        data = self.setup.data
+        images, labels = (data.test_images, data.test_labels) if split == "test" else \
+            (data.train_images, data.train_labels)
+        batches = bn_batches_from(data.train_images, bn_batches, self.setup.config.train.batch_size)
+        to_device = functools.partial(jax.tree.map, jnp.asarray)
+        return interpolate(self.setup.program, to_device(net_a), to_device(net_b), grid, images, labels,
+                           bn_batches=batches, chunk_size=chunk_size)
+
+
+def for_run(run) -> Analyzer:
+    """An :class:`Analyzer` for a loaded run (``jaxlth.results.load(workdir)``): loads its data."""
+    from jaxlth.experiments import setup as setup_lib  # noqa: PLC0415
+
+    return Analyzer(setup_lib.build(ml_collections.ConfigDict(run.config)))
