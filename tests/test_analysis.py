@@ -153,6 +153,7 @@ def test_lenet_fashion_mnist_instability_and_between_levels(tmp_path):
     workdir = tmp_path / "inst"
     proc = run_cli("--config", "configs/lenet_fashion_mnist.py:instability", "--workdir", str(workdir),
                    "--config.instability.spawn_steps=0it,100it", "--config.train.steps=1ep",
+                   "--config.instability.alphas=11", "--config.instability.train_examples=2000",
                    "--config.replicates=2", f"--config.instability.source_workdir={lottery}",
                    "--config.instability.between_levels=true", "--config.progress=false", check=True)
     table = results.load(str(workdir)).table

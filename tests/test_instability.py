@@ -147,3 +147,15 @@ def test_kill_during_the_copies_resumes_bitwise(tmp_path):
     ta = a.table[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
     tb = b.table[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
     assert ta.equals(tb)
+
+
+def test_perturbation_noise_is_scaled_by_each_layers_norm():
+    params = {"a": {"kernel": jax.random.normal(jax.random.PRNGKey(0), (300, 100)), "bias": np.ones(100, np.float32)},
+              "b": {"kernel": 5.0 * jax.random.normal(jax.random.PRNGKey(1), (100, 10))}}
+    noisy = instability_lib._perturb(params, jax.random.PRNGKey(2), [("a", "kernel"), ("b", "kernel")], 0.5)
+    for name in ("a", "b"):
+        w, v = np.asarray(params[name]["kernel"]), np.asarray(noisy[name]["kernel"])
+        assert np.linalg.norm(v - w) / np.linalg.norm(w) == pytest.approx(0.5, rel=0.1)
+    np.testing.assert_array_equal(noisy["a"]["bias"], params["a"]["bias"])
+    only_a = instability_lib._perturb(params, jax.random.PRNGKey(2), [("a", "kernel")], 0.5)
+    np.testing.assert_array_equal(only_a["b"]["kernel"], params["b"]["kernel"])

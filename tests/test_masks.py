@@ -61,3 +61,23 @@ def test_density_with_replicate_axis():
     np.testing.assert_allclose(masks.density(stacked, replicate_axis=True), [1.0, 0.0])
     np.testing.assert_allclose(masks.layer_density(stacked, replicate_axis=True)["output/kernel"], [1.0, 0.0])
     assert masks.num_prunable(stacked, replicate_axis=True) == 108
+
+
+def test_overlap_of_masks():
+    a = {"d": {"kernel": np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)}, "e": {"kernel": np.ones((2, 2), bool)}}
+    b = {"d": {"kernel": np.array([[1, 1, 0, 0], [1, 0, 0, 0]], bool)}, "e": {"kernel": np.ones((2, 2), bool)}}
+    # Nested masks: |a and b| = 3 + 4, |a or b| = 6 + 4.
+    assert float(masks.overlap(a, b)) == pytest.approx(7 / 10)
+    assert float(masks.overlap(a, b)) == pytest.approx(float(masks.density(b) / masks.density(a)))
+    per_layer = masks.overlap(a, b, per_layer=True)
+    assert float(per_layer["d/kernel"]) == pytest.approx(0.5) and float(per_layer["e/kernel"]) == 1.0
+    assert float(masks.overlap(a, a)) == 1.0
+    stacked_a = jax.tree.map(lambda x: np.stack([x, x]), a)
+    stacked_b = jax.tree.map(lambda x, y: np.stack([x, y]), a, b)
+    np.testing.assert_allclose(masks.overlap(stacked_a, stacked_b, replicate_axis=True), [1.0, 0.7], rtol=1e-6)
+    # Two independent random masks of density 1/2 overlap by about 1/3.
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    r1, r2 = ({"w": {"kernel": jax.random.bernoulli(k, 0.5, (300, 300))}} for k in keys)
+    assert float(masks.overlap(r1, r2)) == pytest.approx(1 / 3, abs=0.01)
+    with pytest.raises(ValueError):
+        masks.overlap(a, {"d": b["d"]})

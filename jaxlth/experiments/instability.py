@@ -35,6 +35,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from jaxlth import checkpoint, results
 from jaxlth import config as config_lib
@@ -299,7 +300,9 @@ class Instability:
         def initial_state():
             state = _repeat(base, groups)
             noise_keys = _copy_keys(base.data_key, groups, PERTURB_STREAM)
-            params = jax.vmap(_perturb, (0, 0, None, 0))(state.params, noise_keys, self.mask or None, scale_per_copy)
+            paths = list(traverse_util.flatten_dict(self.mask)) if jax.tree.leaves(self.mask) else \
+                mask_lib.prunable_paths(base.params, tuple(self.config.lottery.layers_to_ignore))
+            params = jax.vmap(lambda p, k, s: _perturb(p, k, paths, s))(state.params, noise_keys, scale_per_copy)
             params = mask_lib.apply(params, mask) if jax.tree.leaves(mask) else params
             return state.replace(params=params, data_key=_repeat(base.data_key, groups))
 
@@ -320,25 +323,19 @@ class Instability:
         self.perturb()
 
 
-def _perturb(params, key, mask, scale):
-    """One replicate's params plus Gaussian noise of norm ~ ``scale * ||w||`` on each prunable kernel."""
-    prunable = mask_lib.prunable_paths(params) if mask is None else \
-        [path for path, _ in _flat_paths(mask)]
-    flat = dict(_flat_paths(params))
-    keys = jax.random.split(key, max(len(prunable), 1))
-    for k, path in zip(keys, prunable):
+def _perturb(params, key, paths, scale):
+    """One replicate's params plus Gaussian noise on the kernels at ``paths`` (flattened-dict keys).
+
+    Each kernel ``w`` gets i.i.d. normal noise of standard deviation ``scale * ||w|| / sqrt(w.size)``,
+    so the noise's norm is about ``scale * ||w||`` (Paul et al. 2023 scale noise by layer norms).
+    """
+    flat = traverse_util.flatten_dict(params)
+    keys = jax.random.split(key, max(len(paths), 1))
+    for k, path in zip(keys, paths):
         w = flat[path]
         noise = jax.random.normal(k, w.shape, w.dtype)
         flat[path] = w + scale * jnp.linalg.norm(w) / jnp.sqrt(w.size) * noise
-    from flax import traverse_util  # noqa: PLC0415
-
     return traverse_util.unflatten_dict(flat)
-
-
-def _flat_paths(tree):
-    from flax import traverse_util  # noqa: PLC0415
-
-    return traverse_util.flatten_dict(tree).items()
 
 
 def run(config, workdir: str) -> None:

@@ -84,6 +84,33 @@ def density(mask: PyTree, replicate_axis: bool = False) -> jax.Array:
     return kept / total
 
 
+def overlap(mask_a: PyTree, mask_b: PyTree, replicate_axis: bool = False, per_layer: bool = False):
+    """Jaccard overlap of two masks' kept weights: ``|a and b| / |a or b|`` (1 when identical).
+
+    Overall (shape ``()``, or ``(R,)`` with a replicate axis, pairing replicate ``r`` with ``r``)
+    or, with ``per_layer=True``, a dict by layer name like :func:`layer_density`. For nested IMP
+    masks ``b`` inside ``a`` it is ``density(b) / density(a)``; two independent random masks of
+    densities ``p`` and ``q`` overlap by about ``pq / (p + q - pq)``.
+    """
+    flat_a = traverse_util.flatten_dict(_as_dict(mask_a))
+    flat_b = traverse_util.flatten_dict(_as_dict(mask_b))
+    if set(flat_a) != set(flat_b):
+        raise ValueError("the masks cover different layers")
+
+    def counts(a, b):
+        axes = tuple(range(1, a.ndim)) if replicate_axis else None
+        both = jnp.sum(jnp.logical_and(a, b), axis=axes, dtype=jnp.float32)
+        either = jnp.sum(jnp.logical_or(a, b), axis=axes, dtype=jnp.float32)
+        return both, either
+
+    by_layer = {layer_name(path): counts(flat_a[path], flat_b[path]) for path in flat_a}
+    if per_layer:
+        return {name: both / jnp.maximum(either, 1.0) for name, (both, either) in by_layer.items()}
+    both = sum(c[0] for c in by_layer.values())
+    either = sum(c[1] for c in by_layer.values())
+    return both / jnp.maximum(either, 1.0)
+
+
 def num_prunable(mask: PyTree, replicate_axis: bool = False) -> int:
     """Number of prunable weights (one replicate)."""
     return int(sum(m[0].size if replicate_axis else m.size for m in jax.tree.leaves(mask)))
