@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command that sets up (scripts/setup.sh) and runs the whole test suite.
-# Extra arguments go to pytest, e.g. ./test.sh -m "not slow".
+# One command that sets up (scripts/setup.sh) and runs the whole test suite, in two pytest-xdist
+# workers (the subprocess tests spend much of their time starting up; two keep both cores busy).
+# Extra arguments go to pytest, e.g. ./test.sh -m "not slow", or ./test.sh -n 0 for one process.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -ra "$@"
+exec .venv/bin/python -m pytest -ra -n 2 "$@"
