@@ -1,8 +1,9 @@
 """Sharding the replicate axis over devices: a 1-D mesh named ``replica``, data replicated.
 
 Every stacked pytree (states, masks) carries replicates (or copies) on axis 0. With ``D`` devices
-and ``R`` replicates the axis is split over the largest ``d <= D`` that divides ``R`` (all of them
-when ``R`` is a multiple of ``D``; one device, i.e. no sharding, when only 1 divides). The jitted
+of this process (``jax.local_devices()``: replicates never talk to each other) and ``R``
+replicates the axis is split over the largest ``d <= D`` that divides ``R`` (all of them when
+``R`` is a multiple of ``D``; one device, i.e. no sharding, when only 1 divides). The jitted
 programs follow their inputs' shardings (``jax.jit`` with ``NamedSharding``, no ``pmap``): each
 device trains its replicates, and the dataset is replicated on every device.
 """
@@ -21,7 +22,7 @@ PyTree = Any
 
 def replica_mesh(num_replicates: int, devices=None) -> Mesh | None:
     """The mesh the replicate axis is sharded over, or ``None`` when one device is used."""
-    devices = list(devices if devices is not None else jax.devices())
+    devices = list(devices if devices is not None else jax.local_devices())
     count = max(d for d in range(1, len(devices) + 1) if num_replicates % d == 0)
     if count <= 1:
         return None

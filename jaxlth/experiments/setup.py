@@ -111,7 +111,7 @@ def describe(setup: Setup) -> str:
     c = setup.config
     return (f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
             f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
-            f"({setup.steps_per_epoch}/epoch); {jax.device_count()} x {jax.devices()[0].platform}, "
+            f"({setup.steps_per_epoch}/epoch); {jax.local_device_count()} x {jax.local_devices()[0].platform}, "
             f"{sharding.describe(setup.mesh)}")
 
 
