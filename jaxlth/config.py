@@ -20,7 +20,7 @@ from jaxlth.errors import UserError
 EXPERIMENTS = ("train", "lottery", "instability")
 
 # Fields that may differ between the config saved in a workdir and a rerun on it.
-RERUN_MAY_CHANGE = ("progress", "lottery.levels", "lottery.branches")
+RERUN_MAY_CHANGE = ("progress", "lottery.levels", "lottery.branches", "instability.spawn_steps")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -44,6 +44,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.lr = 0.1
     c.train.momentum = 0.0
     c.train.nesterov = False
+    c.train.beta1 = 0.9  # adam/adamw: decay of the first-moment estimate
+    c.train.beta2 = 0.999  # adam/adamw: decay of the second-moment estimate
+    c.train.eps = 1e-8  # adam/adamw: added to the root of the second moment
     c.train.weight_decay = 0.0
     c.train.schedule = "constant"  # constant | step | cosine
     c.train.milestones = ""  # comma-separated step specs, for schedule=step

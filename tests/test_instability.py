@@ -159,3 +159,22 @@ def test_perturbation_noise_is_scaled_by_each_layers_norm():
     np.testing.assert_array_equal(noisy["a"]["bias"], params["a"]["bias"])
     only_a = instability_lib._perturb(params, jax.random.PRNGKey(2), [("a", "kernel")], 0.5)
     np.testing.assert_array_equal(only_a["b"]["kernel"], params["b"]["kernel"])
+
+
+def test_spawn_steps_can_be_added_to_a_finished_run(tmp_path, monkeypatch):
+    workdir = tmp_path / "grow"
+    first = run_instability(tiny("instability", instability__spawn_steps="8it", instability__splits=("test",)), workdir)
+    before = first.table
+    trained = []
+    original = instability_lib.Instability._run
+    monkeypatch.setattr(instability_lib.Instability, "_run",
+                        lambda self, name, *args: trained.append(name) or original(self, name, *args))
+    grown = run_instability(tiny("instability", instability__spawn_steps="0it,4it,8it",
+                                 instability__splits=("test",)), workdir).table
+    assert "spawn_0000008" not in trained and {"spawn_0000000", "spawn_0000004"} <= set(trained)
+    barrier = grown[grown.metric == "barrier_frankle"]
+    assert sorted(barrier.spawn_step.unique()) == [0, 4, 8]
+    cols = ["arm", "spawn_step", "step", "replicate", "split", "metric", "alpha", "value"]
+    old = before[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
+    kept = grown[cols].fillna("").merge(old, how="inner")
+    assert len(kept) == len(old)  # every earlier row (trunk training up to 8 included) is still there

@@ -25,7 +25,7 @@ def default_config() -> ml_collections.ConfigDict:
     (auto, idx, tfds, cifar_pickle, mnist1d, synthetic), ``dir`` (a folder to search first, ""
     for none), ``tfds_data_dir`` ("" for TFDS's default), ``download`` (may TFDS download),
     ``subsample_fraction`` in (0, 1], ``random_labels_fraction`` in [0, 1], ``subset_seed``,
-    and the ``synthetic_*`` sizes, image shape ``(H, W, C)`` and number of classes.
+    and the ``synthetic_*`` sizes, image shape ``(H, W, C)``, number of classes and seed.
     """
     return ml_collections.ConfigDict({
         "name": "fashion_mnist",
@@ -40,6 +40,7 @@ def default_config() -> ml_collections.ConfigDict:
         "synthetic_test_size": 256,
         "synthetic_image_shape": (28, 28, 1),
         "synthetic_num_classes": 10,
+        "synthetic_seed": 0,
     })
 
 

@@ -113,7 +113,9 @@ def run_segment(
 
     def after_restart(row: dict) -> bool:
         mine = row.get("split") in TRAINING_SPLITS and all(row.get(k) == v for k, v in labels.items())
-        return mine and (int(row["step"]) > step if resumed else int(row["step"]) >= step)
+        if not mine or int(row["step"]) > segment.end:  # a segment owns the rows of its own steps only
+            return False
+        return int(row["step"]) > step if resumed else int(row["step"]) >= step
 
     results_lib.drop_rows(workdir, after_restart)
 
