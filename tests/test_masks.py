@@ -79,5 +79,7 @@ def test_overlap_of_masks():
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     r1, r2 = ({"w": {"kernel": jax.random.bernoulli(k, 0.5, (300, 300))}} for k in keys)
     assert float(masks.overlap(r1, r2)) == pytest.approx(1 / 3, abs=0.01)
+    assert float(masks.chance_overlap(r1)) == pytest.approx(float(masks.overlap(r1, r2)), abs=0.01)
+    assert float(masks.chance_overlap(a, per_layer=True)["e/kernel"]) == 1.0
     with pytest.raises(ValueError):
         masks.overlap(a, {"d": b["d"]})

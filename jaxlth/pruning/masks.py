@@ -111,6 +111,21 @@ def overlap(mask_a: PyTree, mask_b: PyTree, replicate_axis: bool = False, per_la
     return both / jnp.maximum(either, 1.0)
 
 
+def chance_overlap(mask: PyTree, per_layer: bool = False):
+    """The :func:`overlap` two independent random masks with ``mask``'s per-layer densities have.
+
+    With ``n`` weights and density ``d`` per layer: ``sum n d^2 / sum n (2d - d^2)`` (the ratio of
+    the expected intersection to the expected union; exact as the layers grow). One replicate.
+    """
+    parts = {}
+    for path, m in traverse_util.flatten_dict(_as_dict(mask)).items():
+        d = jnp.mean(m.astype(jnp.float32))
+        parts[layer_name(path)] = (m.size * d * d, m.size * (2 * d - d * d))
+    if per_layer:
+        return {name: both / jnp.maximum(either, 1e-12) for name, (both, either) in parts.items()}
+    return sum(p[0] for p in parts.values()) / jnp.maximum(sum(p[1] for p in parts.values()), 1e-12)
+
+
 def num_prunable(mask: PyTree, replicate_axis: bool = False) -> int:
     """Number of prunable weights (one replicate)."""
     return int(sum(m[0].size if replicate_axis else m.size for m in jax.tree.leaves(mask)))
