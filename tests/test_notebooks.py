@@ -1,0 +1,280 @@
+"""The Colab notebooks in colab/: stored without outputs, one parameter cell on top, and each runs end to end.
+
+Execution runs every notebook top to bottom with nbclient in a fresh ``python3`` kernel of this interpreter,
+from the colab/ folder, with a cell of small settings injected right after the parameter cell (as papermill
+does), on the real Fashion-MNIST files and on the CPU, simulated as two devices so that the notebooks' "one
+replicate per device" path shards replicates. Those tests are marked slow.
+"""
+
+import ast
+import contextlib
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pandas as pd
+import pytest
+
+import jaxlth
+from jaxlth import results
+from jaxlth.data.sources import find_local
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLAB = os.path.join(ROOT, "colab")
+NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(COLAB, "*.ipynb")))
+QUICKSTART, INSTABILITY, RESULTS_API = "01_lottery_quickstart.ipynb", "02_instability.ipynb", "03_results_api.ipynb"
+
+# Small settings for CI (on top of each notebook's parameter cell; workdirs are added per test).
+SMALL = {"STEPS": "200it", "LEVELS": 2, "EVAL_EVERY": "100it", "PROGRESS": False}
+CI_SETTINGS = {
+    QUICKSTART: dict(SMALL),
+    INSTABILITY: dict(SMALL, BRANCHES=(), SPAWN_STEPS="0it,100it", ALPHAS=5, TRAIN_EXAMPLES=1000),
+    RESULTS_API: dict(SMALL),
+}
+# Cell metadata Jupyter or Colab write when a notebook is saved after running.
+OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
+
+needs_fashion_mnist = pytest.mark.skipif(
+    find_local("fashion_mnist") is None,
+    reason="real Fashion-MNIST IDX files are not installed (apt-get install dataset-fashion-mnist, or $JAXLTH_DATA_DIR)")
+
+
+def read(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(os.path.join(COLAB, name), as_version=4)
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def parameters(nb) -> dict:
+    """The parameter cell's assignments as ``{name: value}``."""
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    tree = ast.parse(cell.source)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body}
+
+
+def test_the_three_notebooks_exist():
+    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_outputs_are_stripped(name):
+    nb = read(name)
+    nbformat.validate(nb)
+    for cell in code_cells(nb):
+        assert cell.outputs == [], f"{name}: cell {cell.id} is stored with outputs"
+        assert cell.execution_count is None, f"{name}: cell {cell.id} is stored with an execution count"
+    for cell in nb.cells:
+        assert not set(cell.metadata) & set(OUTPUT_METADATA), f"{name}: cell {cell.id} has run metadata"
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_a_single_parameter_cell_of_plain_assignments_comes_first(name):
+    nb = read(name)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
+    assert code_cells(nb)[0] is tagged[0], f"{name}: the parameter cell must be the first code cell"
+    tree = ast.parse(tagged[0].source)
+    for node in tree.body:  # overridable by a later cell, or by papermill -p NAME VALUE
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
+            f"{name}: the parameter cell holds a statement that is not NAME = literal: {ast.unparse(node)}"
+        ast.literal_eval(node.value)
+    names = [node.targets[0].id for node in tree.body]
+    assert len(names) == len(set(names)), f"{name}: a parameter is assigned twice"
+    assert {"WORKDIR", "USE_DRIVE", "REPO_URL", "REPO_DIR", "STEPS", "LEVELS", "REPLICATES"} <= set(names)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_ci_settings_name_real_parameters(name):
+    assert set(CI_SETTINGS[name]) <= set(parameters(read(name))), "CI overrides a name the notebook does not use"
+
+
+def test_every_notebook_installs_from_the_same_repository():
+    assert len({(parameters(read(n))["REPO_URL"], parameters(read(n))["REPO_DIR"]) for n in NOTEBOOKS}) == 1
+    setups = {next(c.source for c in read(n).cells if c.id == "setup") for n in NOTEBOOKS}
+    assert len(setups) == 1, "the setup cells of the notebooks differ"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_relative_links_resolve(name):
+    for cell in read(name).cells:
+        if cell.cell_type != "markdown":
+            continue
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", cell.source):
+            if "://" not in target:
+                assert os.path.exists(os.path.join(COLAB, target)), f"{name} links to missing {target}"
+
+
+def setup_source() -> str:
+    return next(c.source for c in read(QUICKSTART).cells if c.id == "setup")
+
+
+def test_setup_cell_without_jaxlth_or_repo_url_says_what_to_set(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jaxlth" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="set REPO_URL"):
+        exec(setup_source(), {"REPO_URL": "", "REPO_DIR": str(tmp_path / "clone")})  # noqa: S102
+
+
+@pytest.mark.parametrize("gpu,tpu,extra", [(True, False, "[cuda]"), (False, True, "[tpu]"), (False, False, "")])
+def test_setup_cell_in_colab_clones_and_installs_jax_for_the_accelerator(tmp_path, monkeypatch, gpu, tpu, extra):
+    """Where jaxlth is missing (a fresh Colab runtime): git clone REPO_URL, pip install it with the right extra."""
+    real = importlib.util.find_spec
+    calls = []
+
+    def find_spec(name, *args):  # jaxlth is importable only once pip has run
+        pip_ran = any(command[1:3] == ["-m", "pip"] for command in calls)
+        return None if name == "jaxlth" and not pip_ran else real(name, *args)
+
+    def fake_run(command, check):
+        calls.append(command)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi" if gpu and name == "nvidia-smi" else None)
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    if tpu:
+        monkeypatch.setenv("COLAB_TPU_ADDR", "10.0.0.2:8470")
+    else:
+        monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    clone = str(tmp_path / "jaxlth")
+    namespace = {"REPO_URL": "https://example.org/jaxlth.git", "REPO_DIR": clone}
+    exec(setup_source(), namespace)  # noqa: S102
+    assert calls == [["git", "clone", "--depth", "1", "https://example.org/jaxlth.git", clone],
+                     [sys.executable, "-m", "pip", "install", "--quiet", clone + extra]]
+    assert namespace["CONFIGS"] == os.path.join(clone, "configs")
+
+
+# ----- execution ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def environment(**changes):
+    saved = dict(os.environ)
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def execute(name: str, **settings) -> nbformat.NotebookNode:
+    """Runs the notebook with ``settings`` injected after its parameter cell; returns it with outputs."""
+    from nbclient import NotebookClient  # noqa: PLC0415 (only the slow tests need a kernel)
+
+    nb = read(name)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    injected = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in settings.items()))
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(index + 1, injected)
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    with environment(JAX_PLATFORMS="cpu", XLA_FLAGS=flags):
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": COLAB}}).execute()
+    return nb
+
+
+def output(nb, cell_id: str) -> str:
+    """Everything a cell printed or returned, as text."""
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    parts = []
+    for out in cell.outputs:
+        parts.append(out.get("text", "") if out.output_type == "stream" else out.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def images(nb) -> int:
+    return sum("image/png" in out.get("data", {}) for c in code_cells(nb) for out in c.outputs)
+
+
+def check_installed_nothing(nb):
+    text = output(nb, "setup")
+    assert "pip installed" not in text
+    assert f"jaxlth {jaxlth.__version__} from {os.path.dirname(jaxlth.__file__)}" in text  # this interpreter's
+    assert f"recipes in {os.path.join(ROOT, 'configs')}" in text
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """Notebook 01 executed once with CI settings; its workdir is reused by notebook 03."""
+    workdir = str(tmp_path_factory.mktemp("colab") / "quickstart")
+    return execute(QUICKSTART, WORKDIR=workdir, **CI_SETTINGS[QUICKSTART]), workdir
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_quickstart_notebook_runs_imp_with_two_branches_sharded_over_the_devices(quickstart):
+    nb, workdir = quickstart
+    check_installed_nothing(nb)
+    assert "2 replicates in one compiled program, replicates sharded over 2 devices" in output(nb, "devices")
+    assert "fashion_mnist: 60000 train / 10000 test images" in output(nb, "data")
+    assert "final test accuracy (%)" in output(nb, "run")
+    assert images(nb) == 2  # the data and the results figure
+    run = results.load(workdir)
+    assert run.config["replicates"] == 2 and run.config["lottery"]["levels"] == 2
+    assert run.config["train"]["steps"] == "200it" and run.config["data"]["source"] == "auto"
+    assert run.levels() == [0, 1, 2]
+    assert run.levels("random_prune") == run.levels("random_reinit") == [1, 2]
+    for figure in ("accuracy_vs_weights.png", "layer_density.png"):
+        assert os.path.getsize(os.path.join(workdir, "plots", figure)) > 5000
+    assert "imp" in output(nb, "results") and "random_reinit" in output(nb, "results")
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_quickstart_notebook_run_again_resumes_and_more_levels_extend(quickstart, tmp_path):
+    _, first = quickstart
+    workdir = str(tmp_path / "again")
+    shutil.copytree(first, workdir)
+    before = results.load(workdir).table
+    nb = execute(QUICKSTART, WORKDIR=workdir, **dict(CI_SETTINGS[QUICKSTART], LEVELS=3))
+    after = results.load(workdir)
+    assert after.levels() == [0, 1, 2, 3] and after.levels("random_prune") == [1, 2, 3]
+    pd.testing.assert_frame_equal(after.table.iloc[:len(before)], before)  # nothing redone, nothing lost
+    assert set(after.table.iloc[len(before):]["level"]) == {3}
+    assert re.search(r"^\s*3\s+51\.20\s", output(nb, "run"), re.M)  # level 3 in the summary: 0.8**3 = 51.2%
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_instability_notebook_on_a_fresh_short_lottery_run(tmp_path):
+    lottery, workdir = str(tmp_path / "lottery"), str(tmp_path / "instability")
+    nb = execute(INSTABILITY, LOTTERY_WORKDIR=lottery, WORKDIR=workdir, **CI_SETTINGS[INSTABILITY])
+    check_installed_nothing(nb)
+    assert "a short lottery run first" in output(nb, "lottery")
+    assert results.load(lottery).levels() == [0, 1, 2]
+    table = results.load(workdir).table
+    copies = table[(table.arm == "copies") & (table.metric == "barrier_frankle")]
+    assert sorted(copies.spawn_step.unique()) == [0, 100] and set(copies.split) == {"test", "train"}
+    between = table[(table.arm == "between_levels") & (table.metric == "barrier_paul") & (table.split == "test")]
+    assert sorted(between.level.unique()) == [1, 2]
+    curve = table[(table.arm == "copies") & (table.metric == "error") & (table.split == "test")]
+    assert sorted(curve.alpha.unique()) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert "barrier between successive IMP levels" in output(nb, "instability")
+    assert images(nb) == 2  # the three-panel figure and the hand-made interpolation
+    # Two initialisations are far less connected than two copies of one trunk (the notebook's point).
+    by_hand = float(re.search(r"test error barrier ([\d.]+)% \(Frankle\)", output(nb, "by-hand")).group(1))
+    spawned = copies[(copies.split == "test") & (copies.spawn_step == 100)].value.mean()
+    assert by_hand > 100 * spawned
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_results_api_notebook_on_the_quickstart_workdir(quickstart):
+    _, workdir = quickstart
+    nb = execute(RESULTS_API, WORKDIR=workdir, **CI_SETTINGS[RESULTS_API])
+    check_installed_nothing(nb)
+    assert f"reading the run in {workdir}" in output(nb, "make-run")
+    assert "finished IMP levels [0, 1, 2]" in output(nb, "load")
+    assert "hidden_0/kernel" in output(nb, "density")
+    overlap = output(nb, "overlap")
+    assert "IoU across replicates" in overlap and "IoU with random_prune" in overlap
+    assert images(nb) == 3  # overlaps, weights, the custom figure
