@@ -172,6 +172,33 @@ class Run:
         return self._replicate(self._load(arm, f"level_{level:02d}", "mask"), replicate)
 
 
+    def copies(self, spawn_step: int, replicate: int | None = None, copy: int | None = None) -> dict:
+        """(instability runs) The trained copies spawned at ``spawn_step``: ``{"params", "batch_stats"}``.
+
+        Leaves have a leading axis of ``replicates * copies`` (copy ``c`` of replicate ``r`` at
+        ``r * copies + c``); ``replicate`` and/or ``copy`` select from it.
+        """
+        if self.experiment != "instability":
+            raise UserError(f"a {self.experiment!r} run has no spawned copies")
+        path = os.path.join(self.workdir, "artifacts", f"spawn_{int(spawn_step):07d}", "final")
+        if not checkpoint.artifact_exists(path):
+            raise UserError(f"the copies spawned at step {spawn_step} are not finished in {self.workdir}")
+        network = checkpoint.load_artifact(path)
+        copies, replicates = int(self.config["instability"]["copies"]), self.config["replicates"]
+        if replicate is not None and not 0 <= replicate < replicates:
+            raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
+        if copy is not None and not 0 <= copy < copies:
+            raise UserError(f"copy must be in [0, {copies}), got {copy}")
+        rows = [r * copies + c for r in ([replicate] if replicate is not None else range(replicates))
+                for c in ([copy] if copy is not None else range(copies))]
+        pick = rows[0] if replicate is not None and copy is not None else np.asarray(rows)
+        return {k: _map(v, lambda x: np.asarray(x)[pick]) for k, v in network.items()}
+
+
+def _map(tree: PyTree, fn) -> PyTree:
+    return {k: _map(v, fn) for k, v in tree.items()} if isinstance(tree, dict) else fn(tree)
+
+
 def _apply_mask(params: PyTree, mask: PyTree) -> PyTree:
     if isinstance(mask, dict):
         return {k: _apply_mask(v, mask[k]) if k in mask else v for k, v in params.items()}

@@ -178,3 +178,18 @@ def test_spawn_steps_can_be_added_to_a_finished_run(tmp_path, monkeypatch):
     old = before[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
     kept = grown[cols].fillna("").merge(old, how="inner")
     assert len(kept) == len(old)  # every earlier row (trunk training up to 8 included) is still there
+
+
+def test_results_api_gives_the_spawned_copies(tmp_path):
+    run = run_instability(tiny("instability", instability__spawn_steps="4it", instability__splits=("test",),
+                               instability__copies=3), tmp_path / "copies")
+    every = run.copies(4)
+    assert every["params"]["hidden_0"]["kernel"].shape[0] == 2 * 3
+    one = run.copies(4, replicate=1, copy=2)
+    np.testing.assert_array_equal(one["params"]["hidden_0"]["kernel"], every["params"]["hidden_0"]["kernel"][5])
+    assert run.copies(4, replicate=1)["params"]["output"]["bias"].shape[0] == 3
+    assert run.copies(4, copy=0)["params"]["output"]["bias"].shape[0] == 2
+    with pytest.raises(UserError, match="not finished"):
+        run.copies(5)
+    with pytest.raises(UserError, match="copy must be"):
+        run.copies(4, copy=3)
