@@ -149,16 +149,28 @@ def to_dict(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json())
 
 
-def differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the fields whose values differ (ignoring :data:`RERUN_MAY_CHANGE`)."""
+_MISSING = "<missing>"
+
+
+def differences(saved: dict, current: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
+    """Dotted names of the fields whose values differ (ignoring :data:`RERUN_MAY_CHANGE`).
+
+    A field ``saved`` lacks counts as its default in :func:`base_config` (the value the code used
+    before the field existed), so workdirs written by an older jaxlth stay valid.
+    """
+    if defaults is None:
+        defaults = to_dict(base_config())
+        for name in prefix.rstrip(".").split(".") if prefix else []:
+            defaults = defaults.get(name, {}) if isinstance(defaults, dict) else {}
     out = []
     for key in sorted(set(saved) | set(current)):
         name = f"{prefix}{key}"
         if name in RERUN_MAY_CHANGE:
             continue
-        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        default = defaults.get(key, _MISSING) if isinstance(defaults, dict) else _MISSING
+        a, b = saved.get(key, default), current.get(key, _MISSING)
         if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(differences(a, b, name + "."))
+            out.extend(differences(a, b, name + ".", default if isinstance(default, dict) else {}))
         elif a != b:
             out.append(f"{name}: {a!r} there, {b!r} here")
     return out

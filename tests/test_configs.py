@@ -126,3 +126,22 @@ def check_config(c):
     assert all(0 < m < total for m in milestones)
     assert steps.to_steps(c.train.get("warmup", "0it"), per_epoch) < total
     assert c.train.get("schedule", "constant") != "step" or milestones
+
+
+def test_a_config_json_from_before_a_field_existed_still_matches(tmp_path):
+    import json
+
+    from jaxlth import workdir as workdir_lib
+    from jaxlth.errors import UserError
+
+    config = config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py:lottery"))
+    workdir_lib.claim(str(tmp_path), config)
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["instability"], saved["data"]["synthetic_seed"], saved["train"]["beta1"]  # as an older jaxlth wrote it
+    path.write_text(json.dumps(saved))
+    assert workdir_lib.claim(str(tmp_path), config)  # the same experiment: a resume
+    assert config_lib.differences(saved, config_lib.to_dict(config)) == []
+    config.instability.copies = 3  # not the default an older run had
+    with pytest.raises(UserError, match="instability.copies"):
+        workdir_lib.claim(str(tmp_path), config)

@@ -112,8 +112,9 @@ class Instability:
                             "run, not a lottery run")
         mine = config_lib.to_dict(self.config)
         for field in SHARED_WITH_SOURCE:
-            if source.config.get(field) != mine[field]:
-                differ = config_lib.differences({field: source.config.get(field)}, {field: mine[field]})
+            saved = {field: source.config[field]} if field in source.config else {}
+            differ = config_lib.differences(saved, {field: mine[field]})
+            if differ:
                 raise UserError(f"{field} must equal the source run's in {self.ins.source_workdir} "
                                 f"({'; '.join(differ[:3])})")
         return source
