@@ -18,6 +18,7 @@ PyTree = Any
 def _remove_lowest(scores: jax.Array, keep: jax.Array, fraction: float) -> jax.Array:
     """New flat mask: ``keep`` minus the ``ceil(fraction * sum(keep))`` kept entries of lowest score.
 
+    ``scores`` must be non-negative (magnitudes).
     Ties are broken by position (a stable sort), so exactly that many entries are removed.
     """
     remaining = jnp.sum(keep)
