@@ -31,6 +31,7 @@ def get_config(arg: str | None = None):
     c = base_config()
     c.data.name = "cifar10"
     c.model.name = "resnet20"
+    c.model.options.width = 16  # channels of the first stage (override: --config.model.options.width=...)
     c.train.optimizer = "sgd"
     c.train.lr = 0.1
     c.train.momentum = 0.9

@@ -24,6 +24,7 @@ def get_config(arg: str | None = None):
     c = base_config()
     c.data.name = "imagenet2012"
     c.model.name = "resnet50"
+    c.model.options.width = 64  # channels of the first stage (override: --config.model.options.width=...)
     c.train.optimizer = "sgd"
     c.train.lr = 0.4
     c.train.momentum = 0.9

@@ -109,7 +109,7 @@ def from_file(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
             node = node[part] if part in node else None
             if not isinstance(node, ml_collections.ConfigDict):
                 raise UserError(f"the config has no field {dotted!r}")
-        if leaf not in node:
+        if leaf not in node and parents != ["model", "options"]:  # model options: the model checks them
             raise UserError(f"the config has no field {dotted!r}")
         node[leaf] = tuple(value) if isinstance(value, list) else value
     validate(config)

@@ -145,3 +145,20 @@ def test_a_config_json_from_before_a_field_existed_still_matches(tmp_path):
     config.instability.copies = 3  # not the default an older run had
     with pytest.raises(UserError, match="instability.copies"):
         workdir_lib.claim(str(tmp_path), config)
+
+
+def test_from_file_applies_overrides_and_model_options():
+    config = config_lib.from_file(os.path.join(ROOT, "configs", "resnet20_cifar10.py:lottery"),
+                                  **{"lottery.levels": 3, "model.options.width": 64, "replicates": 2})
+    assert (config.lottery.levels, config.model.options.width, config.replicates) == (3, 64, 2)
+    lenet = config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"),
+                                 **{"model.name": "lenet", "model.options.widths": [64, 32]})
+    assert tuple(lenet.model.options.widths) == (64, 32)
+    from jaxlth.errors import UserError
+
+    with pytest.raises(UserError, match="no field 'lottery.levelz'"):
+        config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"), **{"lottery.levelz": 3})
+    with pytest.raises(UserError, match="does not exist"):
+        config_lib.from_file(os.path.join(ROOT, "configs", "nope.py"))
+    with pytest.raises(UserError, match="train.steps"):
+        config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"), **{"train.steps": "10xp"})
