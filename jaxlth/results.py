@@ -192,7 +192,7 @@ class Run:
         rows = [r * copies + c for r in ([replicate] if replicate is not None else range(replicates))
                 for c in ([copy] if copy is not None else range(copies))]
         pick = rows[0] if replicate is not None and copy is not None else np.asarray(rows)
-        return {k: _map(v, lambda x: np.asarray(x)[pick]) for k, v in network.items()}
+        return _map(network, lambda x: np.asarray(x)[pick])
 
 
 def _map(tree: PyTree, fn) -> PyTree:
@@ -206,7 +206,7 @@ def _apply_mask(params: PyTree, mask: PyTree) -> PyTree:
 
 
 def _select(tree: PyTree, replicate: int) -> PyTree:
-    return {k: _select(v, replicate) for k, v in tree.items()} if isinstance(tree, dict) else np.asarray(tree)[replicate]
+    return _map(tree, lambda x: np.asarray(x)[replicate])
 
 
 def load(workdir: str) -> Run:

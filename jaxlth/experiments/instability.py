@@ -207,15 +207,10 @@ class Instability:
         results.append_rows(self.workdir, rows)
         return out
 
-    def _density(self, mask) -> np.ndarray:
-        if not jax.tree.leaves(mask):
-            return np.ones(self.config.replicates)
-        return np.asarray(mask_lib.density(mask, replicate_axis=True))
-
     # ----- the three analyses -------------------------------------------------------------------
     def spawn(self) -> None:
         copies, level = int(self.ins.copies), int(self.ins.level)
-        density = self._density(self.mask)
+        density = mask_lib.replicate_density(self.mask, self.config.replicates)
         for k in self.spawn_steps:
             marker = results.artifact_dir(self.workdir, os.path.join(f"spawn_{k:07d}", "measured"))
             if os.path.exists(marker):
@@ -310,7 +305,7 @@ class Instability:
         final = self._trained("perturb", {"arm": "perturbed", "level": max(int(self.ins.level), 0)}, start_step, mask,
                               initial_state, f"{len(scales)} perturbations and the original")
         per_group = [jax.tree.map(lambda x, g=g: x[g::groups], final) for g in range(groups)]
-        density = self._density(self.mask)
+        density = mask_lib.replicate_density(self.mask, self.config.replicates)
         pairs = [(f"{scale:g}", per_group[0], per_group[g + 1]) for g, scale in enumerate(scales)]
         self._record_paths("perturb", max(int(self.ins.level), 0), density, start_step, pairs)
         os.makedirs(os.path.dirname(marker), exist_ok=True)

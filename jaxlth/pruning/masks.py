@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import traverse_util
 
 from jaxlth.errors import UserError
@@ -124,6 +125,13 @@ def chance_overlap(mask: PyTree, per_layer: bool = False):
     if per_layer:
         return {name: both / jnp.maximum(either, 1e-12) for name, (both, either) in parts.items()}
     return sum(p[0] for p in parts.values()) / jnp.maximum(sum(p[1] for p in parts.values()), 1e-12)
+
+
+def replicate_density(mask: PyTree, replicates: int) -> np.ndarray:
+    """``(R,)`` numpy: each replicate's fraction of prunable weights kept (ones for ``{}``, dense)."""
+    if not jax.tree.leaves(mask):
+        return np.ones(replicates)
+    return np.asarray(density(mask, replicate_axis=True))
 
 
 def num_prunable(mask: PyTree, replicate_axis: bool = False) -> int:

@@ -119,7 +119,7 @@ def run_segment(
 
     results_lib.drop_rows(workdir, after_restart)
 
-    density = _density(mask, state)
+    density = mask_lib.replicate_density(mask, state.data_key.shape[0])
     if not resumed:
         results_lib.append_rows(workdir, measurement_rows(segment, step, density,
                                                           evaluate(program, state, data, segment.eval_train)))
@@ -141,10 +141,3 @@ def run_segment(
     bar.close()
     return state
 
-
-def _density(mask: PyTree, state: TrainState) -> np.ndarray:
-    """``(R,)`` fraction of prunable weights kept (1 for a dense run)."""
-    replicates = state.data_key.shape[0]
-    if not jax.tree.leaves(mask):
-        return np.ones(replicates)
-    return np.asarray(mask_lib.density(mask, replicate_axis=True))
