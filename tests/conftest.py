@@ -52,3 +52,14 @@ def start_and_kill(args, reached, timeout=240):
 def checkpoint_steps(folder) -> list[int]:
     """The steps of the Orbax checkpoints committed in ``folder`` (none when it does not exist)."""
     return sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
+
+
+def assert_same_rows(table_a, table_b, columns) -> None:
+    """The two results tables hold exactly the same rows in ``columns`` (in any order)."""
+    import pandas as pd  # noqa: PLC0415
+
+    def tidy(table):
+        keys = list(columns[:-1])
+        return table[list(columns)].fillna("").sort_values(keys).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(tidy(table_a), tidy(table_b))

@@ -4,11 +4,10 @@ import hashlib
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from jaxlth import results
-from tests.conftest import TINY, checkpoint_steps, run_cli, start_and_kill
+from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
 
 pytestmark = pytest.mark.slow
 
@@ -141,9 +140,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
     for x, y in zip(_leaves(a.params()), _leaves(b.params())):
         np.testing.assert_array_equal(x, y)
     cols = ["step", "replicate", "split", "metric", "value"]
-    ta = a.table[cols].sort_values(cols[:4]).reset_index(drop=True)
-    tb = b.table[cols].sort_values(cols[:4]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(ta, tb)
+    assert_same_rows(a.table, b.table, cols)
 
 
 def _leaves(tree):

@@ -11,7 +11,7 @@ from jaxlth import checkpoint, results, workdir as workdir_lib
 from jaxlth.errors import UserError
 from jaxlth.experiments import instability as instability_lib
 from jaxlth.experiments import lottery as lottery_lib
-from tests.conftest import TINY, checkpoint_steps, run_cli, start_and_kill
+from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
 
 
 def tiny(arg, replicates=2, **changes):
@@ -144,9 +144,7 @@ def test_kill_during_the_copies_resumes_bitwise(tmp_path):
         for u, v in zip(jax.tree.leaves(x), jax.tree.leaves(y)):
             np.testing.assert_array_equal(u, v)
     cols = ["arm", "spawn_step", "pair", "alpha", "step", "replicate", "split", "metric", "value"]
-    ta = a.table[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
-    tb = b.table[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
-    assert ta.equals(tb)
+    assert_same_rows(a.table, b.table, cols)
 
 
 def test_perturbation_noise_is_scaled_by_each_layers_norm():

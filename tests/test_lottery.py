@@ -11,7 +11,7 @@ import pytest
 from jaxlth import results, workdir as workdir_lib
 from jaxlth.experiments import lottery as lottery_lib
 from jaxlth.training import loop
-from tests.conftest import FASHION_MNIST_DIR, TINY, checkpoint_steps, run_cli, start_and_kill
+from tests.conftest import FASHION_MNIST_DIR, TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
 
 
 def tiny_lottery(**lottery):
@@ -173,9 +173,7 @@ def test_kill_during_level_2_resumes_bitwise(tmp_path):
             for x, y in zip(jax.tree.leaves(a.params(level, arm=arm)), jax.tree.leaves(b.params(level, arm=arm))):
                 np.testing.assert_array_equal(x, y)
     cols = ["arm", "level", "step", "replicate", "split", "metric", "layer", "value"]
-    ta = a.table[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
-    tb = b.table[cols].fillna("").sort_values(cols[:-1]).reset_index(drop=True)
-    assert ta.equals(tb)
+    assert_same_rows(a.table, b.table, cols)
 
 
 @pytest.mark.slow
