@@ -17,7 +17,7 @@ pad, random crop, horizontal flip) to every CIFAR run; whether the paper augment
     python -m jaxlth.main --config configs/conv2_cifar10.py:lottery --workdir runs/conv2_lottery
 """
 
-from jaxlth.config import base_config
+from jaxlth.config import base_config, choose
 
 
 def get_config(arg: str | None = None):
@@ -31,15 +31,9 @@ def get_config(arg: str | None = None):
     c.train.schedule = "constant"
     c.eval_every = "1ep"
     c.checkpoint_every = "1ep"
-    if arg in (None, "train"):
-        c.experiment = "train"
-    elif arg == "lottery":
-        c.experiment = "lottery"
-        c.lottery.levels = 15
-        c.lottery.rewind = "0it"
-        c.lottery.prune_fraction = 0.2
-        c.lottery.scope = "layerwise"
-        c.lottery.branches = ("random_prune", "random_reinit")
-    else:
-        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
-    return c
+    c.lottery.levels = 15
+    c.lottery.rewind = "0it"
+    c.lottery.prune_fraction = 0.2
+    c.lottery.scope = "layerwise"
+    c.lottery.branches = ("random_prune", "random_reinit")
+    return choose(c, arg)

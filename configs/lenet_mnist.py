@@ -19,7 +19,7 @@ for the barrier between successive IMP levels (Paul et al. 2023), and
         --config.replicates=2
 """
 
-from jaxlth.config import base_config
+from jaxlth.config import base_config, choose
 
 
 def get_config(arg: str | None = None):
@@ -34,20 +34,12 @@ def get_config(arg: str | None = None):
     c.lottery.layers_to_ignore = ("output",)
     c.eval_every = "1ep"
     c.checkpoint_every = "1ep"
-    if arg in (None, "train"):
-        c.experiment = "train"
-    elif arg == "lottery":
-        c.experiment = "lottery"
-        c.lottery.levels = 15
-        c.lottery.rewind = "0it"
-        c.lottery.prune_fraction = 0.2
-        c.lottery.scope = "global"
-        c.lottery.branches = ("random_prune", "random_reinit")
-    elif arg == "instability":
-        c.experiment = "instability"
-        c.instability.spawn_steps = "0it,100it,500it,2000it"
-        c.instability.copies = 2
-        c.instability.alphas = 30
-    else:
-        raise ValueError(f"unknown config argument {arg!r}; use 'train', 'lottery' or 'instability'")
-    return c
+    c.lottery.levels = 15
+    c.lottery.rewind = "0it"
+    c.lottery.prune_fraction = 0.2
+    c.lottery.scope = "global"
+    c.lottery.branches = ("random_prune", "random_reinit")
+    c.instability.spawn_steps = "0it,100it,500it,2000it"
+    c.instability.copies = 2
+    c.instability.alphas = 30
+    return choose(c, arg)

@@ -24,7 +24,7 @@ alpha from that many training batches.
         --config.replicates=2
 """
 
-from jaxlth.config import base_config
+from jaxlth.config import base_config, choose
 
 
 def get_config(arg: str | None = None):
@@ -43,20 +43,12 @@ def get_config(arg: str | None = None):
     c.train.gamma = 0.1
     c.eval_every = "1ep"
     c.checkpoint_every = "1ep"
-    if arg in (None, "train"):
-        c.experiment = "train"
-    elif arg == "lottery":
-        c.experiment = "lottery"
-        c.lottery.levels = 20
-        c.lottery.rewind = "500it"
-        c.lottery.prune_fraction = 0.2
-        c.lottery.scope = "global"
-        c.lottery.branches = ("random_prune", "random_reinit")
-    elif arg == "instability":
-        c.experiment = "instability"
-        c.instability.spawn_steps = "0it,100it,500it,2000it,5000it"
-        c.instability.copies = 2
-        c.instability.alphas = 30
-    else:
-        raise ValueError(f"unknown config argument {arg!r}; use 'train', 'lottery' or 'instability'")
-    return c
+    c.lottery.levels = 20
+    c.lottery.rewind = "500it"
+    c.lottery.prune_fraction = 0.2
+    c.lottery.scope = "global"
+    c.lottery.branches = ("random_prune", "random_reinit")
+    c.instability.spawn_steps = "0it,100it,500it,2000it,5000it"
+    c.instability.copies = 2
+    c.instability.alphas = 30
+    return choose(c, arg)

@@ -17,7 +17,7 @@ datasets do. The recipe records the setting for when a streaming source exists.
     python -m jaxlth.main --config configs/resnet50_imagenet.py:lottery --workdir runs/resnet50_lottery
 """
 
-from jaxlth.config import base_config
+from jaxlth.config import base_config, choose
 
 
 def get_config(arg: str | None = None):
@@ -38,15 +38,9 @@ def get_config(arg: str | None = None):
     c.eval_every = "2000it"
     c.eval_batch_size = 500  # 224x224 images: keep evaluation activations small
     c.checkpoint_every = "2000it"
-    if arg in (None, "train"):
-        c.experiment = "train"
-    elif arg == "lottery":
-        c.experiment = "lottery"
-        c.lottery.levels = 5
-        c.lottery.rewind = "6ep"
-        c.lottery.prune_fraction = 0.2
-        c.lottery.scope = "global"
-        c.lottery.branches = ("random_prune", "random_reinit")
-    else:
-        raise ValueError(f"unknown config argument {arg!r}; use 'train' or 'lottery'")
-    return c
+    c.lottery.levels = 5
+    c.lottery.rewind = "6ep"
+    c.lottery.prune_fraction = 0.2
+    c.lottery.scope = "global"
+    c.lottery.branches = ("random_prune", "random_reinit")
+    return choose(c, arg)

@@ -1,7 +1,9 @@
 """The base configuration every recipe in ``configs/`` starts from, and its validation.
 
-Field names are a contract with users (see DESIGN.md): ``experiment``, ``seed``, ``replicates``,
-``train.steps``, ``train.batch_size``, ``checkpoint_every``, ... Lengths are step specs.
+Field names are a contract with users: ``experiment``, ``seed``, ``replicates``, ``train.steps``,
+``train.batch_size``, ``checkpoint_every``, ... Lengths are step specs. The common fields are
+written here; each experiment's block (``lottery``, ``instability``, ...) is declared by its
+module in ``jaxlth.experiments`` and added by :func:`base_config`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,28 @@ from jaxlth import steps as step_specs
 from jaxlth.data import default_config as default_data_config
 from jaxlth.errors import UserError
 
-EXPERIMENTS = ("train", "lottery", "instability")
+# Fields of the common part that may differ between a workdir's saved config and a rerun on it;
+# each experiment adds its own (Experiment.may_change).
+COMMON_MAY_CHANGE = ("progress",)
 
-# Fields that may differ between the config saved in a workdir and a rerun on it.
-RERUN_MAY_CHANGE = ("progress", "lottery.levels", "lottery.branches", "instability.spawn_steps")
+
+def _registry():
+    from jaxlth.experiments import registry  # noqa: PLC0415  (experiments import this module)
+
+    return registry
 
 
-def base_config() -> ml_collections.ConfigDict:
-    """Every field with its default; recipes override what they need."""
+def __getattr__(name: str):
+    """``EXPERIMENTS`` and ``RERUN_MAY_CHANGE``, assembled from the experiment modules."""
+    if name == "EXPERIMENTS":
+        return _registry().names()
+    if name == "RERUN_MAY_CHANGE":
+        return COMMON_MAY_CHANGE + tuple(f for e in _registry().all_experiments().values() for f in e.may_change)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def common_config() -> ml_collections.ConfigDict:
+    """The fields every experiment shares: what runs, seeds, data, model, training, bookkeeping."""
     c = ml_collections.ConfigDict()
     c.experiment = "train"
     c.seed = 0  # initialisation of replicate r uses seed + r
@@ -53,31 +69,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.gamma = 0.1
     c.train.warmup = "0it"
 
-    c.lottery = ml_collections.ConfigDict()
-    c.lottery.levels = 0  # pruning levels after the dense level 0
-    c.lottery.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
-    c.lottery.prune_fraction = 0.2  # of the remaining prunable weights, per level
-    c.lottery.scope = "global"  # global | layerwise magnitude pruning
-    c.lottery.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
-    c.lottery.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
-    c.lottery.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py
-    c.lottery.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
-    c.lottery.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
-
-    c.instability = ml_collections.ConfigDict()
-    c.instability.spawn_steps = "0it"  # comma-separated step specs k: copies trained from step k
-    c.instability.copies = 2  # copies per spawn step, differing only in SGD noise
-    c.instability.alphas = 30  # evenly spaced interpolation coefficients in [0, 1]
-    c.instability.splits = ("test", "train")  # where errors along the path are measured
-    c.instability.train_examples = 10000  # train split: this many examples (fixed subset; 0 = all)
-    c.instability.bn_recompute_batches = 0  # > 0: recompute BatchNorm statistics at every alpha
-    c.instability.source_workdir = ""  # a lottery workdir: analyse its IMP subnetwork ...
-    c.instability.level = -1  # ... at this level (-1: the dense network)
-    c.instability.between_levels = False  # Paul et al. 2023: barrier between levels L and L+1
-    c.instability.matching_epsilon = -1.0  # matching: within eps of dense test error; < 0: 1 std
-    c.instability.perturb_scales = ()  # Paul et al. 2023: noise scales relative to layer norms
-    c.instability.perturb_step = "0it"  # the step whose network is perturbed (dense runs)
-
     c.eval_every = "1ep"
     c.eval_batch_size = 2000
     c.eval_train = False  # also evaluate on the whole (unaugmented) training set
@@ -85,6 +76,30 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.progress = True
     return c
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field with its default: the common fields and every experiment's block."""
+    c = common_config()
+    for experiment in _registry().all_experiments().values():
+        if experiment.defaults is not None:
+            c[experiment.name] = experiment.defaults()
+    return c
+
+
+def choose(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """``config`` set to run the experiment named by a recipe's argument (``None``: ``train``).
+
+    A recipe sets data, model and training and the paper's settings of each experiment's block,
+    then ends with ``return choose(c, arg)``: ``configs/NAME.py:EXPERIMENT`` works for every
+    experiment, including ones added after the recipe was written.
+    """
+    names = _registry().names()
+    name = arg or "train"
+    if name not in names:
+        raise ValueError(f"unknown config argument {arg!r}; use {', '.join(repr(n) for n in names)}")
+    config.experiment = name
+    return config
 
 
 def from_file(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
@@ -122,9 +137,11 @@ def _check(condition: bool, message: str) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises :class:`UserError` with one sentence for the first problem found."""
-    _check(config.experiment in EXPERIMENTS,
-           f"unknown experiment {config.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    """Raises :class:`UserError` with one sentence for the first problem found.
+
+    Checks the common fields, then calls the experiment's own ``validate``; reads no data.
+    """
+    experiment = _registry().get(config.experiment)
     _check(isinstance(config.replicates, int) and config.replicates >= 1,
            f"replicates must be a positive integer, got {config.replicates!r}")
     _check(isinstance(config.train.batch_size, int) and config.train.batch_size >= 1,
@@ -135,6 +152,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
+    experiment.validate(config)
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
@@ -152,12 +170,30 @@ def to_dict(config: ml_collections.ConfigDict) -> dict:
 _MISSING = "<missing>"
 
 
+def relevant(config: dict, experiment: str) -> dict:
+    """The part of a config (as a dict) that the experiment named ``experiment`` reads.
+
+    The common fields, the experiment's own block and the fields of other blocks it declares in
+    ``Experiment.reads``; the blocks of other experiments are left out.
+    """
+    experiments = _registry().all_experiments()
+    own = experiments.get(experiment)
+    blocks = set(experiments)
+    out = {k: v for k, v in config.items() if k not in blocks or k == experiment}
+    for dotted in own.reads if own is not None else ():
+        block, _, field = dotted.partition(".")
+        if isinstance(config.get(block), dict) and field in config[block]:
+            out.setdefault(block, {})[field] = config[block][field]
+    return out
+
+
 def differences(saved: dict, current: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
-    """Dotted names of the fields whose values differ (ignoring :data:`RERUN_MAY_CHANGE`).
+    """Dotted names of the fields whose values differ (ignoring ``RERUN_MAY_CHANGE``).
 
     A field ``saved`` lacks counts as its default in :func:`base_config` (the value the code used
     before the field existed), so workdirs written by an older jaxlth stay valid.
     """
+    may_change = __getattr__("RERUN_MAY_CHANGE")
     if defaults is None:
         defaults = to_dict(base_config())
         for name in prefix.rstrip(".").split(".") if prefix else []:
@@ -165,7 +201,7 @@ def differences(saved: dict, current: dict, prefix: str = "", defaults: dict | N
     out = []
     for key in sorted(set(saved) | set(current)):
         name = f"{prefix}{key}"
-        if name in RERUN_MAY_CHANGE:
+        if name in may_change:
             continue
         default = defaults.get(key, _MISSING) if isinstance(defaults, dict) else _MISSING
         a, b = saved.get(key, default), current.get(key, _MISSING)

@@ -14,7 +14,8 @@ from ml_collections import config_flags
 
 from jaxlth.errors import UserError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/, optionally ':ARG'.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (one of the experiments below).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for config.json, results.csv, checkpoints and plots.")
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> None:
 
     try:
         config_lib.validate(config)
+        experiments.enable_compilation_cache()
         experiments.run(config, _WORKDIR.value)
     except UserError as e:
         fail(str(e))
@@ -79,5 +81,17 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def _experiment_listing() -> str:
+    """The experiments for ``--help``: the modules of jaxlth.experiments (their names, unimported)."""
+    import pkgutil  # noqa: PLC0415
+
+    import jaxlth.experiments as package  # noqa: PLC0415
+
+    machinery = {"context", "protocol", "registry", "source", "networks"}
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in machinery]
+    return "experiments (config.experiment, or --config FILE:EXPERIMENT): " + ", ".join(sorted(names))
+
+
 if __name__ == "__main__":
+    __doc__ = f"{__doc__}\n{_experiment_listing()}\n"  # absl's --help prints the module docstring
     app.run(main, flags_parser=parse_flags)

@@ -1,70 +1,53 @@
-"""The results of a workdir: the tidy ``results.csv`` (writing and reading) and ``load(workdir)``.
+"""The results of a workdir, read-only: ``load(workdir)`` for notebooks and figures.
 
-``results.csv`` holds one row per measurement with the columns :data:`COLUMNS`; a notebook gets
+``results.csv`` holds one row per measurement: the core :data:`COLUMNS` and the coordinates its
+experiment declares (written by ``jaxlth.records``); a notebook gets
 everything with ``jaxlth.results.load(workdir)``, whose ``.config``, ``.table``, ``.params(...)``
 and ``.mask(...)`` return plain Python, pandas and numpy objects.
 """
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 import os
-from typing import Any, Callable, Iterable
+import sys
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from jaxlth import checkpoint
+from jaxlth import arms, checkpoint, records
 from jaxlth.errors import UserError
+from jaxlth.layout import CONFIG_FILE, RESULTS_FILE, Layout, level_name, spawn_name
+from jaxlth.training import copies as copies_lib
 
-COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value", "layer",
-           "spawn_step", "pair", "alpha")
-RESULTS_FILE = "results.csv"
-CONFIG_FILE = "config.json"
+# Every row has these; each experiment adds its own coordinates (Experiment.columns).
+COLUMNS = records.CORE_COLUMNS
 
 PyTree = Any
 
 
-def append_rows(workdir: str, rows: Iterable[dict]) -> None:
-    """Appends measurement rows (dicts with the keys :data:`COLUMNS`) to ``results.csv``."""
-    path = os.path.join(workdir, RESULTS_FILE)
-    new_file = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new_file:
-            writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def drop_rows(workdir: str, should_drop: Callable[[dict], bool]) -> None:
-    """Rewrites ``results.csv`` without the rows for which ``should_drop(row)`` is true (atomic).
-
-    Used on resume to forget measurements made after the checkpoint the run restarts from.
-    """
-    path = os.path.join(workdir, RESULTS_FILE)
-    if not os.path.exists(path):
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    kept = [r for r in rows if not should_drop(r)]
-    if len(kept) == len(rows):
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(kept)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def artifact_dir(workdir: str, name: str) -> str:
-    """Where the named artifact (``init``, ``final``, ``level_03/mask``, ...) of a run is saved."""
-    return os.path.join(workdir, "artifacts", name)
+    """Where the named artifact (``init``, ``imp/level_03/mask``, ...) of a run is saved."""
+    return Layout(workdir).artifact(name)
+
+
+def upgrade(table: pd.DataFrame) -> pd.DataFrame:
+    """A table written by an older jaxlth in today's terms: renamed arms, and the perturbation's
+    noise scale moved from ``pair`` to ``noise_scale``."""
+    table = table.copy()
+    if "arm" in table:
+        table["arm"] = table["arm"].replace(arms.RENAMED)
+    if "pair" in table and "arm" in table:
+        old = (table["arm"] == arms.PERTURB) & table["pair"].notna()
+        if "noise_scale" not in table:
+            table["noise_scale"] = np.nan
+        if old.any():
+            table["noise_scale"] = table["noise_scale"].astype(float)
+            table.loc[old, "noise_scale"] = pd.to_numeric(table.loc[old, "pair"], errors="coerce")
+            table.loc[old, "pair"] = np.nan
+    return table
 
 
 class Run:
@@ -72,7 +55,8 @@ class Run:
 
     def __init__(self, workdir: str):
         self.workdir = workdir
-        config_path = os.path.join(workdir, CONFIG_FILE)
+        self.layout = Layout(workdir)
+        config_path = self.layout.config_file
         if not os.path.exists(config_path):
             raise UserError(f"{workdir} holds no jaxlth run (no {CONFIG_FILE})")
         with open(config_path) as f:
@@ -85,19 +69,22 @@ class Run:
     @property
     def table(self) -> pd.DataFrame:
         """All measurements as a tidy DataFrame (empty with the right columns before the first)."""
-        path = os.path.join(self.workdir, RESULTS_FILE)
+        path = self.layout.results_file
         if not os.path.exists(path):
             return pd.DataFrame(columns=list(COLUMNS))
-        return pd.read_csv(path)
+        text, cut = records.complete_text(path)
+        if cut:
+            print(f"jaxlth: {path} ends in a line cut short by a crash; that line is ignored", file=sys.stderr)
+        return upgrade(pd.read_csv(io.StringIO(text)))
 
     @property
     def default_arm(self) -> str:
         """The main arm: ``imp`` for lottery runs, ``main`` for plain training."""
-        return "imp" if self.experiment == "lottery" else "main"
+        return {"lottery": arms.IMP, "one_shot": arms.ONE_SHOT}.get(self.experiment, arms.MAIN)
 
     def levels(self, arm: str | None = None) -> list[int]:
         """The levels of ``arm`` whose training has finished (their final network is saved)."""
-        base = os.path.join(self.workdir, "artifacts", arm or self.default_arm)
+        base = self.layout.arm_dir(arm or self.default_arm)
         if not os.path.isdir(base):
             return []
         found = []
@@ -124,8 +111,8 @@ class Run:
             raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
         return _select(tree, replicate)
 
-    def _load(self, *parts: str) -> PyTree:
-        return checkpoint.load_artifact(os.path.join(self.workdir, "artifacts", *parts))
+    def _load(self, name: str) -> PyTree:
+        return checkpoint.load_artifact(self.layout.artifact(name))
 
     def network(self, level: int | None = None, replicate: int | None = None, which: str = "final",
                 arm: str | None = None) -> dict:
@@ -134,14 +121,13 @@ class Run:
         if which == "init":
             network = self._load("init")
         elif which == "final":
-            network = self._load(arm, f"level_{self._level(level, arm):02d}", "final")
+            network = self._load(f"{arm}/{level_name(self._level(level, arm))}/final")
         elif which == "rewind":
-            if self.experiment != "lottery":
+            if not checkpoint.artifact_exists(self.layout.artifact("rewind")):
                 raise UserError(f"a {self.experiment!r} run has no rewind point")
             level = self._level(level, arm)
-            start = os.path.join(self.workdir, "artifacts", arm, f"level_{level:02d}", "start")
-            network = self._load(arm, f"level_{level:02d}", "start") if checkpoint.artifact_exists(start) \
-                else self._load("rewind")
+            start = self.layout.level_artifact(arm, level, "start")
+            network = checkpoint.load_artifact(start) if checkpoint.artifact_exists(start) else self._load("rewind")
             mask = self.mask(level, arm=arm)
             network["params"] = _apply_mask(network["params"], mask)
         else:
@@ -169,18 +155,18 @@ class Run:
         arm = arm or self.default_arm
         if level is None:
             level = self._level(None, arm) if self.levels(arm) else 0
-        return self._replicate(self._load(arm, f"level_{level:02d}", "mask"), replicate)
+        return self._replicate(self._load(f"{arm}/{level_name(level)}/mask"), replicate)
 
 
     def copies(self, spawn_step: int, replicate: int | None = None, copy: int | None = None) -> dict:
         """(instability runs) The trained copies spawned at ``spawn_step``: ``{"params", "batch_stats"}``.
 
         Leaves have a leading axis of ``replicates * copies`` (copy ``c`` of replicate ``r`` at
-        ``r * copies + c``); ``replicate`` and/or ``copy`` select from it.
+        ``r * copies + c``, ``jaxlth.training.copies``); ``replicate`` and/or ``copy`` select from it.
         """
         if self.experiment != "instability":
             raise UserError(f"a {self.experiment!r} run has no spawned copies")
-        path = os.path.join(self.workdir, "artifacts", f"spawn_{int(spawn_step):07d}", "final")
+        path = self.layout.artifact(f"{spawn_name(spawn_step)}/final")
         if not checkpoint.artifact_exists(path):
             raise UserError(f"the copies spawned at step {spawn_step} are not finished in {self.workdir}")
         network = checkpoint.load_artifact(path)
@@ -189,9 +175,8 @@ class Run:
             raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
         if copy is not None and not 0 <= copy < copies:
             raise UserError(f"copy must be in [0, {copies}), got {copy}")
-        rows = [r * copies + c for r in ([replicate] if replicate is not None else range(replicates))
-                for c in ([copy] if copy is not None else range(copies))]
-        pick = rows[0] if replicate is not None and copy is not None else np.asarray(rows)
+        rows = copies_lib.positions(replicates, copies, replicate, copy)
+        pick = rows[0] if replicate is not None and copy is not None else rows
         return _map(network, lambda x: np.asarray(x)[pick])
 
 

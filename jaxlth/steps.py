@@ -65,3 +65,16 @@ def parse_list(specs: str | list | tuple, steps_per_epoch: int, field: str) -> l
     else:
         items = list(specs)
     return sorted(to_steps(s, steps_per_epoch, field) for s in items)
+
+
+def before(a: str | int, b: str | int, field_a: str, field_b: str) -> bool | None:
+    """Whether spec ``a`` comes strictly before spec ``b`` for every epoch length, when that is
+    decidable without the dataset (same number of epochs); ``None`` when it depends on it."""
+    x, y = parse(a, field_a), parse(b, field_b)
+    if x.epochs == y.epochs:
+        return x.iterations < y.iterations
+    if x.epochs > y.epochs and x.iterations >= y.iterations:
+        return False
+    if x.epochs < y.epochs and x.iterations <= y.iterations:
+        return True
+    return None

@@ -1,7 +1,14 @@
-"""A workdir belongs to one experiment: the first run writes ``config.json``, later runs must match."""
+"""A workdir belongs to one experiment: the first run writes ``config.json``, later runs must match.
+
+A rerun must agree with the saved config in every field its experiment reads (the common
+fields, its block, ``Experiment.reads``), except those it may change (``RERUN_MAY_CHANGE``).
+While a process works in a workdir it holds an exclusive lock on ``.lock``; the operating system
+releases it when the process ends, however it ends, so a lock is never stale.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 
@@ -9,7 +16,7 @@ import ml_collections
 
 from jaxlth import config as config_lib
 from jaxlth.errors import UserError
-from jaxlth.results import CONFIG_FILE
+from jaxlth.layout import CONFIG_FILE, Layout
 
 
 def claim(workdir: str, config: ml_collections.ConfigDict) -> bool:
@@ -20,7 +27,10 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> bool:
     """
     if not workdir:
         raise UserError("--workdir is required: the folder where config.json, results.csv and checkpoints go")
-    path = os.path.join(workdir, CONFIG_FILE)
+    layout = Layout(workdir)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"--workdir {workdir} is a file, not a folder")
+    path = layout.config_file
     current = config_lib.to_dict(config)
     if os.path.exists(path):
         try:
@@ -28,21 +38,53 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> bool:
                 saved = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"{path} cannot be read ({e}); this workdir is damaged, use another --workdir") from None
-        diffs = config_lib.differences(saved, current)
+        if saved.get("experiment") != current["experiment"]:
+            raise UserError(f"workdir {workdir} holds a {saved.get('experiment')!r} experiment, not "
+                            f"{current['experiment']!r}; use another --workdir")
+        diffs = config_lib.differences(config_lib.relevant(saved, current["experiment"]),
+                                       config_lib.relevant(current, current["experiment"]))
         if diffs:
             more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
             raise UserError(
                 f"workdir {workdir} holds a different experiment ({diffs[0]}{more}); "
                 "use another --workdir, or rerun with the config saved in its config.json"
             )
-        if saved != current:  # only fields that may grow changed (e.g. lottery.levels): record them
+        if saved != current:  # only fields that may grow (e.g. lottery.levels) or are unread changed: record them
             _write(path, current)
         return True
     if os.path.isdir(workdir) and os.listdir(workdir):
         raise UserError(f"workdir {workdir} is not empty and holds no jaxlth {CONFIG_FILE}; choose a new --workdir")
-    os.makedirs(workdir, exist_ok=True)
-    _write(path, current)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        _write(path, current)
+    except OSError as e:
+        raise UserError(f"cannot write to workdir {workdir} ({e.strerror or e})") from None
     return False
+
+
+class Lock:
+    """An exclusive lock on a workdir for the life of this object (``with Lock(layout):``)."""
+
+    def __init__(self, layout: Layout):
+        self.path = layout.lock_file
+        self._file = None
+
+    def __enter__(self) -> "Lock":
+        try:
+            self._file = open(self.path, "a")
+        except OSError as e:
+            raise UserError(f"cannot write to workdir {os.path.dirname(self.path)} ({e.strerror or e})") from None
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise UserError(f"another jaxlth process is working in {os.path.dirname(self.path)}; wait for it to "
+                            "finish (or stop it) before running here") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
 
 
 def _write(path: str, config: dict) -> None:

@@ -19,8 +19,10 @@ import ml_collections
 import numpy as np
 from jax import lax
 
+from jaxlth import rng
 from jaxlth.analysis.barriers import alpha_grid
 from jaxlth.models.init import BN_MOMENTUM
+from jaxlth.training import setup as setup_lib
 from jaxlth.training.program import Program
 
 PyTree = Any
@@ -40,7 +42,7 @@ def recompute_batch_stats(program: Program, params: PyTree, batch_stats: PyTree,
     zeros = jax.tree.map(jnp.zeros_like, batch_stats)
 
     def one(images):
-        _, updates = program.model.apply({"params": params, "batch_stats": zeros}, program._prepare(images),
+        _, updates = program.model.apply({"params": params, "batch_stats": zeros}, program.preprocess(images),
                                          train=True, mutable=["batch_stats"])
         return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), updates["batch_stats"])
 
@@ -54,7 +56,7 @@ def _curve(program: Program, alphas, net_a, net_b, images, labels, bn_batches):
         batch_stats = _lerp(alpha, a["batch_stats"], b["batch_stats"])
         if bn_batches is not None and jax.tree.leaves(batch_stats):
             batch_stats = recompute_batch_stats(program, params, batch_stats, bn_batches)
-        return program._evaluate_one(params, batch_stats, images, labels)
+        return program.evaluate_one(params, batch_stats, images, labels)
 
     over_alphas = jax.vmap(one, in_axes=(0, None, None))
     return jax.vmap(over_alphas, in_axes=(None, 0, 0))(alphas, net_a, net_b)
@@ -88,7 +90,8 @@ def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labe
     return {"loss": loss, "accuracy": acc, "error": 1.0 - acc}
 
 
-def bn_batches_from(images: jax.Array, num_batches: int, batch_size: int, seed: int = 0) -> jax.Array | None:
+def bn_batches_from(images: jax.Array, num_batches: int, batch_size: int,
+                    seed: int = rng.BN_BATCHES_SEED) -> jax.Array | None:
     """``(num_batches, batch_size, ...)`` unaugmented training images of a fixed random subset."""
     if num_batches <= 0:
         return None
@@ -117,6 +120,4 @@ class Analyzer:
 
 def for_run(run) -> Analyzer:
     """An :class:`Analyzer` for a loaded run (``jaxlth.results.load(workdir)``): loads its data."""
-    from jaxlth.experiments import setup as setup_lib  # noqa: PLC0415
-
     return Analyzer(setup_lib.build(ml_collections.ConfigDict(run.config)))

@@ -13,18 +13,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-ORDER_STREAM = 0
-AUGMENT_STREAM = 1
+from jaxlth import rng
 
 
 def order_key(data_key: jax.Array) -> jax.Array:
     """The key that fixes the data order (one replicate)."""
-    return jax.random.fold_in(data_key, ORDER_STREAM)
+    return jax.random.fold_in(data_key, rng.ORDER)
 
 
 def augment_key(data_key: jax.Array, step: jax.Array) -> jax.Array:
     """The key for the augmentation of the batch at global ``step`` (one replicate)."""
-    return jax.random.fold_in(jax.random.fold_in(data_key, AUGMENT_STREAM), step)
+    return jax.random.fold_in(jax.random.fold_in(data_key, rng.AUGMENT), step)
 
 
 def epoch_permutation(data_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:

@@ -1,4 +1,7 @@
-"""Experiments by name: each is ``run(config, workdir)``."""
+"""Experiments by name: each is a module here that declares ``EXPERIMENT`` (see ``protocol``).
+
+``run(config, workdir)`` is the one entry point, from the command line and from Python.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "jax
 def enable_compilation_cache() -> str | None:
     """Turns on JAX's persistent compilation cache; returns its folder (``None`` when off).
 
-    A resumed run, a rerun with more levels or a second seed sweep then loads its compiled
-    programs from disk instead of compiling them again. The cache holds the same executables the
-    compiler would produce, so results are unchanged bit for bit.
+    The command line calls this; :func:`run` does not (it leaves the caller's JAX settings
+    alone): a notebook opts in with ``jaxlth.experiments.enable_compilation_cache()``. A resumed
+    run, a rerun with more levels or a second seed sweep then loads its compiled programs from
+    disk instead of compiling them again; results are unchanged bit for bit.
     """
     import jax  # noqa: PLC0415
 
@@ -30,11 +34,32 @@ def enable_compilation_cache() -> str | None:
 
 
 def run(config, workdir: str):
-    """Runs the experiment named by ``config.experiment`` in ``workdir``."""
-    from jaxlth.experiments import instability, lottery, train  # noqa: PLC0415 (light imports for --help)
+    """Runs (or resumes, or extends) the experiment named by ``config.experiment`` in ``workdir``.
 
-    registry = {"train": train.run, "lottery": lottery.run, "instability": instability.run}
-    if config.experiment not in registry:
-        raise UserError(f"unknown experiment {config.experiment!r}; choose one of {', '.join(sorted(registry))}")
-    enable_compilation_cache()
-    return registry[config.experiment](config, workdir)
+    Everything that can be checked is checked before anything is loaded or written; the
+    workdir is then claimed (``config.json``) and locked for the duration. Prints the
+    experiment's summary table and writes its figures at the end. Returns what the experiment's
+    ``run`` returns.
+    """
+    from jaxlth import config as config_lib  # noqa: PLC0415 (light imports for --help)
+    from jaxlth import results, workdir as workdir_lib  # noqa: PLC0415
+    from jaxlth.experiments import registry  # noqa: PLC0415
+    from jaxlth.experiments.context import Context  # noqa: PLC0415
+    from jaxlth.training import setup as setup_lib  # noqa: PLC0415
+
+    experiment = registry.get(config.experiment)
+    config_lib.validate(config)
+    workdir_lib.claim(workdir, config)
+    context = Context(config, workdir, experiment.columns)
+    with workdir_lib.Lock(context.layout):
+        print(setup_lib.describe(context.setup), flush=True)
+        outcome = experiment.run(context)
+        if experiment.report is not None:
+            text, paths = experiment.report(results.load(workdir).table, context.layout.plots)
+            print(text, flush=True)
+            if paths:
+                print("figures: " + ", ".join(paths), flush=True)
+    return outcome
+
+
+__all__ = ["DEFAULT_COMPILATION_CACHE", "UserError", "enable_compilation_cache", "run"]

@@ -12,180 +12,123 @@ Frankle & Carbin (2019), Frankle et al. (2020), Renda et al. (2020). With rewind
              branches:      transform(mask_L, rewind network) -> train k -> T (same data order)
 
 Every training restarts the optimizer state and continues the data order and schedule from k.
-Workdir layout (``LL`` = two-digit level)::
-
-    artifacts/init/, artifacts/rewind/         networks at step 0 and step k (all replicates)
-    artifacts/<arm>/level_LL/mask/, .../final/ mask and trained network of an arm at a level
-    checkpoints/<arm>/level_LL/<step>/         resumable training states of the level in progress
-    plots/accuracy_vs_weights.png, plots/layer_density.png
-
-What is on disk is never recomputed: a rerun skips finished levels, resumes the level in progress
-from its latest checkpoint, and a larger ``lottery.levels`` (or new branches) extends the run.
+Artifacts: ``init``, ``rewind``, ``<arm>/level_LL/{mask,start,final}``; figures
+``plots/accuracy_vs_weights.png`` and ``plots/layer_density.png``. What is on disk is never
+recomputed: a rerun skips finished levels, resumes the level in progress from its latest
+checkpoint, and a larger ``lottery.levels`` (or new branches) extends the run.
 """
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
-import numpy as np
+import ml_collections
 
-from jaxlth import checkpoint, results
-from jaxlth import workdir as workdir_lib
-from jaxlth.experiments import setup as setup_lib
+from jaxlth import arms, rng
+from jaxlth import steps as step_specs
+from jaxlth.errors import UserError
+from jaxlth.experiments import networks
+from jaxlth.experiments.context import Context
+from jaxlth.experiments.protocol import Experiment
+from jaxlth.layout import level_name
 from jaxlth.lottery import branches as branches_lib
 from jaxlth.lottery import imp
-from jaxlth.pruning import masks as mask_lib
-from jaxlth.training import loop
-from jaxlth.training.state import TrainState, replicate_keys
-
-IMP = "imp"
-PRETRAIN = "pretrain"
 
 
-def level_name(level: int) -> str:
-    return f"level_{level:02d}"
+def defaults() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.levels = 0  # pruning levels after the dense level 0
+    c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
+    c.prune_fraction = 0.2  # of the remaining prunable weights, per level
+    c.scope = "global"  # global | layerwise magnitude pruning
+    c.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
+    c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
+    c.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py
+    c.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
+    c.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
+    return c
+
+
+def validate(config) -> None:
+    """The lottery settings, checked without the data (the rewind step against the length of
+    training too, when that does not depend on the epoch length)."""
+    imp.check_settings(config)
+    branches_lib.get(tuple(config.lottery.branches))
+    for key in imp.parse_overrides(config.lottery.retrain_overrides):
+        if key not in config.train:
+            raise UserError(f"lottery.retrain_overrides names train.{key}, which does not exist; "
+                            f"fields: {', '.join(sorted(config.train))}")
+    if step_specs.before(config.lottery.rewind, config.train.steps, "lottery.rewind", "train.steps") is False:
+        raise UserError(f"lottery.rewind ({config.lottery.rewind}) must come before the end of training "
+                        f"({config.train.steps})")
 
 
 class Lottery:
     """One lottery experiment in a workdir: builds what is missing, reuses what is on disk."""
 
-    def __init__(self, config, workdir: str):
-        self.config = config
-        self.workdir = workdir
-        self.setup = setup_lib.build(config)
-        self.rewind_step = self.setup.to_steps(config.lottery.rewind, "lottery.rewind")
-        self.total_steps = self.setup.total_steps
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.config = config = ctx.config
+        self.setup = setup = ctx.setup
+        self.rewind_step = ctx.steps(config.lottery.rewind, "lottery.rewind")
+        self.total_steps = setup.total_steps
         imp.check(config, self.rewind_step, self.total_steps)
         self.branches = branches_lib.get(tuple(config.lottery.branches))
         overrides = imp.parse_overrides(config.lottery.retrain_overrides)
-        self.retrain_setup = self.setup.with_train(**overrides) if overrides else self.setup
+        self.retrain_setup = setup.with_train(**overrides) if overrides else setup
         if config.lottery.retrain == "finetune":
-            final_lr = float(self.setup.program.schedule(jnp.int32(self.total_steps - 1)))
-            self.finetune_setup = self.setup.with_train(schedule="constant", lr=final_lr, warmup="0it")
-
-    # ----- files -------------------------------------------------------------------------------
-    def _artifact(self, name: str, arm: str | None = None, level: int | None = None) -> str:
-        parts = [arm, level_name(level), name] if arm is not None else [name]
-        return results.artifact_dir(self.workdir, os.path.join(*parts))
-
-    def _load(self, path: str):
-        return jax.tree.map(jnp.asarray, checkpoint.load_artifact(path))
-
-    # ----- the networks at step 0 and step k --------------------------------------------------
-    def init_network(self) -> dict:
-        path = self._artifact("init")
-        if not checkpoint.artifact_exists(path):
-            state = self.setup.init_state()
-            checkpoint.save_artifact(path, {"params": state.params, "batch_stats": state.batch_stats})
-        return self._load(path)
-
-    def rewind_network(self) -> dict:
-        """Params and batch statistics at step k (training 0 -> k once, dense)."""
-        path = self._artifact("rewind")
-        if checkpoint.artifact_exists(path):
-            return self._load(path)
-        init = self.init_network()
-        if self.rewind_step == 0:
-            network = init
-        else:
-            state = self._train(PRETRAIN, 0, {}, init, self.setup, start=0, end=self.rewind_step,
-                                description="pretrain to rewind step")
-            network = {"params": state.params, "batch_stats": state.batch_stats}
-        checkpoint.save_artifact(path, network)
-        return self._load(path)
-
-    # ----- training -----------------------------------------------------------------------------
-    def _train(self, arm: str, level: int, mask, network: dict, setup, start: int, end: int,
-               description: str) -> TrainState:
-        """Trains ``network`` on ``mask`` from step ``start`` to ``end``, resumably."""
-        program = setup.program
-
-        def initial_state() -> TrainState:
-            params = imp.on_mask(network["params"], mask)
-            batch_stats = jax.tree.map(lambda x: x.copy(), network["batch_stats"])
-            return TrainState(params, batch_stats, program.fresh_opt_state(params), self.setup.data_keys())
-
-        segment = loop.Segment(
-            start=start, end=end, eval_every=self.setup.eval_every, checkpoint_every=self.setup.checkpoint_every,
-            labels={"experiment": "lottery", "arm": arm, "level": level}, steps_per_epoch=self.setup.steps_per_epoch,
-            eval_train=self.config.eval_train, progress=self.config.progress, description=description,
-        )
-        checkpoints = checkpoint.Checkpoints(os.path.join(self.workdir, "checkpoints", arm, level_name(level)),
-                                             self.config.keep_checkpoints)
-        try:
-            return loop.run_segment(program, self.setup.data, mask, segment, initial_state, checkpoints, self.workdir,
-                                    place=self.setup.place)
-        finally:
-            checkpoints.close()
+            final_lr = float(setup.program.schedule(jnp.int32(self.total_steps - 1)))
+            self.finetune_setup = setup.with_train(schedule="constant", lr=final_lr, warmup="0it")
 
     def trained(self, arm: str, level: int, mask, network: dict, setup) -> dict:
         """The network of ``arm`` at ``level`` trained k -> T (loaded when already on disk)."""
-        path = self._artifact("final", arm, level)
-        if not checkpoint.artifact_exists(path):
-            state = self._train(arm, level, mask, network, setup, self.rewind_step, self.total_steps,
-                                description=f"{arm} level {level}")
-            checkpoint.save_artifact(path, {"params": state.params, "batch_stats": state.batch_stats})
-        return self._load(path)
+        return self.ctx.trained(f"{arm}/{level_name(level)}", lambda: networks.train_level(
+            self.ctx, arm, level, mask, network, self.rewind_step, self.total_steps, f"{arm} level {level}",
+            program=setup.program))
 
-    # ----- masks ------------------------------------------------------------------------------
-    def _save_mask(self, arm: str, level: int, mask) -> None:
-        checkpoint.save_artifact(self._artifact("mask", arm, level), mask)
-        self._record_mask(arm, level, mask)
-
-    def _record_mask(self, arm: str, level: int, mask) -> None:
-        """Per-layer density rows of a mask (rewritten, so a rerun never duplicates them)."""
-        labels = {"experiment": "lottery", "arm": arm, "level": str(level), "split": "mask"}
-        results.drop_rows(self.workdir, lambda row: all(row.get(k) == v for k, v in labels.items()))
-        overall = np.asarray(mask_lib.density(mask, replicate_axis=True))
-        rows = []
-        for layer, values in mask_lib.layer_density(mask, replicate_axis=True).items():
-            for r, value in enumerate(np.asarray(values)):
-                rows.append(dict(experiment="lottery", arm=arm, level=level, replicate=r, density=float(overall[r]),
-                                 step=self.rewind_step, epoch=round(self.rewind_step / self.setup.steps_per_epoch, 4),
-                                 split="mask", metric="density", value=float(value), layer=layer))
-        results.append_rows(self.workdir, rows)
+    def mask(self, arm: str, level: int, compute) -> dict:
+        """The mask of ``arm`` at ``level`` (saved once, with its per-layer density rows)."""
+        return self.ctx.cached(f"{arm}/{level_name(level)}/mask", compute,
+                               rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step))
 
     def imp_mask(self, level: int, previous_final: dict | None, previous_mask) -> dict:
-        """The IMP mask of ``level`` (dense at level 0), computed once and saved."""
-        path = self._artifact("mask", IMP, level)
-        if checkpoint.artifact_exists(path):
-            return self._load(path)
-        if level == 0:
-            mask = self.setup.dense_mask(self.init_network()["params"])
-        else:
+        """The IMP mask of ``level`` (dense at level 0)."""
+        def compute():
+            if level == 0:
+                return self.setup.dense_mask(networks.init_network(self.ctx)["params"])
             lot = self.config.lottery
-            mask = imp.prune(previous_final["params"], previous_mask, float(lot.prune_fraction), lot.scope)
-        self._save_mask(IMP, level, mask)
-        return self._load(path)
+            return imp.prune(previous_final["params"], previous_mask, float(lot.prune_fraction), lot.scope)
 
-    # ----- branches -----------------------------------------------------------------------------
+        return self.mask(arms.IMP, level, compute)
+
     def branch(self, branch: branches_lib.Branch, level: int, imp_mask, rewind: dict) -> None:
-        if checkpoint.artifact_exists(self._artifact("final", branch.name, level)):
+        """Transforms (IMP mask, rewind network) as ``branch`` says and trains the result."""
+        if self.ctx.exists(f"{branch.name}/{level_name(level)}/final"):
             return
-        mask_path = self._artifact("mask", branch.name, level)
-        start_path = self._artifact("start", branch.name, level)
-        if not checkpoint.artifact_exists(start_path):
-            c = self.config
-            stream = (branch.stream + 7919 * level) & 0x7FFFFFFF
-            keys = replicate_keys(c.seed, c.replicates, stream)
-            fresh = None
-            if branch.needs_fresh_init:
-                state = self.setup.program.init(replicate_keys(c.seed, c.replicates, stream + 1), self.setup.data_keys())
-                fresh = {"params": state.params, "batch_stats": state.batch_stats}
-            transform = jax.jit(jax.vmap(lambda k, m, rw, fr: branch.transform(k, m, rw, fr, c.lottery)))
-            mask, network = transform(keys, imp_mask, rewind, fresh)
-            self._save_mask(branch.name, level, mask)
-            checkpoint.save_artifact(start_path, network)
-        mask, network = self._load(mask_path), self._load(start_path)
+        c = self.config
+        transformed = {}
+
+        def transform() -> dict:
+            if not transformed:
+                stream = rng.branch_stream(branch.name, level)
+                keys = rng.replicate_keys(c.seed, c.replicates, stream)
+                fresh = None
+                if branch.needs_fresh_init:
+                    state = self.setup.program.init(rng.replicate_keys(c.seed, c.replicates, stream + 1),
+                                                    self.setup.data_keys())
+                    fresh = {"params": state.params, "batch_stats": state.batch_stats}
+                fn = jax.jit(jax.vmap(lambda k, m, rw, fr: branch.transform(k, m, rw, fr, c.lottery)))
+                transformed["mask"], transformed["network"] = fn(keys, imp_mask, rewind, fresh)
+            return transformed
+
+        mask = self.mask(branch.name, level, lambda: transform()["mask"])
+        network = self.ctx.cached(f"{branch.name}/{level_name(level)}/start", lambda: transform()["network"])
         setup = self.retrain_setup if branch.other_training else self.setup
         self.trained(branch.name, level, mask, network, setup)
 
-    # ----- the experiment ---------------------------------------------------------------------
     def run(self) -> None:
         lot = self.config.lottery
-        rewind = self.rewind_network()
+        rewind = networks.rewind_network(self.ctx, self.rewind_step)
         final, mask = None, None
         for level in range(lot.levels + 1):
             mask = self.imp_mask(level, final, mask)
@@ -194,27 +137,36 @@ class Lottery:
             else:
                 start = final
                 setup = self.finetune_setup if lot.retrain == "finetune" else self.setup
-            final = self.trained(IMP, level, mask, start, setup)
+            final = self.trained(arms.IMP, level, mask, start, setup)
             if level > 0:
                 for branch in self.branches:
                     self.branch(branch, level, mask, rewind)
 
 
-def run(config, workdir: str) -> None:
-    """Runs (or resumes, or extends) the lottery experiment of ``config`` in ``workdir``."""
+def run(ctx: Context) -> None:
+    """Runs (or resumes, or extends) the lottery experiment of the context's config."""
+    lottery = Lottery(ctx)
+    lot = ctx.config.lottery
+    print(f"IMP: {lot.levels} levels of {lot.scope} pruning ({lot.prune_fraction:g} of the remaining weights "
+          f"each), {lot.retrain} to step {lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}",
+          flush=True)
+    lottery.run()
+
+
+def report(table, directory: str) -> tuple[str, list[str]]:
     from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
 
-    workdir_lib.claim(workdir, config)
-    lottery = Lottery(config, workdir)
-    s = lottery.setup
-    print(setup_lib.describe(s), flush=True)
-    print(f"IMP: {config.lottery.levels} levels of {config.lottery.scope} pruning ({config.lottery.prune_fraction:g} "
-          f"of the remaining weights each), {config.lottery.retrain} to step {lottery.rewind_step}; branches: "
-          f"{', '.join(config.lottery.branches) or 'none'}", flush=True)
-    lottery.run()
-    table = results.load(workdir).table
-    print(plots.format_summary(table), flush=True)
-    paths = plots.save_figures(table, os.path.join(workdir, "plots"))
-    print("figures: " + ", ".join(paths), flush=True)
+    return plots.format_summary(table), plots.save_figures(table, directory)
 
 
+EXPERIMENT = Experiment(
+    name="lottery",
+    summary="iterative magnitude pruning with rewinding, and control branches",
+    run=run,
+    defaults=defaults,
+    validate=validate,
+    columns=("layer",),
+    may_change=("lottery.levels", "lottery.branches"),
+    report=report,
+    order=1,
+)

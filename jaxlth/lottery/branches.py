@@ -22,7 +22,6 @@ reinitialising branches, which take them from the fresh initialisation.
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from typing import Any, Callable
 
 import jax
@@ -97,11 +96,6 @@ class Branch:
     transform: Callable
     needs_fresh_init: bool = False
     other_training: bool = False
-
-    @property
-    def stream(self) -> int:
-        """A stable random stream for this branch (independent of the order branches are listed)."""
-        return zlib.crc32(self.name.encode()) & 0x7FFFFFFF
 
 
 BRANCHES = {

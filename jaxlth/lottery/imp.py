@@ -37,8 +37,8 @@ def on_mask(params: PyTree, mask: PyTree) -> PyTree:
     return jax.tree.map(lambda x: x.copy(), mask_lib.apply(params, mask))
 
 
-def check(config, rewind_step: int, total_steps: int) -> None:
-    """Raises UserError for lottery settings that cannot work."""
+def check_settings(config) -> None:
+    """Raises UserError for lottery settings that cannot work (needs no data)."""
     lot = config.lottery
     if not (isinstance(lot.levels, int) and lot.levels >= 0):
         raise UserError(f"lottery.levels must be a non-negative integer, got {lot.levels!r}")
@@ -48,6 +48,12 @@ def check(config, rewind_step: int, total_steps: int) -> None:
         raise UserError(f"unknown lottery.scope {lot.scope!r}; choose global or layerwise")
     if lot.retrain not in RETRAIN_MODES:
         raise UserError(f"unknown lottery.retrain {lot.retrain!r}; choose one of {', '.join(RETRAIN_MODES)}")
+
+
+def check(config, rewind_step: int, total_steps: int) -> None:
+    """:func:`check_settings`, and the rewind step (in iterations) against the length of training."""
+    check_settings(config)
+    lot = config.lottery
     if not 0 <= rewind_step < total_steps:
         raise UserError(f"lottery.rewind ({lot.rewind} = {rewind_step} steps) must come before the end of "
                         f"training ({config.train.steps} = {total_steps} steps)")

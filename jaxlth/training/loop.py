@@ -4,51 +4,57 @@ Chunk boundaries are absolute step numbers (multiples of ``eval_every`` and ``ch
 and ``end``), never "steps since this process started": a run resumed from the checkpoint at
 step ``s`` executes exactly the compiled chunks the uninterrupted run executed after ``s``, so
 its final state is bitwise the same.
+
+The loop knows no workdir and no file format: it reports measurements to a :class:`Reporter`
+(the experiment's recorder) and saves states through a :class:`~jaxlth.checkpoint.Checkpoints`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxlth import results as results_lib
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training.program import DeviceData, Program
 from jaxlth.training.state import TrainState
 
 PyTree = Any
-TRAINING_SPLITS = ("test", "train")  # the splits whose rows a segment writes (and rewrites on resume)
 
 
 @dataclasses.dataclass
 class Segment:
-    """What to train and where to record it.
+    """What to train.
 
     Attributes:
       start, end: global steps; the segment trains steps ``start .. end - 1``.
       eval_every, checkpoint_every: intervals in steps (absolute multiples are used).
-      labels: the constant columns of this segment's rows (``experiment``, ``arm``, ``level``).
-        The ``train`` split's ``batch_loss``/``batch_accuracy`` average the training batches of
-        the last chunk (the steps since the previous evaluation or checkpoint).
       eval_train: also evaluate on the whole training set.
-      steps_per_epoch: to fill the ``epoch`` column.
+      progress, description: the progress bar on stderr.
     """
 
     start: int
     end: int
     eval_every: int
     checkpoint_every: int
-    labels: dict
-    steps_per_epoch: int
     eval_train: bool = False
     progress: bool = True
     description: str = "train"
+
+
+class Reporter(Protocol):
+    """Where a segment's measurements go."""
+
+    def restart(self, step: int, end: int, resumed: bool) -> None:
+        """Forget what was reported for steps in ``(step, end]`` (``[step, end]`` unless ``resumed``)."""
+
+    def report(self, step: int, density: np.ndarray, metrics: dict) -> None:
+        """Measurements at ``step``: ``{split: {metric: (N,) values}}``, ``density`` ``(N,)``."""
 
 
 def boundaries(start: int, end: int, *intervals: int) -> list[int]:
@@ -57,19 +63,6 @@ def boundaries(start: int, end: int, *intervals: int) -> list[int]:
     for every in intervals:
         points.update(range((start // every + 1) * every, end, every))
     return sorted(p for p in points if start < p <= end)
-
-
-def measurement_rows(segment: Segment, step: int, density: np.ndarray, metrics: dict) -> list[dict]:
-    """Tidy rows ``{split: {metric: (R,) values}}`` at ``step`` for every replicate."""
-    rows = []
-    for split, by_metric in metrics.items():
-        for metric, values in by_metric.items():
-            for r, value in enumerate(np.asarray(values)):
-                rows.append(dict(
-                    segment.labels, replicate=r, density=float(density[r]), step=step,
-                    epoch=round(step / segment.steps_per_epoch, 4), split=split, metric=metric, value=float(value),
-                ))
-    return rows
 
 
 def evaluate(program: Program, state: TrainState, data: DeviceData, eval_train: bool) -> dict:
@@ -91,14 +84,14 @@ def run_segment(
     segment: Segment,
     initial_state: Callable[[], TrainState],
     checkpoints: Checkpoints,
-    workdir: str,
+    reporter: Reporter,
     place: Callable[[PyTree], PyTree] = lambda tree: tree,
 ) -> TrainState:
     """Trains ``initial_state()`` (or resumes from the latest checkpoint) to ``segment.end``.
 
-    Writes an evaluation at ``start`` and at every multiple of ``eval_every``; saves a checkpoint
-    at every multiple of ``checkpoint_every`` and at ``end``. Rows already in ``results.csv``
-    from after the restored checkpoint are dropped first, so a resumed run never duplicates them.
+    Reports an evaluation at ``start`` and at every multiple of ``eval_every``; saves a
+    checkpoint at every multiple of ``checkpoint_every`` and at ``end``. On resume the reporter
+    first forgets what it was told after the restored checkpoint, so nothing is duplicated.
     ``place`` puts the state and mask on the devices (sharding the replicate axis).
     """
     latest = checkpoints.latest_step()
@@ -109,20 +102,11 @@ def run_segment(
     else:
         state, step = initial_state(), segment.start
     state, mask = place(state), place(mask)
-    labels = {k: str(v) for k, v in segment.labels.items()}
-
-    def after_restart(row: dict) -> bool:
-        mine = row.get("split") in TRAINING_SPLITS and all(row.get(k) == v for k, v in labels.items())
-        if not mine or int(row["step"]) > segment.end:  # a segment owns the rows of its own steps only
-            return False
-        return int(row["step"]) > step if resumed else int(row["step"]) >= step
-
-    results_lib.drop_rows(workdir, after_restart)
+    reporter.restart(step, segment.end, resumed)
 
     density = mask_lib.replicate_density(mask, state.data_key.shape[0])
     if not resumed:
-        results_lib.append_rows(workdir, measurement_rows(segment, step, density,
-                                                          evaluate(program, state, data, segment.eval_train)))
+        reporter.report(step, density, evaluate(program, state, data, segment.eval_train))
     points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every)
     bar = tqdm(total=segment.end - segment.start, initial=step - segment.start, desc=segment.description,
                unit="step", disable=not segment.progress, file=sys.stderr, dynamic_ncols=True, leave=True)
@@ -132,7 +116,7 @@ def run_segment(
         if step % segment.eval_every == 0 or step == segment.end:
             metrics = evaluate(program, state, data, segment.eval_train)
             metrics.setdefault("train", {}).update(batch_loss=batch_loss, batch_accuracy=batch_acc)
-            results_lib.append_rows(workdir, measurement_rows(segment, step, density, metrics))
+            reporter.report(step, density, metrics)
             bar.set_postfix(test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}",
                             loss=f"{np.mean(batch_loss):.4f}", refresh=False)
         if step % segment.checkpoint_every == 0 or step == segment.end:
@@ -140,4 +124,3 @@ def run_segment(
         bar.update(step - segment.start - bar.n)
     bar.close()
     return state
-

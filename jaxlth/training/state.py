@@ -12,6 +12,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from jaxlth import rng
+
 PyTree = Any
 
 
@@ -28,17 +30,10 @@ class TrainState:
     data_key: jax.Array
 
 
-def replicate_keys(seed: int, replicates: int, stream: int) -> jax.Array:
-    """``(R, 2)`` keys: replicate ``r`` uses ``fold_in(PRNGKey(seed + r), stream)``.
-
-    So replicate ``r`` of a run with seed ``s`` equals replicate 0 of a run with seed ``s + r``:
-    a sweep over seeds and a vmapped run with ``replicates=R`` are the same experiment.
-    """
-    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + r), stream) for r in range(replicates)])
-
-
-INIT_STREAM = 0
-DATA_STREAM = 1
+# The streams are named in jaxlth.rng; these aliases keep older imports working.
+replicate_keys = rng.replicate_keys
+INIT_STREAM = rng.INIT
+DATA_STREAM = rng.DATA
 
 
 def copy(tree: PyTree) -> PyTree:

@@ -3,9 +3,10 @@
     python -m jaxlth.main --config tests/configs/tiny.py --workdir /tmp/tiny
     python -m jaxlth.main --config tests/configs/tiny.py:lottery --workdir /tmp/tiny_lottery
     python -m jaxlth.main --config tests/configs/tiny.py:instability --workdir /tmp/tiny_instability
+    python -m jaxlth.main --config tests/configs/tiny.py:one_shot --workdir /tmp/tiny_one_shot
 """
 
-from jaxlth.config import base_config
+from jaxlth.config import base_config, choose
 
 
 def get_config(arg: str | None = None):
@@ -17,7 +18,7 @@ def get_config(arg: str | None = None):
     c.model.name = "lenet"
     c.model.options.widths = (32, 16)
     c.train.batch_size = 32  # 8 steps per epoch
-    c.train.steps = "3ep"
+    c.train.steps = "3ep" if arg in (None, "train") else "2ep"
     c.train.lr = 0.02
     c.train.momentum = 0.9
     c.train.weight_decay = 1e-4
@@ -25,18 +26,12 @@ def get_config(arg: str | None = None):
     c.eval_every = "5it"
     c.checkpoint_every = "4it"
     c.progress = False
-    if arg == "lottery":
-        c.experiment = "lottery"
-        c.train.steps = "2ep"
-        c.lottery.levels = 2
-        c.lottery.rewind = "3it"
-        c.lottery.branches = ("random_prune", "random_reinit")
-    elif arg == "instability":
-        c.experiment = "instability"
-        c.train.steps = "2ep"
-        c.instability.spawn_steps = "0it,4it"
-        c.instability.alphas = 5
-        c.instability.train_examples = 64
-    elif arg not in (None, "train"):
-        raise ValueError(f"unknown config argument {arg!r}; use 'train', 'lottery' or 'instability'")
-    return c
+    c.lottery.levels = 2
+    c.lottery.rewind = "3it"
+    c.lottery.branches = ("random_prune", "random_reinit")
+    c.instability.spawn_steps = "0it,4it"
+    c.instability.alphas = 5
+    c.instability.train_examples = 64
+    c.one_shot.densities = (0.5, 0.2)
+    c.one_shot.rewind = "3it"
+    return choose(c, arg)

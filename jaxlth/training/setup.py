@@ -1,4 +1,7 @@
-"""Everything an experiment builds from its config before training: data, model, program."""
+"""Everything a run builds from its config before training: data, model, program, device mesh.
+
+Shared by the experiments and by analyses of a saved run (``jaxlth.analysis.for_run``).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
-from jaxlth.training.state import DATA_STREAM, INIT_STREAM, TrainState, replicate_keys
+from jaxlth import rng
+from jaxlth.training.state import TrainState
 
 
 @dataclasses.dataclass
@@ -39,11 +43,11 @@ class Setup:
     def init_state(self) -> TrainState:
         """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``)."""
         c = self.config
-        return self.place(self.program.init(replicate_keys(c.seed, c.replicates, INIT_STREAM), self.data_keys()))
+        return self.place(self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys()))
 
     def data_keys(self) -> jax.Array:
         """``(R, 2)``: the keys of the replicates' SGD noise (data order and augmentation)."""
-        return self.place(replicate_keys(self.config.data_seed, self.config.replicates, DATA_STREAM))
+        return self.place(rng.replicate_keys(self.config.data_seed, self.config.replicates, rng.DATA))
 
     def dense_mask(self, params) -> dict:
         """All-True mask over the prunable kernels (with the replicate axis)."""

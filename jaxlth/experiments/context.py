@@ -1,0 +1,162 @@
+"""What an experiment works with: the run context (layout, cached artifacts, training, recorder).
+
+An experiment's ``run(context)`` never spells a path, never writes a CSV row by hand and never
+builds the checkpoint scaffold itself:
+
+* ``context.layout``: every path of the workdir (:class:`jaxlth.layout.Layout`);
+* ``context.setup``: data, model and compiled program, built on first use;
+* ``context.cached(name, compute, rows=...)``: the artifact ``name`` loaded from disk, or computed,
+  saved (atomically, by Orbax) and loaded; its derived rows are written whenever they are missing,
+  so a kill between the artifact's commit and its rows loses nothing;
+* ``context.train(name, segment, ...)``: a resumable training segment with its checkpoints and a
+  recorder for its rows;
+* ``context.record`` / ``context.replace_rows``: measurement rows into ``results.csv``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlth import checkpoint, records
+from jaxlth.layout import Layout
+from jaxlth.training import loop
+from jaxlth.training import setup as setup_lib
+from jaxlth.training.state import TrainState
+
+PyTree = Any
+TRAINING_SPLITS = ("test", "train")  # the splits whose rows a training segment writes (and rewrites on resume)
+
+
+def network_of(state: TrainState) -> dict:
+    """``{"params", "batch_stats"}`` of a training state: what is saved as a network."""
+    return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+class Recorder:
+    """A training segment's rows: ``labels`` plus, for stacked position ``i``, ``coords[i]``."""
+
+    def __init__(self, context: "Context", labels: dict, coords: Sequence[dict] | None = None):
+        self.context, self.labels, self.coords = context, dict(labels), coords
+
+    def restart(self, step: int, end: int, resumed: bool) -> None:
+        mine = records.matches(self.labels)
+
+        def stale(row: dict) -> bool:
+            if row.get("split") not in TRAINING_SPLITS or not mine(row) or int(row["step"]) > end:
+                return False  # a segment owns the rows of its own steps only
+            return int(row["step"]) > step if resumed else int(row["step"]) >= step
+
+        records.drop(self.context.layout.results_file, stale)
+
+    def report(self, step: int, density: np.ndarray, metrics: dict) -> None:
+        rows = []
+        epoch = round(step / self.context.setup.steps_per_epoch, 4)
+        for split, by_metric in metrics.items():
+            for metric, values in by_metric.items():
+                for i, value in enumerate(np.asarray(values)):
+                    where = self.coords[i] if self.coords is not None else {"replicate": i}
+                    rows.append(dict(self.labels, **where, density=float(density[i]), step=step, epoch=epoch,
+                                     split=split, metric=metric, value=float(value)))
+        self.context.record(rows)
+
+
+class Context:
+    """One experiment's run in one workdir."""
+
+    def __init__(self, config, workdir: str, columns: Sequence[str] = ()):
+        self.config = config
+        self.layout = Layout(workdir)
+        self.columns = (*records.CORE_COLUMNS, *columns)
+        self._setup = None
+
+    @property
+    def setup(self) -> setup_lib.Setup:
+        """Data, model and program of the config (loaded and compiled on first use)."""
+        if self._setup is None:
+            self._setup = setup_lib.build(self.config)
+        return self._setup
+
+    def steps(self, spec, field: str) -> int:
+        """A step spec of the config in iterations."""
+        return self.setup.to_steps(spec, field)
+
+    # ----- rows -------------------------------------------------------------------------------------
+    def record(self, rows: Sequence[dict]) -> None:
+        """Appends measurement rows to ``results.csv``."""
+        records.append(self.layout.results_file, rows, self.columns)
+
+    def replace_rows(self, labels: dict, rows: Sequence[dict], where: Callable[[dict], bool] | None = None) -> None:
+        """Drops the rows matching ``labels`` (and ``where``), then appends ``rows``: idempotent."""
+        match = records.matches(labels)
+        records.drop(self.layout.results_file, lambda row: match(row) and (where is None or where(row)))
+        self.record(rows)
+
+    def has_rows(self, labels: dict) -> bool:
+        match = records.matches(labels)
+        return any(match(row) for row in records.read_rows(self.layout.results_file))
+
+    # ----- artifacts ----------------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        return checkpoint.artifact_exists(self.layout.artifact(name))
+
+    def load(self, name: str) -> PyTree:
+        """The artifact ``name`` as device arrays."""
+        return jax.tree.map(jnp.asarray, checkpoint.load_artifact(self.layout.artifact(name)))
+
+    def save(self, name: str, tree: PyTree) -> None:
+        checkpoint.save_artifact(self.layout.artifact(name), tree)
+
+    def cached(self, name: str, compute: Callable[[], PyTree],
+               rows: tuple[dict, Callable[[PyTree], list[dict]]] | None = None) -> PyTree:
+        """The artifact ``name``: loaded when on disk, else ``compute()``-d, saved and loaded.
+
+        ``rows = (labels, make_rows)``: when no row of ``results.csv`` matches ``labels``,
+        ``make_rows(tree)`` are recorded (after a crash too: artifact and rows are one unit).
+        """
+        if not self.exists(name):
+            self.save(name, compute())
+        tree = self.load(name)
+        if rows is not None and not self.has_rows(rows[0]):
+            self.record(rows[1](tree))
+        return tree
+
+    def done(self, name: str) -> bool:
+        """Whether the analysis ``name`` was marked recorded (:meth:`mark_done`)."""
+        return os.path.exists(self.layout.marker(name))
+
+    def mark_done(self, name: str) -> None:
+        path = self.layout.marker(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
+
+    # ----- training -----------------------------------------------------------------------------------
+    def segment(self, start: int, end: int, description: str, eval_train: bool | None = None) -> loop.Segment:
+        """A segment with the config's evaluation and checkpoint intervals."""
+        s = self.setup
+        return loop.Segment(start=start, end=end, eval_every=s.eval_every, checkpoint_every=s.checkpoint_every,
+                            eval_train=self.config.eval_train if eval_train is None else eval_train,
+                            progress=self.config.progress, description=description)
+
+    def train(self, name: str, segment: loop.Segment, mask: PyTree, initial_state: Callable[[], TrainState],
+              labels: dict, coords: Sequence[dict] | None = None, program=None,
+              keep: int | None = None) -> TrainState:
+        """Trains (or resumes) ``segment`` with checkpoints in ``checkpoints/<name>``; rows get ``labels``.
+
+        ``coords[i]`` are the coordinates of stacked position ``i`` (default ``{"replicate": i}``);
+        ``program`` defaults to the setup's.
+        """
+        checkpoints = checkpoint.Checkpoints(self.layout.checkpoints(name), keep or self.config.keep_checkpoints)
+        try:
+            return loop.run_segment(program or self.setup.program, self.setup.data, mask, segment, initial_state,
+                                    checkpoints, Recorder(self, labels, coords), place=self.setup.place)
+        finally:
+            checkpoints.close()
+
+    def trained(self, name: str, train: Callable[[], TrainState]) -> dict:
+        """The network saved as ``<name>/final``, trained by ``train()`` when it is not on disk."""
+        return self.cached(f"{name}/final", lambda: network_of(train()))

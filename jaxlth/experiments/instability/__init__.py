@@ -1,0 +1,108 @@
+"""``experiment = "instability"``: linear mode connectivity (Frankle et al. 2020; Paul et al. 2023).
+
+Three analyses over one shared scaffold (:mod:`.scaffold`), each run when configured:
+
+* :mod:`.spawn` (``spawn_steps``, ``copies``): instability of copies spawned at step k;
+* :mod:`.levels` (``between_levels``, needs ``source_workdir``): successive IMP levels;
+* :mod:`.perturb` (``perturb_scales``): robustness of the rewind point to perturbation.
+
+Rows (``experiment=instability``): training rows of the trunk (``arm=trunk``), of the copies
+(``arm=copies``, ``spawn_step=k``, ``replicate = r * copies + c``, see ``jaxlth.training.copies``)
+and of the perturbed groups (``arm=perturb``, ``replicate = r * groups + g``); path rows
+(``metric=error`` or ``loss`` with ``alpha``; ``barrier_frankle`` / ``barrier_paul``) with
+``pair`` ``"i-j"`` (copies), ``"L-L+1"`` (levels) or ``noise_scale`` (perturbation), and
+``metric=matching`` rows for successive levels. Figures go to ``plots/``.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jaxlth import steps as step_specs
+from jaxlth.errors import UserError
+from jaxlth.experiments.context import Context
+from jaxlth.experiments.instability import levels, perturb, spawn
+from jaxlth.experiments.instability.scaffold import Scaffold
+from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.source import lottery_source
+
+SPLITS = ("test", "train")
+
+
+def defaults() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.spawn_steps = "0it"  # comma-separated step specs k: copies trained from step k
+    c.copies = 2  # copies per spawn step, differing only in SGD noise
+    c.alphas = 30  # evenly spaced interpolation coefficients in [0, 1]
+    c.splits = ("test", "train")  # where errors along the path are measured
+    c.train_examples = 10000  # train split: this many examples (fixed subset; 0 = all)
+    c.bn_recompute_batches = 0  # > 0: recompute BatchNorm statistics at every alpha
+    c.source_workdir = ""  # a lottery workdir: analyse its IMP subnetwork ...
+    c.level = -1  # ... at this level (-1: the dense network)
+    c.between_levels = False  # Paul et al. 2023: barrier between levels L and L+1
+    c.matching_epsilon = -1.0  # matching: within eps of dense test error; < 0: 1 std
+    c.perturb_scales = ()  # Paul et al. 2023: noise scales relative to layer norms
+    c.perturb_step = "0it"  # the step whose network is perturbed (dense runs)
+    return c
+
+
+def validate(config) -> None:
+    """Every instability setting that can be checked without the data, the source run included."""
+    ins = config.instability
+    spawn_steps = step_specs.parse_list(ins.spawn_steps, 1, "instability.spawn_steps")
+    step_specs.parse(ins.perturb_step, "instability.perturb_step")
+    for spec in [*filter(None, (s.strip() for s in str(ins.spawn_steps).split(","))), ins.perturb_step]:
+        if step_specs.before(spec, config.train.steps, "instability step", "train.steps") is False:
+            raise UserError(f"instability step {spec} must come before the end of training ({config.train.steps})")
+    if not (spawn_steps or ins.between_levels or len(ins.perturb_scales)):
+        raise UserError("the instability experiment has nothing to do: set instability.spawn_steps, "
+                        "instability.between_levels or instability.perturb_scales")
+    if ins.copies < 2:
+        raise UserError(f"instability.copies must be at least 2 (pairs of copies), got {ins.copies}")
+    for split in ins.splits:
+        if split not in SPLITS:
+            raise UserError(f"instability.splits holds {split!r}; use 'test' and/or 'train'")
+    if int(ins.alphas) < 2:
+        raise UserError(f"instability.alphas must be at least 2 (both endpoints), got {ins.alphas}")
+    if any(float(scale) <= 0 for scale in ins.perturb_scales):
+        raise UserError(f"instability.perturb_scales must be positive, got {tuple(ins.perturb_scales)}")
+    if ins.train_examples < 0 or ins.bn_recompute_batches < 0:
+        raise UserError("instability.train_examples and instability.bn_recompute_batches must be >= 0")
+    if not ins.source_workdir:
+        if ins.between_levels or ins.level >= 0:
+            raise UserError("instability.between_levels and instability.level need instability.source_workdir")
+        return
+    source = lottery_source(ins.source_workdir, config, "instability.source_workdir")
+    if ins.level >= 0 and ins.level not in source.levels():
+        raise UserError(f"instability.level {ins.level} is not a finished level of {ins.source_workdir} "
+                        f"(finished: {source.levels()})")
+
+
+def run(ctx: Context) -> None:
+    """Runs (or resumes) the configured analyses."""
+    scaffold = Scaffold(ctx)
+    if scaffold.spawn_steps:
+        spawn.run(scaffold)
+    if scaffold.ins.between_levels:
+        levels.run(scaffold)
+    perturb.run(scaffold)
+
+
+def report(table, directory: str) -> tuple[str, list[str]]:
+    from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
+
+    return plots.format_barriers(table), plots.save_instability_figures(table, directory)
+
+
+EXPERIMENT = Experiment(
+    name="instability",
+    summary="linear mode connectivity: copies spawned at step k, successive IMP levels, perturbation",
+    run=run,
+    defaults=defaults,
+    validate=validate,
+    columns=("spawn_step", "pair", "alpha", "noise_scale"),
+    may_change=("instability.spawn_steps",),
+    reads=("lottery.layers_to_ignore",),
+    report=report,
+    order=2,
+)

@@ -1,0 +1,115 @@
+"""What the three instability analyses share: the inputs (source run, mask, evaluation sets),
+the dense trunk, training a stack of copies, and recording the paths between networks."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlth import arms, rng
+from jaxlth import steps as step_specs
+from jaxlth.analysis import barriers, connectivity
+from jaxlth.analysis import interpolation as interp
+from jaxlth.checkpoint import Checkpoints
+from jaxlth.errors import UserError
+from jaxlth.experiments.context import Context
+from jaxlth.experiments.source import lottery_source
+from jaxlth.pruning import masks as mask_lib
+from jaxlth.training.state import TrainState, copy as device_copy
+
+PATH_METRICS = ("error", "loss", "barrier_frankle", "barrier_paul")  # rows a measured path writes
+TRUNK_STATES = "trunk_states"  # checkpoints of the trunk's full state at every step asked for
+
+
+class Scaffold:
+    """The shared inputs and steps of an instability run; each analysis is a function of it."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.config = config = ctx.config
+        self.ins = ins = config.instability
+        self.setup = setup = ctx.setup
+        self.total_steps = setup.total_steps
+        self.spawn_steps = step_specs.parse_list(ins.spawn_steps, setup.steps_per_epoch, "instability.spawn_steps")
+        self.perturb_step = ctx.steps(ins.perturb_step, "instability.perturb_step")
+        for k in self.spawn_steps + [self.perturb_step]:
+            if not 0 <= k < self.total_steps:
+                raise UserError(f"instability step {k} must come before the end of training ({self.total_steps} steps)")
+        self.level = int(ins.level)
+        self.alphas = barriers.alpha_grid(int(ins.alphas))
+        self.source = lottery_source(ins.source_workdir, config, "instability.source_workdir") \
+            if ins.source_workdir else None
+        self.mask = jax.tree.map(jnp.asarray, self.source.mask(self.level)) \
+            if self.source is not None and self.level >= 0 else {}
+        self.eval_sets = self._eval_sets()
+        self.bn_batches = interp.bn_batches_from(setup.data.train_images, int(ins.bn_recompute_batches),
+                                                 config.train.batch_size)
+
+    def _eval_sets(self) -> dict:
+        data, out = self.setup.data, {}
+        for split in self.ins.splits:
+            if split == "test":
+                out["test"] = (data.test_images, data.test_labels)
+            else:
+                n = int(self.ins.train_examples) or data.train_images.shape[0]
+                take = jax.random.permutation(jax.random.PRNGKey(rng.EVAL_SUBSET_SEED), data.train_images.shape[0])[:n]
+                out["train"] = (data.train_images[take], data.train_labels[take])
+        return out
+
+    def density(self) -> np.ndarray:
+        """``(R,)`` density of the analysed mask (1 for the dense network)."""
+        return mask_lib.replicate_density(self.mask, self.config.replicates)
+
+    # ----- training ---------------------------------------------------------------------------------
+    def trunk_state(self, step: int) -> TrainState:
+        """The dense trunk's full training state at ``step`` (trained once, kept for every step asked)."""
+        setup = self.setup
+        states = Checkpoints(self.ctx.layout.checkpoints(TRUNK_STATES), 10_000)
+        try:
+            like = jax.eval_shape(setup.init_state)
+            if step in states.all_steps():
+                return states.restore(step, like)[0]
+            earlier = [s for s in states.all_steps() if s < step]
+            if earlier:
+                start_step, start = earlier[-1], states.restore(earlier[-1], like)[0]
+            else:
+                start_step, start = 0, setup.init_state()
+            if step > start_step:
+                labels = {"experiment": "instability", "arm": arms.TRUNK, "level": 0}
+                state = self.ctx.train(f"trunk_{start_step}_{step}",
+                                       self.ctx.segment(start_step, step, f"trunk to step {step}", eval_train=False),
+                                       {}, lambda: device_copy(start), labels)
+            else:
+                state = start
+            states.save(step, state)
+            return state
+        finally:
+            states.close()
+
+    def trained(self, name: str, labels: dict, start_step: int, mask, initial_state, description: str) -> dict:
+        """``name/final``: a stack of networks trained ``start_step -> T`` (rows labelled ``labels``)."""
+        segment = self.ctx.segment(start_step, self.total_steps, description, eval_train=False)
+        return self.ctx.trained(name, lambda: self.ctx.train(name, segment, mask, initial_state,
+                                                             dict(experiment="instability", **labels)))
+
+    # ----- measuring --------------------------------------------------------------------------------
+    def record_paths(self, arm: str, level: int, density, spawn_step, pairs: list[tuple[dict, dict, dict]]) -> None:
+        """Measures each ``(coordinates, net_a, net_b)`` path on every split and records its rows
+        (replacing earlier rows of the same arm, level and spawn step)."""
+        labels = {"experiment": "instability", "arm": arm, "level": level, "spawn_step": spawn_step}
+        base = dict(labels, step=self.total_steps, epoch=round(self.total_steps / self.setup.steps_per_epoch, 4))
+        rows = []
+        for where, net_a, net_b in pairs:
+            measured = connectivity.path(self.setup.program, net_a, net_b, self.alphas, self.eval_sets,
+                                         self.bn_batches)
+            for split, found in measured.items():
+                for r in range(found["error"].shape[0]):
+                    common = dict(base, replicate=r, density=float(density[r]), split=split, **where)
+                    for i, alpha in enumerate(self.alphas):
+                        for metric in ("error", "loss"):
+                            rows.append(dict(common, metric=metric, value=float(found[metric][r, i]),
+                                             alpha=round(float(alpha), 6)))
+                    for metric in ("barrier_frankle", "barrier_paul"):
+                        rows.append(dict(common, metric=metric, value=float(found[metric][r])))
+        self.ctx.replace_rows(labels, rows, where=lambda row: row.get("metric") in PATH_METRICS)

@@ -1,0 +1,78 @@
+"""The networks experiments share: initialisation, the rewind point, a level's starting state.
+
+Each is cached in the workdir (computed once, loaded after), with all replicates stacked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from jaxlth import arms
+from jaxlth.experiments.context import Context, network_of
+from jaxlth.layout import level_name
+from jaxlth.lottery import imp
+from jaxlth.pruning import masks as mask_lib
+from jaxlth.training.state import TrainState
+
+PyTree = Any
+INIT = "init"
+REWIND = "rewind"
+
+
+def init_network(ctx: Context) -> dict:
+    """``{"params", "batch_stats"}`` of the replicates at initialisation (artifact ``init``)."""
+    return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()))
+
+
+def start_state(ctx: Context, network: dict, mask: PyTree, program=None) -> Callable[[], TrainState]:
+    """The state a training from ``network`` on ``mask`` starts in: pruned weights zeroed, BatchNorm
+    statistics copied, a fresh optimizer state, the replicates' own data keys."""
+    program = program or ctx.setup.program
+
+    def initial_state() -> TrainState:
+        params = imp.on_mask(network["params"], mask)
+        batch_stats = jax.tree.map(lambda x: x.copy(), network["batch_stats"])
+        return TrainState(params, batch_stats, program.fresh_opt_state(params), ctx.setup.data_keys())
+
+    return initial_state
+
+
+def train_level(ctx: Context, arm: str, level: int, mask: PyTree, network: dict, start: int, end: int,
+                description: str, program=None) -> TrainState:
+    """Trains ``network`` on ``mask`` over ``[start, end)`` as ``arm`` at ``level`` (resumable)."""
+    name = f"{arm}/{level_name(level)}"
+    labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level}
+    return ctx.train(name, ctx.segment(start, end, description), mask, start_state(ctx, network, mask, program),
+                     labels, program=program)
+
+
+def rewind_network(ctx: Context, rewind_step: int) -> dict:
+    """Params and batch statistics at ``rewind_step`` (dense training ``0 -> k`` once; artifact ``rewind``)."""
+
+    def compute() -> dict:
+        init = init_network(ctx)
+        if rewind_step == 0:
+            return init
+        return network_of(train_level(ctx, arms.PRETRAIN, 0, {}, init, 0, rewind_step, "pretrain to rewind step"))
+
+    return ctx.cached(REWIND, compute)
+
+
+def mask_rows(ctx: Context, arm: str, level: int, step: int, **coords) -> tuple[dict, Callable]:
+    """``(labels, make_rows)`` of a mask's per-layer density rows, for :meth:`Context.cached`."""
+    labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level, "split": "mask"}
+
+    def make(mask) -> list[dict]:
+        overall = np.asarray(mask_lib.density(mask, replicate_axis=True))
+        epoch = round(step / ctx.setup.steps_per_epoch, 4)
+        rows = []
+        for layer, values in mask_lib.layer_density(mask, replicate_axis=True).items():
+            for r, value in enumerate(np.asarray(values)):
+                rows.append(dict(labels, **coords, replicate=r, density=float(overall[r]), step=step, epoch=epoch,
+                                 metric="density", value=float(value), layer=layer))
+        return rows
+
+    return labels, make

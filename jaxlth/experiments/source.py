@@ -1,0 +1,35 @@
+"""A finished lottery run analysed by another experiment (``<block>.source_workdir``).
+
+Experiments that measure an IMP run (instability's successive levels, and the analyses of the
+issues after it) load it through :func:`lottery_source`, which refuses a run whose networks,
+data or training differ from the config's: the analysis then means what it says.
+"""
+
+from __future__ import annotations
+
+from jaxlth import config as config_lib
+from jaxlth import results
+from jaxlth.errors import UserError
+
+# Config fields an analysis of a lottery run must share with it (same networks, data and training).
+SHARED_WITH_SOURCE = ("seed", "data_seed", "replicates", "data", "model", "train")
+
+
+def lottery_source(workdir: str, config, field: str) -> results.Run:
+    """The lottery run in ``workdir`` (named by the config field ``field``), checked compatible.
+
+    Reads only the source's ``config.json``: no data, safe to call from ``validate``.
+    """
+    try:
+        source = results.load(workdir)
+    except UserError as e:
+        raise UserError(f"{field} {workdir}: {e}") from None
+    if source.experiment != "lottery":
+        raise UserError(f"{field} {workdir} holds a {source.experiment!r} run, not a lottery run")
+    mine = config_lib.to_dict(config)
+    for name in SHARED_WITH_SOURCE:
+        saved = {name: source.config[name]} if name in source.config else {}
+        differ = config_lib.differences(saved, {name: mine[name]})
+        if differ:
+            raise UserError(f"{name} must equal the source run's in {workdir} ({'; '.join(differ[:3])})")
+    return source

@@ -1,0 +1,80 @@
+"""Where everything of a run lives inside its workdir: the one owner of every path.
+
+::
+
+    config.json                         the resolved config (written first; later runs must match it)
+    results.csv                         tidy measurements (jaxlth.records)
+    .lock                               held by the process working in the workdir
+    artifacts/<name>/                   Orbax pytrees saved once and never recomputed, e.g.
+      init/, rewind/                      networks at step 0 and at the rewind step (all replicates)
+      <arm>/level_LL/{mask,start,final}/  a level's mask, starting network and trained network
+      spawn_KKKKKKK/final/                instability: copies spawned at step K, trained
+      <name>/measured                     an empty file: the analysis <name> is recorded
+    checkpoints/<name>/<step>/          resumable training states of a segment in progress
+    plots/                              figures
+
+``LL`` is a two-digit level, ``KKKKKKK`` a seven-digit step. Nothing else in jaxlth spells a
+path inside a workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.csv"
+LOCK_FILE = ".lock"
+
+
+def level_name(level: int) -> str:
+    """``3 -> "level_03"``."""
+    return f"level_{int(level):02d}"
+
+
+def spawn_name(step: int) -> str:
+    """``4 -> "spawn_0000004"``: the artifacts and checkpoints of copies spawned at ``step``."""
+    return f"spawn_{int(step):07d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The paths of one workdir."""
+
+    workdir: str
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.workdir, CONFIG_FILE)
+
+    @property
+    def results_file(self) -> str:
+        return os.path.join(self.workdir, RESULTS_FILE)
+
+    @property
+    def lock_file(self) -> str:
+        return os.path.join(self.workdir, LOCK_FILE)
+
+    @property
+    def plots(self) -> str:
+        return os.path.join(self.workdir, "plots")
+
+    def artifact(self, name: str) -> str:
+        """``artifacts/<name>``; ``name`` may hold ``/`` (``"imp/level_02/mask"``)."""
+        return os.path.join(self.workdir, "artifacts", *name.split("/"))
+
+    def level_artifact(self, arm: str, level: int, what: str) -> str:
+        """``artifacts/<arm>/level_LL/<what>`` (``what``: mask, start or final)."""
+        return self.artifact(f"{arm}/{level_name(level)}/{what}")
+
+    def arm_dir(self, arm: str) -> str:
+        """``artifacts/<arm>``: the levels of an arm are its ``level_LL`` subfolders."""
+        return self.artifact(arm)
+
+    def checkpoints(self, name: str) -> str:
+        """``checkpoints/<name>``; ``name`` may hold ``/``; ``""`` is the folder itself (plain training)."""
+        return os.path.join(self.workdir, "checkpoints", *filter(None, name.split("/")))
+
+    def marker(self, name: str) -> str:
+        """``artifacts/<name>``: an empty file whose presence says an analysis is recorded."""
+        return self.artifact(name)

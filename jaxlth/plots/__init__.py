@@ -1,0 +1,44 @@
+"""The figures and tables researchers expect from a run, from its tidy results table.
+
+Every function takes the DataFrame of ``results.csv`` (``jaxlth.results.load(workdir).table``),
+so the same code serves the command line and a notebook::
+
+    run = jaxlth.results.load("runs/lenet_lottery")
+    print(jaxlth.plots.format_summary(run.table))
+    jaxlth.plots.accuracy_vs_weights(run.table)
+
+The generic per-(arm, level) tables (:func:`final_metrics`, :func:`summary`, :func:`format_summary`)
+serve every experiment; the figures of the lottery experiment (:func:`accuracy_vs_weights`,
+:func:`layer_density`, :func:`save_figures`), of the instability experiment (:func:`barriers`,
+:func:`format_barriers`, :func:`save_instability_figures`, ...) and of the one-shot experiment
+(:func:`format_one_shot`, :func:`save_one_shot_figures`) live in submodules and are all importable
+from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
+
+Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
+``percent_remaining`` and the axes show percentages; accuracies are fractions in the table and
+percentages on axes and in :func:`format_summary`. Standard deviations are over replicates
+(sample std, ``ddof=1``; NaN in :func:`summary` for a single replicate).
+
+Functions given ``ax=None`` draw on a new pyplot figure (inline in a notebook; matplotlib falls
+back to the Agg backend without a display). The ``save_*`` functions never touch pyplot: they draw
+on free-standing :class:`matplotlib.figure.Figure` objects, so they leak no figures and need no
+display.
+"""
+
+from jaxlth.arms import LABELS as ARM_LABELS  # legend labels by arm name, for notebooks written before jaxlth.arms
+from jaxlth.plots.common import final_metrics, format_summary, summary
+from jaxlth.plots.instability import (BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, LEVELS_FIGURE, PERTURB_FIGURE,
+                                      barrier_between_levels, barrier_vs_perturbation, barrier_vs_spawn_step,
+                                      barriers, format_barriers, interpolation_curves, save_instability_figures)
+from jaxlth.plots.lottery import (ACCURACY_FIGURE, LAYER_DENSITY_FIGURE, accuracy_vs_weights, layer_density,
+                                  save_figures)
+from jaxlth.plots.one_shot import ONE_SHOT_FIGURE, format_one_shot, save_one_shot_figures
+
+__all__ = [
+    "ARM_LABELS", "final_metrics", "summary", "format_summary",
+    "ACCURACY_FIGURE", "LAYER_DENSITY_FIGURE", "accuracy_vs_weights", "layer_density", "save_figures",
+    "BARRIER_FIGURE", "CURVES_FIGURE", "LEVELS_FIGURE", "PERTURB_FIGURE", "BARRIERS", "barriers",
+    "format_barriers", "barrier_vs_spawn_step", "interpolation_curves", "barrier_between_levels",
+    "barrier_vs_perturbation", "save_instability_figures",
+    "ONE_SHOT_FIGURE", "format_one_shot", "save_one_shot_figures",
+]

@@ -1,0 +1,232 @@
+"""Tables and figures of the instability experiment (linear mode connectivity).
+
+Barrier rows (``metric`` ``barrier_frankle`` / ``barrier_paul``) and interpolation curves
+(``metric=error`` with ``alpha``) of three analyses: copies spawned at ``spawn_step``
+(arm ``copies``), successive IMP levels (arm ``between_levels``, ``pair`` ``"L-L+1"``) and
+perturbations of the rewind point (arm ``perturb``, keyed by ``noise_scale``; tables written
+before that column existed hold the scale in ``pair``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from jaxlth import arms
+from jaxlth.plots.common import _layer_colors, _new_axes, _percent_ticks, _with_columns, write_figures
+
+BARRIER_FIGURE = "barrier_vs_spawn_step.png"
+CURVES_FIGURE = "interpolation_curves.png"
+LEVELS_FIGURE = "barrier_between_levels.png"
+PERTURB_FIGURE = "barrier_vs_perturbation.png"
+BARRIERS = {"barrier_frankle": "Frankle et al. 2020", "barrier_paul": "Paul et al. 2022"}
+
+# The optional columns of instability rows; tables of other experiments may lack them.
+_OPTIONAL = ("spawn_step", "pair", "alpha", "noise_scale")
+
+
+def _instability(table: pd.DataFrame, arm: str) -> pd.DataFrame:
+    rows = table[(table["arm"] == arm)]
+    if "experiment" in rows:
+        rows = rows[rows["experiment"] == "instability"]
+    return _with_columns(rows, *_OPTIONAL)
+
+
+def _noise_scale(rows: pd.DataFrame) -> pd.Series:
+    """The numeric noise scale of perturbation rows: ``noise_scale``, else ``pair`` (older tables)."""
+    scale = pd.to_numeric(rows["noise_scale"], errors="coerce")
+    return scale.fillna(pd.to_numeric(rows["pair"], errors="coerce")).astype(float)
+
+
+def _key(arm: str) -> str:
+    """The column that tells the curves and barriers of ``arm`` apart."""
+    return {arms.COPIES: "spawn_step", arms.PERTURB: "noise_scale"}.get(arm, "pair")
+
+
+def barriers(table: pd.DataFrame, arm: str = arms.COPIES) -> pd.DataFrame:
+    """Barrier mean and std (over replicates and pairs) per level, spawn step, pair kind and split.
+
+    Columns: ``level, spawn_step, pair, split, metric, mean, std, n`` (errors as fractions).
+    For ``arm="copies"`` pairs of copies are pooled (``pair`` is ``"all"``); for ``arm="perturb"``
+    the column ``noise_scale`` (a float) replaces ``pair``.
+    """
+    key = "noise_scale" if arm == arms.PERTURB else "pair"
+    keys = ["level", "spawn_step", key, "split", "metric"]
+    rows = _instability(table, arm)
+    rows = rows[rows["metric"].isin(list(BARRIERS))].copy()
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n"])
+    if arm == arms.COPIES:
+        rows["pair"] = "all"
+    if arm == arms.PERTURB:
+        rows["noise_scale"] = _noise_scale(rows)
+    rows["spawn_step"] = pd.to_numeric(rows["spawn_step"], errors="coerce")
+    grouped = rows.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    return grouped.rename(columns={"count": "n"})
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f}" if not np.isfinite(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def _sort_key(value):
+    return float(value) if str(value).replace(".", "", 1).isdigit() else str(value)
+
+
+def format_barriers(table: pd.DataFrame) -> str:
+    """Terminal tables of the barriers (in % error) of each analysis present in ``table``."""
+    out = []
+    for arm, title in ((arms.COPIES, "instability: error barrier between copies (%)"),
+                       (arms.BETWEEN_LEVELS, "barrier between successive IMP levels (%)"),
+                       (arms.PERTURB, "barrier to the unperturbed network, by noise scale (%)")):
+        frame = barriers(table, arm)
+        if frame.empty:
+            continue
+        key = {arms.COPIES: "spawn_step", arms.BETWEEN_LEVELS: "level"}.get(arm, "noise_scale")
+        wide = {}
+        for r in frame.itertuples():
+            k = getattr(r, key)
+            k = int(k) if key == "spawn_step" and np.isfinite(k) else k
+            wide.setdefault(k, {})[f"{r.split} {r.metric.split('_')[1]}"] = _pm(r.mean, r.std)
+        columns = sorted({c for v in wide.values() for c in v})
+        header = {"spawn_step": "spawn step", "level": "level", "noise_scale": "scale"}[key]
+        lines = [title, f"{header:>10}  " + "  ".join(f"{c:>16}" for c in columns)]
+        if arm == arms.BETWEEN_LEVELS:
+            lines[1] += "  matching"
+        ordered = sorted(wide, key=float) if key == "noise_scale" else sorted(wide, key=_sort_key)
+        for k in ordered:
+            text = f"{k:g}" if key == "noise_scale" else str(k)
+            line = f"{text:>10}  " + "  ".join(f"{wide[k].get(c, '-'):>16}" for c in columns)
+            if arm == arms.BETWEEN_LEVELS:
+                matching = _instability(table, arm)
+                matching = matching[(matching["metric"] == "matching") & (matching["level"] == k)]["value"]
+                line += f"  {matching.mean():.0%}" if len(matching) else "  -"
+            lines.append(line)
+        out.append("\n".join(lines))
+    return "\n\n".join(out) if out else "no barriers measured yet"
+
+
+def _curves(table: pd.DataFrame, arm: str, split: str) -> pd.DataFrame:
+    """The ``split`` error rows along interpolation paths of ``arm``, ``alpha`` numeric."""
+    rows = _instability(table, arm)
+    rows = rows[(rows["metric"] == "error") & (rows["split"] == split)].copy()
+    rows["alpha"] = pd.to_numeric(rows["alpha"], errors="coerce")
+    if arm == arms.PERTURB:
+        rows["noise_scale"] = _noise_scale(rows)
+    return rows.dropna(subset=["alpha"])
+
+
+def barrier_vs_spawn_step(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
+    """Instability (barrier between copies, %) against the spawn step (symmetric log x axis)."""
+    ax = _new_axes(ax)
+    frame = barriers(table, arms.COPIES)
+    frame = frame[frame["metric"] == metric]
+    if frame.empty:
+        raise ValueError("the table holds no barriers between copies")
+    for i, (split, rows) in enumerate(frame.groupby("split")):
+        rows = rows.sort_values("spawn_step")
+        x, y, s = rows["spawn_step"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
+        ax.plot(x, y, marker="o", color=f"C{i}", label=f"{split} error")
+        ax.fill_between(x, y - s, y + s, color=f"C{i}", alpha=0.2, linewidth=0)
+    ax.set_xscale("symlog", linthresh=max(1.0, float(frame["spawn_step"][frame["spawn_step"] > 0].min())
+                                           if (frame["spawn_step"] > 0).any() else 1.0))
+    ax.axhline(2.0, color="grey", linestyle=":", linewidth=1, label="2% (stable below)")
+    ax.set_xlabel("spawn step k (iterations)")
+    ax.set_ylabel(f"error barrier (%), {BARRIERS[metric]}")
+    ax.set_title("Instability to SGD noise")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def interpolation_curves(table: pd.DataFrame, ax=None, split: str = "test", arm: str = arms.COPIES):
+    """Error (%) along the path between two networks against alpha, one line per spawn step.
+
+    For ``arm="perturb"`` one line per noise scale, for other arms one per ``pair``.
+    """
+    ax = _new_axes(ax)
+    rows = _curves(table, arm, split)
+    if rows.empty:
+        raise ValueError(f"the table holds no {split} interpolation curves for {arm!r}")
+    key = _key(arm)
+    numeric = key != "pair"
+    label = {"spawn_step": lambda v: f"k = {int(float(v))}", "noise_scale": lambda v: f"{v:g}"}.get(key, str)
+    groups = list(rows.groupby(key))
+    for i, (value, group) in enumerate(sorted(groups, key=lambda g: float(g[0]) if numeric else 0)):
+        curve = group.groupby("alpha")["value"].agg(["mean", "std"]).reset_index()
+        color = _layer_colors(len(groups))[i]
+        ax.plot(curve["alpha"], 100 * curve["mean"], color=color, label=label(value))
+        ax.fill_between(curve["alpha"], 100 * (curve["mean"] - curve["std"].fillna(0)),
+                        100 * (curve["mean"] + curve["std"].fillna(0)), color=color, alpha=0.15, linewidth=0)
+    ax.set_xlabel("interpolation coefficient α")
+    ax.set_ylabel(f"{split} error (%)")
+    ax.set_title(f"Linear interpolation ({split})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
+    """Barrier between levels L and L+1 and the test accuracy of L+1 against % weights remaining."""
+    ax = _new_axes(ax)
+    rows = _instability(table, arms.BETWEEN_LEVELS)
+    barrier = rows[(rows["metric"] == metric) & (rows["split"] == "test")]
+    if barrier.empty:
+        raise ValueError("the table holds no barriers between levels")
+    by_level = barrier.groupby("level").agg(density=("density", "mean"), mean=("value", "mean"),
+                                            std=("value", "std")).reset_index()
+    x = 100 * by_level["density"]
+    ax.plot(x, 100 * by_level["mean"], marker="o", color="C3", label=f"barrier L→L+1 ({BARRIERS[metric]})")
+    ax.fill_between(x, 100 * (by_level["mean"] - by_level["std"].fillna(0)),
+                    100 * (by_level["mean"] + by_level["std"].fillna(0)), color="C3", alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    _percent_ticks(ax, x)
+    ax.set_xlabel("weights remaining at level L+1 (%)")
+    ax.set_ylabel("test error barrier (%)", color="C3")
+    ends = _curves(table, arms.BETWEEN_LEVELS, "test")
+    ends = ends[ends["alpha"] == 1.0]
+    if not ends.empty:
+        acc = ends.groupby("level").agg(density=("density", "mean"), value=("value", "mean")).reset_index()
+        twin = ax.twinx()
+        twin.plot(100 * acc["density"], 100 * (1 - acc["value"]), marker="s", color="C0", label="test accuracy")
+        twin.set_ylabel("test accuracy of level L+1 (%)", color="C0")
+    ax.set_title("Successive IMP levels (Paul et al. 2023)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def barrier_vs_perturbation(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
+    """Barrier between perturbed-then-trained and trained networks against the noise scale."""
+    ax = _new_axes(ax)
+    frame = barriers(table, arms.PERTURB)
+    frame = frame[frame["metric"] == metric]
+    if frame.empty:
+        raise ValueError("the table holds no perturbation barriers")
+    for i, (split, rows) in enumerate(frame.groupby("split")):
+        rows = rows.sort_values("noise_scale")
+        ax.errorbar(rows["noise_scale"], 100 * rows["mean"], yerr=100 * rows["std"].fillna(0), marker="o",
+                    color=f"C{i}", label=f"{split} error", capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("noise scale (× layer weight norm)")
+    ax.set_ylabel(f"error barrier (%), {BARRIERS[metric]}")
+    ax.set_title("Robustness of the rewind point to perturbation")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def save_instability_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
+    """Writes the figures of the instability analyses present in ``table``; returns their paths."""
+    jobs = []
+    if not barriers(table, arms.COPIES).empty:
+        jobs.append((BARRIER_FIGURE, barrier_vs_spawn_step))
+        if not _curves(table, arms.COPIES, "test").empty:
+            jobs.append((CURVES_FIGURE, interpolation_curves))
+    if not barriers(table, arms.BETWEEN_LEVELS).empty:
+        jobs.append((LEVELS_FIGURE, barrier_between_levels))
+    if not barriers(table, arms.PERTURB).empty:
+        jobs.append((PERTURB_FIGURE, barrier_vs_perturbation))
+    return write_figures(directory, [(name, functools.partial(draw, table)) for name, draw in jobs], dpi)

@@ -1,0 +1,127 @@
+"""``results.csv``: the tidy table of a run's measurements, written safely and read back.
+
+One row per measurement. Every experiment's rows have the :data:`CORE_COLUMNS`; an experiment
+declares the extra coordinates its rows carry (``layer``, ``spawn_step``, ``alpha``, ...), so a
+table holds only the columns of its own experiment. Rows are dicts; a missing key is an empty
+cell. Values read back are strings (``csv``) or typed columns (``pandas``).
+
+Safety: a batch of rows is appended with one ``write`` and ``fsync``; rewrites go through a
+temporary file and ``os.replace``. A last line cut by a crash (no final newline) is never
+appended to: the writer drops it first and the reader ignores it, saying so on stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+CORE_COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value")
+
+
+def rows_of(common: dict, values: dict, coords: Sequence[dict] | None = None) -> list[dict]:
+    """Tidy rows: one per metric in ``values`` and index ``i`` of its ``(N,)`` array.
+
+    Row ``i`` is ``common | coords[i] | {"metric": name, "value": float(values[name][i])}``;
+    without ``coords``, ``coords[i] = {"replicate": i}``.
+    """
+    out = []
+    for metric, array in values.items():
+        array = np.asarray(array)
+        for i, value in enumerate(array):
+            where = coords[i] if coords is not None else {"replicate": i}
+            out.append(dict(common, **where, metric=metric, value=float(value)))
+    return out
+
+
+def complete_text(path: str) -> tuple[str, bool]:
+    """The file's complete lines, and whether a cut last line was left out."""
+    with open(path, newline="") as f:
+        text = f.read()
+    if text and not text.endswith("\n"):
+        return text[: text.rfind("\n") + 1], True
+    return text, False
+
+
+def header(path: str) -> list[str]:
+    """The column names of ``path`` (empty when the file is absent or empty)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        first = f.readline()
+    return next(csv.reader([first]), []) if first.endswith("\n") else []
+
+
+def read_rows(path: str) -> list[dict]:
+    """All complete rows as dicts of strings."""
+    if not os.path.exists(path):
+        return []
+    text, cut = complete_text(path)
+    if cut:
+        print(f"jaxlth: {path} ends in a line cut short by a crash; that line is ignored", file=sys.stderr)
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _write_all(path: str, columns: Sequence[str], rows: Iterable[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def append(path: str, rows: Sequence[dict], columns: Sequence[str] = CORE_COLUMNS) -> None:
+    """Appends ``rows`` (one write). A new file gets ``columns`` plus any other keys the rows use.
+
+    An existing file keeps its header; if the rows use a column it lacks, the file is rewritten
+    once with that column added (empty in the older rows).
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    needed = list(dict.fromkeys([*columns, *(k for row in rows for k in row)]))
+    present = header(path)
+    if not present:
+        _write_all(path, needed, rows)
+        return
+    text, cut = complete_text(path)
+    missing = [c for c in needed if c not in present]
+    if cut or missing:
+        if cut:
+            print(f"jaxlth: {path} ended in a line cut short by a crash; that line was dropped", file=sys.stderr)
+        present = present + missing
+        _write_all(path, present, [*csv.DictReader(io.StringIO(text)), *rows])
+        return
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=present).writerows(rows)
+    with open(path, "a", newline="") as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def drop(path: str, should_drop: Callable[[dict], bool]) -> None:
+    """Rewrites ``path`` without the rows for which ``should_drop(row)`` is true (atomically)."""
+    if not os.path.exists(path):
+        return
+    text, cut = complete_text(path)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    kept = [r for r in rows if not should_drop(r)]
+    if len(kept) == len(rows) and not cut:
+        return
+    _write_all(path, header(path), kept)
+
+
+def matches(labels: dict) -> Callable[[dict], bool]:
+    """A predicate: the row's values equal ``labels`` (compared as strings, as read from the file)."""
+    wanted = {k: str(v) for k, v in labels.items()}
+    return lambda row: all(row.get(k) == v for k, v in wanted.items())

@@ -1,0 +1,58 @@
+"""Every random stream a run uses, named in one place.
+
+All randomness derives from two integers of the config: ``seed`` (initialisation) and
+``data_seed`` (SGD noise). Replicate ``r`` uses ``PRNGKey(seed + r)`` and ``PRNGKey(data_seed + r)``,
+so replicate ``r`` of a run equals replicate 0 of a run with seed ``seed + r``. From those keys:
+
+=====================  ==============================================================================
+stream                 key
+=====================  ==============================================================================
+initialisation         ``fold_in(PRNGKey(seed + r), INIT)``
+SGD noise (data key)   ``fold_in(PRNGKey(data_seed + r), DATA)``
+data order, epoch e    ``fold_in(fold_in(data_key, ORDER), e)`` (a permutation of the training set)
+augmentation, step s   ``fold_in(fold_in(data_key, AUGMENT), s)``
+branch at level L      ``fold_in(PRNGKey(seed + r), branch_stream(name, L))`` (its transform);
+                       ``... branch_stream(name, L) + 1`` (its fresh initialisation, if any)
+instability copy c     data key ``fold_in(data_key_r, COPY + c)``
+perturbation group g   noise key ``fold_in(data_key_r, PERTURB + g)`` (g = 0 is unperturbed)
+instability subset     ``PRNGKey(EVAL_SUBSET_SEED)``: the fixed training examples errors are measured on
+BatchNorm batches      ``PRNGKey(BN_BATCHES_SEED)``: the training batches statistics are recomputed from
+synthetic data         ``data.synthetic_seed`` (numpy), see ``jaxlth.data.sources.synthetic``
+data subsets           ``data.subset_seed`` (numpy), see ``jaxlth.data.subsets``
+=====================  ==============================================================================
+
+Changing any number here changes every result: they are part of the exact-reproduction contract.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import jax
+import jax.numpy as jnp
+
+INIT = 0
+DATA = 1
+ORDER = 0  # folded into a data key
+AUGMENT = 1  # folded into a data key
+COPY = 1000
+PERTURB = 2000
+LEVEL_STRIDE = 7919  # a prime: branch streams of different levels never collide for < 7919 branches
+EVAL_SUBSET_SEED = 1
+BN_BATCHES_SEED = 0
+
+
+def replicate_keys(seed: int, replicates: int, stream: int) -> jax.Array:
+    """``(R, 2)`` keys: replicate ``r`` uses ``fold_in(PRNGKey(seed + r), stream)``."""
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + r), stream) for r in range(replicates)])
+
+
+def branch_stream(name: str, level: int) -> int:
+    """The stream of a control branch at ``level``: stable, independent of the order branches are listed."""
+    return ((zlib.crc32(name.encode()) & 0x7FFFFFFF) + LEVEL_STRIDE * level) & 0x7FFFFFFF
+
+
+def copy_keys(data_keys: jax.Array, copies: int, stream: int) -> jax.Array:
+    """``(R * copies, 2)``: copy ``c`` of replicate ``r`` gets ``fold_in(data_keys[r], stream + c)``."""
+    return jnp.stack([jax.random.fold_in(data_keys[i // copies], stream + i % copies)
+                      for i in range(data_keys.shape[0] * copies)])

@@ -1,0 +1,138 @@
+"""The pure functions of one replicate that training, evaluation and every analysis are built from.
+
+Nothing here is jitted or vmapped (:class:`jaxlth.training.program.Program` does that): each
+function takes one network's ``params`` and ``batch_stats`` (``{}`` for models without
+BatchNorm) and arrays without a replicate axis, so a Hessian-vector product, a per-example
+gradient or a saliency score composes them with ``jax.grad``/``jax.vmap`` directly.
+
+Images come as stored (uint8 pixels, or floats for mnist1d) with shape ``(B, *image_shape)``;
+labels are int32 ``(B,)``. ``spec`` is a :class:`Spec`: the static facts of the data layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from jaxlth.data import augment as augment_lib
+from jaxlth.data import batching
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Static facts a program is compiled for."""
+
+    batch_size: int
+    steps_per_epoch: int
+    num_train: int
+    image_shape: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pixel_scale: float
+    augmentation: str
+    eval_batch_size: int
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """``(B,)`` softmax cross-entropy of integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def variables(params: PyTree, batch_stats: PyTree) -> dict:
+    """The Flax variables of a network (no ``batch_stats`` collection when it has none)."""
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def preprocess(images: jax.Array, spec: Spec) -> jax.Array:
+    """Stored images -> normalised float32 network inputs, unaugmented (evaluation, analyses)."""
+    x = images.astype(jnp.float32) / spec.pixel_scale
+    return augment_lib.normalize(x, spec.mean, spec.std, 1.0)
+
+
+def augmented(images: jax.Array, key: jax.Array, spec: Spec) -> jax.Array:
+    """Stored images -> augmented (``spec.augmentation``, noise from ``key``), normalised inputs."""
+    x = images.astype(jnp.float32) / spec.pixel_scale
+    x = augment_lib.augment_batch(key, x, spec.augmentation)
+    return augment_lib.normalize(x, spec.mean, spec.std, 1.0)
+
+
+def logits(model: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array, train: bool = False):
+    """``((B, classes) logits, batch_stats)`` of preprocessed inputs ``x``.
+
+    ``train=True`` normalises with the batch's own BatchNorm statistics and returns the updated
+    running statistics; ``train=False`` uses the running statistics and returns them unchanged.
+    """
+    if train and batch_stats:
+        out, updates = model.apply(variables(params, batch_stats), x, train=True, mutable=["batch_stats"])
+        return out, updates["batch_stats"]
+    return model.apply(variables(params, batch_stats), x, train=train), batch_stats
+
+
+def per_example_loss(model, params, batch_stats, x, y, train: bool = False):
+    """``((B,) cross-entropy, (B, classes) logits, batch_stats)`` of preprocessed inputs ``x``."""
+    out, batch_stats = logits(model, params, batch_stats, x, train)
+    return cross_entropy(out, y), out, batch_stats
+
+
+def mean_loss(model, params, batch_stats, x, y, train: bool = True):
+    """The training objective: ``(mean loss, (batch_stats, accuracy))``; differentiable in ``params``."""
+    losses, out, batch_stats = per_example_loss(model, params, batch_stats, x, y, train)
+    return jnp.mean(losses), (batch_stats, jnp.mean(jnp.argmax(out, -1) == y))
+
+
+def loss_and_grads(model, params, batch_stats, x, y, train: bool = True):
+    """``((mean loss, (batch_stats, accuracy)), grads)``: :func:`mean_loss` and its gradient in ``params``."""
+    return jax.value_and_grad(lambda p: mean_loss(model, p, batch_stats, x, y, train), has_aux=True)(params)
+
+
+def evaluate(model, spec: Spec, params, batch_stats, images: jax.Array, labels: jax.Array):
+    """``(mean loss, accuracy)`` on a whole split of stored images, in eval mode, in batches of
+    ``spec.eval_batch_size`` (the last one padded and masked)."""
+    n = images.shape[0]
+    size = min(spec.eval_batch_size, n)
+    num_batches = -(-n // size)
+    pad = num_batches * size - n
+    images = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
+    labels = jnp.pad(labels, (0, pad))
+    valid = jnp.arange(num_batches * size) < n
+    batches = (
+        images.reshape(num_batches, size, *images.shape[1:]),
+        labels.reshape(num_batches, size),
+        valid.reshape(num_batches, size),
+    )
+
+    def one_batch(carry, batch):
+        x, y, ok = batch
+        losses, out, _ = per_example_loss(model, params, batch_stats, preprocess(x, spec), y, train=False)
+        loss = jnp.sum(jnp.where(ok, losses, 0.0))
+        correct = jnp.sum(jnp.where(ok, jnp.argmax(out, -1) == y, False))
+        return (carry[0] + loss, carry[1] + correct), None
+
+    (loss, correct), _ = lax.scan(one_batch, (jnp.float32(0), jnp.int32(0)), batches)
+    return loss / n, correct / n
+
+
+def init(model, spec: Spec, init_key: jax.Array) -> tuple[PyTree, PyTree]:
+    """``(params, batch_stats)`` of a freshly initialised network."""
+    dummy = jnp.zeros((1, *spec.image_shape), jnp.float32)
+    initial = model.init(init_key, dummy, train=False)
+    return initial["params"], initial.get("batch_stats", {})
+
+
+def train_batch(images: jax.Array, labels: jax.Array, data_key: jax.Array, perms: jax.Array, first_epoch, step,
+                spec: Spec) -> tuple[jax.Array, jax.Array]:
+    """``(x, y)``: the augmented, normalised training batch of global ``step`` (one replicate).
+
+    ``perms`` holds the replicate's data orders of the epochs from ``first_epoch`` on
+    (:func:`jaxlth.data.batching.chunk_permutations`).
+    """
+    idx = batching.chunk_batch_indices(perms, first_epoch, step, spec.batch_size, spec.steps_per_epoch)
+    return augmented(images[idx], batching.augment_key(data_key, step), spec), labels[idx]
