@@ -1,9 +1,9 @@
 """Conv-4 on CIFAR-10, as in Frankle & Carbin (2019), "The Lottery Ticket Hypothesis" (Figure 2).
 
 3x3 conv layers 64, 64, 128, 128 with 2x2 max-pooling after each pair, then dense
-256, 256, 10 (PAPERS.md; ``jaxlth/models/conv.py``).
+256, 256, 10 (Frankle & Carbin 2019, Figure 2; ``jaxlth/models/conv.py``).
 Adam, lr 3e-4, batch 60, 25,000 iterations, constant learning rate, no weight decay. The
-iteration count, learning rate and batch size agree with PAPERS.md and with a public
+iteration count, learning rate and batch size agree with the project's notes on the paper and with a public
 reproduction that cites the paper's Figure 2; they were not read from the paper itself here.
 
 Lottery: 15 levels rewinding to initialisation ("0it"), random pruning and random

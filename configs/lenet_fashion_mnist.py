@@ -1,4 +1,4 @@
-"""LeNet-300-100 on Fashion-MNIST, the OpenLTH LeNet recipe (Frankle et al. 2020, PAPERS.md).
+"""LeNet-300-100 on Fashion-MNIST, the OpenLTH LeNet recipe (Frankle et al. 2020, Appendix: hyperparameters).
 
 SGD without momentum, lr 0.1, batch 128, 40 epochs, constant schedule, no weight decay;
 the output layer is never pruned. Lottery (``:lottery``): 15 levels of global magnitude pruning
@@ -21,6 +21,12 @@ for the barrier between successive IMP levels (Paul et al. 2023), and
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_fashion_mnist_instability \
         --config.replicates=2
+
+One-shot magnitude pruning (``:one_shot``), the baseline IMP is compared against (Frankle & Carbin 2019):
+the trained dense network pruned once to each density and retrained from initialisation:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:one_shot --workdir runs/lenet_one_shot \
+        --config.one_shot.densities="(0.512, 0.262, 0.107, 0.035)" --config.replicates=2
 """
 
 from jaxlth.config import base_config, choose

@@ -1,4 +1,4 @@
-"""LeNet-300-100 on MNIST, the OpenLTH LeNet recipe (Frankle et al. 2020; PAPERS.md "Recipes").
+"""LeNet-300-100 on MNIST, the OpenLTH LeNet recipe (Frankle et al. 2020, Appendix: hyperparameters).
 
 SGD without momentum, lr 0.1, batch 128, 40 epochs (468 steps each), constant schedule, no
 weight decay. Lottery: 15 levels of global magnitude pruning of 20% of the remaining weights

@@ -1,5 +1,5 @@
 """ResNet-20 (width 16) on CIFAR-10, the OpenLTH recipe used by Frankle et al. (2020) and
-Paul et al. (2022) (PAPERS.md "Recipes" and "Lottery Tickets on a Data Diet").
+Paul et al. (2022) ("Lottery Tickets on a Data Diet", their experimental setup).
 
 SGD with momentum 0.9, lr 0.1, batch 128, weight decay 1e-4, 62,400 iterations (160 epochs of
 390 steps), learning rate x0.1 at iterations 31,200 and 46,800 (epochs 80 and 120); CIFAR-10

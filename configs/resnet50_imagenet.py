@@ -1,12 +1,12 @@
 """ResNet-50 on ImageNet (ILSVRC 2012), the OpenLTH recipe used by Frankle et al. (2020)
-(PAPERS.md "Recipes").
+(its appendix of hyperparameters).
 
 SGD with momentum 0.9, lr 0.4, batch 1024, weight decay 1e-4, 90 epochs: a linear warmup over
-the first 5 epochs, then x0.1 at epochs 30, 60 and 80. Augmentation (PAPERS.md): random-resized
+the first 5 epochs, then x0.1 at epochs 30, 60 and 80. Augmentation (the standard ImageNet pipeline of that recipe): random-resized
 crop to 224 (scale 0.1-1) and horizontal flip for training; resize to 256 and centre crop 224 for
 testing. Lottery: 5 levels of global magnitude pruning of 20% of the remaining weights
 (0.8^5 = 33% left, near the 30% Frankle et al. 2020 study; unverified), weight rewinding to
-epoch 6 (unverified: PAPERS.md only records that the dense network becomes stable around epoch
+epoch 6 (unverified: Frankle et al. 2020 only report that the dense network becomes stable around epoch
 18), random pruning and random reinitialisation as controls.
 
 Not runnable yet: jaxlth's data sources do not include ``imagenet2012`` (the run stops with an

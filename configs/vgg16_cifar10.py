@@ -1,11 +1,11 @@
-"""VGG-16 on CIFAR-10, the OpenLTH recipe used by Frankle et al. (2020) (PAPERS.md "Recipes").
+"""VGG-16 on CIFAR-10, the OpenLTH recipe used by Frankle et al. (2020) (its appendix of hyperparameters).
 
 SGD with momentum 0.9, lr 0.1, batch 128, weight decay 1e-4, 62,400 iterations (160 epochs of
 390 steps), learning rate x0.1 at iterations 31,200 and 46,800 (epochs 80 and 120); CIFAR-10
 augmentation (4-pixel pad, random 32x32 crop, horizontal flip); the output layer is never
 pruned. Lottery: 20 levels of global magnitude pruning of 20% of the remaining weights, weight
-rewinding to iteration 1,000, random pruning and random reinitialisation as controls. PAPERS.md
-records that dense VGG-16 becomes stable around iteration 1,000 in Frankle et al. (2020); that
+rewinding to iteration 1,000, random pruning and random reinitialisation as controls. Dense
+VGG-16 becomes stable around iteration 1,000 in Frankle et al. (2020); that
 their VGG-16 IMP experiments rewind to exactly this step is unverified.
 
     python -m jaxlth.main --config configs/vgg16_cifar10.py --workdir runs/vgg16

@@ -18,6 +18,44 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", COMPILATION_CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
+def tiny_config(arg: str | None = None, **changes):
+    """The config of ``tests/configs/tiny.py[:arg]``, with dotted-name changes (``"train.lr": 0.1``).
+
+    Built as the command line builds it (``jaxlth.config.from_file``), validated.
+    """
+    from jaxlth import config as config_lib  # noqa: PLC0415
+
+    return config_lib.from_file(f"{TINY}:{arg}" if arg else TINY, **changes)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
+
+
+def record_trainings(monkeypatch) -> list[dict]:
+    """Records every training segment a run starts: ``{"name", "labels", "start", "state"}``
+    (``state``: its initial state as numpy arrays). Wraps ``Context.train`` whatever its signature."""
+    import inspect  # noqa: PLC0415
+
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from jaxlth.experiments.context import Context  # noqa: PLC0415
+
+    starts, original = [], Context.train
+    signature = inspect.signature(original)
+
+    def recording(*args, **kwargs):
+        call = signature.bind(*args, **kwargs).arguments
+        starts.append({"name": call["name"], "labels": call["labels"], "start": call["segment"].start,
+                       "state": jax.tree.map(np.asarray, call["initial_state"]())})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Context, "train", recording)
+    return starts
+
+
 def run_cli(*args, timeout=300, check=False, env=None):
     """Runs ``python -m jaxlth.main ARGS`` and returns the CompletedProcess (text mode)."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))

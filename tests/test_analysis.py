@@ -1,6 +1,5 @@
 """Interpolation, barriers, BatchNorm recomputation, and copies that differ only in SGD noise."""
 
-import importlib.util
 import os
 
 import jax
@@ -11,19 +10,10 @@ import pytest
 from jaxlth import results
 from jaxlth.analysis import barrier_frankle, barrier_paul, alpha_grid, interpolate, recompute_batch_stats
 from jaxlth.analysis.interpolation import bn_batches_from
-from jaxlth.experiments import instability as instability_lib
-from jaxlth.experiments import setup as setup_lib
-from tests.conftest import FASHION_MNIST_DIR, TINY, run_cli
-
-
-def tiny(arg=None, **changes):
-    spec = importlib.util.spec_from_file_location("tiny", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
-    for key, value in changes.items():
-        config[key] = value
-    return config
+from jaxlth import rng
+from jaxlth.training import copies as copies_lib
+from jaxlth.training import setup as setup_lib
+from tests.conftest import FASHION_MNIST_DIR, TINY, run_cli, tiny_config as tiny
 
 
 def trained_pair(replicates=2, steps=24):
@@ -78,20 +68,20 @@ def test_interpolation_endpoints_reproduce_each_networks_error_and_self_barrier_
 def test_copies_with_one_data_key_are_identical_and_with_different_keys_differ():
     setup = setup_lib.build(tiny(replicates=1))
     trunk, _ = setup.program.train_chunk(setup.init_state(), {}, setup.data, 0, num_steps=5)
-    same = instability_lib._repeat(trunk, 3).replace(data_key=jnp.repeat(trunk.data_key, 3, axis=0))
+    same = copies_lib.repeat(trunk, 3).replace(data_key=jnp.repeat(trunk.data_key, 3, axis=0))
     same, _ = setup.program.train_chunk(same, {}, setup.data, 5, num_steps=10)
     kernel = np.asarray(same.params["hidden_0"]["kernel"])
     np.testing.assert_array_equal(kernel[0], kernel[1])
     np.testing.assert_array_equal(kernel[0], kernel[2])
-    different = instability_lib._repeat(trunk, 3).replace(
-        data_key=instability_lib._copy_keys(trunk.data_key, 3, instability_lib.COPY_STREAM))
+    different = copies_lib.repeat(trunk, 3).replace(
+        data_key=rng.copy_keys(trunk.data_key, 3, rng.COPY))
     different, _ = setup.program.train_chunk(different, {}, setup.data, 5, num_steps=10)
     kernel = np.asarray(different.params["hidden_0"]["kernel"])
     assert not np.allclose(kernel[0], kernel[1]) and not np.allclose(kernel[1], kernel[2])
     # Each vmapped copy equals that copy trained alone.
     for c in range(3):
-        alone = jax.tree.map(lambda x: x[c:c + 1], instability_lib._repeat(trunk, 3).replace(
-            data_key=instability_lib._copy_keys(trunk.data_key, 3, instability_lib.COPY_STREAM)))
+        alone = jax.tree.map(lambda x: x[c:c + 1], copies_lib.repeat(trunk, 3).replace(
+            data_key=rng.copy_keys(trunk.data_key, 3, rng.COPY)))
         alone, _ = setup.program.train_chunk(alone, {}, setup.data, 5, num_steps=10)
         np.testing.assert_allclose(alone.params["hidden_0"]["kernel"][0], kernel[c], rtol=1e-5, atol=1e-6)
 

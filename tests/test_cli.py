@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -91,6 +92,7 @@ def test_a_non_empty_folder_is_not_used_as_workdir(tmp_path):
 def test_a_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     workdir = tmp_path / "run"
     run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=8it", check=True)
+    shutil.rmtree(workdir / "artifacts" / "main" / "level_00" / "final")  # as if killed before it was saved
     latest = max(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit())
     for base, _, files in os.walk(workdir / "checkpoints" / str(latest)):
         for name in files:
@@ -109,7 +111,7 @@ def test_run_writes_config_results_and_checkpoints(tmp_path):
     run = results.load(str(workdir))
     assert run.config["replicates"] == 2 and run.config["train"]["steps"] == "3ep"
     table = run.table
-    assert list(table.columns) == list(results.COLUMNS)
+    assert list(table.columns) == list(results.COLUMNS)  # plain training rows have the core columns only
     test_acc = table[(table.split == "test") & (table.metric == "accuracy")]
     # Evaluations at 0, every 5 steps and at the end (24): 0,5,10,15,20,24 for 2 replicates.
     assert sorted(test_acc.step.unique()) == [0, 5, 10, 15, 20, 24]

@@ -138,12 +138,14 @@ def test_a_config_json_from_before_a_field_existed_still_matches(tmp_path):
     workdir_lib.claim(str(tmp_path), config)
     path = tmp_path / "config.json"
     saved = json.loads(path.read_text())
-    del saved["instability"], saved["data"]["synthetic_seed"], saved["train"]["beta1"]  # as an older jaxlth wrote it
-    path.write_text(json.dumps(saved))
+    del saved["lottery"]["random_prune_scope"], saved["data"]["synthetic_seed"], saved["train"]["beta1"]
+    path.write_text(json.dumps(saved))  # as an older jaxlth wrote it
     assert workdir_lib.claim(str(tmp_path), config)  # the same experiment: a resume
     assert config_lib.differences(saved, config_lib.to_dict(config)) == []
-    config.instability.copies = 3  # not the default an older run had
-    with pytest.raises(UserError, match="instability.copies"):
+    config.instability.copies = 3  # another experiment's block: a lottery run does not read it
+    assert workdir_lib.claim(str(tmp_path), config)
+    config.lottery.random_prune_scope = "global"  # not the default an older run had
+    with pytest.raises(UserError, match="lottery.random_prune_scope"):
         workdir_lib.claim(str(tmp_path), config)
 
 

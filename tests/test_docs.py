@@ -338,7 +338,12 @@ def test_the_model_example_in_extending_md_builds_and_registers(monkeypatch):
 # ----- a helper for writers ------------------------------------------------------------------------------
 def missing_rows() -> list[str]:
     """Rows for experiments.md of the config fields it does not list, with the comments in config.py."""
-    source = inspect.getsource(config_lib.base_config)
+    from jaxlth.experiments import registry  # noqa: PLC0415
+
+    source = inspect.getsource(config_lib.common_config)
+    for name, experiment in registry.all_experiments().items():  # blocks: their fields as c.<name>.<field>
+        if experiment.defaults is not None:
+            source += inspect.getsource(experiment.defaults).replace("c.", f"c.{name}.")
     comments = dict(re.findall(r"c\.([\w.]+) = [^#\n]*#\s*(.*)", source))
     documented = documented_fields()
     rows = []

@@ -1,24 +1,23 @@
 """The instability experiment on a lottery run: IMP subnetworks, successive levels, perturbation,
 bad settings, and a kill in the middle of the copies' training."""
 
-import importlib.util
-
 import jax
 import numpy as np
 import pytest
 
-from jaxlth import checkpoint, results, workdir as workdir_lib
+from jaxlth import checkpoint, config as config_lib, results, workdir as workdir_lib
 from jaxlth.errors import UserError
 from jaxlth.experiments import instability as instability_lib
 from jaxlth.experiments import lottery as lottery_lib
-from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
+from jaxlth.experiments.context import Context
+from jaxlth.experiments.instability import perturb as perturb_lib
+from tests.conftest import (TINY, assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill,
+                            tiny_config)
 
 
 def tiny(arg, replicates=2, **changes):
-    spec = importlib.util.spec_from_file_location("tiny", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
+    """The tiny config with ``section__field=value`` changes (built without validation)."""
+    config = tiny_config(arg)
     config.replicates = replicates
     for dotted, value in changes.items():
         section, field = dotted.split("__") if "__" in dotted else (None, dotted)
@@ -40,13 +39,14 @@ def lottery_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("lottery"))
     config = tiny("lottery", lottery__branches=())
     workdir_lib.claim(workdir, config)
-    lottery_lib.Lottery(config, workdir).run()
+    lottery_lib.Lottery(Context(config, workdir, lottery_lib.EXPERIMENT.columns)).run()
     return results.load(workdir)
 
 
 def run_instability(config, workdir) -> results.Run:
+    config_lib.validate(config)
     workdir_lib.claim(str(workdir), config)
-    instability_lib.Instability(config, str(workdir)).run()
+    instability_lib.run(Context(config, str(workdir), instability_lib.EXPERIMENT.columns))
     return results.load(str(workdir))
 
 
@@ -61,17 +61,17 @@ def run_instability(config, workdir) -> results.Run:
 ])
 def test_bad_instability_settings_are_refused(tmp_path, changes, fragment):
     with pytest.raises(UserError, match=fragment):
-        instability_lib.Instability(tiny("instability", **changes), str(tmp_path))
+        config_lib.validate(tiny("instability", **changes))
 
 
 def test_a_source_run_with_other_settings_is_refused(tmp_path, lottery_run):
     wider = instability_config(instability__source_workdir=lottery_run.workdir)
     wider.model.options.widths = (64, 16)
     with pytest.raises(UserError, match="model must equal the source run's"):
-        instability_lib.Instability(wider, str(tmp_path / "a"))
+        config_lib.validate(wider)
     reseeded = instability_config(instability__source_workdir=lottery_run.workdir, seed=5)
     with pytest.raises(UserError, match="seed must equal"):
-        instability_lib.Instability(reseeded, str(tmp_path / "b"))
+        config_lib.validate(reseeded)
 
 
 def test_copies_of_an_imp_subnetwork_keep_its_mask(tmp_path, lottery_run):
@@ -125,7 +125,8 @@ def test_perturbing_the_rewind_point_of_a_level(tmp_path, lottery_run):
             assert np.all(kernel[3 * r + g][~mask[r]] == 0.0)
     barrier = run.table[(run.table.arm == "perturb") & (run.table.metric == "barrier_frankle")
                         & (run.table.split == "test")]
-    assert sorted(barrier.pair.astype(float).unique()) == [0.25, 4.0] and len(barrier) == 4
+    assert sorted(barrier.noise_scale.unique()) == [0.25, 4.0] and len(barrier) == 4 and barrier.pair.isna().all()
+    assert set(run.table[run.table.split == "test"].arm) == {"perturb"}  # training rows and paths: one arm name
 
 
 @pytest.mark.slow
@@ -150,12 +151,12 @@ def test_kill_during_the_copies_resumes_bitwise(tmp_path):
 def test_perturbation_noise_is_scaled_by_each_layers_norm():
     params = {"a": {"kernel": jax.random.normal(jax.random.PRNGKey(0), (300, 100)), "bias": np.ones(100, np.float32)},
               "b": {"kernel": 5.0 * jax.random.normal(jax.random.PRNGKey(1), (100, 10))}}
-    noisy = instability_lib._perturb(params, jax.random.PRNGKey(2), [("a", "kernel"), ("b", "kernel")], 0.5)
+    noisy = perturb_lib.perturb(params, jax.random.PRNGKey(2), [("a", "kernel"), ("b", "kernel")], 0.5)
     for name in ("a", "b"):
         w, v = np.asarray(params[name]["kernel"]), np.asarray(noisy[name]["kernel"])
         assert np.linalg.norm(v - w) / np.linalg.norm(w) == pytest.approx(0.5, rel=0.1)
     np.testing.assert_array_equal(noisy["a"]["bias"], params["a"]["bias"])
-    only_a = instability_lib._perturb(params, jax.random.PRNGKey(2), [("a", "kernel")], 0.5)
+    only_a = perturb_lib.perturb(params, jax.random.PRNGKey(2), [("a", "kernel")], 0.5)
     np.testing.assert_array_equal(only_a["b"]["kernel"], params["b"]["kernel"])
 
 
@@ -163,12 +164,10 @@ def test_spawn_steps_can_be_added_to_a_finished_run(tmp_path, monkeypatch):
     workdir = tmp_path / "grow"
     first = run_instability(tiny("instability", instability__spawn_steps="8it", instability__splits=("test",)), workdir)
     before = first.table
-    trained = []
-    original = instability_lib.Instability._run
-    monkeypatch.setattr(instability_lib.Instability, "_run",
-                        lambda self, name, *args: trained.append(name) or original(self, name, *args))
+    recorded = record_trainings(monkeypatch)
     grown = run_instability(tiny("instability", instability__spawn_steps="0it,4it,8it",
                                  instability__splits=("test",)), workdir).table
+    trained = [start["name"] for start in recorded]
     assert "spawn_0000008" not in trained and {"spawn_0000000", "spawn_0000004"} <= set(trained)
     barrier = grown[grown.metric == "barrier_frankle"]
     assert sorted(barrier.spawn_step.unique()) == [0, 4, 8]

@@ -1,7 +1,6 @@
 """IMP with rewinding and branches, end to end on tiny synthetic data (and real Fashion-MNIST)."""
 
 import hashlib
-import importlib.util
 import os
 
 import jax
@@ -10,18 +9,13 @@ import pytest
 
 from jaxlth import results, workdir as workdir_lib
 from jaxlth.experiments import lottery as lottery_lib
-from jaxlth.training import loop
-from tests.conftest import FASHION_MNIST_DIR, TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
+from jaxlth.experiments.context import Context
+from tests.conftest import (FASHION_MNIST_DIR, TINY, assert_same_rows, checkpoint_steps, record_trainings, run_cli,
+                            start_and_kill, tiny_config)
 
 
 def tiny_lottery(**lottery):
-    spec = importlib.util.spec_from_file_location("tiny", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("lottery")
-    for key, value in lottery.items():
-        config.lottery[key] = value
-    return config
+    return tiny_config("lottery", **{f"lottery.{key}": value for key, value in lottery.items()})
 
 
 def bn_lottery():
@@ -35,24 +29,28 @@ def bn_lottery():
 
 def run_in_process(config, workdir):
     workdir_lib.claim(str(workdir), config)
-    lottery = lottery_lib.Lottery(config, str(workdir))
+    lottery = lottery_lib.Lottery(Context(config, str(workdir), lottery_lib.EXPERIMENT.columns))
     lottery.run()
     return lottery
 
 
 @pytest.fixture
 def captured_starts(monkeypatch):
-    """Records (arm, level, start step, initial state) of every training segment that runs."""
-    starts = []
-    original = loop.run_segment
+    """(arm, level, start step, initial state) of every training segment that runs."""
+    return _Live(record_trainings(monkeypatch))
 
-    def recording(program, data, mask, segment, initial_state, checkpoints, workdir, **kwargs):
-        starts.append((segment.labels["arm"], segment.labels["level"], segment.start,
-                       jax.tree.map(np.asarray, initial_state())))
-        return original(program, data, mask, segment, initial_state, checkpoints, workdir, **kwargs)
 
-    monkeypatch.setattr(loop, "run_segment", recording)
-    return starts
+class _Live:
+    """A live view of the recorded trainings as (arm, level, start, state) tuples."""
+
+    def __init__(self, recorded):
+        self.recorded = recorded
+
+    def __iter__(self):
+        return iter([(s["labels"]["arm"], s["labels"]["level"], s["start"], s["state"]) for s in self.recorded])
+
+    def clear(self):
+        self.recorded.clear()
 
 
 def test_weight_rewinding_starts_each_level_from_the_step_k_params_on_its_mask(tmp_path, captured_starts):

@@ -15,7 +15,7 @@ import importlib.util, json, sys
 import jax, numpy as np
 spec = importlib.util.spec_from_file_location("tiny", sys.argv[1]); m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
-from jaxlth.experiments import setup as setup_lib
+from jaxlth.training import setup as setup_lib
 from jaxlth.analysis import interpolation
 out = {"devices": jax.device_count()}
 for replicates in (8, 6):

@@ -4,22 +4,14 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth.experiments import setup as setup_lib
 from jaxlth.pruning import masks
+from jaxlth.training import setup as setup_lib
 from jaxlth.training import state as state_lib
-from tests.conftest import TINY
+from tests.conftest import tiny_config as tiny
 
 
 def tiny_config(**train):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    for k, v in train.items():
-        config.train[k] = v
-    return config
+    return tiny(**{f"train.{k}": v for k, v in train.items()})
 
 
 def half_mask(params, key):
