@@ -19,11 +19,12 @@ from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout
 
 
-def claim(workdir: str, config: ml_collections.ConfigDict) -> bool:
+def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -> bool:
     """Makes ``workdir`` this config's (writing ``config.json``) or checks that it already is.
 
     Returns True when the workdir already held this experiment (a resume). Raises UserError,
-    touching nothing, when it holds another experiment or unrelated files.
+    touching nothing, when it holds another experiment or unrelated files. ``write=False`` only
+    checks (nothing is created or changed).
     """
     if not workdir:
         raise UserError("--workdir is required: the folder where config.json, results.csv and checkpoints go")
@@ -49,11 +50,13 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> bool:
                 f"workdir {workdir} holds a different experiment ({diffs[0]}{more}); "
                 "use another --workdir, or rerun with the config saved in its config.json"
             )
-        if saved != current:  # only fields that may grow (e.g. lottery.levels) or are unread changed: record them
+        if write and saved != current:  # only fields that may grow or are unread changed: record them
             _write(path, current)
         return True
     if os.path.isdir(workdir) and os.listdir(workdir):
         raise UserError(f"workdir {workdir} is not empty and holds no jaxlth {CONFIG_FILE}; choose a new --workdir")
+    if not write:
+        return False
     try:
         os.makedirs(workdir, exist_ok=True)
         _write(path, current)

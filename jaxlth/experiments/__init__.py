@@ -36,8 +36,8 @@ def enable_compilation_cache() -> str | None:
 def run(config, workdir: str):
     """Runs (or resumes, or extends) the experiment named by ``config.experiment`` in ``workdir``.
 
-    Everything that can be checked is checked before anything is loaded or written; the
-    workdir is then claimed (``config.json``) and locked for the duration. Prints the
+    The config is checked before anything is loaded, the data and model before anything is
+    written; the workdir is then claimed (``config.json``) and locked for the duration. Prints the
     experiment's summary table and writes its figures at the end. Returns what the experiment's
     ``run`` returns.
     """
@@ -49,10 +49,12 @@ def run(config, workdir: str):
 
     experiment = registry.get(config.experiment)
     config_lib.validate(config)
-    workdir_lib.claim(workdir, config)
+    workdir_lib.claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
     context = Context(config, workdir, experiment.columns)
+    description = setup_lib.describe(context.setup)  # the data is there and the model builds
+    workdir_lib.claim(workdir, config)
     with workdir_lib.Lock(context.layout):
-        print(setup_lib.describe(context.setup), flush=True)
+        print(description, flush=True)
         outcome = experiment.run(context)
         if experiment.report is not None:
             text, paths = experiment.report(results.load(workdir).table, context.layout.plots)
