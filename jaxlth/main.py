@@ -15,7 +15,7 @@ from ml_collections import config_flags
 from jaxlth.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (one of the experiments below).")
+    "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (the experiments are listed above).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for config.json, results.csv, checkpoints and plots.")
 
 
@@ -86,9 +86,9 @@ def _experiment_listing() -> str:
     import pkgutil  # noqa: PLC0415
 
     import jaxlth.experiments as package  # noqa: PLC0415
+    from jaxlth.experiments.registry import MACHINERY  # noqa: PLC0415
 
-    machinery = {"context", "protocol", "registry", "source", "networks"}
-    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in machinery]
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in MACHINERY]
     return "experiments (config.experiment, or --config FILE:EXPERIMENT): " + ", ".join(sorted(names))
 
 

@@ -10,7 +10,7 @@ from jaxlth.errors import UserError
 from jaxlth.experiments.protocol import Experiment
 
 # Modules of jaxlth.experiments that are machinery, not experiments (skipped without importing).
-_MACHINERY = {"context", "protocol", "registry", "source", "networks"}
+MACHINERY = {"context", "protocol", "registry", "source", "networks"}
 
 
 @functools.cache
@@ -20,7 +20,7 @@ def all_experiments() -> dict[str, Experiment]:
 
     found = []
     for info in pkgutil.iter_modules(package.__path__):
-        if info.name.startswith("_") or info.name in _MACHINERY:
+        if info.name.startswith("_") or info.name in MACHINERY:
             continue
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         experiment = getattr(module, "EXPERIMENT", None)
