@@ -18,24 +18,7 @@ import os
 import sys
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
-
 CORE_COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value")
-
-
-def rows_of(common: dict, values: dict, coords: Sequence[dict] | None = None) -> list[dict]:
-    """Tidy rows: one per metric in ``values`` and index ``i`` of its ``(N,)`` array.
-
-    Row ``i`` is ``common | coords[i] | {"metric": name, "value": float(values[name][i])}``;
-    without ``coords``, ``coords[i] = {"replicate": i}``.
-    """
-    out = []
-    for metric, array in values.items():
-        array = np.asarray(array)
-        for i, value in enumerate(array):
-            where = coords[i] if coords is not None else {"replicate": i}
-            out.append(dict(common, **where, metric=metric, value=float(value)))
-    return out
 
 
 def complete_text(path: str) -> tuple[str, bool]:

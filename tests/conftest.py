@@ -28,11 +28,6 @@ def tiny_config(arg: str | None = None, **changes):
     return config_lib.from_file(f"{TINY}:{arg}" if arg else TINY, **changes)
 
 
-@pytest.fixture
-def tiny():
-    return tiny_config
-
-
 def record_trainings(monkeypatch) -> list[dict]:
     """Records every training segment a run starts: ``{"name", "labels", "start", "state"}``
     (``state``: its initial state as numpy arrays). Wraps ``Context.train`` whatever its signature."""

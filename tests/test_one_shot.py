@@ -103,3 +103,20 @@ def test_validation_runs_before_any_data_is_loaded(monkeypatch):
     config.one_shot.densities = (2.0,)
     with pytest.raises(UserError, match="one_shot.densities"):
         experiments.run(config, "/nonexistent/never/written")
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_all_densities_in_one_call_equal_pruning_to_each(scope):
+    from jaxlth.lottery import imp  # noqa: PLC0415
+    from jaxlth.pruning import masks as mask_lib  # noqa: PLC0415
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    params = {"a": {"kernel": jax.random.normal(keys[0], (2, 30, 20))},
+              "b": {"kernel": jax.random.normal(keys[1], (2, 20, 7)), "bias": np.zeros((2, 7))}}
+    mask = jax.vmap(mask_lib.ones_like)(params)
+    densities = [0.5, 0.2, 0.03]
+    together = imp.prune_to_densities(params, mask, jax.numpy.asarray(densities), scope)
+    for i, d in enumerate(densities):
+        alone = imp.prune(params, mask, 1.0 - d, scope)
+        for x, y in zip(jax.tree.leaves(alone), jax.tree.leaves(jax.tree.map(lambda m: m[i], together))):
+            np.testing.assert_array_equal(x, y)

@@ -19,6 +19,7 @@ prunable weights (OpenLTH's rounding), so the density reached is ``floor(d * N) 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -76,8 +77,14 @@ def run(ctx: Context) -> None:
                             rows=networks.mask_rows(ctx, arms.DENSE, 0, k))
     dense = ctx.trained(f"{arms.DENSE}/{level_name(0)}", lambda: networks.train_level(
         ctx, arms.DENSE, 0, dense_mask, rewind, k, total, "dense"))
-    masks = [ctx.cached(f"{arms.ONE_SHOT}/{level_name(i + 1)}/mask",
-                        lambda d=d: imp.prune(dense["params"], dense_mask, 1.0 - d, one.scope),
+    pruned = []  # every density's masks, computed in one call the first time one is missing
+
+    def mask_at(i: int):
+        if not pruned:
+            pruned.append(imp.prune_to_densities(dense["params"], dense_mask, jnp.asarray(densities), one.scope))
+        return jax.tree.map(lambda m: m[i], pruned[0])
+
+    masks = [ctx.cached(f"{arms.ONE_SHOT}/{level_name(i + 1)}/mask", lambda i=i: mask_at(i),
                         rows=networks.mask_rows(ctx, arms.ONE_SHOT, i + 1, k, target_density=d))
              for i, d in enumerate(densities)]
     _retrain(ctx, densities, masks, rewind if one.retrain == "weight_rewind" else dense, k, total)

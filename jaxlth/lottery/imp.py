@@ -31,6 +31,18 @@ def prune(params: PyTree, mask: PyTree, fraction: float, scope: str) -> PyTree:
     return jax.vmap(fn, (0, 0, None))(params, mask, fraction)
 
 
+@functools.partial(jax.jit, static_argnames="scope")
+def prune_to_densities(params: PyTree, mask: PyTree, densities: jax.Array, scope: str) -> PyTree:
+    """Masks ``(D, R, ...)``: each replicate's ``mask`` pruned at once to each density in ``densities``.
+
+    Density ``d`` removes ``ceil((1 - d) * remaining)`` weights (the rule of :func:`prune`); one
+    compiled program serves every list of ``D`` densities.
+    """
+    fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
+    per_replicate = jax.vmap(fn, (0, 0, None))
+    return jax.vmap(lambda d: per_replicate(params, mask, 1.0 - d))(densities)
+
+
 @jax.jit
 def on_mask(params: PyTree, mask: PyTree) -> PyTree:
     """``params`` with pruned weights set to 0 (a new tree: safe to donate)."""

@@ -118,20 +118,26 @@ def _curves(table: pd.DataFrame, arm: str, split: str) -> pd.DataFrame:
     return rows.dropna(subset=["alpha"])
 
 
+def _barriers_by_split(table: pd.DataFrame, arm: str, metric: str, what: str):
+    """:func:`barriers` of ``arm`` and ``metric`` grouped by split; raises ValueError when there are none."""
+    frame = barriers(table, arm)
+    frame = frame[frame["metric"] == metric]
+    if frame.empty:
+        raise ValueError(f"the table holds no {what}")
+    return frame.groupby("split")
+
+
 def barrier_vs_spawn_step(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
     """Instability (barrier between copies, %) against the spawn step (symmetric log x axis)."""
     ax = _new_axes(ax)
-    frame = barriers(table, arms.COPIES)
-    frame = frame[frame["metric"] == metric]
-    if frame.empty:
-        raise ValueError("the table holds no barriers between copies")
-    for i, (split, rows) in enumerate(frame.groupby("split")):
+    by_split = _barriers_by_split(table, arms.COPIES, metric, "barriers between copies")
+    steps = by_split.obj["spawn_step"]
+    for i, (split, rows) in enumerate(by_split):
         rows = rows.sort_values("spawn_step")
         x, y, s = rows["spawn_step"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
         ax.plot(x, y, marker="o", color=f"C{i}", label=f"{split} error")
         ax.fill_between(x, y - s, y + s, color=f"C{i}", alpha=0.2, linewidth=0)
-    ax.set_xscale("symlog", linthresh=max(1.0, float(frame["spawn_step"][frame["spawn_step"] > 0].min())
-                                           if (frame["spawn_step"] > 0).any() else 1.0))
+    ax.set_xscale("symlog", linthresh=max(1.0, float(steps[steps > 0].min()) if (steps > 0).any() else 1.0))
     ax.axhline(2.0, color="grey", linestyle=":", linewidth=1, label="2% (stable below)")
     ax.set_xlabel("spawn step k (iterations)")
     ax.set_ylabel(f"error barrier (%), {BARRIERS[metric]}")
@@ -201,11 +207,7 @@ def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_
 def barrier_vs_perturbation(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
     """Barrier between perturbed-then-trained and trained networks against the noise scale."""
     ax = _new_axes(ax)
-    frame = barriers(table, arms.PERTURB)
-    frame = frame[frame["metric"] == metric]
-    if frame.empty:
-        raise ValueError("the table holds no perturbation barriers")
-    for i, (split, rows) in enumerate(frame.groupby("split")):
+    for i, (split, rows) in enumerate(_barriers_by_split(table, arms.PERTURB, metric, "perturbation barriers")):
         rows = rows.sort_values("noise_scale")
         ax.errorbar(rows["noise_scale"], 100 * rows["mean"], yerr=100 * rows["std"].fillna(0), marker="o",
                     color=f"C{i}", label=f"{split} error", capsize=3)
