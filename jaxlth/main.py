@@ -30,6 +30,9 @@ def main(argv: list[str]) -> None:
         fail(_one_line(e))
     if config is None:
         fail("--config is required, e.g. --config configs/lenet_fashion_mnist.py")
+    for field, value in _TUPLE_OVERRIDES.items():
+        block, leaf = field.split(".")
+        config[block][leaf] = value
     from jaxlth import config as config_lib  # noqa: PLC0415  (after flag parsing: fast --help)
     from jaxlth import experiments  # noqa: PLC0415
 
@@ -43,8 +46,34 @@ def main(argv: list[str]) -> None:
         fail("interrupted; rerun the same command to resume from the latest checkpoint")
 
 
+# Fields that take a number or a tuple (a sweep): ``--config.lottery.prune_fraction=0.2,0.4,0.6`` (or
+# ``"(0.2, 0.4)"``) is set after the config loads, since absl parses an override by the recipe's type.
+NUMBER_OR_TUPLE = ("lottery.prune_fraction",)
+_TUPLE_OVERRIDES: dict[str, tuple] = {}
+
+
+def _take_tuple_overrides(argv: list[str]) -> list[str]:
+    """``argv`` without the tuple-valued overrides of :data:`NUMBER_OR_TUPLE` (kept aside)."""
+    import ast  # noqa: PLC0415
+
+    kept = []
+    for arg in argv:
+        name, _, value = arg.partition("=")
+        field = name.removeprefix("--config.")
+        if name.startswith("--config.") and field in NUMBER_OR_TUPLE and "," in value:
+            try:
+                parsed = ast.literal_eval(value if value.strip().startswith("(") else f"({value},)")
+            except (ValueError, SyntaxError):
+                fail(f"--config.{field}={value} is neither a number nor a tuple of numbers such as 0.2,0.4")
+            _TUPLE_OVERRIDES[field] = tuple(parsed) if isinstance(parsed, (tuple, list)) else (parsed,)
+        else:
+            kept.append(arg)
+    return kept
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with its errors (a bad config file or value) as one sentence."""
+    argv = _take_tuple_overrides(argv)
     path = _config_path(argv)
     if path is not None and not os.path.isfile(path):
         fail(f"the config file {path} does not exist (configs are in configs/, e.g. configs/lenet_fashion_mnist.py)")

@@ -75,7 +75,19 @@ class Run:
         text, cut = records.complete_text(path)
         if cut:
             print(f"jaxlth: {path} ends in a line cut short by a crash; that line is ignored", file=sys.stderr)
-        return upgrade(pd.read_csv(io.StringIO(text)))
+        table = upgrade(pd.read_csv(io.StringIO(text)))
+        if self.experiment == "lottery" and "prune_fraction" not in table and len(self.fractions) == 1:
+            # written before sweeps existed; the pretraining to the rewind point is every fraction's
+            table["prune_fraction"] = np.where(table["arm"] == arms.PRETRAIN, np.nan, self.fractions[0])
+        return table
+
+    @property
+    def fractions(self) -> tuple[float, ...]:
+        """(lottery runs) The prune fractions: one, or the ``F`` of a sweep; ``()`` for other runs."""
+        if self.experiment != "lottery":
+            return ()
+        value = self.config.get("lottery", {}).get("prune_fraction", 0.2)
+        return tuple(float(v) for v in value) if isinstance(value, (list, tuple)) else (float(value),)
 
     @property
     def default_arm(self) -> str:
@@ -103,19 +115,32 @@ class Run:
             raise UserError(f"level {level} of arm {arm!r} is not finished in {self.workdir}; finished: {done}")
         return level
 
-    def _replicate(self, tree: PyTree, replicate: int | None) -> PyTree:
-        if replicate is None:
-            return tree
-        replicates = self.config["replicates"]
-        if not 0 <= replicate < replicates:
+    def _replicate(self, tree: PyTree, replicate: int | None, prune_fraction: float | None = None) -> PyTree:
+        """``tree``'s networks of ``replicate`` (all: ``None``) and of ``prune_fraction`` (a sweep's
+        artifacts stack ``R * F`` networks, :mod:`jaxlth.training.copies`; ``None`` keeps them all)."""
+        replicates, count = self.config["replicates"], max(1, len(self.fractions))
+        if replicate is not None and not 0 <= replicate < replicates:
             raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
-        return _select(tree, replicate)
+        if count == 1 and prune_fraction is None:
+            return tree if replicate is None else _select(tree, replicate)
+        fraction = None
+        if prune_fraction is not None:
+            matches = [f for f, p in enumerate(self.fractions) if abs(p - float(prune_fraction)) < 1e-9]
+            if not matches:
+                raise UserError(f"prune_fraction {prune_fraction} is not one of this run's {self.fractions}")
+            fraction = matches[0]
+        leading = _leading(tree)
+        if leading == replicates and count > 1:  # shared by every fraction (init, rewind point)
+            tree = _map(tree, lambda x: np.repeat(np.asarray(x), count, axis=0))
+        rows = copies_lib.positions(replicates, count, replicate, fraction)
+        pick = rows[0] if replicate is not None and fraction is not None else rows
+        return _map(tree, lambda x: np.asarray(x)[pick])
 
     def _load(self, name: str) -> PyTree:
         return checkpoint.load_artifact(self.layout.artifact(name))
 
     def network(self, level: int | None = None, replicate: int | None = None, which: str = "final",
-                arm: str | None = None) -> dict:
+                arm: str | None = None, prune_fraction: float | None = None) -> dict:
         """``{"params", "batch_stats"}`` of a network as numpy arrays (see :meth:`params`)."""
         arm = arm or self.default_arm
         if which == "init":
@@ -128,35 +153,39 @@ class Run:
             level = self._level(level, arm)
             start = self.layout.level_artifact(arm, level, "start")
             network = checkpoint.load_artifact(start) if checkpoint.artifact_exists(start) else self._load("rewind")
-            mask = self.mask(level, arm=arm)
+            network = self._replicate(network, replicate, prune_fraction)
+            mask = self.mask(level, replicate, arm, prune_fraction)
             network["params"] = _apply_mask(network["params"], mask)
+            return network
         else:
             raise UserError(f"which must be 'init', 'rewind' or 'final', got {which!r}")
-        return self._replicate(network, replicate)
+        return self._replicate(network, replicate, prune_fraction)
 
     def params(self, level: int | None = None, replicate: int | None = None, which: str = "final",
-               arm: str | None = None) -> PyTree:
+               arm: str | None = None, prune_fraction: float | None = None) -> PyTree:
         """Parameters as numpy arrays; ``replicate=None`` stacks all replicates on axis 0.
 
         ``which``: ``"init"`` (step 0), ``"rewind"`` (the network level ``level`` starts from:
         the rewind weights on its mask, or a branch's transformed weights) or ``"final"``.
         ``level`` defaults to the last finished level and is ignored by plain training runs;
-        ``arm`` defaults to ``"imp"`` (lottery) or ``"main"`` (train).
+        ``arm`` defaults to ``"imp"`` (lottery) or ``"main"`` (train). A prune-fraction sweep
+        stacks ``R * F`` networks (fraction ``f`` of replicate ``r`` at ``r * F + f``);
+        ``prune_fraction`` picks one fraction's ``R`` networks.
         """
-        return self.network(level, replicate, which, arm)["params"]
+        return self.network(level, replicate, which, arm, prune_fraction)["params"]
 
     def batch_stats(self, level: int | None = None, replicate: int | None = None, which: str = "final",
-                    arm: str | None = None) -> PyTree:
+                    arm: str | None = None, prune_fraction: float | None = None) -> PyTree:
         """BatchNorm statistics saved with :meth:`params` (``{}`` for models without BN)."""
-        return self.network(level, replicate, which, arm).get("batch_stats", {})
+        return self.network(level, replicate, which, arm, prune_fraction).get("batch_stats", {})
 
-    def mask(self, level: int | None = None, replicate: int | None = None, arm: str | None = None) -> PyTree:
+    def mask(self, level: int | None = None, replicate: int | None = None, arm: str | None = None,
+             prune_fraction: float | None = None) -> PyTree:
         """The mask of a level: booleans over the prunable kernels (all True when dense)."""
         arm = arm or self.default_arm
         if level is None:
             level = self._level(None, arm) if self.levels(arm) else 0
-        return self._replicate(self._load(f"{arm}/{level_name(level)}/mask"), replicate)
-
+        return self._replicate(self._load(f"{arm}/{level_name(level)}/mask"), replicate, prune_fraction)
 
     def copies(self, spawn_step: int, replicate: int | None = None, copy: int | None = None) -> dict:
         """(instability runs) The trained copies spawned at ``spawn_step``: ``{"params", "batch_stats"}``.
@@ -178,6 +207,13 @@ class Run:
         rows = copies_lib.positions(replicates, copies, replicate, copy)
         pick = rows[0] if replicate is not None and copy is not None else rows
         return _map(network, lambda x: np.asarray(x)[pick])
+
+
+def _leading(tree: PyTree) -> int:
+    """The size of the leading axis of a nested dict of arrays (0 when it holds none)."""
+    if isinstance(tree, dict):
+        return next((n for n in map(_leading, tree.values()) if n), 0)
+    return len(np.asarray(tree))
 
 
 def _map(tree: PyTree, fn) -> PyTree:

@@ -38,10 +38,19 @@ def network_of(state: TrainState) -> dict:
 
 
 class Recorder:
-    """A training segment's rows: ``labels`` plus, for stacked position ``i``, ``coords[i]``."""
+    """A training segment's rows: ``labels`` plus, for stacked position ``i``, ``coords[i]``
+    (one dict, or a list of dicts: one row each)."""
 
     def __init__(self, context: "Context", labels: dict, coords: Sequence[dict] | None = None):
         self.context, self.labels, self.coords = context, dict(labels), coords
+
+    def places(self, i: int) -> list[dict]:
+        """The coordinates of stacked position ``i``: ``coords[i]`` (a dict, or a list of dicts when
+        one network stands for several, e.g. the dense level shared by every prune fraction)."""
+        if self.coords is None:
+            return [{"replicate": i}]
+        where = self.coords[i]
+        return list(where) if isinstance(where, (list, tuple)) else [where]
 
     def restart(self, step: int, end: int, resumed: bool) -> None:
         mine = records.matches(self.labels)
@@ -59,9 +68,9 @@ class Recorder:
         for split, by_metric in metrics.items():
             for metric, values in by_metric.items():
                 for i, value in enumerate(np.asarray(values)):
-                    where = self.coords[i] if self.coords is not None else {"replicate": i}
-                    rows.append(dict(self.labels, **where, density=float(density[i]), step=step, epoch=epoch,
-                                     split=split, metric=metric, value=float(value)))
+                    for where in self.places(i):
+                        rows.append(dict(self.labels, **where, density=float(density[i]), step=step, epoch=epoch,
+                                         split=split, metric=metric, value=float(value)))
         self.context.record(rows)
 
 

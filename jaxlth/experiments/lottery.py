@@ -12,6 +12,13 @@ Frankle & Carbin (2019), Frankle et al. (2020), Renda et al. (2020). With rewind
              branches:      transform(mask_L, rewind network) -> train k -> T (same data order)
 
 Every training restarts the optimizer state and continues the data order and schedule from k.
+
+Prune-fraction sweep: ``lottery.prune_fraction = (p_1, ..., p_F)`` runs F level sequences at once.
+The ``R * F`` networks (fraction ``f`` of replicate ``r`` at ``r * F + f``, :mod:`jaxlth.training.copies`)
+train in one vmapped program at every level; each prunes with its own fraction, and its branches
+use the keys and data order the one-fraction run would. The dense level 0 is trained once per
+replicate and shared (its rows are written once per fraction). Rows carry ``prune_fraction``;
+artifacts hold the ``R * F`` stack (``F = 1``: the replicates, as without a sweep).
 Artifacts: ``init``, ``rewind``, ``<arm>/level_LL/{mask,start,final}``; figures
 ``plots/accuracy_vs_weights.png`` and ``plots/layer_density.png``. What is on disk is never
 recomputed: a rerun skips finished levels, resumes the level in progress from its latest
@@ -28,18 +35,19 @@ from jaxlth import arms, rng
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
-from jaxlth.experiments.context import Context
+from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.layout import level_name
 from jaxlth.lottery import branches as branches_lib
 from jaxlth.lottery import imp
+from jaxlth.training import copies as copies_lib
 
 
 def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
+    c = ml_collections.ConfigDict(type_safe=False)  # prune_fraction: a number or a tuple (a sweep)
     c.levels = 0  # pruning levels after the dense level 0
     c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
-    c.prune_fraction = 0.2  # of the remaining prunable weights, per level
+    c.prune_fraction = 0.2  # of the remaining prunable weights, per level; a tuple sweeps fractions
     c.scope = "global"  # global | layerwise magnitude pruning
     c.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
     c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
@@ -74,30 +82,51 @@ class Lottery:
         self.total_steps = setup.total_steps
         imp.check(config, self.rewind_step, self.total_steps)
         self.branches = branches_lib.get(tuple(config.lottery.branches))
+        self.fractions = imp.fractions(config)
+        self.copies = len(self.fractions)
+        coordinates = copies_lib.coordinates(config.replicates, self.copies)
+        self.places = [{"replicate": r, "prune_fraction": self.fractions[f]} for r, f in coordinates]
+        self.position_fractions = jnp.asarray([self.fractions[f] for _, f in coordinates], jnp.float32)
         overrides = imp.parse_overrides(config.lottery.retrain_overrides)
         self.retrain_setup = setup.with_train(**overrides) if overrides else setup
         if config.lottery.retrain == "finetune":
             final_lr = float(setup.program.schedule(jnp.int32(self.total_steps - 1)))
             self.finetune_setup = setup.with_train(schedule="constant", lr=final_lr, warmup="0it")
 
+    def stacked(self, tree):
+        """A tree of the ``R`` replicates repeated for the ``F`` prune fractions: ``(R * F, ...)``."""
+        return copies_lib.repeat(tree, self.copies) if self.copies > 1 else tree
+
     def trained(self, arm: str, level: int, mask, network: dict, setup) -> dict:
-        """The network of ``arm`` at ``level`` trained k -> T (loaded when already on disk)."""
+        """The ``R * F`` networks of ``arm`` at ``level`` trained k -> T (loaded when already on disk)."""
         return self.ctx.trained(f"{arm}/{level_name(level)}", lambda: networks.train_level(
             self.ctx, arm, level, mask, network, self.rewind_step, self.total_steps, f"{arm} level {level}",
-            program=setup.program))
+            program=setup.program, coords=self.places))
+
+    def dense(self, mask) -> dict:
+        """Level 0: the dense network of each replicate, trained once and shared by every fraction."""
+        def train() -> dict:
+            shared = [[dict(place, replicate=r) for place in self.places[r * self.copies:(r + 1) * self.copies]]
+                      for r in range(self.config.replicates)]
+            state = networks.train_level(self.ctx, arms.IMP, 0, copies_lib.select(mask, 0, self.copies),
+                                         networks.rewind_network(self.ctx, self.rewind_step), self.rewind_step,
+                                         self.total_steps, "imp level 0", coords=shared)
+            return self.stacked(network_of(state))
+
+        return self.ctx.cached(f"{arms.IMP}/{level_name(0)}/final", train)
 
     def mask(self, arm: str, level: int, compute) -> dict:
         """The mask of ``arm`` at ``level`` (saved once, with its per-layer density rows)."""
         return self.ctx.cached(f"{arm}/{level_name(level)}/mask", compute,
-                               rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step))
+                               rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step, self.places))
 
     def imp_mask(self, level: int, previous_final: dict | None, previous_mask) -> dict:
-        """The IMP mask of ``level`` (dense at level 0)."""
+        """The IMP masks of ``level``, one per stacked network (dense at level 0)."""
         def compute():
             if level == 0:
-                return self.setup.dense_mask(networks.init_network(self.ctx)["params"])
-            lot = self.config.lottery
-            return imp.prune(previous_final["params"], previous_mask, float(lot.prune_fraction), lot.scope)
+                return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
+            return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions,
+                                  self.config.lottery.scope)
 
         return self.mask(arms.IMP, level, compute)
 
@@ -111,12 +140,12 @@ class Lottery:
         def transform() -> dict:
             if not transformed:
                 stream = rng.branch_stream(branch.name, level)
-                keys = rng.replicate_keys(c.seed, c.replicates, stream)
+                keys = self.stacked(rng.replicate_keys(c.seed, c.replicates, stream))
                 fresh = None
                 if branch.needs_fresh_init:
                     state = self.setup.program.init(rng.replicate_keys(c.seed, c.replicates, stream + 1),
                                                     self.setup.data_keys())
-                    fresh = {"params": state.params, "batch_stats": state.batch_stats}
+                    fresh = self.stacked({"params": state.params, "batch_stats": state.batch_stats})
                 fn = jax.jit(jax.vmap(lambda k, m, rw, fr: branch.transform(k, m, rw, fr, c.lottery)))
                 transformed["mask"], transformed["network"] = fn(keys, imp_mask, rewind, fresh)
             return transformed
@@ -128,11 +157,14 @@ class Lottery:
 
     def run(self) -> None:
         lot = self.config.lottery
-        rewind = networks.rewind_network(self.ctx, self.rewind_step)
+        rewind = self.stacked(networks.rewind_network(self.ctx, self.rewind_step))
         final, mask = None, None
         for level in range(lot.levels + 1):
             mask = self.imp_mask(level, final, mask)
-            if level == 0 or lot.retrain == "weight_rewind":
+            if level == 0:
+                final = self.dense(mask)
+                continue
+            if lot.retrain == "weight_rewind":
                 start, setup = rewind, self.setup
             else:
                 start = final
@@ -147,16 +179,32 @@ def run(ctx: Context) -> None:
     """Runs (or resumes, or extends) the lottery experiment of the context's config."""
     lottery = Lottery(ctx)
     lot = ctx.config.lottery
-    print(f"IMP: {lot.levels} levels of {lot.scope} pruning ({lot.prune_fraction:g} of the remaining weights "
-          f"each), {lot.retrain} to step {lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}",
-          flush=True)
+    fractions = ", ".join(f"{p:g}" for p in lottery.fractions)
+    print(f"IMP: {lot.levels} levels of {lot.scope} pruning ({fractions} of the remaining weights each"
+          f"{', in one vmapped program' if lottery.copies > 1 else ''}), {lot.retrain} to step "
+          f"{lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}", flush=True)
     lottery.run()
 
 
 def report(table, directory: str) -> tuple[str, list[str]]:
+    """The accuracy table and figures; for a prune-fraction sweep, which levels of each fraction are
+    matching, then each fraction's table (figures ``*_p<fraction>.png``)."""
+    import os  # noqa: PLC0415
+
     from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
 
-    return plots.format_summary(table), plots.save_figures(table, directory)
+    fractions = sorted(table["prune_fraction"].dropna().unique()) if "prune_fraction" in table else []
+    if len(fractions) <= 1:
+        return plots.format_summary(table), plots.save_figures(table, directory)
+    texts, figures = [plots.format_prune_sweep(table)], plots.save_sweep_figures(table, directory)
+    for p in fractions:
+        rows = table[table["prune_fraction"] == p]
+        texts.append(f"prune fraction {p:g}: " + plots.format_summary(rows))
+        for path in plots.save_figures(rows, directory):
+            stem, ext = os.path.splitext(path)
+            os.replace(path, f"{stem}_p{p:g}{ext}")
+            figures.append(f"{stem}_p{p:g}{ext}")
+    return "\n\n".join(texts), figures
 
 
 EXPERIMENT = Experiment(
@@ -165,7 +213,7 @@ EXPERIMENT = Experiment(
     run=run,
     defaults=defaults,
     validate=validate,
-    columns=("layer",),
+    columns=("prune_fraction", "layer"),
     may_change=("lottery.levels", "lottery.branches"),
     report=report,
     order=1,

@@ -15,6 +15,7 @@ from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
 from jaxlth.lottery import imp
 from jaxlth.pruning import masks as mask_lib
+from jaxlth.training import copies as copies_lib
 from jaxlth.training.state import TrainState
 
 PyTree = Any
@@ -27,26 +28,35 @@ def init_network(ctx: Context) -> dict:
     return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()))
 
 
-def start_state(ctx: Context, network: dict, mask: PyTree, program=None) -> Callable[[], TrainState]:
+def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies: int = 1) -> Callable[[], TrainState]:
     """The state a training from ``network`` on ``mask`` starts in: pruned weights zeroed, BatchNorm
-    statistics copied, a fresh optimizer state, the replicates' own data keys."""
+    statistics copied, a fresh optimizer state, the replicates' own data keys (each repeated for
+    the ``copies`` of a replicate stacked as :mod:`jaxlth.training.copies` lays them out)."""
     program = program or ctx.setup.program
 
     def initial_state() -> TrainState:
         params = imp.on_mask(network["params"], mask)
         batch_stats = jax.tree.map(lambda x: x.copy(), network["batch_stats"])
-        return TrainState(params, batch_stats, program.fresh_opt_state(params), ctx.setup.data_keys())
+        data_keys = ctx.setup.data_keys()
+        if copies > 1:
+            data_keys = copies_lib.repeat(data_keys, copies)
+        return TrainState(params, batch_stats, program.fresh_opt_state(params), data_keys)
 
     return initial_state
 
 
 def train_level(ctx: Context, arm: str, level: int, mask: PyTree, network: dict, start: int, end: int,
-                description: str, program=None) -> TrainState:
-    """Trains ``network`` on ``mask`` over ``[start, end)`` as ``arm`` at ``level`` (resumable)."""
+                description: str, program=None, coords: list | None = None) -> TrainState:
+    """Trains ``network`` on ``mask`` over ``[start, end)`` as ``arm`` at ``level`` (resumable).
+
+    ``coords``: the rows' coordinates per stacked network (:meth:`Context.train`); when they are
+    more than the replicates, the leaves hold ``len(coords) // R`` copies of each replicate.
+    """
     name = f"{arm}/{level_name(level)}"
     labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level}
-    return ctx.train(name, ctx.segment(start, end, description), mask, start_state(ctx, network, mask, program),
-                     labels, program=program)
+    copies = len(coords) // ctx.config.replicates if coords is not None else 1
+    return ctx.train(name, ctx.segment(start, end, description), mask,
+                     start_state(ctx, network, mask, program, copies), labels, coords=coords, program=program)
 
 
 def rewind_network(ctx: Context, rewind_step: int) -> dict:
@@ -61,8 +71,13 @@ def rewind_network(ctx: Context, rewind_step: int) -> dict:
     return ctx.cached(REWIND, compute)
 
 
-def mask_rows(ctx: Context, arm: str, level: int, step: int, **coords) -> tuple[dict, Callable]:
-    """``(labels, make_rows)`` of a mask's per-layer density rows, for :meth:`Context.cached`."""
+def mask_rows(ctx: Context, arm: str, level: int, step: int, places: list | None = None,
+              **fixed) -> tuple[dict, Callable]:
+    """``(labels, make_rows)`` of a mask's per-layer density rows, for :meth:`Context.cached`.
+
+    ``places[i]``: the coordinates of stacked mask ``i`` (default ``{"replicate": i}``); ``fixed``
+    coordinates go into every row.
+    """
     labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level, "split": "mask"}
 
     def make(mask) -> list[dict]:
@@ -70,8 +85,9 @@ def mask_rows(ctx: Context, arm: str, level: int, step: int, **coords) -> tuple[
         epoch = round(step / ctx.setup.steps_per_epoch, 4)
         rows = []
         for layer, values in mask_lib.layer_density(mask, replicate_axis=True).items():
-            for r, value in enumerate(np.asarray(values)):
-                rows.append(dict(labels, **coords, replicate=r, density=float(overall[r]), step=step, epoch=epoch,
+            for i, value in enumerate(np.asarray(values)):
+                where = places[i] if places is not None else {"replicate": i}
+                rows.append(dict(labels, **fixed, **where, density=float(overall[i]), step=step, epoch=epoch,
                                  metric="density", value=float(value), layer=layer))
         return rows
 

@@ -15,9 +15,10 @@ from jaxlth.errors import UserError
 SHARED_WITH_SOURCE = ("seed", "data_seed", "replicates", "data", "model", "train")
 
 
-def lottery_source(workdir: str, config, field: str) -> results.Run:
+def lottery_source(workdir: str, config, field: str, sweep: bool = False) -> results.Run:
     """The lottery run in ``workdir`` (named by the config field ``field``), checked compatible.
 
+    ``sweep``: whether the analysis handles a prune-fraction sweep (``R * F`` stacked networks).
     Reads only the source's ``config.json``: no data, safe to call from ``validate``.
     """
     try:
@@ -26,6 +27,9 @@ def lottery_source(workdir: str, config, field: str) -> results.Run:
         raise UserError(f"{field} {workdir}: {e}") from None
     if source.experiment != "lottery":
         raise UserError(f"{field} {workdir} holds a {source.experiment!r} run, not a lottery run")
+    if not sweep and len(source.fractions) > 1:
+        raise UserError(f"{field} {workdir} sweeps prune fractions {source.fractions}; this analysis needs a "
+                        f"lottery run with one lottery.prune_fraction")
     mine = config_lib.to_dict(config)
     for name in SHARED_WITH_SOURCE:
         saved = {name: source.config[name]} if name in source.config else {}

@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jaxlth.errors import UserError
 from jaxlth.pruning import magnitude
@@ -29,6 +30,17 @@ def prune(params: PyTree, mask: PyTree, fraction: float, scope: str) -> PyTree:
     """
     fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
     return jax.vmap(fn, (0, 0, None))(params, mask, fraction)
+
+
+@functools.partial(jax.jit, static_argnames="scope")
+def prune_each(params: PyTree, mask: PyTree, fractions: jax.Array, scope: str) -> PyTree:
+    """Like :func:`prune`, with its own fraction per stacked network: ``fractions`` is ``(R,)``.
+
+    A prune-fraction sweep stacks ``R * F`` networks (:mod:`jaxlth.training.copies`); each removes
+    ``ceil(fractions[i] * remaining)`` of its weights, in float32 like :func:`prune`.
+    """
+    fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
+    return jax.vmap(fn)(params, mask, fractions.astype(jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames="scope")
@@ -54,12 +66,31 @@ def check_settings(config) -> None:
     lot = config.lottery
     if not (isinstance(lot.levels, int) and lot.levels >= 0):
         raise UserError(f"lottery.levels must be a non-negative integer, got {lot.levels!r}")
-    if not 0.0 < float(lot.prune_fraction) < 1.0:
-        raise UserError(f"lottery.prune_fraction must be in (0, 1), got {lot.prune_fraction}")
+    fractions(config)
     if lot.scope not in SCOPES:
         raise UserError(f"unknown lottery.scope {lot.scope!r}; choose global or layerwise")
     if lot.retrain not in RETRAIN_MODES:
         raise UserError(f"unknown lottery.retrain {lot.retrain!r}; choose one of {', '.join(RETRAIN_MODES)}")
+
+
+def fractions(config) -> tuple[float, ...]:
+    """``lottery.prune_fraction`` as a tuple: one number, or the fractions of a sweep, each in (0, 1).
+
+    Raises UserError for an empty sweep, a value outside (0, 1) or one listed twice.
+    """
+    value = config.lottery.prune_fraction
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise UserError(f"lottery.prune_fraction must be a number or a tuple of numbers, got {value!r}") from None
+    if not values:
+        raise UserError("lottery.prune_fraction is an empty tuple; give one fraction or several, e.g. (0.2, 0.4)")
+    if any(not 0.0 < v < 1.0 for v in values):
+        raise UserError(f"lottery.prune_fraction must be in (0, 1), got {value!r}")
+    if len(set(values)) != len(values):
+        raise UserError(f"lottery.prune_fraction lists a fraction twice: {value!r}")
+    return values
 
 
 def check(config, rewind_step: int, total_steps: int) -> None:

@@ -11,7 +11,8 @@ The generic per-(arm, level) tables (:func:`final_metrics`, :func:`summary`, :fu
 serve every experiment; the figures of the lottery experiment (:func:`accuracy_vs_weights`,
 :func:`layer_density`, :func:`save_figures`), of the instability experiment (:func:`barriers`,
 :func:`format_barriers`, :func:`save_instability_figures`, ...) and of the one-shot experiment
-(:func:`format_one_shot`, :func:`save_one_shot_figures`) live in submodules and are all importable
+(:func:`format_one_shot`, :func:`save_one_shot_figures`) and of a prune-fraction sweep
+(:func:`prune_sweep_table`, :func:`largest_matching_fraction`, :func:`save_sweep_figures`) live in submodules and are all importable
 from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
 
 Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
@@ -33,6 +34,8 @@ from jaxlth.plots.instability import (BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, L
 from jaxlth.plots.lottery import (ACCURACY_FIGURE, LAYER_DENSITY_FIGURE, accuracy_vs_weights, layer_density,
                                   save_figures)
 from jaxlth.plots.one_shot import ONE_SHOT_FIGURE, format_one_shot, save_one_shot_figures
+from jaxlth.plots.prune_sweep import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep, largest_matching_fraction,
+                                      matching_grid, prune_sweep_table, save_sweep_figures, sweep_accuracy)
 
 __all__ = [
     "ARM_LABELS", "final_metrics", "summary", "format_summary",
@@ -41,4 +44,6 @@ __all__ = [
     "format_barriers", "barrier_vs_spawn_step", "interpolation_curves", "barrier_between_levels",
     "barrier_vs_perturbation", "save_instability_figures",
     "ONE_SHOT_FIGURE", "format_one_shot", "save_one_shot_figures",
+    "SWEEP_FIGURE", "MATCHING_FIGURE", "prune_sweep_table", "largest_matching_fraction", "format_prune_sweep",
+    "sweep_accuracy", "matching_grid", "save_sweep_figures",
 ]
