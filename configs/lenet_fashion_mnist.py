@@ -27,6 +27,18 @@ the trained dense network pruned once to each density and retrained from initial
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:one_shot --workdir runs/lenet_one_shot \
         --config.one_shot.densities="(0.512, 0.262, 0.107, 0.035)" --config.replicates=2
+
+The mechanism of IMP (Paul et al. 2023, Sec. 3.3). A prune-fraction sweep: four level sequences
+in one vmapped program, which levels of each stay matching:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_sweep \
+        --config.lottery.prune_fraction=0.2,0.4,0.6,0.8 --config.lottery.levels=8 --config.replicates=2
+
+then (``:landscape``) the top Hessian eigenvalues and trace of every level's trained network on
+4,096 training examples, and the error along the segment to each further projection:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:landscape --workdir runs/lenet_sweep_landscape \
+        --config.replicates=2 --config.landscape.source_workdir=runs/lenet_sweep
 """
 
 from jaxlth.config import base_config, choose
@@ -52,4 +64,5 @@ def get_config(arg: str | None = None):
     c.instability.spawn_steps = "0it,100it,500it,2000it"
     c.instability.copies = 2
     c.instability.alphas = 30
+    c.landscape.source_workdir = "runs/lenet_lottery"
     return choose(c, arg)

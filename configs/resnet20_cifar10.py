@@ -22,6 +22,17 @@ alpha from that many training batches.
 
     python -m jaxlth.main --config configs/resnet20_cifar10.py:instability --workdir runs/resnet20_cifar10_instability \
         --config.replicates=2
+
+The mechanism of IMP (Paul et al. 2023): a prune-fraction sweep in one vmapped program, then
+(``:landscape``) the Hessian spectra of every level's trained network (BatchNorm with its running
+statistics, ``landscape.bn_mode="eval"``; ``"batch"`` uses each chunk's own statistics) and the
+error along each further projection. CIFAR-10 is not at hand offline; the conv/BatchNorm path of
+both is tested on Fashion-MNIST padded to 32x32.
+
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:lottery --workdir runs/resnet20_sweep \
+        --config.lottery.prune_fraction=0.2,0.4,0.6 --config.replicates=2
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:landscape --workdir runs/resnet20_landscape \
+        --config.replicates=2 --config.landscape.source_workdir=runs/resnet20_sweep
 """
 
 from jaxlth.config import base_config, choose
@@ -51,4 +62,6 @@ def get_config(arg: str | None = None):
     c.instability.spawn_steps = "0it,100it,500it,2000it,5000it"
     c.instability.copies = 2
     c.instability.alphas = 30
+    c.landscape.source_workdir = "runs/resnet20_lottery"
+    c.landscape.examples = 4096  # as many Hessian examples as LeNet's: 4 chunks of 1,024 images
     return choose(c, arg)

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|all] [--epochs 1] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|all] [--epochs 1] [--replicates 1,2,4,8]``.
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -18,6 +18,11 @@ the same copies trained one after the other (``--epochs`` each), and the cost of
 30-point interpolation path in one compiled call (:func:`jaxlth.analysis.interpolate`) with 30
 separate test-set evaluations of the same networks.
 
+``landscape`` times curvature measurements (:mod:`jaxlth.analysis.curvature`) of LeNet-300-100 on a
+10,000-example subset (eval-mode loss, chunks of 1,000) for 1 and 4 replicates vmapped in one
+program: one Hessian-vector product, the top 20 eigenvalues (60 Lanczos steps, full
+reorthogonalisation) and a Hutchinson trace with 100 Rademacher probes (compiled ahead of time).
+
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
 """
@@ -32,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlth import models
-from jaxlth.analysis import alpha_grid, interpolate
+from jaxlth.analysis import alpha_grid, curvature, interpolate
 from jaxlth.config import base_config
 from jaxlth.lottery import imp
 from jaxlth.data.dataset import Dataset
@@ -201,6 +206,35 @@ def instability_suite(args) -> None:
           f"({path['separate'] / path['path']:.2f}x the path) |")
 
 
+def landscape_seconds(bench: LenetBench, replicates: int, repeats: int) -> dict:
+    """Best times of one vmapped HVP, top-20 Lanczos and a 100-probe trace (compiled ahead of time)."""
+    params, data = bench.state(replicates).params, bench.data
+    loss = curvature.subset_loss(bench.program, {}, data.test_images, data.test_labels, "eval", 1000)
+    dim = models.param_count(jax.tree.map(lambda x: x[0], params))
+    keys = jax.random.split(jax.random.PRNGKey(0), replicates)
+    vectors = jax.random.normal(jax.random.PRNGKey(1), (replicates, dim))
+    operator = lambda p: curvature.flat_operator(loss, p)[0]  # noqa: E731
+    calls = {"hvp": (lambda p, v: operator(p)(v), vectors),
+             "top": (lambda p, k: curvature.top_eigenpairs(operator(p), dim, k, 20, 60).values, keys),
+             "trace": (lambda p, k: curvature.hutchinson_trace(operator(p), dim, k, 100), keys)}
+    runs = {}
+    for name, (f, arg) in calls.items():
+        compiled = jax.jit(jax.vmap(f)).lower(params, arg).compile()
+        runs[name] = lambda c=compiled, a=arg: jax.block_until_ready(c(params, a))
+    return best_times(runs, repeats)
+
+
+def landscape_suite(args) -> None:
+    bench = LenetBench(fashion_mnist_sized(num_train=10_000), 128)
+    print(f"\n| curvature, LeNet-300-100, 10,000 examples (best of {args.repeats}) | HVP call | HVPs/s "
+          "(all replicates) | top-20 eigenvalues (60 Lanczos steps) | Hutchinson trace (100 probes) |"
+          "\n|---|---|---|---|---|")
+    for r in (1, 4):
+        t = landscape_seconds(bench, r, args.repeats)
+        print(f"| {r} replicate(s) vmapped | {1e3 * t['hvp']:.0f} ms ({1e3 * t['hvp'] / r:.0f} ms per replicate) | "
+              f"{r / t['hvp']:.1f} | {t['top']:.2f} s | {t['trace']:.2f} s |")
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -209,7 +243,8 @@ def _timed(fn) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", nargs="?", default="train", choices=("train", "lottery", "instability", "all"))
+    parser.add_argument("suite", nargs="?", default="train",
+                        choices=("train", "lottery", "instability", "landscape", "all"))
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
@@ -225,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         lottery_suite(args)
     if args.suite in ("instability", "all"):
         instability_suite(args)
+    if args.suite in ("landscape", "all"):
+        landscape_suite(args)
 
 
 def train_suite(args) -> None:

@@ -16,6 +16,8 @@ branch at level L      ``fold_in(PRNGKey(seed + r), branch_stream(name, L))`` (i
 instability copy c     data key ``fold_in(data_key_r, COPY + c)``
 perturbation group g   noise key ``fold_in(data_key_r, PERTURB + g)`` (g = 0 is unperturbed)
 instability subset     ``PRNGKey(EVAL_SUBSET_SEED)``: the fixed training examples errors are measured on
+landscape, level L     ``fold_in(PRNGKey(seed + r), LANDSCAPE + L)``: Lanczos start and Hutchinson probes
+landscape subset       ``PRNGKey(LANDSCAPE_SUBSET_SEED)``: the training examples the Hessian is taken on
 BatchNorm batches      ``PRNGKey(BN_BATCHES_SEED)``: the training batches statistics are recomputed from
 synthetic data         ``data.synthetic_seed`` (numpy), see ``jaxlth.data.sources.synthetic``
 data subsets           ``data.subset_seed`` (numpy), see ``jaxlth.data.subsets``
@@ -39,6 +41,8 @@ COPY = 1000
 PERTURB = 2000
 LEVEL_STRIDE = 7919  # a prime: branch streams of different levels never collide for < 7919 branches
 EVAL_SUBSET_SEED = 1
+LANDSCAPE = 3000  # + level
+LANDSCAPE_SUBSET_SEED = 2
 BN_BATCHES_SEED = 0
 
 

@@ -142,6 +142,7 @@ def test_every_config_field_is_documented_with_its_default():
 
 
 def test_enumerated_choices_are_complete():
+    from jaxlth.analysis import curvature, landscape  # noqa: PLC0415
     from jaxlth.data import sources  # noqa: PLC0415
     from jaxlth.lottery import branches, imp  # noqa: PLC0415
     from jaxlth.training import optim  # noqa: PLC0415
@@ -152,6 +153,7 @@ def test_enumerated_choices_are_complete():
         "train.optimizer": optim.OPTIMIZERS, "train.schedule": optim.SCHEDULES, "lottery.retrain": imp.RETRAIN_MODES,
         "lottery.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
         "lottery.random_prune_scope": ("layerwise", "global"),
+        "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": landscape.SUBSPACES,
     }
     for field, choices in expected.items():
         assert set(choices) <= meaning[field], f"experiments.md: {field} misses {set(choices) - meaning[field]}"

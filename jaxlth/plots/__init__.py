@@ -12,7 +12,9 @@ serve every experiment; the figures of the lottery experiment (:func:`accuracy_v
 :func:`layer_density`, :func:`save_figures`), of the instability experiment (:func:`barriers`,
 :func:`format_barriers`, :func:`save_instability_figures`, ...) and of the one-shot experiment
 (:func:`format_one_shot`, :func:`save_one_shot_figures`) and of a prune-fraction sweep
-(:func:`prune_sweep_table`, :func:`largest_matching_fraction`, :func:`save_sweep_figures`) live in submodules and are all importable
+(:func:`prune_sweep_table`, :func:`largest_matching_fraction`, :func:`save_sweep_figures`) and of the
+landscape experiment (:func:`curvature_table`, :func:`format_landscape`, :func:`save_landscape_figures`)
+live in submodules and are all importable
 from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
 
 Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
@@ -34,6 +36,10 @@ from jaxlth.plots.instability import (BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, L
 from jaxlth.plots.lottery import (ACCURACY_FIGURE, LAYER_DENSITY_FIGURE, accuracy_vs_weights, layer_density,
                                   save_figures)
 from jaxlth.plots.one_shot import ONE_SHOT_FIGURE, format_one_shot, save_one_shot_figures
+from jaxlth.plots.landscape import (EIGENVALUE_FIGURE, FRACTION_FIGURE, PREDICTION_FIGURE, PROJECTION_FIGURE,
+                                    curvature_table, curvature_vs_fraction, format_landscape, lambda_max_vs_sparsity,
+                                    predicted_vs_measured, projection_error, projection_table,
+                                    save_landscape_figures)
 from jaxlth.plots.prune_sweep import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep, largest_matching_fraction,
                                       matching_grid, prune_sweep_table, save_sweep_figures, sweep_accuracy)
 
@@ -46,4 +52,7 @@ __all__ = [
     "ONE_SHOT_FIGURE", "format_one_shot", "save_one_shot_figures",
     "SWEEP_FIGURE", "MATCHING_FIGURE", "prune_sweep_table", "largest_matching_fraction", "format_prune_sweep",
     "sweep_accuracy", "matching_grid", "save_sweep_figures",
+    "EIGENVALUE_FIGURE", "PROJECTION_FIGURE", "PREDICTION_FIGURE", "FRACTION_FIGURE", "curvature_table",
+    "projection_table", "format_landscape", "lambda_max_vs_sparsity", "projection_error", "predicted_vs_measured",
+    "curvature_vs_fraction", "save_landscape_figures",
 ]
