@@ -39,6 +39,12 @@ then (``:landscape``) the top Hessian eigenvalues and trace of every level's tra
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:landscape --workdir runs/lenet_sweep_landscape \
         --config.replicates=2 --config.landscape.source_workdir=runs/lenet_sweep
+
+What retraining is for (``:retraining``): of the weights each level prunes, how many were already
+the smallest before retraining, and the control that prunes the trained dense network again and
+again without retraining:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:retraining --workdir runs/lenet_retraining
 """
 
 from jaxlth.config import base_config, choose
@@ -65,4 +71,5 @@ def get_config(arg: str | None = None):
     c.instability.copies = 2
     c.instability.alphas = 30
     c.landscape.source_workdir = "runs/lenet_lottery"
+    c.retraining.source_workdir = "runs/lenet_lottery"
     return choose(c, arg)

@@ -20,11 +20,14 @@ PERTURB = "perturb"
 # one_shot
 DENSE = "dense"
 ONE_SHOT = "one_shot"
+# retraining
+NO_RETRAIN = "no_retrain"  # the trained dense network pruned again and again, never retrained
 
 # Legend labels in plotting order (IMP first); arms not listed follow in alphabetical order.
 LABELS = {
     IMP: "IMP",
     ONE_SHOT: "one-shot magnitude pruning",
+    NO_RETRAIN: "pruned without retraining",
     "random_prune": "random pruning",
     "random_reinit": "random reinitialisation",
     "shuffle": "shuffled weights",

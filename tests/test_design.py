@@ -116,7 +116,7 @@ def test_every_experiment_follows_the_protocol():
     from jaxlth.experiments import registry  # noqa: PLC0415
 
     experiments = registry.all_experiments()
-    assert list(experiments) == ["train", "lottery", "instability", "one_shot", "landscape"]
+    assert list(experiments) == ["train", "lottery", "instability", "one_shot", "landscape", "retraining"]
     base = config_lib.base_config()
     for name, experiment in experiments.items():
         assert experiment.run is not None and experiment.summary

@@ -13,8 +13,8 @@ serve every experiment; the figures of the lottery experiment (:func:`accuracy_v
 :func:`format_barriers`, :func:`save_instability_figures`, ...) and of the one-shot experiment
 (:func:`format_one_shot`, :func:`save_one_shot_figures`) and of a prune-fraction sweep
 (:func:`prune_sweep_table`, :func:`largest_matching_fraction`, :func:`save_sweep_figures`) and of the
-landscape experiment (:func:`curvature_table`, :func:`format_landscape`, :func:`save_landscape_figures`)
-live in submodules and are all importable
+landscape experiment (:func:`curvature_table`, :func:`format_landscape`, :func:`save_landscape_figures`) and
+of the retraining experiment (:func:`retraining_table`, :func:`format_retraining`) live in submodules and are all importable
 from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
 
 Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
@@ -40,6 +40,8 @@ from jaxlth.plots.landscape import (EIGENVALUE_FIGURE, FRACTION_FIGURE, PREDICTI
                                     curvature_table, curvature_vs_fraction, format_landscape, lambda_max_vs_sparsity,
                                     predicted_vs_measured, projection_error, projection_table,
                                     save_landscape_figures)
+from jaxlth.plots.retraining import (NO_RETRAIN_FIGURE, SMALL_WEIGHTS_FIGURE, format_retraining, retraining_table,
+                                     save_retraining_figures, small_weights)
 from jaxlth.plots.prune_sweep import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep, largest_matching_fraction,
                                       matching_grid, prune_sweep_table, save_sweep_figures, sweep_accuracy)
 
@@ -55,4 +57,6 @@ __all__ = [
     "EIGENVALUE_FIGURE", "PROJECTION_FIGURE", "PREDICTION_FIGURE", "FRACTION_FIGURE", "curvature_table",
     "projection_table", "format_landscape", "lambda_max_vs_sparsity", "projection_error", "predicted_vs_measured",
     "curvature_vs_fraction", "save_landscape_figures",
+    "SMALL_WEIGHTS_FIGURE", "NO_RETRAIN_FIGURE", "retraining_table", "format_retraining", "small_weights",
+    "save_retraining_figures",
 ]
