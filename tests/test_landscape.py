@@ -161,3 +161,28 @@ def test_a_source_that_is_not_a_lottery_run_is_refused(tmp_path):
         experiments.run(landscape_config(train), str(tmp_path / "w"))
     with pytest.raises(UserError, match="source_workdir is required"):
         experiments.run(landscape_config(""), str(tmp_path / "w"))
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "batch"])
+def test_the_conv_batchnorm_path(tmp_path, bn_mode):
+    """A residual network with BatchNorm (CIFAR-shaped synthetic images): both BatchNorm modes measure."""
+    from tests.test_lottery import bn_lottery  # noqa: PLC0415
+
+    source = bn_lottery()
+    experiments.run(source, str(tmp_path / "source"))
+    config = source.copy_and_resolve_references()
+    config.experiment = "landscape"
+    config.landscape.update(source_workdir=str(tmp_path / "source"), examples=64, chunk=32, top_k=2,
+                            lanczos_iterations=8, trace_probes=4, alphas=2, projection_fractions=(0.5,),
+                            bn_mode=bn_mode)
+    experiments.run(config, str(tmp_path / "landscape"))
+    table = results.load(str(tmp_path / "landscape")).table
+    top = table[table.metric == "eigenvalue"].astype({"value": float})
+    assert len(top) == 2 * 2 and np.isfinite(top["value"]).all() and (top["value"] > 0).all()
+    ends = table[(table.metric == "error") & (table.split == "test") & (table.alpha == 0.0)]
+    reference = results.load(str(tmp_path / "source")).table
+    final = reference[(reference.arm == "imp") & (reference.split == "test") & (reference.metric == "accuracy")]
+    last = final[final.step.astype(int) == final.step.astype(int).max()].astype({"level": int, "value": float})
+    for row in ends.itertuples():
+        expected = 1.0 - last[(last.level == int(row.level)) & (last.replicate == int(row.replicate))]["value"].item()
+        assert float(row.value) == pytest.approx(expected, abs=1e-6)

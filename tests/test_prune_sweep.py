@@ -10,9 +10,11 @@ import pytest
 from jaxlth import experiments, plots, results
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
-from tests.conftest import record_trainings, run_cli, tiny_config
+from tests.conftest import (assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill,
+                            tiny_config)
 
 FRACTIONS = (0.3, 0.6)
+FRACTIONS_CLI = (0.3, 0.6)
 SETTINGS = {"replicates": 2, "lottery.branches": ("random_prune",), "lottery.levels": 2}
 
 
@@ -113,3 +115,20 @@ def test_the_command_line_takes_a_tuple_of_fractions(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [
         "jaxlth: error: --config.lottery.prune_fraction=0.2,x is neither a number nor a tuple of numbers such as 0.2,0.4"]
+
+
+def test_a_killed_sweep_resumes_bitwise(tmp_path):
+    args = ["--config", "tests/configs/tiny.py:lottery", "--config.lottery.prune_fraction=0.3,0.6",
+            "--config.lottery.levels=1", "--config.lottery.branches=()", "--config.replicates=2",
+            "--config.checkpoint_every=1it", "--config.train.steps=6ep"]
+    run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
+    workdir = tmp_path / "killed"
+    target = workdir / "checkpoints" / "imp" / "level_01"
+    start_and_kill([*args, "--workdir", str(workdir)], lambda: checkpoint_steps(target)[-1:] >= [20])
+    run_cli(*args, "--workdir", str(workdir), check=True)
+    a, b = results.load(str(tmp_path / "reference")), results.load(str(workdir))
+    for p in FRACTIONS_CLI:
+        for x, y in zip(jax.tree.leaves(a.params(1, prune_fraction=p)), jax.tree.leaves(b.params(1, prune_fraction=p))):
+            np.testing.assert_array_equal(x, y)
+    columns = ["arm", "level", "step", "replicate", "prune_fraction", "split", "metric", "layer", "value"]
+    assert_same_rows(a.table, b.table, columns)
