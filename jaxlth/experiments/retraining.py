@@ -36,6 +36,7 @@ from jaxlth.experiments.protocol import Experiment
 from jaxlth.experiments.source import lottery_source
 from jaxlth.layout import level_name
 from jaxlth.lottery import imp
+from jaxlth.pruning import magnitude
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 
@@ -69,35 +70,23 @@ def _at_mask(tree: dict, mask: dict) -> list[np.ndarray]:
     return [np.asarray(tree)]
 
 
-def _smallest(weights: list[np.ndarray], keep: list[np.ndarray], counts: list[int], scope: str) -> np.ndarray:
-    """Flat booleans: the smallest ``|w|`` among ``keep``: ``sum(counts)`` across layers (global
-    scope) or ``counts[l]`` in each layer ``l`` (layerwise); ties by position, as IMP breaks them."""
-    def lowest(w, k, count):
-        order = np.argsort(np.where(k, np.abs(w), np.inf), kind="stable")
-        out = np.zeros(w.size, bool)
-        out[order[:count]] = True
-        return out
-
-    flat_w = [w.ravel() for w in weights]
-    flat_k = [k.ravel().astype(bool) for k in keep]
-    if scope == "layerwise":
-        return np.concatenate([lowest(w, k, c) for w, k, c in zip(flat_w, flat_k, counts)])
-    return lowest(np.concatenate(flat_w), np.concatenate(flat_k), sum(counts))
-
-
 def level_measures(mask: dict, next_mask: dict, previous_final: dict, final: dict, start: dict,
                    scope: str = "global") -> dict:
     """One replicate's measures at level ``L`` (numpy trees of ``m_L``, ``m_{L+1}``, ``w_{L-1}``, ``w_L``,
-    and the starting weights of level ``L``): the fractions of ``m_L \\ m_{L+1}`` that were smallest."""
+    and the starting weights of level ``L``): the fractions of ``m_L \\ m_{L+1}`` that were smallest.
+
+    "The smallest" are what IMP itself would remove from ``m_L`` by the same count (its own
+    pruning function, with the fraction ``|P| / |m_L|``, so ties and layerwise counts match).
+    """
     keep = [np.asarray(m, bool) for m in _at_mask(mask, mask)]
-    pruned_by_layer = [k & ~np.asarray(n, bool) for k, n in zip(keep, _at_mask(next_mask, mask))]
-    pruned = np.concatenate([p.ravel() for p in pruned_by_layer])
-    counts = [int(p.sum()) for p in pruned_by_layer]
-    count = sum(counts)
-    out = {"chance": count / max(1, sum(int(k.sum()) for k in keep))}
+    pruned = np.concatenate([(k & ~np.asarray(n, bool)).ravel() for k, n in zip(keep, _at_mask(next_mask, mask))])
+    fraction = pruned.sum() / max(1, sum(int(k.sum()) for k in keep))
+    prune = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
+    out = {"chance": float(fraction)}
     for name, tree in (("trained", previous_final), ("rewind", start)):
-        smallest = _smallest(_at_mask(tree, mask), keep, counts, scope)
-        out[f"pruned_were_smallest_{name}"] = float((pruned & smallest).sum() / max(1, count))
+        kept_after = prune(jax.tree.map(jnp.asarray, tree), jax.tree.map(jnp.asarray, mask), jnp.float32(fraction))
+        smallest = np.concatenate([(k & ~np.asarray(n)).ravel() for k, n in zip(keep, _at_mask(kept_after, mask))])
+        out[f"pruned_were_smallest_{name}"] = float((pruned & smallest).sum() / max(1, pruned.sum()))
     kept = np.concatenate([k.ravel() for k in keep])
     before = np.abs(np.concatenate([x.ravel() for x in _at_mask(previous_final, mask)]))[kept]
     after = np.abs(np.concatenate([x.ravel() for x in _at_mask(final, mask)]))[kept]
