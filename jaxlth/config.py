@@ -16,7 +16,9 @@ from typing import Any
 import ml_collections
 
 from jaxlth import steps as step_specs
+from jaxlth import subsets
 from jaxlth.data import default_config as default_data_config
+from jaxlth.data import selection
 from jaxlth.errors import UserError
 
 # Fields of the common part that may differ between a workdir's saved config and a rerun on it;
@@ -152,7 +154,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
+    if "subset" in config.data:
+        selection.check(config.data.subset, "data.subset")
+        subsets.check_source(config.data.subset, training_set(config), "data.subset")
     experiment.validate(config)
+
+
+def training_set(config: ml_collections.ConfigDict) -> dict:
+    """The data block (a dict) of the training set before ``data.subset`` is taken: what a scores
+    run whose scores choose that subset must have scored."""
+    data = to_dict(config)["data"]
+    data["subset"] = to_dict(selection.default_config())
+    return data
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:

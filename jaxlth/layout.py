@@ -10,6 +10,9 @@
       <arm>/level_LL/{mask,start,final}/  a level's mask, starting network and trained network
       spawn_KKKKKKK/final/                instability: copies spawned at step K, trained
       <name>/measured                     an empty file: the analysis <name> is recorded
+      scores/step_SSSSSSS/                per-example EL2N and GraNd of every replicate at step S
+      scores/forgetting/                  per-example training history (forgetting events)
+      data_diet/pruned_F/{examples,final} the examples kept with fraction F pruned, the trained networks
     checkpoints/<name>/<step>/          resumable training states of a segment in progress
     plots/                              figures
 
@@ -30,6 +33,20 @@ LOCK_FILE = ".lock"
 def level_name(level: int) -> str:
     """``3 -> "level_03"``."""
     return f"level_{int(level):02d}"
+
+
+def scores_name(step: int) -> str:
+    """``4 -> "scores/step_0000004"``: the per-example scores taken at ``step``."""
+    return f"{SCORES}/step_{int(step):07d}"
+
+
+SCORES = "scores"
+FORGETTING = f"{SCORES}/forgetting"
+
+
+def diet_name(pruned_fraction: float) -> str:
+    """``0.3 -> "data_diet/pruned_0.3000"``: the networks trained with that fraction of the data pruned."""
+    return f"data_diet/pruned_{float(pruned_fraction):.4f}"
 
 
 def spawn_name(step: int) -> str:

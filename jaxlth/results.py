@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms, checkpoint, records
+from jaxlth import arms, checkpoint, records, subsets
 from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, RESULTS_FILE, Layout, level_name, spawn_name
 from jaxlth.training import copies as copies_lib
@@ -207,6 +207,23 @@ class Run:
         rows = copies_lib.positions(replicates, copies, replicate, copy)
         pick = rows[0] if replicate is not None and copy is not None else rows
         return _map(network, lambda x: np.asarray(x)[pick])
+
+    def score_steps(self) -> list[int]:
+        """(scores runs) The steps (iterations) at which EL2N and GraNd were saved."""
+        return subsets.steps(self.workdir)
+
+    def scores(self, kind: str, step: str | int | None = None, replicates: bool = False) -> np.ndarray:
+        """(scores runs) Per-example scores of the training set: ``(N,)`` float32, the mean over
+        replicates, or ``(R, N)`` with ``replicates=True``; example ``i`` is the ``i``-th training
+        example of the run's data (larger = harder).
+
+        ``kind``: ``"el2n"`` or ``"grand"`` at ``step`` (a step spec such as ``"20ep"`` or an
+        iteration count; ``None``: the last scored step), ``"forgetting"`` (forgetting events,
+        ``inf`` when never learned) or ``"never_learned"``.
+        """
+        if self.experiment != "scores":
+            raise UserError(f"a {self.experiment!r} run has no per-example scores; run experiment='scores'")
+        return subsets.load(self.workdir, kind, step, replicates)
 
 
 def _leading(tree: PyTree) -> int:

@@ -17,7 +17,7 @@ PACKAGE = os.path.join(ROOT, "jaxlth")
 LAYERS = {
     "errors": 0, "rng": 0, "arms": 0, "layout": 0, "steps": 0, "records": 0,
     "data": 1, "models": 1, "sharding": 1,
-    "pruning": 2, "training": 2, "lottery": 2, "checkpoint": 2,
+    "pruning": 2, "training": 2, "lottery": 2, "checkpoint": 2, "subsets": 2,
     "results": 3, "config": 3, "workdir": 3,
     "analysis": 4, "plots": 4,
     "experiments": 5,
@@ -116,7 +116,8 @@ def test_every_experiment_follows_the_protocol():
     from jaxlth.experiments import registry  # noqa: PLC0415
 
     experiments = registry.all_experiments()
-    assert list(experiments) == ["train", "lottery", "instability", "one_shot", "landscape", "retraining"]
+    assert list(experiments) == ["train", "lottery", "instability", "one_shot", "landscape", "retraining", "scores",
+                                 "data_diet"]
     base = config_lib.base_config()
     for name, experiment in experiments.items():
         assert experiment.run is not None and experiment.summary

@@ -12,6 +12,7 @@ import ml_collections
 from jaxlth.data.augment import augment_batch, normalize
 from jaxlth.data.dataset import Dataset
 from jaxlth.data.sources import load_source
+from jaxlth.data import selection
 from jaxlth.data.subsets import check_fractions, randomize_labels, subsample
 
 __all__ = ["Dataset", "augment_batch", "default_config", "load_dataset", "normalize",
@@ -25,7 +26,9 @@ def default_config() -> ml_collections.ConfigDict:
     (auto, idx, tfds, cifar_pickle, mnist1d, synthetic), ``dir`` (a folder to search first, ""
     for none), ``tfds_data_dir`` ("" for TFDS's default), ``download`` (may TFDS download),
     ``subsample_fraction`` in (0, 1], ``random_labels_fraction`` in [0, 1], ``subset_seed``,
-    and the ``synthetic_*`` sizes, image shape ``(H, W, C)``, number of classes and seed.
+    the ``synthetic_*`` sizes, image shape ``(H, W, C)``, number of classes and seed, and
+    ``subset``: a training subset chosen by per-example scores (:mod:`jaxlth.data.selection`),
+    applied after the random subsample and label noise.
     """
     return ml_collections.ConfigDict({
         "name": "fashion_mnist",
@@ -41,6 +44,7 @@ def default_config() -> ml_collections.ConfigDict:
         "synthetic_image_shape": (28, 28, 1),
         "synthetic_num_classes": 10,
         "synthetic_seed": 0,
+        "subset": selection.default_config(),
     })
 
 

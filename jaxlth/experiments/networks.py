@@ -11,21 +11,50 @@ import jax
 import numpy as np
 
 from jaxlth import arms
+from jaxlth.checkpoint import Checkpoints
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
 from jaxlth.lottery import imp
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
-from jaxlth.training.state import TrainState
+from jaxlth.training.state import TrainState, copy as device_copy
 
 PyTree = Any
 INIT = "init"
 REWIND = "rewind"
+TRUNK_STATES = "trunk_states"  # checkpoints of a trunk's full training state at every step asked for
 
 
 def init_network(ctx: Context) -> dict:
     """``{"params", "batch_stats"}`` of the replicates at initialisation (artifact ``init``)."""
     return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()))
+
+
+def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], labels: dict, description: str,
+             program=None) -> TrainState:
+    """The full training state (optimizer state included) of one training run from
+    ``initial_state()`` at ``step``: trained once, resumably, from the latest state kept before
+    ``step``, and kept (``checkpoints/trunk_states/<step>``) for every later call."""
+    states = Checkpoints(ctx.layout.checkpoints(TRUNK_STATES), 10_000)
+    try:
+        like = jax.eval_shape(initial_state)
+        if step in states.all_steps():
+            return states.restore(step, like)[0]
+        earlier = [s for s in states.all_steps() if s < step]
+        if earlier:
+            start_step, start = earlier[-1], states.restore(earlier[-1], like)[0]
+        else:
+            start_step, start = 0, initial_state()
+        if step > start_step:
+            state = ctx.train(f"trunk_{start_step}_{step}",
+                              ctx.segment(start_step, step, f"{description} to step {step}", eval_train=False),
+                              {}, lambda: device_copy(start), labels, program=program)
+        else:
+            state = start
+        states.save(step, state)
+        return state
+    finally:
+        states.close()
 
 
 def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies: int = 1) -> Callable[[], TrainState]:

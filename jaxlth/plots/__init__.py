@@ -14,7 +14,9 @@ serve every experiment; the figures of the lottery experiment (:func:`accuracy_v
 (:func:`format_one_shot`, :func:`save_one_shot_figures`) and of a prune-fraction sweep
 (:func:`prune_sweep_table`, :func:`largest_matching_fraction`, :func:`save_sweep_figures`) and of the
 landscape experiment (:func:`curvature_table`, :func:`format_landscape`, :func:`save_landscape_figures`) and
-of the retraining experiment (:func:`retraining_table`, :func:`format_retraining`) live in submodules and are all importable
+of the retraining experiment (:func:`retraining_table`, :func:`format_retraining`) and of per-example
+scores (:func:`score_table`, :func:`format_scores`, :func:`save_score_figures`, from a loaded run) and
+of the data diet (:func:`data_diet_table`, :func:`format_data_diet`, :func:`data_diet_curve`) live in submodules and are all importable
 from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
 
 Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
@@ -42,6 +44,10 @@ from jaxlth.plots.landscape import (EIGENVALUE_FIGURE, FRACTION_FIGURE, PREDICTI
                                     save_landscape_figures)
 from jaxlth.plots.retraining import (NO_RETRAIN_FIGURE, SMALL_WEIGHTS_FIGURE, format_retraining, retraining_table,
                                      save_retraining_figures, small_weights)
+from jaxlth.plots.scores import (SCORE_FIGURE, format_scores, replicate_agreement, save_score_figures, score_histogram,
+                                 score_table)
+from jaxlth.plots.data_diet import (DATA_DIET_FIGURE, data_diet_curve, data_diet_table, diet_final, format_data_diet,
+                                    save_data_diet_figures)
 from jaxlth.plots.prune_sweep import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep, largest_matching_fraction,
                                       matching_grid, prune_sweep_table, save_sweep_figures, sweep_accuracy)
 
@@ -59,4 +65,7 @@ __all__ = [
     "curvature_vs_fraction", "save_landscape_figures",
     "SMALL_WEIGHTS_FIGURE", "NO_RETRAIN_FIGURE", "retraining_table", "format_retraining", "small_weights",
     "save_retraining_figures",
+    "DATA_DIET_FIGURE", "diet_final", "data_diet_table", "format_data_diet", "data_diet_curve",
+    "save_data_diet_figures",
+    "SCORE_FIGURE", "score_table", "format_scores", "score_histogram", "replicate_agreement", "save_score_figures",
 ]

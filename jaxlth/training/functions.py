@@ -83,13 +83,17 @@ def per_example_loss(model, params, batch_stats, x, y, train: bool = False):
 
 
 def mean_loss(model, params, batch_stats, x, y, train: bool = True):
-    """The training objective: ``(mean loss, (batch_stats, accuracy))``; differentiable in ``params``."""
+    """The training objective: ``(mean loss, (batch_stats, correct))``; differentiable in ``params``.
+
+    ``correct`` is ``(B,)`` bool: whether each example's prediction is right (its mean is the
+    batch accuracy).
+    """
     losses, out, batch_stats = per_example_loss(model, params, batch_stats, x, y, train)
-    return jnp.mean(losses), (batch_stats, jnp.mean(jnp.argmax(out, -1) == y))
+    return jnp.mean(losses), (batch_stats, jnp.argmax(out, -1) == y)
 
 
 def loss_and_grads(model, params, batch_stats, x, y, train: bool = True):
-    """``((mean loss, (batch_stats, accuracy)), grads)``: :func:`mean_loss` and its gradient in ``params``."""
+    """``((mean loss, (batch_stats, correct)), grads)``: :func:`mean_loss` and its gradient in ``params``."""
     return jax.value_and_grad(lambda p: mean_loss(model, p, batch_stats, x, y, train), has_aux=True)(params)
 
 
@@ -128,11 +132,16 @@ def init(model, spec: Spec, init_key: jax.Array) -> tuple[PyTree, PyTree]:
 
 
 def train_batch(images: jax.Array, labels: jax.Array, data_key: jax.Array, perms: jax.Array, first_epoch, step,
-                spec: Spec) -> tuple[jax.Array, jax.Array]:
-    """``(x, y)``: the augmented, normalised training batch of global ``step`` (one replicate).
+                spec: Spec, examples: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(x, y, indices)``: the augmented, normalised training batch of global ``step`` (one replicate)
+    and the ``(B,)`` indices of its examples in ``images``.
 
     ``perms`` holds the replicate's data orders of the epochs from ``first_epoch`` on
-    (:func:`jaxlth.data.batching.chunk_permutations`).
+    (:func:`jaxlth.data.batching.chunk_permutations`), permutations of ``spec.num_train``
+    positions; with ``examples`` (``(spec.num_train,)`` indices into ``images``) a position is the
+    example ``examples[position]``, else the example of that index.
     """
     idx = batching.chunk_batch_indices(perms, first_epoch, step, spec.batch_size, spec.steps_per_epoch)
-    return augmented(images[idx], batching.augment_key(data_key, step), spec), labels[idx]
+    if examples is not None:
+        idx = examples[idx]
+    return augmented(images[idx], batching.augment_key(data_key, step), spec), labels[idx], idx

@@ -23,7 +23,8 @@ from jaxlth.data import batching
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from jaxlth.training.functions import Spec, cross_entropy  # noqa: F401  (re-exported)
-from jaxlth.training.state import TrainState
+from jaxlth.training import history as history_lib
+from jaxlth.training.state import ExampleState, TrainState
 
 PyTree = Any
 
@@ -81,16 +82,23 @@ class Program:
 
     def _step_one(self, state: TrainState, mask: PyTree, perms: jax.Array, first_epoch: jax.Array, step: jax.Array,
                   data: DeviceData):
-        """One SGD step of one replicate at global ``step``; pruned weights stay exactly 0."""
-        x, y = fn.train_batch(data.train_images, data.train_labels, state.data_key, perms, first_epoch, step,
-                              self.spec)
-        (loss, (batch_stats, acc)), grads = self.loss_and_grads(state.params, state.batch_stats, x, y)
+        """One SGD step of one replicate at global ``step``; pruned weights stay exactly 0.
+
+        An :class:`ExampleState` trains on its ``examples`` and updates its ``history``.
+        """
+        chosen = isinstance(state, ExampleState)
+        x, y, idx = fn.train_batch(data.train_images, data.train_labels, state.data_key, perms, first_epoch, step,
+                                   self.spec, state.examples if chosen else None)
+        (loss, (batch_stats, correct)), grads = self.loss_and_grads(state.params, state.batch_stats, x, y)
         grads = mask_lib.apply(grads, mask)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         lr = self.schedule(step)
         params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), state.params, updates)
         params = mask_lib.apply(params, mask)
-        return state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state), (loss, acc)
+        state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
+        if chosen and state.history:
+            state = state.replace(history=history_lib.update(state.history, idx, correct))
+        return state, (loss, jnp.mean(correct))
 
     def _train_chunk(self, state: TrainState, mask: PyTree, data: DeviceData, start_step: jax.Array, *, num_steps: int):
         """Trains all replicates from global ``start_step`` for ``num_steps`` steps.

@@ -13,6 +13,7 @@ import ml_collections
 from jaxlth import data as data_lib
 from jaxlth import models
 from jaxlth import sharding
+from jaxlth import subsets
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
@@ -56,6 +57,33 @@ class Setup:
     def to_steps(self, spec, field: str) -> int:
         return step_specs.to_steps(spec, self.steps_per_epoch, field)
 
+    def for_examples(self, num_examples: int, keep_iterations: bool = True) -> "Setup":
+        """The same data, model and training, compiled for networks that each train on ``num_examples``
+        chosen training examples (an :class:`~jaxlth.training.state.ExampleState`'s ``examples``).
+
+        An epoch over the chosen examples is ``num_examples // batch_size`` steps. With
+        ``keep_iterations`` the length of training, the schedule and the evaluation intervals stay
+        this setup's, in iterations (Paul et al. 2021 keep the number of iterations when they prune
+        data); without, ``train.steps``, the schedule's epoch specs and the intervals count epochs
+        of the chosen examples.
+        """
+        batch_size = self.program.spec.batch_size
+        if num_examples < batch_size:
+            raise UserError(f"a subset of {num_examples} training examples is smaller than one batch "
+                            f"(train.batch_size={batch_size})")
+        per_epoch = int(num_examples) // batch_size
+        spec = dataclasses.replace(self.program.spec, num_train=int(num_examples), steps_per_epoch=per_epoch)
+        if keep_iterations:
+            return dataclasses.replace(self, program=Program(self.program.model, self.program.tx,
+                                                             self.program.schedule, spec))
+        c = self.config
+        total = step_specs.to_steps(c.train.steps, per_epoch, "train.steps")
+        program = Program(self.program.model, self.program.tx, optim.make_schedule(c.train, per_epoch, total), spec)
+        return dataclasses.replace(
+            self, program=program, steps_per_epoch=per_epoch, total_steps=total,
+            eval_every=step_specs.to_steps(c.eval_every, per_epoch, "eval_every"),
+            checkpoint_every=step_specs.to_steps(c.checkpoint_every, per_epoch, "checkpoint_every"))
+
     def with_train(self, **train_overrides) -> "Setup":
         """The same data, model and batching with other ``train`` settings (a new program).
 
@@ -77,6 +105,7 @@ class Setup:
 def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None) -> Setup:
     """Loads the data (unless given) and builds the model, optimizer, schedule and compiled program."""
     dataset = dataset if dataset is not None else data_lib.load_dataset(config.data)
+    dataset = subsets.apply(dataset, config.data.get("subset"))
     batch_size = config.train.batch_size
     if batch_size > dataset.num_train:
         raise UserError(f"train.batch_size {batch_size} is larger than the training set ({dataset.num_train} examples)")

@@ -30,6 +30,20 @@ class TrainState:
     data_key: jax.Array
 
 
+@flax.struct.dataclass
+class ExampleState(TrainState):
+    """A :class:`TrainState` that trains on chosen examples and may track each example's history.
+
+    ``examples``: ``(n,)`` int32 indices into the training set; the program's data order permutes
+    these ``n`` (its ``Spec.num_train`` is ``n``), so networks stacked in one program may train on
+    different subsets of the same size. ``history``: ``{}`` (nothing tracked) or the per-example
+    arrays of :func:`jaxlth.training.history.empty`, updated at every step an example is in a batch.
+    """
+
+    examples: jax.Array
+    history: PyTree
+
+
 # The streams are named in jaxlth.rng; these aliases keep older imports working.
 replicate_keys = rng.replicate_keys
 INIT_STREAM = rng.INIT

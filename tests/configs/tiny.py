@@ -4,6 +4,7 @@
     python -m jaxlth.main --config tests/configs/tiny.py:lottery --workdir /tmp/tiny_lottery
     python -m jaxlth.main --config tests/configs/tiny.py:instability --workdir /tmp/tiny_instability
     python -m jaxlth.main --config tests/configs/tiny.py:one_shot --workdir /tmp/tiny_one_shot
+    python -m jaxlth.main --config tests/configs/tiny.py:scores --workdir /tmp/tiny_scores
 """
 
 from jaxlth.config import base_config, choose
@@ -34,4 +35,5 @@ def get_config(arg: str | None = None):
     c.instability.train_examples = 64
     c.one_shot.densities = (0.5, 0.2)
     c.one_shot.rewind = "3it"
+    c.scores.at = "0it,8it"
     return choose(c, arg)

@@ -11,15 +11,14 @@ from jaxlth import arms, rng
 from jaxlth import steps as step_specs
 from jaxlth.analysis import barriers, connectivity
 from jaxlth.analysis import interpolation as interp
-from jaxlth.checkpoint import Checkpoints
 from jaxlth.errors import UserError
+from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.source import lottery_source
 from jaxlth.pruning import masks as mask_lib
-from jaxlth.training.state import TrainState, copy as device_copy
+from jaxlth.training.state import TrainState
 
 PATH_METRICS = ("error", "loss", "barrier_frankle", "barrier_paul")  # rows a measured path writes
-TRUNK_STATES = "trunk_states"  # checkpoints of the trunk's full state at every step asked for
 
 
 class Scaffold:
@@ -64,28 +63,8 @@ class Scaffold:
     # ----- training ---------------------------------------------------------------------------------
     def trunk_state(self, step: int) -> TrainState:
         """The dense trunk's full training state at ``step`` (trained once, kept for every step asked)."""
-        setup = self.setup
-        states = Checkpoints(self.ctx.layout.checkpoints(TRUNK_STATES), 10_000)
-        try:
-            like = jax.eval_shape(setup.init_state)
-            if step in states.all_steps():
-                return states.restore(step, like)[0]
-            earlier = [s for s in states.all_steps() if s < step]
-            if earlier:
-                start_step, start = earlier[-1], states.restore(earlier[-1], like)[0]
-            else:
-                start_step, start = 0, setup.init_state()
-            if step > start_step:
-                labels = {"experiment": "instability", "arm": arms.TRUNK, "level": 0}
-                state = self.ctx.train(f"trunk_{start_step}_{step}",
-                                       self.ctx.segment(start_step, step, f"trunk to step {step}", eval_train=False),
-                                       {}, lambda: device_copy(start), labels)
-            else:
-                state = start
-            states.save(step, state)
-            return state
-        finally:
-            states.close()
+        labels = {"experiment": "instability", "arm": arms.TRUNK, "level": 0}
+        return networks.state_at(self.ctx, step, self.setup.init_state, labels, "trunk")
 
     def trained(self, name: str, labels: dict, start_step: int, mask, initial_state, description: str) -> dict:
         """``name/final``: a stack of networks trained ``start_step -> T`` (rows labelled ``labels``)."""

@@ -1,0 +1,50 @@
+"""Each training example's history along training: the forgetting events of Toneva et al. (2019).
+
+An example is *presented* whenever it is in a training batch; its prediction there (the training
+forward pass, on the augmented example, before that step's update) is correct or not. A
+*forgetting event* is a presentation that is wrong after the previous one was right; an example
+that was never right at any presentation was *never learned*. The arrays live in the training
+state (:class:`~jaxlth.training.state.ExampleState`) and are updated inside the compiled chunk:
+no host synchronisation per step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FIELDS = ("forgetting_events", "learned", "last_correct", "presentations")
+
+
+def empty(num_examples: int) -> dict:
+    """The history before training, for ``num_examples`` training examples (each array ``(N,)``)."""
+    return {
+        "forgetting_events": jnp.zeros(num_examples, jnp.int32),
+        "learned": jnp.zeros(num_examples, bool),  # right at some presentation so far
+        "last_correct": jnp.zeros(num_examples, bool),  # right at the latest presentation
+        "presentations": jnp.zeros(num_examples, jnp.int32),
+    }
+
+
+def update(history: dict, indices: jax.Array, correct: jax.Array) -> dict:
+    """The history after one batch: ``indices`` ``(B,)`` distinct example indices, ``correct`` ``(B,)`` bool."""
+    forgotten = history["last_correct"][indices] & ~correct
+    return {
+        "forgetting_events": history["forgetting_events"].at[indices].add(forgotten.astype(jnp.int32)),
+        "learned": history["learned"].at[indices].set(history["learned"][indices] | correct),
+        "last_correct": history["last_correct"].at[indices].set(correct),
+        "presentations": history["presentations"].at[indices].add(1),
+    }
+
+
+def forgetting(history: dict) -> np.ndarray:
+    """Forgetting scores from histories (``(N,)`` arrays, or stacked ``(R, N)``): the number of
+    forgetting events, ``inf`` for an example never learned (it ranks as hardest)."""
+    events = np.asarray(history["forgetting_events"], np.float32)
+    return np.where(np.asarray(history["learned"]), events, np.inf).astype(np.float32)
+
+
+def average(per_replicate: np.ndarray) -> np.ndarray:
+    """``(R, N) -> (N,)``: the mean over replicates (an ``inf`` in any replicate stays ``inf``)."""
+    return np.mean(np.asarray(per_replicate, np.float64), axis=0).astype(np.float32)
