@@ -45,6 +45,34 @@ the smallest before retraining, and the control that prunes the trained dense ne
 again without retraining:
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:retraining --workdir runs/lenet_retraining
+
+Data diet (Paul et al. 2021). Per-example scores (``:scores``) of 4 replicates in one program:
+GraNd and EL2N at initialisation and at epoch 4 (10% of training), forgetting events over all 40
+epochs; then (``:data_diet``) training on the training set with 10-90% of it pruned, the easiest
+first by each score, and at random:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:scores --workdir runs/lenet_scores \
+        --config.replicates=4
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:data_diet --workdir runs/lenet_data_diet \
+        --config.replicates=2
+
+Any run can train on a subset chosen by those scores, e.g. the hardest 50% by EL2N at epoch 4:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py --workdir runs/lenet_hardest_half \
+        --config.data.subset.keep=hardest --config.data.subset.fraction=0.5 \
+        --config.data.subset.scores_workdir=runs/lenet_scores --config.data.subset.score_step=4ep
+
+Lottery tickets on a data diet (Paul et al. 2022): the rewind point (step 200) pretrained on the 512
+easiest examples by EL2N instead of the full data; compare with ``keep=random`` and with no
+``pretrain_data``, and measure each rewind point's instability:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_diet_el2n \
+        --config.lottery.rewind=200it --config.lottery.levels=8 --config.replicates=2 \
+        --config.lottery.pretrain_data.keep=easiest --config.lottery.pretrain_data.size=512 \
+        --config.lottery.pretrain_data.scores_workdir=runs/lenet_scores
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_diet_el2n_lmc \
+        --config.replicates=2 --config.instability.source_workdir=runs/lenet_diet_el2n \
+        --config.instability.spawn_from=source_rewind
 """
 
 from jaxlth.config import base_config, choose
@@ -72,4 +100,8 @@ def get_config(arg: str | None = None):
     c.instability.alphas = 30
     c.landscape.source_workdir = "runs/lenet_lottery"
     c.retraining.source_workdir = "runs/lenet_lottery"
+    c.scores.at = "0it,4ep"  # GraNd at initialisation, EL2N at 10% of training (epoch 20 of 200 in the paper)
+    c.scores.kinds = ("el2n", "grand", "forgetting")
+    c.data_diet.scores_workdir = "runs/lenet_scores"
+    c.data_diet.pruned_fractions = (0.1, 0.3, 0.5, 0.7, 0.9)
     return choose(c, arg)

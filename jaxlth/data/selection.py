@@ -47,8 +47,9 @@ def _rng(seed: int, tag: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) & (2**64 - 1), tag]))
 
 
-def check(spec, field: str) -> None:
-    """Raises UserError (naming ``field``, e.g. ``data.subset``) for a spec that cannot work; reads nothing."""
+def check(spec, field: str, need_workdir: bool = True) -> None:
+    """Raises UserError (naming ``field``, e.g. ``data.subset``) for a spec that cannot work; reads
+    nothing (``need_workdir``: a score rule must name its scores run)."""
     if spec.keep not in KEEPS:
         raise UserError(f"unknown {field}.keep {spec.keep!r}; choose one of {', '.join(KEEPS)}")
     if spec.keep == "all":
@@ -64,7 +65,7 @@ def check(spec, field: str) -> None:
                             "leave examples (their sum below 1)")
     elif size < 0 or (size == 0 and not 0.0 < fraction <= 1.0):
         raise UserError(f"{field}.fraction={spec.fraction!r} must be in (0, 1] (or set {field}.size > 0)")
-    if spec.keep in NEEDS_SCORES and not spec.scores_workdir:
+    if need_workdir and spec.keep in NEEDS_SCORES and not spec.scores_workdir:
         raise UserError(f"{field}.keep={spec.keep!r} needs {field}.scores_workdir: a finished scores run")
 
 
@@ -83,7 +84,7 @@ def choose(spec, labels: np.ndarray, scores: np.ndarray | None, field: str = "su
     score rules) ``scores`` ``(N,)`` (larger = harder)."""
     labels = np.asarray(labels)
     n = labels.shape[0]
-    check(spec, field)
+    check(spec, field, need_workdir=False)
     if spec.keep == "all":
         return np.arange(n, dtype=np.int32)
     keep = count(spec, n)

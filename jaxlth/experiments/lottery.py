@@ -13,6 +13,11 @@ Frankle & Carbin (2019), Frankle et al. (2020), Renda et al. (2020). With rewind
 
 Every training restarts the optimizer state and continues the data order and schedule from k.
 
+Data diet (Paul et al. 2022): ``lottery.pretrain_data`` (a subset spec, :mod:`jaxlth.data.selection`)
+runs the dense pretraining ``0 -> k`` on a subset of the training set (random, or the easiest or
+hardest by a scores run), for its own ``steps`` if given; the levels then train on the whole
+training set from step ``k`` (:func:`jaxlth.experiments.networks.pretrain_on_subset`).
+
 Prune-fraction sweep: ``lottery.prune_fraction = (p_1, ..., p_F)`` runs F level sequences at once.
 The ``R * F`` networks (fraction ``f`` of replicate ``r`` at ``r * F + f``, :mod:`jaxlth.training.copies`)
 train in one vmapped program at every level; each prunes with its own fraction, and its branches
@@ -31,7 +36,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxlth import arms, rng
+from jaxlth import arms, rng, subsets
+from jaxlth import config as config_lib
+from jaxlth.data import selection
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
@@ -54,6 +61,8 @@ def defaults() -> ml_collections.ConfigDict:
     c.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py
     c.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
     c.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
+    c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
+    c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
     return c
 
 
@@ -66,6 +75,11 @@ def validate(config) -> None:
         if key not in config.train:
             raise UserError(f"lottery.retrain_overrides names train.{key}, which does not exist; "
                             f"fields: {', '.join(sorted(config.train))}")
+    pretrain = config.lottery.pretrain_data
+    selection.check(pretrain, "lottery.pretrain_data")
+    subsets.check_source(pretrain, config_lib.to_dict(config)["data"], "lottery.pretrain_data")
+    if pretrain.steps:
+        step_specs.parse(pretrain.steps, "lottery.pretrain_data.steps")
     if step_specs.before(config.lottery.rewind, config.train.steps, "lottery.rewind", "train.steps") is False:
         raise UserError(f"lottery.rewind ({config.lottery.rewind}) must come before the end of training "
                         f"({config.train.steps})")
@@ -109,7 +123,7 @@ class Lottery:
             shared = [[dict(place, replicate=r) for place in self.places[r * self.copies:(r + 1) * self.copies]]
                       for r in range(self.config.replicates)]
             state = networks.train_level(self.ctx, arms.IMP, 0, copies_lib.select(mask, 0, self.copies),
-                                         networks.rewind_network(self.ctx, self.rewind_step), self.rewind_step,
+                                         networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data), self.rewind_step,
                                          self.total_steps, "imp level 0", coords=shared)
             return self.stacked(network_of(state))
 
@@ -157,7 +171,7 @@ class Lottery:
 
     def run(self) -> None:
         lot = self.config.lottery
-        rewind = self.stacked(networks.rewind_network(self.ctx, self.rewind_step))
+        rewind = self.stacked(networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data))
         final, mask = None, None
         for level in range(lot.levels + 1):
             mask = self.imp_mask(level, final, mask)

@@ -8,16 +8,18 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import arms
+from jaxlth import arms, subsets
+from jaxlth import steps as step_specs
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
 from jaxlth.lottery import imp
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
-from jaxlth.training.state import TrainState, copy as device_copy
+from jaxlth.training.state import ExampleState, TrainState, copy as device_copy
 
 PyTree = Any
 INIT = "init"
@@ -88,16 +90,62 @@ def train_level(ctx: Context, arm: str, level: int, mask: PyTree, network: dict,
                      start_state(ctx, network, mask, program, copies), labels, coords=coords, program=program)
 
 
-def rewind_network(ctx: Context, rewind_step: int) -> dict:
-    """Params and batch statistics at ``rewind_step`` (dense training ``0 -> k`` once; artifact ``rewind``)."""
+def rewind_network(ctx: Context, rewind_step: int, pretrain=None) -> dict:
+    """Params and batch statistics at ``rewind_step``: dense training ``0 -> k`` once (artifact ``rewind``).
+
+    ``pretrain``: a subset spec (``lottery.pretrain_data``) whose examples the pretraining runs on
+    instead of the whole training set (:func:`pretrain_on_subset`); ``None`` or ``keep="all"``: all.
+    """
 
     def compute() -> dict:
         init = init_network(ctx)
+        if pretrain is not None and pretrain.keep != "all":
+            return pretrain_on_subset(ctx, init, pretrain, rewind_step)
         if rewind_step == 0:
             return init
         return network_of(train_level(ctx, arms.PRETRAIN, 0, {}, init, 0, rewind_step, "pretrain to rewind step"))
 
     return ctx.cached(REWIND, compute)
+
+
+def pretrain_on_subset(ctx: Context, init: dict, spec, rewind_step: int) -> dict:
+    """The rewind network pretrained from ``init`` on the examples ``spec`` keeps (Paul et al. 2022).
+
+    Each replicate trains on its own examples (random subsets: seed ``spec.seed + r``; score-chosen
+    subsets are the same for all), saved as ``pretrain/examples`` ``(R, n)``, for ``spec.steps``
+    (a step spec whose epochs are epochs of the subset; ``""``: the rewind step ``k``) with the
+    learning-rate schedule of the full run at the same step numbers. Levels then train on the
+    whole training set from the rewind step ``k``.
+    """
+    setup, replicates = ctx.setup, ctx.config.replicates
+    labels = setup.dataset.train_labels
+
+    def choose() -> np.ndarray:
+        rows = []
+        for r in range(replicates):
+            own = spec.copy_and_resolve_references()
+            own.seed = int(spec.seed) + (r if spec.keep == "random" else 0)
+            rows.append(subsets.indices(own, labels, "lottery.pretrain_data"))
+        return np.stack(rows).astype(np.int32)
+
+    examples = ctx.cached(f"{arms.PRETRAIN}/examples", choose)
+    n = int(examples.shape[1])
+    chosen = setup.for_examples(n)
+    steps = rewind_step if not spec.steps else step_specs.to_steps(spec.steps, chosen.program.spec.steps_per_epoch,
+                                                                   "lottery.pretrain_data.steps")
+    if steps == 0:
+        return init
+    plain = start_state(ctx, init, {}, chosen.program)
+
+    def initial_state() -> ExampleState:
+        state = plain()
+        return setup.place(ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
+                                        examples=jnp.asarray(examples), history={}))
+
+    labels = {"experiment": ctx.config.experiment, "arm": arms.PRETRAIN, "level": 0}
+    state = ctx.train(f"{arms.PRETRAIN}/{level_name(0)}", ctx.segment(0, steps, f"pretrain on {n} examples"), {},
+                      initial_state, labels, program=chosen.program)
+    return network_of(state)
 
 
 def mask_rows(ctx: Context, arm: str, level: int, step: int, places: list | None = None,

@@ -11,7 +11,7 @@ Load them with ``jaxlth.results.load(workdir).scores("el2n", step="20ep")`` (ave
 replicates; ``replicates=True`` for ``(R, N)``); choose training subsets from them with
 ``data.subset`` or ``lottery.pretrain_data`` in another run. Rows: the training curve
 (``arm=main``) and per replicate and step a summary of each score (``split=scores``,
-``metric=<kind>_mean``). Figure: ``plots/score_histograms.png``.
+``metric=<kind>_mean``). Artifacts: ``init`` and the scores. Figures: ``plots/score_histogram_<score>.png``.
 """
 
 from __future__ import annotations
@@ -90,8 +90,10 @@ def run(ctx: Context) -> None:
     print(f"scores: {', '.join(kinds)} of {n} training examples x {replicates} replicate(s)"
           f"{' at steps ' + ', '.join(map(str, at)) if at else ''}; training to step {end}", flush=True)
 
+    plain = networks.start_state(ctx, networks.init_network(ctx), {})
+
     def initial_state() -> ExampleState:
-        state = setup.init_state()
+        state = plain()
         history = jax.vmap(lambda _: history_lib.empty(n))(jnp.arange(replicates)) if tracking else {}
         examples = jnp.tile(jnp.arange(n, dtype=jnp.int32), (replicates, 1))
         return setup.place(ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,

@@ -27,11 +27,13 @@ from jaxlth.experiments.protocol import Experiment
 from jaxlth.experiments.source import lottery_source
 
 SPLITS = ("test", "train")
+SPAWN_FROM = ("trunk", "source_rewind")
 
 
 def defaults() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.spawn_steps = "0it"  # comma-separated step specs k: copies trained from step k
+    c.spawn_from = "trunk"  # trunk: this run's dense training at k | source_rewind: the source's rewind point
     c.copies = 2  # copies per spawn step, differing only in SGD noise
     c.alphas = 30  # evenly spaced interpolation coefficients in [0, 1]
     c.splits = ("test", "train")  # where errors along the path are measured
@@ -68,7 +70,11 @@ def validate(config) -> None:
         raise UserError(f"instability.perturb_scales must be positive, got {tuple(ins.perturb_scales)}")
     if ins.train_examples < 0 or ins.bn_recompute_batches < 0:
         raise UserError("instability.train_examples and instability.bn_recompute_batches must be >= 0")
+    if ins.spawn_from not in SPAWN_FROM:
+        raise UserError(f"instability.spawn_from must be one of {', '.join(SPAWN_FROM)}, got {ins.spawn_from!r}")
     if not ins.source_workdir:
+        if ins.spawn_from == "source_rewind":
+            raise UserError("instability.spawn_from='source_rewind' needs instability.source_workdir (a lottery run)")
         if ins.between_levels or ins.level >= 0:
             raise UserError("instability.between_levels and instability.level need instability.source_workdir")
         return

@@ -31,6 +31,7 @@ class Scaffold:
         self.setup = setup = ctx.setup
         self.total_steps = setup.total_steps
         self.spawn_steps = step_specs.parse_list(ins.spawn_steps, setup.steps_per_epoch, "instability.spawn_steps")
+        self.from_source_rewind = ins.get("spawn_from", "trunk") == "source_rewind"
         self.perturb_step = ctx.steps(ins.perturb_step, "instability.perturb_step")
         for k in self.spawn_steps + [self.perturb_step]:
             if not 0 <= k < self.total_steps:
@@ -41,6 +42,8 @@ class Scaffold:
             if ins.source_workdir else None
         self.mask = jax.tree.map(jnp.asarray, self.source.mask(self.level)) \
             if self.source is not None and self.level >= 0 else {}
+        if self.from_source_rewind:  # the one spawn step: where the source's levels start
+            self.spawn_steps = [ctx.steps(self.source.config["lottery"]["rewind"], "the source's lottery.rewind")]
         self.eval_sets = self._eval_sets()
         self.bn_batches = interp.bn_batches_from(setup.data.train_images, int(ins.bn_recompute_batches),
                                                  config.train.batch_size)
@@ -65,6 +68,17 @@ class Scaffold:
         """The dense trunk's full training state at ``step`` (trained once, kept for every step asked)."""
         labels = {"experiment": "instability", "arm": arms.TRUNK, "level": 0}
         return networks.state_at(self.ctx, step, self.setup.init_state, labels, "trunk")
+
+    def spawn_state(self, step: int) -> TrainState:
+        """The state copies spawned at ``step`` start from: the trunk's (``spawn_from="trunk"``), or
+        the source's rewind network on the analysed mask with a fresh optimizer state, as its IMP
+        levels start (``"source_rewind"``, e.g. a rewind point pretrained on a data diet)."""
+        if not self.from_source_rewind:
+            return self.trunk_state(step)
+        network = jax.tree.map(jnp.asarray, self.source.network(max(self.level, 0), which="rewind"))
+        program = self.setup.program
+        return TrainState(network["params"], network["batch_stats"], program.fresh_opt_state(network["params"]),
+                          self.setup.data_keys())
 
     def trained(self, name: str, labels: dict, start_step: int, mask, initial_state, description: str) -> dict:
         """``name/final``: a stack of networks trained ``start_step -> T`` (rows labelled ``labels``)."""

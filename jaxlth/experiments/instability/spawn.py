@@ -3,7 +3,9 @@
 At every spawn step ``k`` the trunk's exact state (params, batch statistics and the optimizer
 state as it was at k) is copied ``copies`` times; the copies differ only in their data key and
 train ``k -> T`` together in one vmapped program. Every pair of copies is interpolated. With a
-lottery source and ``level >= 0`` the copies train that level's IMP mask.
+lottery source and ``level >= 0`` the copies train that level's IMP mask; with
+``spawn_from="source_rewind"`` they start where the source's levels start (its rewind network,
+a fresh optimizer state) at its rewind step, the instability of that rewind point.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def run(scaffold) -> None:
         if ctx.done(f"{name}/{MEASURED}"):
             continue
         mask = copies_lib.repeat(scaffold.mask, copies)
-        trunk = None if ctx.exists(f"{name}/final") else scaffold.trunk_state(k)
+        trunk = None if ctx.exists(f"{name}/final") else scaffold.spawn_state(k)
 
         def initial_state(trunk=trunk, mask=mask):
             state = copies_lib.repeat(trunk, copies)
