@@ -142,7 +142,9 @@ def test_every_config_field_is_documented_with_its_default():
 
 
 def test_enumerated_choices_are_complete():
-    from jaxlth.analysis import curvature, landscape  # noqa: PLC0415
+    from jaxlth.analysis import curvature, example_scores, landscape  # noqa: PLC0415
+    from jaxlth.data import selection  # noqa: PLC0415
+    from jaxlth.experiments import data_diet, instability  # noqa: PLC0415
     from jaxlth.data import sources  # noqa: PLC0415
     from jaxlth.lottery import branches, imp  # noqa: PLC0415
     from jaxlth.training import optim  # noqa: PLC0415
@@ -154,6 +156,10 @@ def test_enumerated_choices_are_complete():
         "lottery.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
         "lottery.random_prune_scope": ("layerwise", "global"),
         "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": landscape.SUBSPACES,
+        "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,
+        "data.subset.score": ("el2n", "grand", "forgetting"), "scores.kinds": example_scores.KINDS,
+        "data_diet.scores": data_diet.SCORES, "data_diet.budget": data_diet.BUDGETS,
+        "instability.spawn_from": instability.SPAWN_FROM,
     }
     for field, choices in expected.items():
         assert set(choices) <= meaning[field], f"experiments.md: {field} misses {set(choices) - meaning[field]}"
@@ -213,7 +219,8 @@ def field_references(text: str) -> list[str]:
 def test_named_config_fields_exist(path, text):
     fields = config_fields()
     for name in field_references(text):
-        assert name in fields or name.startswith("model.options."), f"{path} names the unknown field {name}"
+        block = any(f.startswith(name + ".") for f in fields)  # a nested block such as data.subset
+        assert name in fields or block or name.startswith("model.options."), f"{path} names the unknown field {name}"
     for block in split_code(text)[1]:
         for key in re.findall(r"--config\.([a-z_][\w.]*)=", block):  # not the placeholder KEY
             assert key in fields or key.startswith("model.options."), f"{path}: --config.{key} is not a field"

@@ -16,7 +16,8 @@ serve every experiment; the figures of the lottery experiment (:func:`accuracy_v
 landscape experiment (:func:`curvature_table`, :func:`format_landscape`, :func:`save_landscape_figures`) and
 of the retraining experiment (:func:`retraining_table`, :func:`format_retraining`) and of per-example
 scores (:func:`score_table`, :func:`format_scores`, :func:`save_score_figures`, from a loaded run) and
-of the data diet (:func:`data_diet_table`, :func:`format_data_diet`, :func:`data_diet_curve`) live in submodules and are all importable
+of the data diet (:func:`data_diet_table`, :func:`format_data_diet`, :func:`data_diet_curve`) and of several
+runs side by side (:func:`format_comparison`, :func:`save_comparison_figures`) live in submodules and are all importable
 from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
 
 Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
@@ -48,6 +49,8 @@ from jaxlth.plots.scores import (SCORE_FIGURE, format_scores, replicate_agreemen
                                  score_table)
 from jaxlth.plots.data_diet import (DATA_DIET_FIGURE, data_diet_curve, data_diet_table, diet_final, format_data_diet,
                                     save_data_diet_figures)
+from jaxlth.plots.compare import (BARRIER_COMPARE_FIGURE, COMPARE_FIGURE, accuracy_comparison, barrier_comparison,
+                                  comparison_table, format_comparison, rewind_barrier_table, save_comparison_figures)
 from jaxlth.plots.prune_sweep import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep, largest_matching_fraction,
                                       matching_grid, prune_sweep_table, save_sweep_figures, sweep_accuracy)
 
@@ -65,6 +68,8 @@ __all__ = [
     "curvature_vs_fraction", "save_landscape_figures",
     "SMALL_WEIGHTS_FIGURE", "NO_RETRAIN_FIGURE", "retraining_table", "format_retraining", "small_weights",
     "save_retraining_figures",
+    "COMPARE_FIGURE", "BARRIER_COMPARE_FIGURE", "comparison_table", "rewind_barrier_table", "format_comparison",
+    "accuracy_comparison", "barrier_comparison", "save_comparison_figures",
     "DATA_DIET_FIGURE", "diet_final", "data_diet_table", "format_data_diet", "data_diet_curve",
     "save_data_diet_figures",
     "SCORE_FIGURE", "score_table", "format_scores", "score_histogram", "replicate_agreement", "save_score_figures",

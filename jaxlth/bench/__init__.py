@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|all] [--epochs 1] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|all] [--epochs 1] [--replicates 1,2,4,8]``.
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -22,6 +22,9 @@ separate test-set evaluations of the same networks.
 10,000-example subset (eval-mode loss, chunks of 1,000) for 1 and 4 replicates vmapped in one
 program: one Hessian-vector product, the top 20 eigenvalues (60 Lanczos steps, full
 reorthogonalisation) and a Hutchinson trace with 100 Rademacher probes (compiled ahead of time).
+
+``scores`` (:mod:`jaxlth.bench.scores`) times per-example EL2N and GraNd and the cost of tracking
+forgetting events during training.
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -244,7 +247,7 @@ def _timed(fn) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("suite", nargs="?", default="train",
-                        choices=("train", "lottery", "instability", "landscape", "all"))
+                        choices=("train", "lottery", "instability", "landscape", "scores", "all"))
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
@@ -262,6 +265,10 @@ def main(argv: list[str] | None = None) -> None:
         instability_suite(args)
     if args.suite in ("landscape", "all"):
         landscape_suite(args)
+    if args.suite in ("scores", "all"):
+        from jaxlth.bench import scores  # noqa: PLC0415
+
+        scores.suite(args)
 
 
 def train_suite(args) -> None:
@@ -291,7 +298,3 @@ def train_suite(args) -> None:
     for r in counts:
         total = examples * r / seconds[r]
         print(f"| {r} | {seconds[r] / args.epochs:.3f} | {total:,.0f} | {total / one:.2f}x |")
-
-
-if __name__ == "__main__":
-    main()
