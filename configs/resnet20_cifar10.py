@@ -33,6 +33,21 @@ both is tested on Fashion-MNIST padded to 32x32.
         --config.lottery.prune_fraction=0.2,0.4,0.6 --config.replicates=2
     python -m jaxlth.main --config configs/resnet20_cifar10.py:landscape --workdir runs/resnet20_landscape \
         --config.replicates=2 --config.landscape.source_workdir=runs/resnet20_sweep
+
+Lottery tickets on a data diet (Paul et al. 2022): EL2N of ResNet-20 at iteration 6,240 (10% of
+training) over 16 runs (``:scores``, the authors' ``error_norm_cifar10_resnet20_6240ba_16reps``), then
+IMP whose rewind point (iteration 200) is pretrained on the 3,200 easiest examples by EL2N; compare
+with ``keep=random`` and with the full data (no ``pretrain_data``), and measure each rewind point's
+instability (``:instability`` with ``spawn_from=source_rewind``):
+
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:scores --workdir runs/resnet20_scores \
+        --config.replicates=16
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:lottery --workdir runs/resnet20_diet_el2n \
+        --config.replicates=4 --config.lottery.rewind=200it --config.lottery.pretrain_data.keep=easiest \
+        --config.lottery.pretrain_data.size=3200 --config.lottery.pretrain_data.scores_workdir=runs/resnet20_scores
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:instability --workdir runs/resnet20_diet_el2n_lmc \
+        --config.replicates=4 --config.instability.source_workdir=runs/resnet20_diet_el2n \
+        --config.instability.spawn_from=source_rewind
 """
 
 from jaxlth.config import base_config, choose
@@ -64,4 +79,7 @@ def get_config(arg: str | None = None):
     c.instability.alphas = 30
     c.landscape.source_workdir = "runs/resnet20_lottery"
     c.landscape.examples = 4096  # as many Hessian examples as LeNet's: 4 chunks of 1,024 images
+    c.scores.at = "0it,6240it"  # EL2N at 10% of training (Paul et al. 2022's scores of ResNet-20)
+    c.scores.kinds = ("el2n", "grand")
+    c.scores.chunk = 64  # 0.27 M parameters: 64 per-example gradients are ~70 MB per replicate
     return choose(c, arg)

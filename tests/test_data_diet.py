@@ -1,6 +1,8 @@
 """Data diet: the scores experiment, score-chosen subsets, the data_diet experiment, pretraining on a subset."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -11,7 +13,7 @@ from jaxlth.analysis import example_scores as es
 from jaxlth.data import selection
 from jaxlth.errors import UserError
 from jaxlth.training import setup as setup_lib
-from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
+from tests.conftest import ROOT, TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
 
 
 def spec(**fields):
@@ -173,3 +175,50 @@ def test_a_rewind_point_pretrained_on_a_subset_resumes_bitwise_after_a_kill(tmp_
         for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             np.testing.assert_array_equal(u, v)
     assert_same_rows(reference.table, killed.table, ["arm", "level", "step", "replicate", "split", "metric", "value"])
+
+
+def test_scores_of_a_batchnorm_conv_net_use_the_running_statistics(tmp_path):
+    """EL2N/GraNd of a residual BatchNorm network on 32x32 images: eval mode, so one example's score
+    does not depend on the others in its chunk."""
+    config = tiny_config("scores", **{"data.synthetic_image_shape": (32, 32, 3), "data.synthetic_train_size": 96,
+                                      "scores.at": "4it", "scores.kinds": ("el2n", "grand"), "scores.chunk": 5})
+    config.model.name = "resnet_cifar"
+    config.model.options = {"depth": 8, "width": 4}
+    experiments.run(config, str(tmp_path / "bn"))
+    run = results.load(str(tmp_path / "bn"))
+    setup = setup_lib.build(config)
+    state = checkpoint.load_artifact(os.path.join(tmp_path, "bn", "checkpoints", "trunk_states", "4", "state"))
+    params, stats = state["params"], state["batch_stats"]
+    assert jax.tree.leaves(stats)
+    images, labels = setup.data.train_images, setup.data.train_labels
+    one = jax.tree.map(lambda x: x[0], params), jax.tree.map(lambda x: x[0], stats)
+    alone = np.asarray([es.el2n(setup.program, *one, images[i:i + 1], labels[i:i + 1])[0] for i in range(3)])
+    np.testing.assert_allclose(run.scores("el2n", replicates=True)[0, :3], alone, rtol=1e-4, atol=1e-6)
+    assert np.all(np.isfinite(run.scores("grand")))
+
+
+def test_a_killed_scores_run_resumes_bitwise_with_its_forgetting_counters(tmp_path):
+    args = ["--config", f"{TINY}:scores", "--config.replicates=2", "--config.train.steps=12ep",
+            "--config.scores.at=0it"]
+    run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
+    workdir = tmp_path / "killed"
+    start_and_kill([*args, "--workdir", str(workdir)],
+                   lambda: checkpoint_steps(workdir / "checkpoints" / "trunk_0_96")[-1:] >= [40])
+    run_cli(*args, "--workdir", str(workdir), check=True)
+    for name in ("scores/forgetting", "scores/step_0000000"):
+        a = checkpoint.load_artifact(results.artifact_dir(str(tmp_path / "reference"), name))
+        b = checkpoint.load_artifact(results.artifact_dir(str(workdir), name))
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_compare_prints_runs_side_by_side_and_refuses_bad_input(scored, tmp_path):
+    lottery = str(tmp_path / "lottery")
+    experiments.run(tiny_config("lottery", **{"lottery.levels": 1, "lottery.branches": ()}), lottery)
+    from jaxlth import compare  # noqa: PLC0415
+    compare.main(["--out", str(tmp_path / "out"), f"full={lottery}", f"again={lottery}"])
+    assert os.path.exists(tmp_path / "out" / "compare_accuracy_vs_weights.png")
+    proc = subprocess.run([sys.executable, "-m", "jaxlth.compare", "--out", str(tmp_path / "x"), f"s={scored.workdir}"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "holds a 'scores' run" in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "x")
