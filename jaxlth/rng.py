@@ -21,6 +21,7 @@ landscape subset       ``PRNGKey(LANDSCAPE_SUBSET_SEED)``: the training examples
 BatchNorm batches      ``PRNGKey(BN_BATCHES_SEED)``: the training batches statistics are recomputed from
 synthetic data         ``data.synthetic_seed`` (numpy), see ``jaxlth.data.sources.synthetic``
 data subsets           ``data.subset_seed`` (numpy), see ``jaxlth.data.subsets``
+score-chosen subsets   ``<spec>.seed`` (numpy; + r for a replicate's random subset), see ``jaxlth.data.selection``
 =====================  ==============================================================================
 
 Changing any number here changes every result: they are part of the exact-reproduction contract.
