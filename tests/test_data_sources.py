@@ -62,7 +62,7 @@ def test_default_config_fields():
     assert set(cfg.keys()) == {
         "name", "source", "dir", "tfds_data_dir", "download", "subsample_fraction",
         "random_labels_fraction", "subset_seed", "synthetic_train_size", "synthetic_test_size",
-        "synthetic_image_shape", "synthetic_num_classes", "synthetic_seed"}
+        "synthetic_image_shape", "synthetic_num_classes", "synthetic_seed", "subset"}
     assert cfg.name == "fashion_mnist" and cfg.source == "auto"
     assert (cfg.synthetic_train_size, cfg.synthetic_test_size) == (512, 256)
     assert tuple(cfg.synthetic_image_shape) == (28, 28, 1) and cfg.synthetic_num_classes == 10
