@@ -58,7 +58,7 @@ def el2n(program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels
 
 
 def grand(program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels: jax.Array,
-          chunk: int = 256, mask: PyTree | None = None) -> jax.Array:
+          chunk: int = 16, mask: PyTree | None = None) -> jax.Array:
     """``(N,)`` GraNd: the norm of each example's loss gradient in every trainable parameter.
 
     ``mask`` (a pruned network's): the gradient of pruned kernel entries is left out.

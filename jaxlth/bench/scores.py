@@ -2,7 +2,7 @@
 
 On data of Fashion-MNIST's size, for 4 replicates vmapped in one program (the scores experiment's
 layout): examples/s of EL2N (eval-mode forward passes, chunks of 1,000) and of GraNd (per-example
-gradients by ``vmap(grad)``, chunks of 256) over all 60,000 training examples, each also as a
+gradients by ``vmap(grad)``, chunks of 16) over all 60,000 training examples, each also as a
 multiple of one training epoch of the same replicates; and the time of one training epoch with
 each example's forgetting history updated at every step, over the same epoch without it.
 """
@@ -41,7 +41,7 @@ def score_runner(bench, replicates: int, kind: str):
     if kind == "el2n":
         fn = lambda p: example_scores.el2n(bench.program, p, {}, images, labels, chunk=1000)  # noqa: E731
     else:
-        fn = lambda p: example_scores.grand(bench.program, p, {}, images, labels, chunk=256)  # noqa: E731
+        fn = lambda p: example_scores.grand(bench.program, p, {}, images, labels, chunk=16)  # noqa: E731
     compiled = jax.jit(jax.vmap(fn)).lower(params).compile()
     return lambda: jax.block_until_ready(compiled(params))
 
@@ -59,7 +59,7 @@ def suite(args) -> None:
           f"(best of {args.repeats}) | time | examples/s (all replicates) | vs one training epoch |\n|---|---|---|---|")
     print(f"| one training epoch (batch 128) | {t['epoch']:.2f} s | {n * REPLICATES / t['epoch']:,.0f} | 1.00x |")
     for kind, label in (("el2n", "EL2N (eval forward, chunks of 1,000)"),
-                        ("grand", "GraNd (vmap of grad, chunks of 256)")):
+                        ("grand", "GraNd (vmap of grad, chunks of 16)")):
         print(f"| {label} | {t[kind]:.2f} s | {n * REPLICATES / t[kind]:,.0f} | {t[kind] / t['epoch']:.2f}x |")
     print(f"| training epoch tracking forgetting | {t['tracked']:.2f} s | {n * REPLICATES / t['tracked']:,.0f} | "
           f"{t['tracked'] / t['epoch']:.3f}x (overhead {100 * (t['tracked'] / t['epoch'] - 1):+.1f}%) |")

@@ -39,7 +39,7 @@ def defaults() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.at = "0it,20ep"  # comma-separated step specs where EL2N and GraNd are computed
     c.kinds = ("el2n", "grand", "forgetting")  # forgetting: tracked along the whole training
-    c.chunk = 256  # examples per per-example-gradient batch (memory ~ R * chunk * parameters * 4 bytes)
+    c.chunk = 16  # examples per per-example-gradient batch (memory ~ R * chunk * parameters * 4 bytes)
     return c
 
 
