@@ -25,7 +25,8 @@ from jaxlth.training import history as history_lib
 from jaxlth.layout import CONFIG_FILE, FORGETTING, SCORES, Layout, scores_name
 
 STEP_KINDS = ("el2n", "grand")  # taken at chosen steps; forgetting comes from the whole training
-KINDS = (*STEP_KINDS, "forgetting", "never_learned")
+SCORE_KINDS = (*STEP_KINDS, "forgetting")  # what the scores experiment computes and subsets rank by
+KINDS = (*SCORE_KINDS, "never_learned")  # what load() returns
 # data fields that say where the data is found, not what it is
 LOCATION_FIELDS = ("dir", "source", "tfds_data_dir", "download")
 
@@ -107,8 +108,8 @@ def check_source(spec, data: dict, field: str) -> None:
         name = differ[0]
         raise UserError(f"{field}.scores_workdir {spec.scores_workdir} scored another training set "
                         f"(data.{name}: {theirs.get(name)!r} there, {ours.get(name)!r} here)")
-    if spec.score not in KINDS[:3]:
-        raise UserError(f"unknown {field}.score {spec.score!r}; choose one of {', '.join(KINDS[:3])}")
+    if spec.score not in SCORE_KINDS:
+        raise UserError(f"unknown {field}.score {spec.score!r}; choose one of {', '.join(SCORE_KINDS)}")
     if spec.score in STEP_KINDS and spec.score not in source.get("scores", {}).get("kinds", STEP_KINDS):
         raise UserError(f"{field}.scores_workdir {spec.scores_workdir} does not compute {spec.score} (scores.kinds)")
     if spec.score == "forgetting" and "forgetting" not in source.get("scores", {}).get("kinds", ()):
@@ -125,6 +126,19 @@ def indices(spec, labels: np.ndarray, field: str) -> np.ndarray:
             raise UserError(f"{field}.scores_workdir {spec.scores_workdir} scored {scores.shape[0]} training "
                             f"examples; this training set has {np.shape(labels)[0]}: another dataset")
     return selection.choose(spec, labels, scores, field)
+
+
+def per_replicate(spec, labels: np.ndarray, replicates: int, field: str) -> np.ndarray:
+    """``(R, n)`` int32: the examples each replicate keeps. A random subset differs per replicate
+    (replicate ``r`` draws with seed ``spec.seed + r``); a score-chosen one is shared."""
+    if spec.keep != "random":
+        return np.tile(indices(spec, labels, field), (replicates, 1))
+    rows = []
+    for r in range(replicates):
+        own = spec.copy_and_resolve_references()
+        own.seed = int(spec.seed) + r
+        rows.append(indices(own, labels, field))
+    return np.stack(rows)
 
 
 def apply(dataset: Dataset, spec) -> Dataset:

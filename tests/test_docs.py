@@ -142,7 +142,8 @@ def test_every_config_field_is_documented_with_its_default():
 
 
 def test_enumerated_choices_are_complete():
-    from jaxlth.analysis import curvature, example_scores, landscape  # noqa: PLC0415
+    from jaxlth import subsets  # noqa: PLC0415
+    from jaxlth.analysis import curvature, landscape  # noqa: PLC0415
     from jaxlth.data import selection  # noqa: PLC0415
     from jaxlth.experiments import data_diet, instability  # noqa: PLC0415
     from jaxlth.data import sources  # noqa: PLC0415
@@ -157,7 +158,7 @@ def test_enumerated_choices_are_complete():
         "lottery.random_prune_scope": ("layerwise", "global"),
         "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": landscape.SUBSPACES,
         "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,
-        "data.subset.score": ("el2n", "grand", "forgetting"), "scores.kinds": example_scores.KINDS,
+        "data.subset.score": subsets.SCORE_KINDS, "scores.kinds": subsets.SCORE_KINDS,
         "data_diet.scores": data_diet.SCORES, "data_diet.budget": data_diet.BUDGETS,
         "instability.spawn_from": instability.SPAWN_FROM,
     }

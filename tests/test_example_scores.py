@@ -10,7 +10,7 @@ from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from jaxlth.training import history as history_lib
 from jaxlth.training import setup as setup_lib
-from jaxlth.training.state import ExampleState, TrainState
+from jaxlth.training.state import with_examples
 from tests.conftest import tiny_config
 
 
@@ -90,11 +90,6 @@ def test_forgetting_counts_a_hand_made_trajectory():
     assert es.average(np.stack([scores, np.zeros(4)]))[1] == np.inf  # never learned anywhere -> inf
 
 
-def example_state(state: TrainState, examples, history) -> ExampleState:
-    return ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                        examples=examples, history=history)
-
-
 def test_training_on_chosen_examples_equals_training_on_the_subset_itself():
     """An ExampleState over indices ``idx`` of the full data trains bitwise like a TrainState on
     the dataset cut to ``idx`` (same init, same data key); replicates may hold different subsets."""
@@ -104,7 +99,7 @@ def test_training_on_chosen_examples_equals_training_on_the_subset_itself():
     subsets = np.stack([np.sort(rng.permutation(256)[:160]) for _ in range(2)]).astype(np.int32)
     chosen = full.for_examples(160)
     state = full.init_state()
-    got, _ = chosen.program.train_chunk(example_state(state, jnp.asarray(subsets), {}), {}, full.data, 0,
+    got, _ = chosen.program.train_chunk(with_examples(state, subsets), {}, full.data, 0,
                                         num_steps=12)
     for r in range(2):
         cut = full.dataset.replace(train_images=full.dataset.train_images[subsets[r]],
@@ -122,8 +117,7 @@ def test_tracking_the_history_changes_nothing_else_and_counts_every_presentation
     n = setup.dataset.num_train
     plain, (loss_a, acc_a) = setup.program.train_chunk(setup.init_state(), {}, setup.data, 0, num_steps=20)
     start = setup.init_state()
-    tracked = example_state(start, jnp.tile(jnp.arange(n, dtype=jnp.int32), (2, 1)),
-                            jax.vmap(lambda _: history_lib.empty(n))(jnp.arange(2)))
+    tracked = with_examples(start, jnp.tile(jnp.arange(n), (2, 1)), history_lib.empty(n, 2))
     tracked, (loss_b, acc_b) = setup.program.train_chunk(tracked, {}, setup.data, 0, num_steps=20)
     for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(tracked.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -27,8 +27,6 @@ from jaxlth.training.functions import cross_entropy, logits
 from jaxlth.training.history import average, forgetting  # noqa: F401  (re-exported: the scores' API)
 
 PyTree = Any
-KINDS = ("el2n", "grand", "forgetting")  # what the scores experiment computes
-LARGER_IS_HARDER = True  # every score: larger means harder (forgetting: never learned = inf)
 
 
 def _chunked(fn, images: jax.Array, labels: jax.Array, chunk: int) -> jax.Array:

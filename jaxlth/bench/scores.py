@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxlth.analysis import example_scores
 from jaxlth.training import history as history_lib
-from jaxlth.training.state import ExampleState
+from jaxlth.training.state import with_examples
 
 REPLICATES = 4
 
@@ -23,9 +23,7 @@ def tracked_runner(bench, replicates: int, num_steps: int):
     """Trains ``num_steps`` steps of an :class:`ExampleState` that tracks every example's history."""
     state = bench.state(replicates)
     n = bench.program.spec.num_train
-    holder = [ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                           examples=jnp.tile(jnp.arange(n, dtype=jnp.int32), (replicates, 1)),
-                           history=jax.vmap(lambda _: history_lib.empty(n))(jnp.arange(replicates)))]
+    holder = [with_examples(state, jnp.tile(jnp.arange(n), (replicates, 1)), history_lib.empty(n, replicates))]
 
     def run():
         holder[0], metrics = bench.program.train_chunk(holder[0], {}, bench.data, 0, num_steps=num_steps)

@@ -19,7 +19,6 @@ carry ``score`` and ``pruned_fraction``. Figure: ``plots/data_diet.png``.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -32,7 +31,7 @@ from jaxlth.experiments.context import Context
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.layout import diet_name
 from jaxlth.training import copies as copies_lib
-from jaxlth.training.state import ExampleState
+from jaxlth.training.state import ExampleState, with_examples
 
 RANDOM, NONE = "random", "none"
 SCORES = ("el2n", "grand", "forgetting", RANDOM)
@@ -86,15 +85,9 @@ def validate(config) -> None:
 def subsets_at(ctx: Context, fraction: float) -> np.ndarray:
     """``(R * S, n)`` int32: the examples each network keeps at ``fraction`` (position ``r * S + s``)."""
     config, labels = ctx.config, ctx.setup.dataset.train_labels
-    names = tuple(config.data_diet.scores)
-    by_score = {s: subsets.indices(spec_for(config, s, fraction, config.data.subset.seed), labels, "data_diet")
-                for s in names if s != RANDOM}
-    rows = []
-    for r in range(config.replicates):
-        for s in names:
-            rows.append(by_score[s] if s != RANDOM else
-                        subsets.indices(spec_for(config, s, fraction, config.data.subset.seed + r), labels, "data_diet"))
-    return np.stack(rows).astype(np.int32)
+    by_score = np.stack([subsets.per_replicate(spec_for(config, s, fraction, config.data.subset.seed), labels,
+                                               config.replicates, "data_diet") for s in config.data_diet.scores])
+    return np.swapaxes(by_score, 0, 1).reshape(-1, by_score.shape[-1]).astype(np.int32)  # (S, R, n) -> (R * S, n)
 
 
 def train_fraction(ctx: Context, fraction: float) -> None:
@@ -112,9 +105,7 @@ def train_fraction(ctx: Context, fraction: float) -> None:
     plain = networks.start_state(ctx, init, {}, chosen.program, copies=len(names))
 
     def initial_state() -> ExampleState:
-        state = plain()
-        return setup.place(ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                                        examples=jnp.asarray(examples), history={}))
+        return setup.place(with_examples(plain(), examples))
 
     labels = {"experiment": "data_diet", "arm": arms.MAIN, "level": 0, "pruned_fraction": float(fraction)}
     segment = ctx.segment(0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coords)} networks")

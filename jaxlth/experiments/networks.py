@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlth import arms, subsets
@@ -19,7 +18,7 @@ from jaxlth.layout import level_name
 from jaxlth.lottery import imp
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
-from jaxlth.training.state import ExampleState, TrainState, copy as device_copy
+from jaxlth.training.state import ExampleState, TrainState, copy as device_copy, with_examples
 
 PyTree = Any
 INIT = "init"
@@ -117,18 +116,9 @@ def pretrain_on_subset(ctx: Context, init: dict, spec, rewind_step: int) -> dict
     learning-rate schedule of the full run at the same step numbers. Levels then train on the
     whole training set from the rewind step ``k``.
     """
-    setup, replicates = ctx.setup, ctx.config.replicates
-    labels = setup.dataset.train_labels
-
-    def choose() -> np.ndarray:
-        rows = []
-        for r in range(replicates):
-            own = spec.copy_and_resolve_references()
-            own.seed = int(spec.seed) + (r if spec.keep == "random" else 0)
-            rows.append(subsets.indices(own, labels, "lottery.pretrain_data"))
-        return np.stack(rows).astype(np.int32)
-
-    examples = ctx.cached(f"{arms.PRETRAIN}/examples", choose)
+    setup = ctx.setup
+    examples = ctx.cached(f"{arms.PRETRAIN}/examples", lambda: subsets.per_replicate(
+        spec, setup.dataset.train_labels, ctx.config.replicates, "lottery.pretrain_data"))
     n = int(examples.shape[1])
     chosen = setup.for_examples(n)
     steps = rewind_step if not spec.steps else step_specs.to_steps(spec.steps, chosen.program.spec.steps_per_epoch,
@@ -138,9 +128,7 @@ def pretrain_on_subset(ctx: Context, init: dict, spec, rewind_step: int) -> dict
     plain = start_state(ctx, init, {}, chosen.program)
 
     def initial_state() -> ExampleState:
-        state = plain()
-        return setup.place(ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                                        examples=jnp.asarray(examples), history={}))
+        return setup.place(with_examples(plain(), examples))
 
     labels = {"experiment": ctx.config.experiment, "arm": arms.PRETRAIN, "level": 0}
     state = ctx.train(f"{arms.PRETRAIN}/{level_name(0)}", ctx.segment(0, steps, f"pretrain on {n} examples"), {},

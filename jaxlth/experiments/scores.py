@@ -32,7 +32,7 @@ from jaxlth.experiments.context import Context
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.layout import FORGETTING, scores_name
 from jaxlth.training import history as history_lib
-from jaxlth.training.state import ExampleState
+from jaxlth.training.state import ExampleState, with_examples
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -46,9 +46,9 @@ def defaults() -> ml_collections.ConfigDict:
 def validate(config) -> None:
     sc = config.scores
     kinds = tuple(sc.kinds)
-    unknown = [k for k in kinds if k not in example_scores.KINDS]
+    unknown = [k for k in kinds if k not in subsets.SCORE_KINDS]
     if unknown or not kinds:
-        raise UserError(f"scores.kinds holds {unknown or 'nothing'}; choose from {', '.join(example_scores.KINDS)}")
+        raise UserError(f"scores.kinds holds {unknown or 'nothing'}; choose from {', '.join(subsets.SCORE_KINDS)}")
     at = step_specs.parse_list(sc.at, 1, "scores.at")
     if any(k in subsets.STEP_KINDS for k in kinds) and not at:
         raise UserError("scores.at is empty: give the steps where EL2N and GraNd are computed, e.g. '0it,20ep'")
@@ -93,11 +93,8 @@ def run(ctx: Context) -> None:
     plain = networks.start_state(ctx, networks.init_network(ctx), {})
 
     def initial_state() -> ExampleState:
-        state = plain()
-        history = jax.vmap(lambda _: history_lib.empty(n))(jnp.arange(replicates)) if tracking else {}
         examples = jnp.tile(jnp.arange(n, dtype=jnp.int32), (replicates, 1))
-        return setup.place(ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                                        examples=examples, history=history))
+        return setup.place(with_examples(plain(), examples, history_lib.empty(n, replicates) if tracking else None))
 
     labels = {"experiment": "scores", "arm": arms.MAIN, "level": 0}
     compute = score_function(setup, kinds, int(sc.chunk))

@@ -14,16 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FIELDS = ("forgetting_events", "learned", "last_correct", "presentations")
-
-
-def empty(num_examples: int) -> dict:
-    """The history before training, for ``num_examples`` training examples (each array ``(N,)``)."""
+def empty(num_examples: int, replicates: int | None = None) -> dict:
+    """The history before training of ``num_examples`` training examples: each array ``(N,)``, or
+    ``(R, N)`` with ``replicates``."""
+    shape = (num_examples,) if replicates is None else (replicates, num_examples)
     return {
-        "forgetting_events": jnp.zeros(num_examples, jnp.int32),
-        "learned": jnp.zeros(num_examples, bool),  # right at some presentation so far
-        "last_correct": jnp.zeros(num_examples, bool),  # right at the latest presentation
-        "presentations": jnp.zeros(num_examples, jnp.int32),
+        "forgetting_events": jnp.zeros(shape, jnp.int32),
+        "learned": jnp.zeros(shape, bool),  # right at some presentation so far
+        "last_correct": jnp.zeros(shape, bool),  # right at the latest presentation
+        "presentations": jnp.zeros(shape, jnp.int32),
     }
 
 
