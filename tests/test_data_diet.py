@@ -96,6 +96,18 @@ def test_scores_are_saved_per_example_and_equal_the_functions_on_the_saved_netwo
     assert os.path.exists(os.path.join(scored.workdir, "plots", "score_histogram_forgetting.png"))
 
 
+def test_score_rows_lost_after_their_artifact_was_saved_are_written_again(scored):
+    """A kill between an artifact's commit and its rows: the rerun writes the rows, trains nothing."""
+    from jaxlth import records  # noqa: PLC0415
+
+    path = os.path.join(scored.workdir, "results.csv")
+    before = len(records.read_rows(path))
+    records.drop(path, lambda row: row.get("split") == "scores")
+    assert len(records.read_rows(path)) < before
+    experiments.run(tiny_config("scores", replicates=2), scored.workdir)
+    assert len(records.read_rows(path)) == before
+
+
 def test_a_data_subset_trains_on_exactly_the_chosen_examples(scored):
     full = setup_lib.build(tiny_config())
     el2n = scored.scores("el2n", step="1ep")

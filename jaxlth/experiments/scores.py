@@ -16,6 +16,7 @@ replicates; ``replicates=True`` for ``(R, N)``); choose training subsets from th
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -99,17 +100,15 @@ def run(ctx: Context) -> None:
     labels = {"experiment": "scores", "arm": arms.MAIN, "level": 0}
     compute = score_function(setup, kinds, int(sc.chunk))
     for step in sorted(set(at) | {end}):
-        wanted = [name for name, needed in ((scores_name(step), step in at), (FORGETTING, tracking and step == end))
-                  if needed and not ctx.exists(name)]
-        if not wanted:
-            continue
-        state = networks.state_at(ctx, step, initial_state, labels, "train")
+        # trained (or restored) only when an artifact of this step is missing; cached() also rewrites lost rows
+        state = functools.cache(functools.partial(networks.state_at, ctx, step, initial_state, labels, "train"))
         if step in at:
-            ctx.cached(scores_name(step), lambda: dict(compute(state.params, state.batch_stats), step=np.int64(step),
+            ctx.cached(scores_name(step), lambda: dict(compute(state().params, state().batch_stats),
+                                                       step=np.int64(step),
                                                        steps_per_epoch=np.int64(setup.steps_per_epoch)),
                        rows=summary_rows(ctx, step, kinds))
         if tracking and step == end:
-            ctx.cached(FORGETTING, lambda: state.history, rows=summary_rows(ctx, step, ("forgetting",)))
+            ctx.cached(FORGETTING, lambda: state().history, rows=summary_rows(ctx, step, ("forgetting",)))
 
 
 def summary_rows(ctx: Context, step: int, kinds: tuple[str, ...]):
