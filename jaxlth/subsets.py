@@ -51,6 +51,11 @@ def steps(workdir: str) -> list[int]:
     return sorted(s for s in found if checkpoint.artifact_exists(Layout(workdir).artifact(scores_name(s))))
 
 
+def has_forgetting(workdir: str) -> bool:
+    """Whether a scores run has saved its forgetting counters (at the end of its training)."""
+    return checkpoint.artifact_exists(Layout(workdir).artifact(FORGETTING))
+
+
 def resolve_step(workdir: str, step: str | int | None, field: str = "score_step") -> int:
     """A scoring step of the run (``None``/``""``: the last; a step spec like ``"20ep"``; iterations)."""
     saved = steps(workdir)
@@ -81,7 +86,7 @@ def load(workdir: str, kind: str, step: str | int | None = None, replicates: boo
             raise UserError(f"{workdir} did not compute {kind} (scores.kinds)")
         values = np.asarray(saved[kind], np.float32)
     else:
-        if not checkpoint.artifact_exists(layout.artifact(FORGETTING)):
+        if not has_forgetting(workdir):
             raise UserError(f"{workdir} has no forgetting scores (add 'forgetting' to scores.kinds; they are "
                             "saved when its training ends)")
         history = checkpoint.load_artifact(layout.artifact(FORGETTING))

@@ -128,3 +128,13 @@ def test_tracking_the_history_changes_nothing_else_and_counts_every_presentation
     assert set(np.unique(presentations)) <= {2, 3}
     events, learned = np.asarray(tracked.history["forgetting_events"]), np.asarray(tracked.history["learned"])
     assert np.all(events[~learned] == 0) and np.all(events <= presentations // 2)
+
+
+def test_a_setup_for_chosen_examples_counts_epochs_of_the_subset_only_when_asked():
+    full = setup_lib.build(tiny_config(**{"train.steps": "3ep", "eval_every": "1ep", "checkpoint_every": "1ep"}))
+    same = full.for_examples(96)  # 3 steps an epoch over 96 examples, but the full run's iterations
+    assert (same.total_steps, same.eval_every, same.program.spec.steps_per_epoch) == (24, 8, 3)
+    own = full.for_examples(96, keep_iterations=False)
+    assert (own.total_steps, own.eval_every, own.checkpoint_every, own.steps_per_epoch) == (9, 3, 3, 3)
+    with pytest.raises(Exception, match="smaller than one batch"):
+        full.for_examples(31)

@@ -144,9 +144,10 @@ class Context:
         open(path, "w").close()
 
     # ----- training -----------------------------------------------------------------------------------
-    def segment(self, start: int, end: int, description: str, eval_train: bool | None = None) -> loop.Segment:
-        """A segment with the config's evaluation and checkpoint intervals."""
-        s = self.setup
+    def segment(self, start: int, end: int, description: str, eval_train: bool | None = None,
+                setup: setup_lib.Setup | None = None) -> loop.Segment:
+        """A segment with the evaluation and checkpoint intervals of ``setup`` (default: the config's)."""
+        s = setup or self.setup
         return loop.Segment(start=start, end=end, eval_every=s.eval_every, checkpoint_every=s.checkpoint_every,
                             eval_train=self.config.eval_train if eval_train is None else eval_train,
                             progress=self.config.progress, description=description)

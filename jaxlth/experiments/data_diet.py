@@ -108,8 +108,8 @@ def train_fraction(ctx: Context, fraction: float) -> None:
         return setup.place(with_examples(plain(), examples))
 
     labels = {"experiment": "data_diet", "arm": arms.MAIN, "level": 0, "pruned_fraction": float(fraction)}
-    segment = ctx.segment(0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coords)} networks")
-    segment.eval_every, segment.checkpoint_every = chosen.eval_every, chosen.checkpoint_every
+    segment = ctx.segment(0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coords)} networks",
+                          setup=chosen)
     ctx.trained(name, lambda: ctx.train(name, segment, {}, initial_state, labels, coords=coords,
                                         program=chosen.program))
 

@@ -13,23 +13,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from jaxlth import subsets
 from jaxlth.plots.common import _new_axes, _render, write_figures
 
 SCORE_FIGURE = "score_histogram_{name}.png"  # name: el2n_step0000123, grand_step..., forgetting
-STEP_KINDS = ("el2n", "grand")
 
 
 def _available(run) -> list[tuple[str, str, int | None]]:
     """``[(name, kind, step)]`` of every score the run has saved."""
     kinds = tuple(run.config.get("scores", {}).get("kinds", ()))
-    out = [(f"{kind}_step{step:07d}", kind, step) for step in run.score_steps() for kind in STEP_KINDS
+    out = [(f"{kind}_step{step:07d}", kind, step) for step in run.score_steps() for kind in subsets.STEP_KINDS
            if kind in kinds]
-    if "forgetting" in kinds:
-        try:
-            run.scores("forgetting")
-            out.append(("forgetting", "forgetting", None))
-        except Exception:  # noqa: BLE001 (not saved yet: training still running)
-            pass
+    if "forgetting" in kinds and subsets.has_forgetting(run.workdir):
+        out.append(("forgetting", "forgetting", None))
     return out
 
 
