@@ -161,6 +161,16 @@ def _percent_ticks(ax, percents, max_ticks: int = 12) -> None:
     ax.xaxis.set_minor_locator(ticker.NullLocator())
 
 
+def _weights_axis(ax, percents, label: str = "Weights remaining (%)") -> None:
+    """A log x axis of the percentage of weights remaining, dense on the left, ticks at ``percents``."""
+    values = [float(p) for p in percents]
+    ax.set_xscale("log")
+    _percent_ticks(ax, values)
+    if values:
+        ax.set_xlim(max(values) * 1.15, min(values) / 1.15)
+    ax.set_xlabel(label)
+
+
 def _layer_colors(n: int) -> list:
     """Distinct colours for few layers; a sequential colormap (input to output) for many."""
     if n <= 10:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import arms
-from jaxlth.plots.common import _new_axes, _percent_ticks, _render, summary, write_figures
+from jaxlth.plots.common import _new_axes, _render, _weights_axis, summary, write_figures
 from jaxlth.plots.instability import barriers
 
 COMPARE_FIGURE = "compare_accuracy_vs_weights.png"
@@ -79,12 +79,9 @@ def accuracy_comparison(lotteries: dict[str, pd.DataFrame], split: str = "test",
         x, y, e = rows["percent_remaining"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
         ax.plot(x, y, marker="o", color=f"C{i}", label=label)
         ax.fill_between(x, y - e, y + e, color=f"C{i}", alpha=0.15)
-    ax.set_xscale("log")
+    _weights_axis(ax, stats["percent_remaining"])
     if not stats.empty:
-        _percent_ticks(ax, sorted(stats["percent_remaining"].unique()))
-        ax.invert_xaxis()
         ax.legend()
-    ax.set_xlabel("% of weights remaining")
     ax.set_ylabel(f"final {split} accuracy (%)")
     ax.set_title("IMP from each rewind point")
     return ax

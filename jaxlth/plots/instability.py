@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import arms
-from jaxlth.plots.common import _layer_colors, _new_axes, _percent_ticks, _with_columns, write_figures
+from jaxlth.plots.common import _layer_colors, _new_axes, _weights_axis, _with_columns, write_figures
 
 BARRIER_FIGURE = "barrier_vs_spawn_step.png"
 CURVES_FIGURE = "interpolation_curves.png"
@@ -187,10 +187,7 @@ def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_
     ax.plot(x, 100 * by_level["mean"], marker="o", color="C3", label=f"barrier L→L+1 ({BARRIERS[metric]})")
     ax.fill_between(x, 100 * (by_level["mean"] - by_level["std"].fillna(0)),
                     100 * (by_level["mean"] + by_level["std"].fillna(0)), color="C3", alpha=0.2, linewidth=0)
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    _percent_ticks(ax, x)
-    ax.set_xlabel("weights remaining at level L+1 (%)")
+    _weights_axis(ax, x, "weights remaining at level L+1 (%)")
     ax.set_ylabel("test error barrier (%)", color="C3")
     ends = _curves(table, arms.BETWEEN_LEVELS, "test")
     ends = ends[ends["alpha"] == 1.0]

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth.plots.common import _layer_colors, _new_axes, _percent_ticks, _render, write_figures
+from jaxlth.plots.common import _layer_colors, _new_axes, _render, _weights_axis, write_figures
 
 EIGENVALUE_FIGURE = "lambda_max_vs_sparsity.png"
 PROJECTION_FIGURE = "projection_error.png"
@@ -93,10 +93,7 @@ def lambda_max_vs_sparsity(table: pd.DataFrame, ax=None):
         s = np.nan_to_num(rows["lambda_max_std"].to_numpy())
         ax.plot(x, y, marker="o", color=f"C{i % 10}", label="IMP" if p < 0 else f"IMP, p = {p:g}")
         ax.fill_between(x, y - s, y + s, color=f"C{i % 10}", alpha=0.2, linewidth=0)
-    ax.set_xscale("log")
-    _percent_ticks(ax, 100 * curv["density"])
-    ax.set_xlim(100 * curv["density"].max() * 1.15, 100 * curv["density"].min() / 1.15)
-    ax.set_xlabel("Weights remaining (%)")
+    _weights_axis(ax, 100 * curv["density"])
     ax.set_ylabel(r"$\lambda_{max}$ of the training-loss Hessian")
     ax.set_title("Sharpness at the end of training, per level")
     ax.grid(True, alpha=0.3)

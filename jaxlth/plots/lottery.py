@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import arms
-from jaxlth.plots.common import (_layer_colors, _metric_label, _new_axes, _percent_ticks, _scale,
+from jaxlth.plots.common import (_layer_colors, _metric_label, _new_axes, _scale, _weights_axis,
                                  dense_reference, summary, write_figures)
 
 ACCURACY_FIGURE = "accuracy_vs_weights.png"
@@ -55,11 +55,7 @@ def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", 
                 color=color, label=arms.label(arm), zorder=4 if main else 3)
         ax.fill_between(x, y - s, y + s, color=color, alpha=0.25 if main else 0.15, linewidth=0,
                         zorder=2)
-    ax.set_xscale("log")
-    _percent_ticks(ax, stats["percent_remaining"])
-    low, high = stats["percent_remaining"].min(), stats["percent_remaining"].max()
-    ax.set_xlim(high * 1.15, low / 1.15)  # reversed: dense on the left
-    ax.set_xlabel("Weights remaining (%)")
+    _weights_axis(ax, stats["percent_remaining"])
     ax.set_ylabel(_metric_label(split, metric))
     ax.set_title(title or f"{_metric_label(split, metric).replace(' (%)', '')} vs. weights remaining")
     ax.grid(True, which="major", alpha=0.3)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from jaxlth import arms
 from jaxlth.analysis.connectivity import is_matching, matching_epsilon
-from jaxlth.plots.common import _new_axes, _percent_ticks, _render, final_metrics, write_figures
+from jaxlth.plots.common import _new_axes, _render, _weights_axis, final_metrics, write_figures
 
 SWEEP_FIGURE = "prune_fraction_sweep.png"
 MATCHING_FIGURE = "matching_by_fraction.png"
@@ -105,10 +105,7 @@ def sweep_accuracy(table: pd.DataFrame, ax=None, split: str = "test", epsilon: f
         match = rows["matching"].to_numpy(bool)
         ax.scatter(x[match], y[match], color=color, s=22, zorder=3)
         ax.scatter(x[~match], y[~match], facecolors="white", edgecolors=color, s=22, zorder=3)
-    ax.set_xscale("log")
-    _percent_ticks(ax, 100 * sweep["density"])
-    ax.set_xlim(100 * sweep["density"].max() * 1.15, 100 * sweep["density"].min() / 1.15)
-    ax.set_xlabel("Weights remaining (%)")
+    _weights_axis(ax, 100 * sweep["density"])
     ax.set_ylabel(f"{split.capitalize()} error (%)")
     ax.set_title("IMP per prune fraction (filled: matching)")
     ax.grid(True, alpha=0.3)
