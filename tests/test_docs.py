@@ -154,7 +154,7 @@ def test_enumerated_choices_are_complete():
     expected = {
         "experiment": config_lib.EXPERIMENTS, "data.name": sources.NAMES, "data.source": sources.SOURCES,
         "train.optimizer": optim.OPTIMIZERS, "train.schedule": optim.SCHEDULES, "lottery.retrain": imp.RETRAIN_MODES,
-        "lottery.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
+        "lottery.scope": imp.SCOPES, "one_shot.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
         "lottery.random_prune_scope": ("layerwise", "global"),
         "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": landscape.SUBSPACES,
         "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,

@@ -55,7 +55,7 @@ def defaults() -> ml_collections.ConfigDict:
     c.levels = 0  # pruning levels after the dense level 0
     c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
     c.prune_fraction = 0.2  # of the remaining prunable weights, per level; a tuple sweeps fractions
-    c.scope = "global"  # global | layerwise magnitude pruning
+    c.scope = "global"  # global | layerwise | erk: how magnitude pruning spreads over layers
     c.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
     c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
     c.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py

@@ -6,7 +6,7 @@ then retraining from the same rewind point. With rewind step ``k`` and ``T`` tra
 
     dense:     train k -> T from the rewind network on the dense mask        (arm "dense", level 0)
     density d: mask_d = keep the largest-|w| fraction d of the trained dense network's prunable
-               weights (``one_shot.scope``: global or layerwise ranking)
+               weights (``one_shot.scope``: global, layerwise or ERK ranking)
                weight_rewind: rewind params on mask_d; lr_rewind: dense final params on mask_d,
                schedule replayed from k; finetune: dense final params, T - k steps at the final lr
     all densities x replicates train k -> T together, in one vmapped program  (arm "one_shot")
@@ -39,7 +39,7 @@ def defaults() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.densities = (0.5, 0.2, 0.1, 0.05, 0.02)  # target fractions of the prunable weights kept, in (0, 1)
     c.rewind = "0it"  # step spec k: retraining starts from the network at step k
-    c.scope = "global"  # global | layerwise magnitude ranking
+    c.scope = "global"  # global | layerwise | erk magnitude ranking
     c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
     return c
 
@@ -54,7 +54,7 @@ def validate(config) -> None:
     if len(set(densities)) != len(densities):
         raise UserError(f"one_shot.densities lists a density twice: {tuple(densities)}")
     if one.scope not in imp.SCOPES:
-        raise UserError(f"unknown one_shot.scope {one.scope!r}; choose global or layerwise")
+        raise UserError(f"unknown one_shot.scope {one.scope!r}; choose {', '.join(imp.SCOPES)}")
     if one.retrain not in imp.RETRAIN_MODES:
         raise UserError(f"unknown one_shot.retrain {one.retrain!r}; choose one of {', '.join(imp.RETRAIN_MODES)}")
     if step_specs.before(one.rewind, config.train.steps, "one_shot.rewind", "train.steps") is False:

@@ -15,21 +15,26 @@ import jax.numpy as jnp
 from jaxlth.errors import UserError
 from jaxlth.pruning import magnitude
 from jaxlth.pruning import masks as mask_lib
+from jaxlth.pruning import prune as prune_lib
 
 PyTree = Any
 RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")
-SCOPES = ("global", "layerwise")
+SCOPES = prune_lib.SCOPES  # global | layerwise | erk (jaxlth.pruning.prune)
 
 
 @functools.partial(jax.jit, static_argnames=("fraction", "scope"))
 def prune(params: PyTree, mask: PyTree, fraction: float, scope: str) -> PyTree:
     """The next level's masks: each replicate removes ``fraction`` of its remaining weights.
 
-    ``global`` ranks ``|w|`` across all prunable layers, ``layerwise`` within each layer; the
-    number removed is ``ceil(fraction * remaining)`` (OpenLTH's rule). Masks are nested.
+    ``global`` ranks ``|w|`` across all prunable layers, ``layerwise`` within each layer, ``erk``
+    within each layer to its ERK density; the number removed is ``ceil(fraction * remaining)``
+    (OpenLTH's rule, :func:`jaxlth.pruning.prune.prune`). Masks are nested.
     """
-    fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
-    return jax.vmap(fn, (0, 0, None))(params, mask, fraction)
+    return jax.vmap(_magnitude, (0, 0, None, None))(params, mask, fraction, scope)
+
+
+def _magnitude(params: PyTree, mask: PyTree, fraction, scope: str) -> PyTree:
+    return prune_lib.prune(magnitude.scores(params, mask), mask, fraction, scope)
 
 
 @functools.partial(jax.jit, static_argnames="scope")
@@ -39,8 +44,7 @@ def prune_each(params: PyTree, mask: PyTree, fractions: jax.Array, scope: str) -
     A prune-fraction sweep stacks ``R * F`` networks (:mod:`jaxlth.training.copies`); each removes
     ``ceil(fractions[i] * remaining)`` of its weights, in float32 like :func:`prune`.
     """
-    fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
-    return jax.vmap(fn)(params, mask, fractions.astype(jnp.float32))
+    return jax.vmap(_magnitude, (0, 0, 0, None))(params, mask, fractions.astype(jnp.float32), scope)
 
 
 @functools.partial(jax.jit, static_argnames="scope")
@@ -50,8 +54,7 @@ def prune_to_densities(params: PyTree, mask: PyTree, densities: jax.Array, scope
     Density ``d`` removes ``ceil((1 - d) * remaining)`` weights (the rule of :func:`prune`); one
     compiled program serves every list of ``D`` densities.
     """
-    fn = magnitude.prune_global if scope == "global" else magnitude.prune_layerwise
-    per_replicate = jax.vmap(fn, (0, 0, None))
+    per_replicate = jax.vmap(_magnitude, (0, 0, None, None))
     return jax.vmap(lambda d: per_replicate(params, mask, 1.0 - d))(densities)
 
 
@@ -68,7 +71,7 @@ def check_settings(config) -> None:
         raise UserError(f"lottery.levels must be a non-negative integer, got {lot.levels!r}")
     fractions(config)
     if lot.scope not in SCOPES:
-        raise UserError(f"unknown lottery.scope {lot.scope!r}; choose global or layerwise")
+        raise UserError(f"unknown lottery.scope {lot.scope!r}; choose {', '.join(SCOPES)}")
     if lot.retrain not in RETRAIN_MODES:
         raise UserError(f"unknown lottery.retrain {lot.retrain!r}; choose one of {', '.join(RETRAIN_MODES)}")
 
