@@ -22,6 +22,10 @@ BatchNorm batches      ``PRNGKey(BN_BATCHES_SEED)``: the training batches statis
 synthetic data         ``data.synthetic_seed`` (numpy), see ``jaxlth.data.sources.synthetic``
 data subsets           ``data.subset_seed`` (numpy), see ``jaxlth.data.subsets``
 score-chosen subsets   ``<spec>.seed`` (numpy; + r for a replicate's random subset), see ``jaxlth.data.selection``
+pruning method m       ``fold_in(PRNGKey(seed + r), branch_stream("prune:" + m, L))`` (its random scores; L: the
+                       IMP level, 0 at initialisation); round k of its rounds: ``fold_in(that, k)``
+ablation a of m        ``fold_in(PRNGKey(seed + r), branch_stream(m + "_" + a, 0))``; fresh init: ``... + 1``
+scoring examples       ``fold_in(data_key_r, SCORING_EXAMPLES)``: the class-balanced batches SNIP/GraSP score on
 =====================  ==============================================================================
 
 Changing any number here changes every result: they are part of the exact-reproduction contract.
@@ -45,6 +49,7 @@ EVAL_SUBSET_SEED = 1
 LANDSCAPE = 3000  # + level
 LANDSCAPE_SUBSET_SEED = 2
 BN_BATCHES_SEED = 0
+SCORING_EXAMPLES = 4000  # folded into a data key
 
 
 def replicate_keys(seed: int, replicates: int, stream: int) -> jax.Array:
@@ -61,3 +66,18 @@ def copy_keys(data_keys: jax.Array, copies: int, stream: int) -> jax.Array:
     """``(R * copies, 2)``: copy ``c`` of replicate ``r`` gets ``fold_in(data_keys[r], stream + c)``."""
     return jnp.stack([jax.random.fold_in(data_keys[i // copies], stream + i % copies)
                       for i in range(data_keys.shape[0] * copies)])
+
+
+def method_stream(method: str, level: int = 0) -> int:
+    """The stream of pruning method ``method`` scoring at IMP ``level`` (0: at initialisation)."""
+    return branch_stream("prune:" + method, level)
+
+
+def round_key(key: jax.Array, round_index) -> jax.Array:
+    """The key of scoring round ``round_index`` of a method whose key is ``key``."""
+    return jax.random.fold_in(key, round_index)
+
+
+def scoring_example_keys(data_keys: jax.Array) -> jax.Array:
+    """``(R, 2)``: the keys that choose each replicate's scoring examples."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, SCORING_EXAMPLES))(data_keys)

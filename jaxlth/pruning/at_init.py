@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxlth import rng
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.pruning import prune as prune_lib
@@ -78,7 +79,7 @@ def mask_at_density(scorer_: scorers_lib.Scorer, params, batch_stats, mask, mode
 
     def one_round(k, current):
         target = jnp.where(k == rounds - 1, density, start * (density / start) ** ((k + 1) / rounds))
-        scores = _scores(scorer_, params, batch_stats, current, model, batches, jax.random.fold_in(key, k), invert)
+        scores = _scores(scorer_, params, batch_stats, current, model, batches, rng.round_key(key, k), invert)
         return prune_lib.prune_to_density(scores, current, target, scope)
 
     if rounds == 1:
@@ -91,7 +92,7 @@ def masks_at_densities(scorer_: scorers_lib.Scorer, params, batch_stats, mask, m
     """Masks ``(D, ...)``, one per density: one-round scorers score once and prune ``D`` times;
     iterative ones run their rounds for every density (vmapped)."""
     if rounds == 1:
-        scores = _scores(scorer_, params, batch_stats, mask, model, batches, jax.random.fold_in(key, 0), invert)
+        scores = _scores(scorer_, params, batch_stats, mask, model, batches, rng.round_key(key, 0), invert)
         return jax.vmap(lambda d: prune_lib.prune_to_density(scores, mask, d, scope))(densities)
     return jax.vmap(lambda d: mask_at_density(scorer_, params, batch_stats, mask, model, batches, key, d, scope,
                                               rounds, invert))(densities)
@@ -102,7 +103,7 @@ def prune_fraction(scorer_: scorers_lib.Scorer, params, batch_stats, mask, model
     """``mask`` minus ``ceil(fraction * remaining)`` weights by ``scorer_`` (an IMP level with another
     scorer): one round prunes exactly that count; more rounds reach the same density by the schedule."""
     if rounds == 1:
-        scores = _scores(scorer_, params, batch_stats, mask, model, batches, jax.random.fold_in(key, 0), False)
+        scores = _scores(scorer_, params, batch_stats, mask, model, batches, rng.round_key(key, 0), False)
         return prune_lib.prune(scores, mask, fraction, scope)
     remaining = sum(jnp.sum(m) for m in jax.tree.leaves(mask))
     kept = remaining - prune_lib.ceil_count(fraction * remaining)
