@@ -16,7 +16,8 @@ serve every experiment; the figures of the lottery experiment (:func:`accuracy_v
 landscape experiment (:func:`curvature_table`, :func:`format_landscape`, :func:`save_landscape_figures`) and
 of the retraining experiment (:func:`retraining_table`, :func:`format_retraining`) and of per-example
 scores (:func:`score_table`, :func:`format_scores`, :func:`save_score_figures`, from a loaded run) and
-of the data diet (:func:`data_diet_table`, :func:`format_data_diet`, :func:`data_diet_curve`) and of several
+of the data diet (:func:`data_diet_table`, :func:`format_data_diet`, :func:`data_diet_curve`) and of pruning
+at initialisation (:func:`prune_at_init_table`, :func:`format_prune_at_init`, :func:`accuracy_vs_density`) and of several
 runs side by side (:func:`format_comparison`, :func:`save_comparison_figures`) live in submodules and are all importable
 from here. Arm names and legend labels come from :mod:`jaxlth.arms`.
 
@@ -51,6 +52,8 @@ from jaxlth.plots.data_diet import (DATA_DIET_FIGURE, data_diet_curve, data_diet
                                     save_data_diet_figures)
 from jaxlth.plots.compare import (BARRIER_COMPARE_FIGURE, COMPARE_FIGURE, accuracy_comparison, barrier_comparison,
                                   comparison_table, format_comparison, rewind_barrier_table, save_comparison_figures)
+from jaxlth.plots.prune_at_init import (ABLATIONS_FIGURE, PRUNE_AT_INIT_FIGURE, accuracy_vs_density,
+                                        format_prune_at_init, prune_at_init_table, save_prune_at_init_figures)
 from jaxlth.plots.prune_sweep import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep, largest_matching_fraction,
                                       matching_grid, prune_sweep_table, save_sweep_figures, sweep_accuracy)
 
@@ -73,4 +76,6 @@ __all__ = [
     "DATA_DIET_FIGURE", "diet_final", "data_diet_table", "format_data_diet", "data_diet_curve",
     "save_data_diet_figures",
     "SCORE_FIGURE", "score_table", "format_scores", "score_histogram", "replicate_agreement", "save_score_figures",
+    "PRUNE_AT_INIT_FIGURE", "ABLATIONS_FIGURE", "prune_at_init_table", "format_prune_at_init", "accuracy_vs_density",
+    "save_prune_at_init_figures",
 ]

@@ -66,8 +66,16 @@ def scorer(name: str, field: str) -> scorers_lib.Scorer:
     return scorers_lib.SCORERS[name]
 
 
+def check_data(scorer_: scorers_lib.Scorer, batches) -> None:
+    """Raises UserError when ``scorer_`` needs training batches and is given none (a data-free path)."""
+    if scorer_.needs_data and batches is None:
+        raise UserError(f"{scorer_.name} scores on training examples, but this path gives it none "
+                        f"(a data-free method such as synflow, magnitude or random needs none)")
+
+
 def _scores(scorer_: scorers_lib.Scorer, params, batch_stats, mask, model, batches, key, invert: bool) -> PyTree:
     """The scores of the pruned network ``params ⊙ mask`` (negated when ``invert``)."""
+    check_data(scorer_, batches)
     scores = scorer_.score(mask_lib.apply(params, mask), batch_stats, mask, model, batches, key)
     return jax.tree.map(jnp.negative, scores) if invert else scores
 

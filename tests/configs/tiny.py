@@ -5,6 +5,7 @@
     python -m jaxlth.main --config tests/configs/tiny.py:instability --workdir /tmp/tiny_instability
     python -m jaxlth.main --config tests/configs/tiny.py:one_shot --workdir /tmp/tiny_one_shot
     python -m jaxlth.main --config tests/configs/tiny.py:scores --workdir /tmp/tiny_scores
+    python -m jaxlth.main --config tests/configs/tiny.py:prune_at_init --workdir /tmp/tiny_pai
 """
 
 from jaxlth.config import base_config, choose
@@ -36,4 +37,8 @@ def get_config(arg: str | None = None):
     c.one_shot.densities = (0.5, 0.2)
     c.one_shot.rewind = "3it"
     c.scores.at = "0it,8it"
+    c.prune_at_init.densities = (0.5, 0.1)
+    c.prune_at_init.ablations = ("shuffle", "reinit", "invert")
+    c.prune_at_init.rounds = 0
+    c.prune_at_init.examples_per_class = 4
     return choose(c, arg)

@@ -1,0 +1,114 @@
+"""Pruning methods on a run's networks: the model a scorer sees, the examples it scores on, and the
+vmapped calls that turn every replicate's network into masks (:mod:`jaxlth.pruning.at_init`).
+
+Shared by ``prune_at_init`` (masks at initialisation or at step k) and ``lottery.scorer`` (IMP
+levels pruned by another scorer). Replicate ``r`` scores on its own ``per_class`` examples of
+every class (unaugmented, chosen with ``rng.scoring_example_keys``) in batches of
+:func:`jaxlth.pruning.at_init.chunking`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlth import rng
+from jaxlth.errors import UserError
+from jaxlth.pruning import at_init, scorers
+from jaxlth.training import copies as copies_lib
+from jaxlth.training import functions as fn
+from jaxlth.training.setup import Setup
+
+PyTree = Any
+
+
+def model(setup: Setup, batch_statistics: bool = True) -> scorers.Model:
+    """The setup's network as a scorer sees it (logits of preprocessed inputs); one object per
+    network and mode, so the jitted scoring compiles once."""
+    return _model(setup.program.model, tuple(setup.program.spec.image_shape), batch_statistics)
+
+
+@functools.lru_cache(maxsize=None)
+def _model(module, image_shape: tuple[int, ...], batch_statistics: bool) -> scorers.Model:
+    def logits(params, batch_stats, x, train):
+        return fn.logits(module, params, batch_stats, x, train)[0]
+
+    return scorers.Model(logits, image_shape, batch_statistics)
+
+
+def check_examples(setup: Setup, per_class: int, field: str) -> None:
+    """Raises UserError when some class has fewer than ``per_class`` training examples."""
+    counts = np.bincount(np.asarray(setup.dataset.train_labels), minlength=setup.dataset.num_classes)
+    if per_class > counts.min():
+        raise UserError(f"{field} = {per_class}, but class {int(counts.argmin())} has only {int(counts.min())} "
+                        f"training examples")
+
+
+def batches(setup: Setup, per_class: int) -> tuple[jax.Array, jax.Array] | None:
+    """``(x (R, K, B, *input_shape), y (R, K, B))``: each replicate's scoring batches; ``None`` for 0."""
+    if per_class == 0:
+        return None
+    classes = setup.dataset.num_classes
+    k, b = at_init.chunking(per_class, classes)
+    data, spec = setup.data, setup.program.spec
+
+    def of_replicate(key):
+        idx = at_init.balanced_examples(key, data.train_labels, per_class, classes)
+        x = fn.preprocess(data.train_images[idx], spec)
+        return x.reshape(k, b, *x.shape[1:]), data.train_labels[idx].reshape(k, b)
+
+    return jax.jit(jax.vmap(of_replicate))(rng.scoring_example_keys(setup.data_keys()))
+
+
+def method_keys(config, method: str, level: int = 0) -> jax.Array:
+    """``(R, 2)``: each replicate's key for ``method`` at IMP ``level`` (0: at initialisation)."""
+    return rng.replicate_keys(config.seed, config.replicates, rng.method_stream(method, level))
+
+
+@functools.partial(jax.jit, static_argnames=("scorer", "model_", "scope", "rounds", "invert"))
+def _masks_at_densities(network, mask, data, keys, densities, *, scorer, model_, scope, rounds, invert):
+    def one(params, batch_stats, m, replicate_data, key):
+        return at_init.masks_at_densities(scorer, params, batch_stats, m, model_, replicate_data, key, densities, scope,
+                                          rounds, invert)
+
+    return jax.vmap(one)(network["params"], network["batch_stats"], mask, data, keys)
+
+
+def masks_at_densities(setup: Setup, method: at_init.Method, network: dict, mask: PyTree, data, keys: jax.Array,
+                       densities, scope: str, rounds: int, invert: bool = False,
+                       batch_statistics: bool = True) -> PyTree:
+    """Masks ``(R, D, ...)``: replicate ``r``'s ``network`` pruned by ``method`` from ``mask`` to each density.
+
+    ``scope``: the experiment's, unless the method fixes its own; ``rounds``: 0 for the scorer's own.
+    """
+    scorer = scorers.SCORERS[method.scorer]
+    return _masks_at_densities(network, mask, data, keys, jnp.asarray(densities, jnp.float32), scorer=scorer,
+                               model_=model(setup, batch_statistics), scope=method.scope or scope,
+                               rounds=rounds or scorer.rounds, invert=invert)
+
+
+@functools.partial(jax.jit, static_argnames=("scorer", "model_", "scope", "rounds"))
+def _prune_each(network, mask, data, keys, fractions, *, scorer, model_, scope, rounds):
+    def one(params, batch_stats, m, replicate_data, key, fraction):
+        return at_init.prune_fraction(scorer, params, batch_stats, m, model_, replicate_data, key, fraction, scope,
+                                      rounds)
+
+    return jax.vmap(one)(network["params"], network["batch_stats"], mask, data, keys, fractions)
+
+
+def prune_each(setup: Setup, scorer_name: str, network: dict, mask: PyTree, data, keys: jax.Array,
+               fractions: jax.Array, scope: str, rounds: int, copies: int = 1) -> PyTree:
+    """Each stacked network (``R * copies``) minus ``ceil(fractions[i] * remaining)`` weights by the scorer.
+
+    ``data`` and ``keys`` have one entry per replicate; copy ``c`` of replicate ``r`` uses replicate
+    ``r``'s (the copies are the fractions of a prune-fraction sweep).
+    """
+    if copies > 1:
+        data, keys = copies_lib.repeat(data, copies), copies_lib.repeat(keys, copies)
+    scorer = scorers.SCORERS[scorer_name]
+    return _prune_each(network, mask, data, keys, jnp.asarray(fractions, jnp.float32), scorer=scorer,
+                       model_=model(setup), scope=scope, rounds=rounds or scorer.rounds)
