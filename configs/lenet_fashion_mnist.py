@@ -73,6 +73,25 @@ easiest examples by EL2N instead of the full data; compare with ``keep=random`` 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_diet_el2n_lmc \
         --config.replicates=2 --config.instability.source_workdir=runs/lenet_diet_el2n \
         --config.instability.spawn_from=source_rewind
+
+Pruning at initialisation (``:prune_at_init``, Frankle et al. 2021; Liu et al. 2022): random,
+magnitude, SNIP, GraSP and SynFlow masks at initialisation, and random uniform and ERK masks, at
+the densities of IMP levels 5, 10, 15 and 20 (0.8^L), each with its mask shuffled per layer, its
+weights reinitialised and its scores inverted; with an IMP run and a learning-rate rewinding run
+of the same training as reference lines:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_imp20 \
+        --config.lottery.levels=20 --config.lottery.branches="()" --config.replicates=2
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_lrr20 \
+        --config.lottery.levels=20 --config.lottery.branches="()" --config.replicates=2 \
+        --config.lottery.retrain=lr_rewind
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:prune_at_init --workdir runs/lenet_pai \
+        --config.replicates=2 --config.prune_at_init.source_workdir="('runs/lenet_imp20', 'runs/lenet_lrr20')"
+
+IMP with another scorer at every level, e.g. SNIP on each level's trained network:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_imp_snip \
+        --config.lottery.scorer=snip
 """
 
 from jaxlth.config import base_config, choose
@@ -104,4 +123,7 @@ def get_config(arg: str | None = None):
     c.scores.kinds = ("el2n", "grand", "forgetting")
     c.data_diet.scores_workdir = "runs/lenet_scores"
     c.data_diet.pruned_fractions = (0.1, 0.3, 0.5, 0.7, 0.9)
+    c.prune_at_init.methods = ("random", "uniform", "erk", "magnitude", "snip", "grasp", "synflow")
+    c.prune_at_init.densities = (0.32768, 0.107374, 0.035184, 0.011529)  # 0.8 ** (5, 10, 15, 20)
+    c.prune_at_init.ablations = ("shuffle", "reinit", "invert")
     return choose(c, arg)

@@ -117,7 +117,7 @@ def test_every_experiment_follows_the_protocol():
 
     experiments = registry.all_experiments()
     assert list(experiments) == ["train", "lottery", "instability", "one_shot", "landscape", "retraining", "scores",
-                                 "data_diet"]
+                                 "data_diet", "prune_at_init"]
     base = config_lib.base_config()
     for name, experiment in experiments.items():
         assert experiment.run is not None and experiment.summary

@@ -201,3 +201,35 @@ def test_a_killed_run_resumes_bitwise(tmp_path):
             np.testing.assert_array_equal(u, v)
     assert_same_rows(reference.table, killed.table, ["arm", "level", "step", "replicate", "split", "metric", "value"])
     assert rng.method_stream("snip") != rng.method_stream("synflow")
+
+
+def test_imp_with_another_scorer_prunes_each_level_by_it_for_every_fraction_of_a_sweep(tmp_path):
+    config = tiny_config("lottery", replicates=2, **{"lottery.scorer": "snip", "lottery.scorer_examples_per_class": 3,
+                                                     "lottery.branches": (), "lottery.prune_fraction": (0.3, 0.6)})
+    experiments.run(config, str(tmp_path / "snip"))
+    run = results.load(str(tmp_path / "snip"))
+    setup = setup_lib.build(config)
+    data = scoring.batches(setup, 3)
+    for level in (1, 2):
+        previous = jax.tree.map(jnp.asarray, checkpoint.load_artifact(
+            results.artifact_dir(run.workdir, f"imp/level_{level - 1:02d}/final")))
+        previous_mask = jax.tree.map(jnp.asarray, run.mask(level - 1))
+        expected = scoring.prune_each(setup, "snip", previous, previous_mask, data,
+                                      scoring.method_keys(config, "snip", level), jnp.asarray([0.3, 0.6, 0.3, 0.6]),
+                                      "global", 0, copies=2)
+        for a, b in zip(jax.tree.leaves(run.mask(level)), jax.tree.leaves(expected)):
+            np.testing.assert_array_equal(a, b)
+        remaining = [int(sum(np.sum(m[i]) for m in jax.tree.leaves(previous_mask))) for i in range(4)]
+        now = [int(sum(np.sum(m[i]) for m in jax.tree.leaves(run.mask(level)))) for i in range(4)]
+        assert now == [r - int(np.ceil(p * r - 1e-9)) for r, p in zip(remaining, (0.3, 0.6, 0.3, 0.6))]
+    magnitude = tiny_config("lottery", replicates=2, **{"lottery.branches": (), "lottery.prune_fraction": (0.3, 0.6)})
+    experiments.run(magnitude, str(tmp_path / "magnitude"))
+    by_magnitude = results.load(str(tmp_path / "magnitude")).mask(1)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(by_magnitude), jax.tree.leaves(run.mask(1))))
+
+
+def test_bad_lottery_scorer_settings_are_refused():
+    with pytest.raises(UserError, match="unknown lottery.scorer 'fisher'"):
+        tiny_config("lottery", **{"lottery.scorer": "fisher"})
+    with pytest.raises(UserError, match="lottery.scorer grasp scores on training examples"):
+        tiny_config("lottery", **{"lottery.scorer": "grasp", "lottery.scorer_examples_per_class": 0})

@@ -5,7 +5,8 @@ Frankle & Carbin (2019), Frankle et al. (2020), Renda et al. (2020). With rewind
 
     pretrain 0 -> k once (dense)              -> rewind network (params + batch statistics)
     level 0: dense mask; train k -> T from the rewind network
-    level L: mask_L = prune(final_{L-1}, mask_{L-1}); train k -> T from
+    level L: mask_L = prune(final_{L-1}, mask_{L-1}) by |w| (``lottery.scorer``: another scorer of
+             final_{L-1}, e.g. SNIP, :mod:`jaxlth.pruning.scorers`); train k -> T from
              weight_rewind: rewind params on mask_L, rewind batch statistics
              lr_rewind:     final_{L-1} params on mask_L, the schedule replayed from k
              finetune:      final_{L-1} params on mask_L, T - k steps at the final learning rate
@@ -41,12 +42,13 @@ from jaxlth import config as config_lib
 from jaxlth.data import selection
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
-from jaxlth.experiments import networks
+from jaxlth.experiments import networks, scoring
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.layout import level_name
 from jaxlth.lottery import branches as branches_lib
 from jaxlth.lottery import imp
+from jaxlth.pruning import at_init
 from jaxlth.training import copies as copies_lib
 
 
@@ -61,6 +63,9 @@ def defaults() -> ml_collections.ConfigDict:
     c.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py
     c.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
     c.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
+    c.scorer = "magnitude"  # what each level ranks: magnitude | random | snip | grasp | synflow (jaxlth/pruning)
+    c.scorer_rounds = 0  # the scorer's rounds per level (exponential schedule); 0: its own (SynFlow 100)
+    c.scorer_examples_per_class = 10  # training examples of each class a data scorer (snip, grasp) uses
     c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
     c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
     return c
@@ -71,6 +76,14 @@ def validate(config) -> None:
     training too, when that does not depend on the epoch length)."""
     imp.check_settings(config)
     branches_lib.get(tuple(config.lottery.branches))
+    scorer = at_init.scorer(config.lottery.scorer, "lottery.scorer")
+    for field in ("scorer_rounds", "scorer_examples_per_class"):
+        value = config.lottery[field]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise UserError(f"lottery.{field} must be a non-negative integer, got {value!r}")
+    if scorer.needs_data and config.lottery.scorer_examples_per_class == 0:
+        raise UserError(f"lottery.scorer {scorer.name} scores on training examples, but "
+                        f"lottery.scorer_examples_per_class = 0 gives it none")
     for key in imp.parse_overrides(config.lottery.retrain_overrides):
         if key not in config.train:
             raise UserError(f"lottery.retrain_overrides names train.{key}, which does not exist; "
@@ -129,6 +142,17 @@ class Lottery:
 
         return self.ctx.cached(f"{arms.IMP}/{level_name(0)}/final", train)
 
+    def scoring_data(self):
+        """The examples a data scorer (``lottery.scorer``) ranks every level's weights on (made once)."""
+        if not hasattr(self, "_scoring_data"):
+            per_class = self.config.lottery.scorer_examples_per_class
+            if at_init.scorer(self.config.lottery.scorer, "lottery.scorer").needs_data:
+                scoring.check_examples(self.setup, per_class, "lottery.scorer_examples_per_class")
+                self._scoring_data = scoring.batches(self.setup, per_class)
+            else:
+                self._scoring_data = None
+        return self._scoring_data
+
     def mask(self, arm: str, level: int, compute) -> dict:
         """The mask of ``arm`` at ``level`` (saved once, with its per-layer density rows)."""
         return self.ctx.cached(f"{arm}/{level_name(level)}/mask", compute,
@@ -139,8 +163,12 @@ class Lottery:
         def compute():
             if level == 0:
                 return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
-            return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions,
-                                  self.config.lottery.scope)
+            lot = self.config.lottery
+            if lot.scorer == "magnitude":
+                return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions, lot.scope)
+            return scoring.prune_each(self.setup, lot.scorer, previous_final, previous_mask, self.scoring_data(),
+                                      scoring.method_keys(self.config, lot.scorer, level), self.position_fractions,
+                                      lot.scope, lot.scorer_rounds, self.copies)
 
         return self.mask(arms.IMP, level, compute)
 
@@ -194,7 +222,8 @@ def run(ctx: Context) -> None:
     lottery = Lottery(ctx)
     lot = ctx.config.lottery
     fractions = ", ".join(f"{p:g}" for p in lottery.fractions)
-    print(f"IMP: {lot.levels} levels of {lot.scope} pruning ({fractions} of the remaining weights each"
+    ranking = "magnitude" if lot.scorer == "magnitude" else f"{lot.scorer}-scored"
+    print(f"IMP: {lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the remaining weights each"
           f"{', in one vmapped program' if lottery.copies > 1 else ''}), {lot.retrain} to step "
           f"{lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}", flush=True)
     lottery.run()

@@ -254,5 +254,5 @@ EXPERIMENT = Experiment(
     may_change=("prune_at_init.methods", "prune_at_init.ablations", "prune_at_init.source_workdir"),
     reads=("lottery.layers_to_ignore",),
     report=report,
-    order=4,
+    order=8,
 )
