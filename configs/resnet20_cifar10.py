@@ -48,6 +48,16 @@ instability (``:instability`` with ``spawn_from=source_rewind``):
     python -m jaxlth.main --config configs/resnet20_cifar10.py:instability --workdir runs/resnet20_diet_el2n_lmc \
         --config.replicates=4 --config.instability.source_workdir=runs/resnet20_diet_el2n \
         --config.instability.spawn_from=source_rewind
+
+Pruning at initialisation (``:prune_at_init``, Frankle et al. 2021, CIFAR-10 with this training):
+random, magnitude, SNIP, GraSP (10 examples per class, BatchNorm in train mode as in the authors'
+code) and SynFlow (100 rounds) at densities 2^-1 .. 2^-6, and random uniform and ERK masks, each
+with its mask shuffled per layer, reinitialised and inverted; the lottery run above and one with
+``--config.lottery.retrain=lr_rewind`` as reference lines. Every conv and dense kernel is
+prunable, the output layer and the 1x1 shortcuts included, as in Frankle et al. (2021)'s code.
+
+    python -m jaxlth.main --config configs/resnet20_cifar10.py:prune_at_init --workdir runs/resnet20_pai \
+        --config.replicates=2 --config.prune_at_init.source_workdir=runs/resnet20_lottery
 """
 
 from jaxlth.config import base_config, choose
@@ -82,4 +92,7 @@ def get_config(arg: str | None = None):
     c.scores.at = "0it,6240it"  # EL2N at 10% of training (Paul et al. 2022's scores of ResNet-20)
     c.scores.kinds = ("el2n", "grand")
     c.scores.chunk = 64  # 0.27 M parameters: 64 per-example gradients are ~70 MB per replicate
+    c.prune_at_init.methods = ("random", "uniform", "erk", "magnitude", "snip", "grasp", "synflow")
+    c.prune_at_init.densities = (0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
+    c.prune_at_init.ablations = ("shuffle", "reinit", "invert")
     return choose(c, arg)

@@ -31,6 +31,17 @@ both is tested on Fashion-MNIST padded to 32x32.
         --config.lottery.prune_fraction=0.2,0.4,0.6 --config.replicates=2
     python -m jaxlth.main --config configs/vgg16_cifar10.py:landscape --workdir runs/vgg16_landscape \
         --config.replicates=2 --config.landscape.source_workdir=runs/vgg16_sweep
+
+Pruning at initialisation (``:prune_at_init``, Frankle et al. 2021, CIFAR-10 with this training):
+random, magnitude, SNIP, GraSP (10 examples per class, BatchNorm in train mode as in the authors'
+code) and SynFlow (100 rounds) at densities 2^-1 .. 2^-6, and random uniform and ERK masks, each
+with its mask shuffled per layer, reinitialised and inverted; the lottery run above and one with
+``--config.lottery.retrain=lr_rewind`` as reference lines. Frankle et al. (2021)'s code prunes the
+output layer too (``--config.lottery.layers_to_ignore="()"`` here; IMP's runs must then do the same
+for the densities to mean the same weights).
+
+    python -m jaxlth.main --config configs/vgg16_cifar10.py:prune_at_init --workdir runs/vgg16_pai \
+        --config.replicates=2 --config.prune_at_init.source_workdir=runs/vgg16_lottery
 """
 
 from jaxlth.config import base_config, choose
@@ -62,4 +73,7 @@ def get_config(arg: str | None = None):
     c.instability.alphas = 30
     c.landscape.source_workdir = "runs/vgg16_lottery"
     c.landscape.examples = 4096  # as many Hessian examples as LeNet's: 4 chunks of 1,024 images
+    c.prune_at_init.methods = ("random", "uniform", "erk", "magnitude", "snip", "grasp", "synflow")
+    c.prune_at_init.densities = (0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
+    c.prune_at_init.ablations = ("shuffle", "reinit", "invert")
     return choose(c, arg)

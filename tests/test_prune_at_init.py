@@ -233,3 +233,31 @@ def test_bad_lottery_scorer_settings_are_refused():
         tiny_config("lottery", **{"lottery.scorer": "fisher"})
     with pytest.raises(UserError, match="lottery.scorer grasp scores on training examples"):
         tiny_config("lottery", **{"lottery.scorer": "grasp", "lottery.scorer_examples_per_class": 0})
+
+
+def test_scorers_on_a_batchnorm_residual_network_of_32x32_images():
+    """The conv/BatchNorm path of the CIFAR recipes: SNIP and GraSP in train mode (the batch's own
+    statistics, Frankle et al. 2021's code) differ from eval mode; SynFlow rounds keep every layer."""
+    config = tiny_config("prune_at_init", **{"data.synthetic_image_shape": (32, 32, 3), "data.synthetic_train_size": 64,
+                                             "lottery.layers_to_ignore": ()})
+    config.model.name = "resnet_cifar"
+    config.model.options = {"depth": 8, "width": 4}
+    setup = setup_lib.build(config)
+    state = setup.init_state()
+    network = {"params": state.params, "batch_stats": state.batch_stats}
+    assert jax.tree.leaves(state.batch_stats)
+    dense = setup.dense_mask(state.params)
+    data = scoring.batches(setup, 2)
+    total = mask_lib.num_prunable(dense, replicate_axis=True)
+    found = {}
+    for method, statistics in (("snip", True), ("snip", False), ("grasp", True), ("synflow", True)):
+        masks = scoring.masks_at_densities(setup, at_init.METHODS[method], network, dense, data,
+                                           scoring.method_keys(config, method), (0.2,), "global", 5 if method ==
+                                           "synflow" else 0, batch_statistics=statistics)
+        counts = sum(int(np.sum(m)) for m in jax.tree.leaves(masks))
+        assert counts == int(np.floor(0.2 * total))
+        found[method, statistics] = masks
+        if method == "synflow":
+            assert min(float(d) for d in mask_lib.layer_density(jax.tree.map(lambda m: m[0, 0], masks)).values()) > 0
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(found["snip", True]),
+                                                         jax.tree.leaves(found["snip", False])))
