@@ -247,3 +247,28 @@ def test_balanced_examples_take_each_class_equally_and_interleaved():
     assert at_init.chunking(10, 10) == (1, 100)
     assert at_init.chunking(10, 1000) == (10, 1000)
     assert at_init.chunking(10, 100) == (2, 500)
+
+
+def sorted_keep_top(scores, keep, count):
+    """The rule by a stable sort, as a reference: the last ``count`` of the ascending order survive."""
+    scores = jnp.where(jnp.isnan(scores) | (scores == -jnp.inf), jnp.finfo(jnp.float32).min, scores)
+    order = jnp.argsort(jnp.where(keep, scores, -jnp.inf), stable=True)
+    rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.size))
+    return rank >= keep.size - jnp.minimum(count, jnp.sum(keep))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_linear_time_selection_equals_a_stable_sort_with_ties_signs_and_pruned_entries(seed):
+    rng_ = np.random.default_rng(seed)
+    n = 500
+    scores = (rng_.normal(size=n) * 10.0 ** rng_.integers(-3, 4)).astype(np.float32)
+    scores[rng_.integers(0, n, 200)] = np.round(scores[rng_.integers(0, n, 200)])  # many ties
+    scores[rng_.integers(0, n, 20)] = 0.0
+    scores[rng_.integers(0, n, 5)] = -0.0
+    scores[rng_.integers(0, n, 3)] = np.nan
+    scores[rng_.integers(0, n, 3)] = -np.inf
+    keep = rng_.random(n) < 0.7
+    for count in (0, 1, 17, 250, int(keep.sum()), n):
+        got = prune_lib._keep_top(jnp.asarray(scores), jnp.asarray(keep), count)
+        want = sorted_keep_top(jnp.asarray(scores), jnp.asarray(keep), count)
+        assert got.tolist() == want.tolist(), (seed, count)

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|all] [--epochs 1] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|all] [--epochs 1] [--replicates 1,2,4,8]``.
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -25,6 +25,9 @@ reorthogonalisation) and a Hutchinson trace with 100 Rademacher probes (compiled
 
 ``scores`` (:mod:`jaxlth.bench.scores`) times per-example EL2N and GraNd and the cost of tracking
 forgetting events during training.
+
+``pruning`` (:mod:`jaxlth.bench.pruning`) times the masks of every pruning-at-initialisation method
+against training steps.
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -247,7 +250,7 @@ def _timed(fn) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("suite", nargs="?", default="train",
-                        choices=("train", "lottery", "instability", "landscape", "scores", "all"))
+                        choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "all"))
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
@@ -269,6 +272,10 @@ def main(argv: list[str] | None = None) -> None:
         from jaxlth.bench import scores  # noqa: PLC0415
 
         scores.suite(args)
+    if args.suite in ("pruning", "all"):
+        from jaxlth.bench import pruning  # noqa: PLC0415
+
+        pruning.suite(args)
 
 
 def train_suite(args) -> None:

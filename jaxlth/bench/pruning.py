@@ -1,0 +1,65 @@
+"""``python -m jaxlth.bench pruning``: what building masks at initialisation costs, LeNet-300-100.
+
+For 4 replicates vmapped in one program (the prune_at_init layout) and 6 target densities: the time
+of each method's masks (scoring, the rounds, and the selection of the kept weights), against the
+time of one training step of the same 4 replicates (batch 128). SNIP and GraSP score on 10
+examples of each class; SynFlow runs its 100 rounds for every density (the densities vmapped).
+The ``erk`` and ``uniform`` methods cost what ``random`` costs (the same scores, other counts).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxlth.pruning import at_init, masks as mask_lib, scorers
+from jaxlth.training import functions as fn
+
+REPLICATES = 4
+DENSITIES = (0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
+PER_CLASS = 10
+
+
+def mask_runner(bench, method: str):
+    state = bench.state(REPLICATES)
+    network = {"params": state.params, "batch_stats": state.batch_stats}
+    dense = mask_lib.ones_like(state.params, ["output"])
+    model = scorers.Model(functools.partial(_logits, bench.program.model), tuple(bench.program.spec.image_shape))
+    scorer = scorers.SCORERS[at_init.METHODS[method].scorer]
+    classes = 10
+    x = fn.preprocess(bench.data.train_images[:PER_CLASS * classes], bench.program.spec)
+    data = (jnp.broadcast_to(x[None, None], (REPLICATES, 1, *x.shape)),
+            jnp.broadcast_to(bench.data.train_labels[None, None, :PER_CLASS * classes], (REPLICATES, 1, PER_CLASS * classes)))
+    def one(params, batch_stats, m, d, key):
+        return at_init.masks_at_densities(scorer, params, batch_stats, m, model, d, key, jnp.asarray(DENSITIES),
+                                          at_init.METHODS[method].scope or "global", scorer.rounds)
+
+    compiled = jax.jit(jax.vmap(one)).lower(network["params"], network["batch_stats"], dense, data,
+                                            state.data_key).compile()
+    return lambda: jax.block_until_ready(compiled(network["params"], network["batch_stats"], dense, data,
+                                                  state.data_key))
+
+
+def _logits(module, params, batch_stats, x, train):
+    return fn.logits(module, params, batch_stats, x, train)[0]
+
+
+def suite(args) -> None:
+    from jaxlth.bench import LenetBench, best_times, fashion_mnist_sized  # noqa: PLC0415
+
+    bench = LenetBench(fashion_mnist_sized(), 128)
+    steps = 100
+    runs = {"train": bench.runner(REPLICATES, 0.5, steps)}
+    for method in ("random", "magnitude", "snip", "grasp", "synflow"):
+        runs[method] = mask_runner(bench, method)
+    t = best_times(runs, args.repeats)
+    step = t["train"] / steps
+    print(f"\n| masks at initialisation, LeNet-300-100, {REPLICATES} replicates x {len(DENSITIES)} densities "
+          f"vmapped (best of {args.repeats}) | time | training steps of the {REPLICATES} replicates |\n|---|---|---|")
+    print(f"| one training step (batch 128, 50% pruned) | {1000 * step:.2f} ms | 1 |")
+    labels = {"random": "random (also uniform, ERK)", "magnitude": "magnitude", "snip": "SNIP (100 examples)",
+              "grasp": "GraSP (100 examples, Hg)", "synflow": "SynFlow (100 rounds per density)"}
+    for method, label in labels.items():
+        print(f"| {label} | {1000 * t[method]:.1f} ms | {t[method] / step:.1f} |")
