@@ -161,6 +161,7 @@ def test_a_lottery_run_gives_the_reference_lines_and_its_densities(tmp_path):
     ("--config.prune_at_init.ablations=('flip',)", "unknown prune_at_init.ablations entry 'flip'"),
     ("--config.prune_at_init.scope=blockwise", "unknown prune_at_init.scope"),
     ("--config.prune_at_init.source_workdir=/nonexistent", "prune_at_init.source_workdir"),
+    ("--config.prune_at_init.source_workdir=('/a',", "is not a path or a tuple of paths"),
     ("--config.prune_at_init.examples_per_class=1000", "has only"),
 ])
 def test_bad_settings_give_one_sentence_and_write_nothing(tmp_path, override, fragment):
@@ -261,3 +262,33 @@ def test_scorers_on_a_batchnorm_residual_network_of_32x32_images():
             assert min(float(d) for d in mask_lib.layer_density(jax.tree.map(lambda m: m[0, 0], masks)).values()) > 0
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(found["snip", True]),
                                                          jax.tree.leaves(found["snip", False])))
+
+
+def test_pruning_at_step_k_scores_and_trains_from_the_network_at_k(tmp_path):
+    starts = {}
+    original = context_lib.Context.train
+
+    def recording(self, name, segment, mask, initial_state, labels, **kwargs):
+        starts[name] = (segment.start, jax.tree.map(np.asarray, initial_state()))
+        return original(self, name, segment, mask, initial_state, labels, **kwargs)
+
+    config = tiny_config("prune_at_init", **{"prune_at_init.methods": ("magnitude",), "prune_at_init.at": "3it",
+                                             "prune_at_init.densities": (0.3,), "prune_at_init.ablations": ()})
+    context_lib.Context.train = recording
+    try:
+        experiments.run(config, str(tmp_path / "at3"))
+    finally:
+        context_lib.Context.train = original
+    run = results.load(str(tmp_path / "at3"))
+    rewind = checkpoint.load_artifact(results.artifact_dir(run.workdir, "rewind"))
+    init = run.network(which="init")
+    assert not np.array_equal(rewind["params"]["hidden_0"]["kernel"], init["params"]["hidden_0"]["kernel"])
+    mask = run.mask(1, arm="magnitude")
+    weights = np.concatenate([np.abs(rewind["params"][n]["kernel"][0]).ravel() for n in mask])
+    chosen = np.concatenate([mask[n]["kernel"][0].ravel() for n in mask])
+    assert weights[chosen].min() >= weights[~chosen].max()  # the largest weights at step 3 are kept
+    step, state = starts["magnitude"]
+    assert step == 3
+    np.testing.assert_array_equal(state.params["hidden_0"]["kernel"][0],
+                                  np.where(mask["hidden_0"]["kernel"][0], rewind["params"]["hidden_0"]["kernel"][0], 0))
+    assert run.table[run.table["arm"] == "magnitude"]["step"].min() == 3

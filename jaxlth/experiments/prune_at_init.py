@@ -24,6 +24,8 @@ Density ``densities[i]`` is level ``i + 1`` of each arm; rows carry ``target_den
 
 from __future__ import annotations
 
+import ast
+
 import jax
 import ml_collections
 import numpy as np
@@ -64,8 +66,17 @@ def _names(value) -> tuple:
 
 
 def sources(config) -> tuple[str, ...]:
-    """The reference lottery workdirs (none for ``""``)."""
-    return tuple(s for s in _names(config.prune_at_init.source_workdir) if s)
+    """The reference lottery workdirs (none for ``""``): a path, a tuple of paths, or the command
+    line's ``"('runs/a', 'runs/b')"`` or ``runs/a,runs/b``."""
+    value = config.prune_at_init.source_workdir
+    if isinstance(value, str) and value.strip()[:1] in "([" and value.strip():
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise UserError(f"prune_at_init.source_workdir {value!r} is not a path or a tuple of paths") from None
+    elif isinstance(value, str):
+        value = value.split(",")
+    return tuple(str(s).strip() for s in _names(value) if str(s).strip())
 
 
 def validate(config) -> None:
