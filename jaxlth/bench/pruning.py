@@ -1,8 +1,8 @@
 """``python -m jaxlth.bench pruning``: what building masks at initialisation costs, LeNet-300-100.
 
 For 4 replicates vmapped in one program (the prune_at_init layout) and 6 target densities: the time
-of each method's masks (scoring, the rounds, and the selection of the kept weights), against the
-time of one training step of the same 4 replicates (batch 128). SNIP and GraSP score on 10
+of each method's 24 masks (scoring, the rounds, and the selection of the kept weights), per mask
+against one replicate's training step (batch 128; a step of 4 vmapped replicates divided by 4). SNIP and GraSP score on 10
 examples of each class; SynFlow runs its 100 rounds for every density (the densities vmapped).
 The ``erk`` and ``uniform`` methods cost what ``random`` costs (the same scores, other counts).
 """
@@ -55,11 +55,15 @@ def suite(args) -> None:
     for method in ("random", "magnitude", "snip", "grasp", "synflow"):
         runs[method] = mask_runner(bench, method)
     t = best_times(runs, args.repeats)
-    step = t["train"] / steps
+    step = t["train"] / steps / REPLICATES  # one replicate's training step, as vmapped training runs it
+    masks = REPLICATES * len(DENSITIES)
     print(f"\n| masks at initialisation, LeNet-300-100, {REPLICATES} replicates x {len(DENSITIES)} densities "
-          f"vmapped (best of {args.repeats}) | time | training steps of the {REPLICATES} replicates |\n|---|---|---|")
-    print(f"| one training step (batch 128, 50% pruned) | {1000 * step:.2f} ms | 1 |")
+          f"vmapped (best of {args.repeats}) | all {masks} masks | per mask | one replicate's training steps per mask |"
+          f"\n|---|---|---|---|")
+    print(f"| one training step of one replicate (batch 128, 50% pruned, {REPLICATES} vmapped) | | "
+          f"{1000 * step:.2f} ms | 1 |")
     labels = {"random": "random (also uniform, ERK)", "magnitude": "magnitude", "snip": "SNIP (100 examples)",
-              "grasp": "GraSP (100 examples, Hg)", "synflow": "SynFlow (100 rounds per density)"}
+              "grasp": "GraSP (100 examples, Hg)", "synflow": "SynFlow (100 rounds)"}
     for method, label in labels.items():
-        print(f"| {label} | {1000 * t[method]:.1f} ms | {t[method] / step:.1f} |")
+        print(f"| {label} | {1000 * t[method]:.0f} ms | {1000 * t[method] / masks:.1f} ms | "
+              f"{t[method] / masks / step:.1f} |")

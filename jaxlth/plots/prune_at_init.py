@@ -11,7 +11,8 @@ import math
 
 import pandas as pd
 
-from jaxlth.plots.common import _metric_label, _pm_cell, _render, _scale, _weights_axis, _with_columns, summary
+from jaxlth.plots.common import (_metric_label, _percent_ticks, _pm_cell, _render, _scale, _weights_axis,
+                                 _with_columns, summary)
 
 PRUNE_AT_INIT_FIGURE = "prune_at_init.png"
 ABLATIONS_FIGURE = "prune_at_init_ablations.png"
@@ -59,7 +60,8 @@ def format_prune_at_init(table: pd.DataFrame, split: str = "test", metric: str =
     scale = _scale(metric)
     stats = stats.assign(percent=stats["percent_remaining"].map(lambda p: float(f"{p:.3g}")),
                          row=[label(m, a) for m, a in zip(stats["method"], stats["ablation"])])
-    percents = sorted(set(stats["percent"]), reverse=True)
+    methods = stats[~stats["method"].isin(REFERENCES)]
+    percents = sorted(set((methods if not methods.empty else stats)["percent"]), reverse=True)  # references: there
     body = []
     for name, rows in stats.groupby("row", sort=False):
         cells = {r.percent: _pm_cell(scale * r.mean, scale * r.std) for r in rows.itertuples()}
@@ -89,7 +91,7 @@ def accuracy_vs_density(table: pd.DataFrame, ax=None, split: str = "test", metri
     pai = [m for m in dict.fromkeys(stats["method"]) if m not in REFERENCES]
     colors = {m: f"C{i % 10}" for i, m in enumerate(pai)}
     if ablations:  # the panels of one method: random pruning is the grey baseline
-        colors["random"] = "0.55"
+        colors["random"] = "0.7"
     for i, reference in enumerate(r for r in REFERENCES if r in set(stats["method"])):
         _line(ax, stats[stats["method"] == reference], scale, color=("black", "0.45", "0.7")[i], marker="s",
               label=label(reference), linestyle="-", linewidth=1.8)
@@ -98,8 +100,12 @@ def accuracy_vs_density(table: pd.DataFrame, ax=None, split: str = "test", metri
             if ablation != "none" and not ablations:
                 continue
             _line(ax, rows, scale, color=colors.get(method, "C9"), linestyle=ABLATION_STYLES.get(ablation, "--"),
-                  label=label(method, ablation))
-    _weights_axis(ax, stats["percent_remaining"][stats["level"] > 0])
+                  label=label(method, ablation), marker="x" if ablations and method == "random" else "o")
+    pruned = stats[stats["level"] > 0]
+    _weights_axis(ax, pruned["percent_remaining"])
+    ticks = pruned[~pruned["method"].isin(REFERENCES)]["percent_remaining"]
+    if not ticks.empty:  # ticks at the methods' densities; the references' many levels only set the range
+        _percent_ticks(ax, ticks)
     ax.set_ylabel(_metric_label(split, metric))
     ax.set_title(title or "Pruning at initialisation")
     ax.grid(alpha=0.3)
