@@ -30,7 +30,7 @@ def prune(params: PyTree, mask: PyTree, fraction: float, scope: str) -> PyTree:
     within each layer to its ERK density; the number removed is ``ceil(fraction * remaining)``
     (OpenLTH's rule, :func:`jaxlth.pruning.prune.prune`). Masks are nested.
     """
-    return jax.vmap(_magnitude, (0, 0, None, None))(params, mask, fraction, scope)
+    return jax.vmap(functools.partial(_magnitude, scope=scope), (0, 0, None))(params, mask, fraction)
 
 
 def _magnitude(params: PyTree, mask: PyTree, fraction, scope: str) -> PyTree:
@@ -44,7 +44,7 @@ def prune_each(params: PyTree, mask: PyTree, fractions: jax.Array, scope: str) -
     A prune-fraction sweep stacks ``R * F`` networks (:mod:`jaxlth.training.copies`); each removes
     ``ceil(fractions[i] * remaining)`` of its weights, in float32 like :func:`prune`.
     """
-    return jax.vmap(_magnitude, (0, 0, 0, None))(params, mask, fractions.astype(jnp.float32), scope)
+    return jax.vmap(functools.partial(_magnitude, scope=scope))(params, mask, fractions.astype(jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames="scope")
@@ -54,7 +54,7 @@ def prune_to_densities(params: PyTree, mask: PyTree, densities: jax.Array, scope
     Density ``d`` removes ``ceil((1 - d) * remaining)`` weights (the rule of :func:`prune`); one
     compiled program serves every list of ``D`` densities.
     """
-    per_replicate = jax.vmap(_magnitude, (0, 0, None, None))
+    per_replicate = jax.vmap(functools.partial(_magnitude, scope=scope), (0, 0, None))
     return jax.vmap(lambda d: per_replicate(params, mask, 1.0 - d))(densities)
 
 
