@@ -1,6 +1,7 @@
 """The prune_at_init experiment end to end: masks, ablations, training starts, rows, references, resume."""
 
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -153,15 +154,26 @@ def test_a_lottery_run_gives_the_reference_lines_and_its_densities(tmp_path):
     assert "IMP, weight rewinding" in plots.format_prune_at_init(run.table)
 
 
+@pytest.mark.parametrize("changes, fragment", [
+    ({"prune_at_init.methods": ("snip", "bogus")}, "unknown prune_at_init.methods entry 'bogus'"),
+    ({"prune_at_init.densities": (0.5, 1.0)}, "must lie in (0, 1)"),
+    ({"prune_at_init.densities": (0.0,)}, "must lie in (0, 1)"),
+    ({"prune_at_init.densities": (0.5, 0.5)}, "lists a density twice"),
+    ({"prune_at_init.densities": ()}, "no prune_at_init.source_workdir"),
+    ({"prune_at_init.examples_per_class": 0}, "score on training examples"),
+    ({"prune_at_init.ablations": ("flip",)}, "unknown prune_at_init.ablations entry 'flip'"),
+    ({"prune_at_init.scope": "blockwise"}, "unknown prune_at_init.scope"),
+    ({"prune_at_init.rounds": -1}, "non-negative integer"),
+    ({"prune_at_init.batchnorm": "frozen"}, "unknown prune_at_init.batchnorm"),
+    ({"prune_at_init.source_workdir": "('/a',"}, "is not a path or a tuple of paths"),
+])
+def test_bad_settings_are_refused_before_any_data(changes, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        tiny_config("prune_at_init", **changes)
+
+
 @pytest.mark.parametrize("override, fragment", [
-    ("--config.prune_at_init.methods=('snip','bogus')", "unknown prune_at_init.methods entry 'bogus'"),
-    ("--config.prune_at_init.densities=(0.5,1.0)", "must lie in (0, 1)"),
-    ("--config.prune_at_init.densities=(0.0,)", "must lie in (0, 1)"),
-    ("--config.prune_at_init.examples_per_class=0", "score on training examples"),
-    ("--config.prune_at_init.ablations=('flip',)", "unknown prune_at_init.ablations entry 'flip'"),
-    ("--config.prune_at_init.scope=blockwise", "unknown prune_at_init.scope"),
     ("--config.prune_at_init.source_workdir=/nonexistent", "prune_at_init.source_workdir"),
-    ("--config.prune_at_init.source_workdir=('/a',", "is not a path or a tuple of paths"),
     ("--config.prune_at_init.examples_per_class=1000", "has only"),
 ])
 def test_bad_settings_give_one_sentence_and_write_nothing(tmp_path, override, fragment):
