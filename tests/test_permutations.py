@@ -1,0 +1,94 @@
+"""Permutation symmetries derived from the forward pass, and weight matching (Git Re-Basin)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from jaxlth import models
+from jaxlth.analysis import matching, permutations
+from jaxlth.pruning import masks as mask_lib
+
+GROUPS = {"lenet": 2, "lenet_300_100": 2, "conv2": 4, "conv4": 6, "conv6": 8, "resnet_cifar": 12, "resnet20": 12,
+          "resnet32": 18, "resnet56": 30, "resnet110": 57, "resnet18": 12, "resnet34": 20, "resnet50": 37,
+          "resnet101": 71, "resnet152": 105, "vgg11": 8, "vgg13": 10, "vgg16": 13, "vgg19": 16}
+
+
+def network(name):
+    """A model with generic parameters: init kernels, random biases, BatchNorm scales and statistics
+    away from their initial values (so no unit is dead or interchangeable)."""
+    shape = (28, 28, 1) if name.startswith("lenet") else (32, 32, 3)
+    model = models.get_model(name, 10)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)), train=False)
+    flat = traverse_util.flatten_dict(variables["params"])
+    for i, path in enumerate(flat):
+        if path[-1] == "scale":
+            flat[path] = 1.0 + 0.1 * jax.random.normal(jax.random.PRNGKey(i), flat[path].shape)
+        elif path[-1] == "bias":
+            flat[path] = 0.1 * jax.random.normal(jax.random.PRNGKey(i), flat[path].shape)
+    stats = jax.tree.map(lambda x: x + 0.1 * jax.random.uniform(jax.random.PRNGKey(x.size), x.shape),
+                         variables.get("batch_stats", {}))
+
+    def apply(p, b, x):
+        return model.apply({"params": p, "batch_stats": b} if b else {"params": p}, x, train=False)
+
+    return apply, traverse_util.unflatten_dict(flat), stats, shape
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_a_random_permutation_of_every_model_computes_the_same_logits(name):
+    apply, params, stats, shape = network(name)
+    spec = permutations.spec(apply, params, stats, shape)
+    assert len(spec) == GROUPS[name]
+    sizes = permutations.sizes(spec, params, stats)
+    perms = permutations.random_permutations(spec, sizes, jax.random.PRNGKey(1))
+    assert all(not np.array_equal(perms[g], np.arange(sizes[g])) for g in spec)
+    x = jax.random.normal(jax.random.PRNGKey(2), (3, *shape))
+    logits = apply(params, stats, x)
+    permuted = apply(*permutations.permute(spec, perms, params, stats), x)
+    scale = float(jnp.max(jnp.abs(logits)))
+    assert float(jnp.max(jnp.abs(permuted - logits))) <= 1e-5 * scale + 1e-5
+    group = next(iter(spec))  # leaving one axis of a group out changes the function: the check can fail
+    broken = apply(*permutations.permute({group: spec[group][:-1]}, perms, params, stats), x)
+    assert float(jnp.max(jnp.abs(broken - logits))) > 1e-3 * scale
+
+
+def test_the_input_and_output_axes_stay_fixed_and_a_flatten_is_a_tiled_view():
+    apply, params, stats, shape = network("conv2")
+    spec = permutations.spec(apply, params, stats, shape)
+    entries = [e for group in spec.values() for e in group]
+    assert ("params", ("conv_0", "kernel"), 2, None) not in entries  # the image's channels
+    assert not any(path == ("output", "kernel") and axis == 1 for _, path, axis, _ in entries)
+    assert not any(path == ("output", "bias") for _, path, _, _ in entries)
+    assert ("params", ("dense_0", "kernel"), 0, 64) in entries  # 16 x 16 positions x 64 channels
+
+
+@pytest.mark.parametrize("name", ["lenet_300_100", "resnet20"])
+def test_weight_matching_recovers_a_known_permutation_exactly(name):
+    apply, params, stats, shape = network(name)
+    spec = permutations.spec(apply, params, stats, shape)
+    sizes = permutations.sizes(spec, params, stats)
+    perms = permutations.random_permutations(spec, sizes, jax.random.PRNGKey(3))
+    shuffled, shuffled_stats = permutations.permute(spec, perms, params, stats)
+    found = matching.weight_matching(spec, sizes, params, shuffled, seed=0)
+    aligned, aligned_stats = permutations.permute(spec, found, shuffled, shuffled_stats)
+    for a, b in zip(jax.tree.leaves((params, stats)), jax.tree.leaves((aligned, aligned_stats))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_masks_permute_with_their_weights_and_keep_their_densities():
+    apply, params, stats, shape = network("lenet_300_100")
+    spec = permutations.spec(apply, params, stats, shape)
+    sizes = permutations.sizes(spec, params, stats)
+    perms = permutations.random_permutations(spec, sizes, jax.random.PRNGKey(4))
+    mask = jax.tree.map(lambda m: jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.3, m.shape),
+                        mask_lib.ones_like(params))
+    permuted_mask = permutations.permute_mask(spec, perms, mask)
+    pruned = mask_lib.apply(params, mask)
+    permuted_pruned, _ = permutations.permute(spec, perms, pruned, stats)
+    for a, b in zip(jax.tree.leaves(mask_lib.apply(permutations.permute(spec, perms, params, stats)[0],
+                                                   permuted_mask)), jax.tree.leaves(permuted_pruned)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert {k: float(v) for k, v in mask_lib.layer_density(mask).items()} == \
+        {k: float(v) for k, v in mask_lib.layer_density(permuted_mask).items()}
