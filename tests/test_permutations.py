@@ -92,3 +92,18 @@ def test_masks_permute_with_their_weights_and_keep_their_densities():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert {k: float(v) for k, v in mask_lib.layer_density(mask).items()} == \
         {k: float(v) for k, v in mask_lib.layer_density(permuted_mask).items()}
+
+
+@pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "resnet20"])
+def test_activation_matching_recovers_a_known_permutation(name):
+    apply, params, stats, shape = network(name)
+    symmetry = permutations.analyze(apply, params, stats, shape)
+    assert all(symmetry.probes[g] for g in symmetry.spec)  # every group is seen in some activation
+    sizes = permutations.sizes(symmetry.spec, params, stats)
+    perms = permutations.random_permutations(symmetry.spec, sizes, jax.random.PRNGKey(5))
+    shuffled, shuffled_stats = permutations.permute(symmetry.spec, perms, params, stats)
+    x = jax.random.normal(jax.random.PRNGKey(6), (16, *shape))
+    found = matching.activation_matching(symmetry, params, stats, shuffled, shuffled_stats, x)
+    aligned, _ = permutations.permute(symmetry.spec, found, shuffled, shuffled_stats)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(aligned)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

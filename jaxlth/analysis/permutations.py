@@ -74,9 +74,46 @@ def spec(apply_fn: Callable, params: PyTree, batch_stats: PyTree, input_shape: t
 
     ``input_shape``: one example's shape; the trace uses a batch of 2.
     """
+    return analyze(apply_fn, params, batch_stats, input_shape).spec
+
+
+class Symmetry:
+    """A network's permutation groups (``spec``) and, per group, the activations that carry it
+    (``probes``: ``(equation, output)`` positions of top-level values of the traced forward pass
+    whose last axis is the group), for activation matching (:func:`activations`)."""
+
+    def __init__(self, spec_: dict, traced: Callable, leaves: list, probes: dict):
+        self.spec, self.traced, self.leaves, self.probes = spec_, traced, leaves, probes
+
+    def flat_args(self, params: PyTree, batch_stats: PyTree) -> list:
+        trees = {"params": traverse_util.flatten_dict(_plain(params)),
+                 "batch_stats": traverse_util.flatten_dict(_plain(batch_stats))}
+        return [trees[c][path] for c, path, _ in self.leaves]
+
+
+def activations(symmetry: Symmetry, params: PyTree, batch_stats: PyTree, x: jax.Array) -> dict:
+    """``{group: [(examples * positions, units) arrays]}``: the group's activations on inputs ``x``.
+
+    The forward pass is traced again for ``x``'s batch size (same equations, other shapes) and
+    evaluated with the probed values as its outputs.
+    """
+    closed = jax.make_jaxpr(symmetry.traced)(symmetry.flat_args(params, batch_stats), x)
+    eqns = closed.jaxpr.eqns
+    order = [(group, i, j) for group, positions in symmetry.probes.items() for i, j in positions]
+    jaxpr = closed.jaxpr.replace(outvars=[eqns[i].outvars[j] for _, i, j in order])
+    values = jax.core.eval_jaxpr(jaxpr, closed.consts, *symmetry.flat_args(params, batch_stats), x)
+    out = {group: [] for group in symmetry.spec}
+    for (group, _, _), value in zip(order, values):
+        out[group].append(jnp.reshape(value, (-1, value.shape[-1])))
+    return out
+
+
+def analyze(apply_fn: Callable, params: PyTree, batch_stats: PyTree, input_shape: tuple[int, ...],
+            batch: int = 2) -> Symmetry:
+    """The :class:`Symmetry` of ``apply_fn`` (see :func:`spec`), traced with ``batch`` examples."""
     leaves = [("params", path, leaf) for path, leaf in traverse_util.flatten_dict(_plain(params)).items()]
     leaves += [("batch_stats", path, leaf) for path, leaf in traverse_util.flatten_dict(_plain(batch_stats)).items()]
-    x = jnp.zeros((2, *input_shape), jnp.float32)
+    x = jnp.zeros((batch, *input_shape), jnp.float32)
 
     def traced(flat, x):
         p = traverse_util.unflatten_dict({path: v for (c, path, _), v in zip(leaves, flat) if c == "params"})
@@ -99,7 +136,22 @@ def spec(apply_fn: Callable, params: PyTree, batch_stats: PyTree, input_shape: t
     outs = _walk(closed.jaxpr, env, groups, tiled)
     for labels in outs:
         groups.fix(labels)
-    return _collect(members, tiled, groups)
+    spec_ = _collect(members, tiled, groups)
+    roots = {groups.find(_node_of(members, entries[0])): name for name, entries in spec_.items()}
+    probes = {name: [] for name in spec_}  # (equation, output) positions in the top-level jaxpr
+    for i, eqn in enumerate(closed.jaxpr.eqns):
+        for j, v in enumerate(eqn.outvars):
+            labels = env.get(v)
+            if labels and len(labels) >= 2 and labels[-1] is not None and labels[-1][1] is None:
+                name = roots.get(groups.find(labels[-1][0]))
+                if name is not None:
+                    probes[name].append((i, j))
+    return Symmetry(spec_, traced, leaves, probes)
+
+
+def _node_of(members: dict, entry) -> tuple:
+    collection, path, axis, _ = entry
+    return next(node for node, member in members.items() if member == (collection, path, axis))
 
 
 def _walk(jaxpr, env: dict, groups: _Groups, tiled: list) -> list:
