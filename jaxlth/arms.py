@@ -17,6 +17,7 @@ TRUNK = "trunk"  # dense training from initialisation that the copies are spawne
 COPIES = "copies"
 BETWEEN_LEVELS = "between_levels"
 PERTURB = "perturb"
+SEEDS = "seeds"  # dense networks of different seeds, interpolated pairwise
 # one_shot
 DENSE = "dense"
 ONE_SHOT = "one_shot"
@@ -39,6 +40,7 @@ LABELS = {
     COPIES: "copies",
     BETWEEN_LEVELS: "successive IMP levels",
     PERTURB: "perturbed rewind point",
+    SEEDS: "different seeds",
     TRUNK: "trunk",
     PRETRAIN: "pretraining",
 }

@@ -147,6 +147,7 @@ def test_enumerated_choices_are_complete():
     from jaxlth.data import selection  # noqa: PLC0415
     from jaxlth.experiments import data_diet, instability  # noqa: PLC0415
     from jaxlth.data import sources  # noqa: PLC0415
+    from jaxlth.analysis import alignment  # noqa: PLC0415
     from jaxlth.experiments import prune_at_init  # noqa: PLC0415
     from jaxlth.lottery import branches, imp  # noqa: PLC0415
     from jaxlth.pruning import at_init, prune as prune_lib, scorers  # noqa: PLC0415
@@ -162,7 +163,7 @@ def test_enumerated_choices_are_complete():
         "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,
         "data.subset.score": subsets.SCORE_KINDS, "scores.kinds": subsets.SCORE_KINDS,
         "data_diet.scores": data_diet.SCORES, "data_diet.budget": data_diet.BUDGETS,
-        "instability.spawn_from": instability.SPAWN_FROM,
+        "instability.spawn_from": instability.SPAWN_FROM, "instability.align": alignment.MODES,
         "prune_at_init.methods": tuple(at_init.METHODS), "prune_at_init.ablations": prune_at_init.ABLATIONS,
         "prune_at_init.scope": prune_lib.SCOPES, "prune_at_init.batchnorm": prune_at_init.BATCHNORM,
         "lottery.scorer": tuple(scorers.SCORERS),

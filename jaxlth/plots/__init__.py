@@ -34,9 +34,10 @@ display.
 
 from jaxlth.arms import LABELS as ARM_LABELS  # legend labels by arm name, for notebooks written before jaxlth.arms
 from jaxlth.plots.common import final_metrics, format_summary, summary
-from jaxlth.plots.instability import (BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, LEVELS_FIGURE, PERTURB_FIGURE,
-                                      barrier_between_levels, barrier_vs_perturbation, barrier_vs_spawn_step,
-                                      barriers, format_barriers, interpolation_curves, save_instability_figures)
+from jaxlth.plots.instability import (ALIGNMENT_FIGURE, BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, LEVELS_FIGURE,
+                                      PERTURB_FIGURE, alignment_table, barrier_alignment, barrier_between_levels,
+                                      barrier_vs_perturbation, barrier_vs_spawn_step, barriers, format_alignment,
+                                      format_barriers, interpolation_curves, save_instability_figures)
 from jaxlth.plots.lottery import (ACCURACY_FIGURE, LAYER_DENSITY_FIGURE, accuracy_vs_weights, layer_density,
                                   save_figures)
 from jaxlth.plots.one_shot import ONE_SHOT_FIGURE, format_one_shot, save_one_shot_figures
@@ -76,6 +77,7 @@ __all__ = [
     "DATA_DIET_FIGURE", "diet_final", "data_diet_table", "format_data_diet", "data_diet_curve",
     "save_data_diet_figures",
     "SCORE_FIGURE", "score_table", "format_scores", "score_histogram", "replicate_agreement", "save_score_figures",
+    "ALIGNMENT_FIGURE", "alignment_table", "format_alignment", "barrier_alignment",
     "PRUNE_AT_INIT_FIGURE", "ABLATIONS_FIGURE", "prune_at_init_table", "format_prune_at_init", "accuracy_vs_density",
     "save_prune_at_init_figures",
 ]

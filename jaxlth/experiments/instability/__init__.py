@@ -4,7 +4,11 @@ Three analyses over one shared scaffold (:mod:`.scaffold`), each run when config
 
 * :mod:`.spawn` (``spawn_steps``, ``copies``): instability of copies spawned at step k;
 * :mod:`.levels` (``between_levels``, needs ``source_workdir``): successive IMP levels;
-* :mod:`.perturb` (``perturb_scales``): robustness of the rewind point to perturbation.
+* :mod:`.perturb` (``perturb_scales``): robustness of the rewind point to perturbation;
+* :mod:`.seeds` (``seed_pairs``): the dense networks of different seeds (replicates r, r + 1).
+
+Every path is measured once per mode of ``align`` (``none``, ``weights``, ``activations``: B's
+hidden units permuted to A's first, :mod:`jaxlth.analysis.alignment`); rows carry ``align``.
 
 Rows (``experiment=instability``): training rows of the trunk (``arm=trunk``), of the copies
 (``arm=copies``, ``spawn_step=k``, ``replicate = r * copies + c``, see ``jaxlth.training.copies``)
@@ -19,9 +23,10 @@ from __future__ import annotations
 import ml_collections
 
 from jaxlth import steps as step_specs
+from jaxlth.analysis import alignment
 from jaxlth.errors import UserError
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.instability import levels, perturb, spawn
+from jaxlth.experiments.instability import levels, perturb, seeds, spawn
 from jaxlth.experiments.instability.scaffold import Scaffold
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.experiments.source import lottery_source
@@ -45,6 +50,9 @@ def defaults() -> ml_collections.ConfigDict:
     c.matching_epsilon = -1.0  # matching: within eps of dense test error; < 0: 1 std
     c.perturb_scales = ()  # Paul et al. 2023: noise scales relative to layer norms
     c.perturb_step = "0it"  # the step whose network is perturbed (dense runs)
+    c.align = ("none",)  # none | weights | activations: each path measured after each alignment (Git Re-Basin)
+    c.align_examples = 1024  # activation matching: this many unaugmented training examples (a fixed subset)
+    c.seed_pairs = False  # also the dense networks of replicates r and r + 1 (different seeds), trained 0 -> T
     return c
 
 
@@ -56,7 +64,7 @@ def validate(config) -> None:
     for spec in [*filter(None, (s.strip() for s in str(ins.spawn_steps).split(","))), ins.perturb_step]:
         if step_specs.before(spec, config.train.steps, "instability step", "train.steps") is False:
             raise UserError(f"instability step {spec} must come before the end of training ({config.train.steps})")
-    if not (spawn_steps or ins.between_levels or len(ins.perturb_scales)):
+    if not (spawn_steps or ins.between_levels or len(ins.perturb_scales) or ins.seed_pairs):
         raise UserError("the instability experiment has nothing to do: set instability.spawn_steps, "
                         "instability.between_levels or instability.perturb_scales")
     if ins.copies < 2:
@@ -70,6 +78,16 @@ def validate(config) -> None:
         raise UserError(f"instability.perturb_scales must be positive, got {tuple(ins.perturb_scales)}")
     if ins.train_examples < 0 or ins.bn_recompute_batches < 0:
         raise UserError("instability.train_examples and instability.bn_recompute_batches must be >= 0")
+    aligns = tuple(ins.align) if isinstance(ins.align, (tuple, list)) else (ins.align,)
+    for mode in aligns:
+        if mode not in alignment.MODES:
+            raise UserError(f"unknown instability.align entry {mode!r}; choose from {', '.join(alignment.MODES)}")
+    if not aligns or len(set(aligns)) != len(aligns):
+        raise UserError(f"instability.align must list each of none, weights, activations at most once, got {aligns}")
+    if ins.align_examples < 1:
+        raise UserError(f"instability.align_examples must be at least 1, got {ins.align_examples}")
+    if ins.seed_pairs and config.replicates < 2:
+        raise UserError("instability.seed_pairs needs at least 2 replicates (pairs of seeds r, r + 1)")
     if ins.spawn_from not in SPAWN_FROM:
         raise UserError(f"instability.spawn_from must be one of {', '.join(SPAWN_FROM)}, got {ins.spawn_from!r}")
     if not ins.source_workdir:
@@ -92,6 +110,8 @@ def run(ctx: Context) -> None:
     if scaffold.ins.between_levels:
         levels.run(scaffold)
     perturb.run(scaffold)
+    if scaffold.ins.seed_pairs:
+        seeds.run(scaffold)
 
 
 def report(table, directory: str) -> tuple[str, list[str]]:
@@ -106,8 +126,8 @@ EXPERIMENT = Experiment(
     run=run,
     defaults=defaults,
     validate=validate,
-    columns=("spawn_step", "pair", "alpha", "noise_scale"),
-    may_change=("instability.spawn_steps",),
+    columns=("spawn_step", "pair", "alpha", "noise_scale", "align"),
+    may_change=("instability.spawn_steps", "instability.align", "instability.seed_pairs"),
     reads=("lottery.layers_to_ignore",),
     report=report,
     order=2,

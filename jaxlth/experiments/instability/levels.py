@@ -16,7 +16,7 @@ from jaxlth.pruning import masks as mask_lib
 def run(scaffold) -> None:
     ctx, source = scaffold.ctx, scaffold.source
     levels = source.levels()
-    marker = f"{arms.BETWEEN_LEVELS}/measured_{len(levels)}"
+    marker = scaffold.marker(f"{arms.BETWEEN_LEVELS}/measured_{len(levels)}")
     if ctx.done(marker) or len(levels) < 2:
         return
     measured = []

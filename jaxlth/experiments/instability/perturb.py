@@ -53,7 +53,7 @@ def _base(scaffold) -> tuple[int, TrainState]:
 def run(scaffold) -> None:
     ctx = scaffold.ctx
     scales = [float(s) for s in scaffold.ins.perturb_scales]
-    if not scales or ctx.done(MEASURED):
+    if not scales or ctx.done(scaffold.marker(MEASURED)):
         return
     start_step, base = _base(scaffold)
     groups = len(scales) + 1  # group 0 is the unperturbed network
@@ -75,4 +75,4 @@ def run(scaffold) -> None:
     per_group = copies_lib.split(final, groups)
     pairs = [({"noise_scale": scale}, per_group[0], per_group[g + 1]) for g, scale in enumerate(scales)]
     scaffold.record_paths(arms.PERTURB, level, scaffold.density(), start_step, pairs)
-    ctx.mark_done(MEASURED)
+    ctx.mark_done(scaffold.marker(MEASURED))

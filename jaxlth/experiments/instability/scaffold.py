@@ -9,7 +9,7 @@ import numpy as np
 
 from jaxlth import arms, rng
 from jaxlth import steps as step_specs
-from jaxlth.analysis import barriers, connectivity
+from jaxlth.analysis import alignment, barriers, connectivity
 from jaxlth.analysis import interpolation as interp
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
@@ -47,6 +47,8 @@ class Scaffold:
         self.eval_sets = self._eval_sets()
         self.bn_batches = interp.bn_batches_from(setup.data.train_images, int(ins.bn_recompute_batches),
                                                  config.train.batch_size)
+        self.aligns = tuple(ins.get("align", ("none",)))
+        self._symmetry = None
 
     def _eval_sets(self) -> dict:
         data, out = self.setup.data, {}
@@ -87,22 +89,43 @@ class Scaffold:
                                                              dict(experiment="instability", **labels)))
 
     # ----- measuring --------------------------------------------------------------------------------
+    def marker(self, name: str) -> str:
+        """The marker that ``name``'s paths are measured under this run's alignments (another set of
+        ``instability.align`` measures them again)."""
+        return name if self.aligns == ("none",) else f"{name}_{'_'.join(self.aligns)}"
+
+    def aligned(self, net_a: dict, net_b: dict, mode: str) -> dict:
+        """``net_b`` aligned to ``net_a`` by ``mode`` (weights, activations on a fixed training subset)."""
+        if mode == "none":
+            return net_b
+        if self._symmetry is None:
+            self._symmetry = alignment.symmetry_of(self.setup.program, net_a)
+        images = None
+        if mode == "activations":
+            data = self.setup.data
+            n = min(int(self.ins.get("align_examples", 1024)), data.train_images.shape[0])
+            take = jax.random.permutation(jax.random.PRNGKey(rng.EVAL_SUBSET_SEED), data.train_images.shape[0])[:n]
+            images = data.train_images[take]
+        return alignment.align(self.setup.program, net_a, net_b, mode, self._symmetry, images, seed=self.config.seed)
+
     def record_paths(self, arm: str, level: int, density, spawn_step, pairs: list[tuple[dict, dict, dict]]) -> None:
-        """Measures each ``(coordinates, net_a, net_b)`` path on every split and records its rows
-        (replacing earlier rows of the same arm, level and spawn step)."""
+        """Measures each ``(coordinates, net_a, net_b)`` path on every split, once per alignment of
+        ``instability.align`` (B's units permuted to A's first; rows carry ``align``), and records its
+        rows (replacing earlier rows of the same arm, level and spawn step)."""
         labels = {"experiment": "instability", "arm": arm, "level": level, "spawn_step": spawn_step}
         base = dict(labels, step=self.total_steps, epoch=round(self.total_steps / self.setup.steps_per_epoch, 4))
         rows = []
-        for where, net_a, net_b in pairs:
-            measured = connectivity.path(self.setup.program, net_a, net_b, self.alphas, self.eval_sets,
-                                         self.bn_batches)
-            for split, found in measured.items():
-                for r in range(found["error"].shape[0]):
-                    common = dict(base, replicate=r, density=float(density[r]), split=split, **where)
-                    for i, alpha in enumerate(self.alphas):
-                        for metric in ("error", "loss"):
-                            rows.append(dict(common, metric=metric, value=float(found[metric][r, i]),
-                                             alpha=round(float(alpha), 6)))
-                    for metric in ("barrier_frankle", "barrier_paul"):
-                        rows.append(dict(common, metric=metric, value=float(found[metric][r])))
+        for mode in self.aligns:
+            for where, net_a, net_b in pairs:
+                measured = connectivity.path(self.setup.program, net_a, self.aligned(net_a, net_b, mode), self.alphas,
+                                             self.eval_sets, self.bn_batches)
+                for split, found in measured.items():
+                    for r in range(found["error"].shape[0]):
+                        common = dict(base, replicate=r, density=float(density[r]), split=split, align=mode, **where)
+                        for i, alpha in enumerate(self.alphas):
+                            for metric in ("error", "loss"):
+                                rows.append(dict(common, metric=metric, value=float(found[metric][r, i]),
+                                                 alpha=round(float(alpha), 6)))
+                        for metric in ("barrier_frankle", "barrier_paul"):
+                            rows.append(dict(common, metric=metric, value=float(found[metric][r])))
         self.ctx.replace_rows(labels, rows, where=lambda row: row.get("metric") in PATH_METRICS)

@@ -27,7 +27,7 @@ def run(scaffold) -> None:
     density = scaffold.density()
     for k in scaffold.spawn_steps:
         name = spawn_name(k)
-        if ctx.done(f"{name}/{MEASURED}"):
+        if ctx.done(scaffold.marker(f"{name}/{MEASURED}")):
             continue
         mask = copies_lib.repeat(scaffold.mask, copies)
         trunk = None if ctx.exists(f"{name}/final") else scaffold.spawn_state(k)
@@ -42,4 +42,4 @@ def run(scaffold) -> None:
         per_copy = copies_lib.split(final, copies)
         pairs = [({"pair": f"{i}-{j}"}, per_copy[i], per_copy[j]) for i, j in itertools.combinations(range(copies), 2)]
         scaffold.record_paths(arms.COPIES, level, density, k, pairs)
-        ctx.mark_done(f"{name}/{MEASURED}")
+        ctx.mark_done(scaffold.marker(f"{name}/{MEASURED}"))
