@@ -12,6 +12,7 @@ MAIN = "main"
 # lottery (the control branches' names are those of jaxlth.lottery.branches.BRANCHES)
 IMP = "imp"
 PRETRAIN = "pretrain"  # dense training 0 -> k that makes the rewind point
+PARTICLES = "particles"  # lottery.average_copies: the particles whose average is the level's network
 # instability
 TRUNK = "trunk"  # dense training from initialisation that the copies are spawned from
 COPIES = "copies"
@@ -29,6 +30,7 @@ LABELS = {
     IMP: "IMP",
     ONE_SHOT: "one-shot magnitude pruning",
     NO_RETRAIN: "pruned without retraining",
+    PARTICLES: "single particles (before averaging)",
     "random_prune": "random pruning",
     "random_reinit": "random reinitialisation",
     "shuffle": "shuffled weights",

@@ -26,6 +26,7 @@ pruning method m       ``fold_in(PRNGKey(seed + r), branch_stream("prune:" + m, 
                        IMP level, 0 at initialisation); round k of its rounds: ``fold_in(that, k)``
 ablation a of m        ``fold_in(PRNGKey(seed + r), branch_stream(m + "_" + a, 0))``; fresh init: ``... + 1``
 scoring examples       ``fold_in(data_key_r, SCORING_EXAMPLES)``: the class-balanced batches SNIP/GraSP score on
+IMP particle p         data key ``fold_in(data_key_r, PARTICLE + p)`` (``lottery.average_copies``)
 =====================  ==============================================================================
 
 Changing any number here changes every result: they are part of the exact-reproduction contract.
@@ -50,6 +51,7 @@ LANDSCAPE = 3000  # + level
 LANDSCAPE_SUBSET_SEED = 2
 BN_BATCHES_SEED = 0
 SCORING_EXAMPLES = 4000  # folded into a data key
+PARTICLE = 5000  # + p: the data key of particle p of an averaged IMP level
 
 
 def replicate_keys(seed: int, replicates: int, stream: int) -> jax.Array:

@@ -19,6 +19,10 @@ runs the dense pretraining ``0 -> k`` on a subset of the training set (random, o
 hardest by a scores run), for its own ``steps`` if given; the levels then train on the whole
 training set from step ``k`` (:func:`jaxlth.experiments.networks.pretrain_on_subset`).
 
+Averaging inside IMP (Choi et al. 2024; Zimmer et al. 2024): ``lottery.average_copies = n`` trains
+every level (the dense level 0 too) as ``n`` particles per replicate with different SGD noise and
+continues from their average (BatchNorm recomputed): :mod:`jaxlth.experiments.averaging`.
+
 Prune-fraction sweep: ``lottery.prune_fraction = (p_1, ..., p_F)`` runs F level sequences at once.
 The ``R * F`` networks (fraction ``f`` of replicate ``r`` at ``r * F + f``, :mod:`jaxlth.training.copies`)
 train in one vmapped program at every level; each prunes with its own fraction, and its branches
@@ -42,7 +46,7 @@ from jaxlth import config as config_lib
 from jaxlth.data import selection
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
-from jaxlth.experiments import networks, scoring
+from jaxlth.experiments import averaging, networks, scoring
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.layout import level_name
@@ -66,6 +70,8 @@ def defaults() -> ml_collections.ConfigDict:
     c.scorer = "magnitude"  # what each level ranks: magnitude | random | snip | grasp | synflow (jaxlth/pruning)
     c.scorer_rounds = 0  # the scorer's rounds per level (exponential schedule); 0: its own (SynFlow 100)
     c.scorer_examples_per_class = 10  # training examples of each class a data scorer (snip, grasp) uses
+    c.average_copies = 1  # > 1: each level trains this many particles and continues from their average (SWAMP)
+    c.average_bn_batches = 10  # training batches the average's BatchNorm statistics are recomputed from
     c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
     c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
     return c
@@ -81,6 +87,13 @@ def validate(config) -> None:
         value = config.lottery[field]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise UserError(f"lottery.{field} must be a non-negative integer, got {value!r}")
+    for field in ("average_copies", "average_bn_batches"):
+        value = config.lottery[field]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if field == "average_copies" else 0):
+            raise UserError(f"lottery.{field} must be an integer >= {1 if field == 'average_copies' else 0}, "
+                            f"got {value!r}")
+    if config.lottery.average_copies > 1 and len(imp.fractions(config)) > 1:
+        raise UserError("lottery.average_copies > 1 needs one lottery.prune_fraction, not a sweep")
     if scorer.needs_data and config.lottery.scorer_examples_per_class == 0:
         raise UserError(f"lottery.scorer {scorer.name} scores on training examples, but "
                         f"lottery.scorer_examples_per_class = 0 gives it none")
@@ -111,6 +124,7 @@ class Lottery:
         self.branches = branches_lib.get(tuple(config.lottery.branches))
         self.fractions = imp.fractions(config)
         self.copies = len(self.fractions)
+        self.particles = int(config.lottery.average_copies)
         coordinates = copies_lib.coordinates(config.replicates, self.copies)
         self.places = [{"replicate": r, "prune_fraction": self.fractions[f]} for r, f in coordinates]
         self.position_fractions = jnp.asarray([self.fractions[f] for _, f in coordinates], jnp.float32)
@@ -125,13 +139,20 @@ class Lottery:
         return copies_lib.repeat(tree, self.copies) if self.copies > 1 else tree
 
     def trained(self, arm: str, level: int, mask, network: dict, setup) -> dict:
-        """The ``R * F`` networks of ``arm`` at ``level`` trained k -> T (loaded when already on disk)."""
+        """The ``R * F`` networks of ``arm`` at ``level`` trained k -> T (loaded when already on disk);
+        IMP with ``average_copies > 1``: the average of its particles (:mod:`.averaging`)."""
+        if arm == arms.IMP and self.particles > 1:
+            return averaging.averaged_level(self.ctx, level, mask, network, self.rewind_step, self.total_steps,
+                                            self.particles, program=setup.program)
         return self.ctx.trained(f"{arm}/{level_name(level)}", lambda: networks.train_level(
             self.ctx, arm, level, mask, network, self.rewind_step, self.total_steps, f"{arm} level {level}",
             program=setup.program, coords=self.places))
 
     def dense(self, mask) -> dict:
         """Level 0: the dense network of each replicate, trained once and shared by every fraction."""
+        if self.particles > 1:
+            rewind = networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data)
+            return self.trained(arms.IMP, 0, mask, rewind, self.setup)
         def train() -> dict:
             shared = [[dict(place, replicate=r) for place in self.places[r * self.copies:(r + 1) * self.copies]]
                       for r in range(self.config.replicates)]
@@ -256,7 +277,7 @@ EXPERIMENT = Experiment(
     run=run,
     defaults=defaults,
     validate=validate,
-    columns=("prune_fraction", "layer"),
+    columns=("prune_fraction", "layer", "particle"),
     may_change=("lottery.levels", "lottery.branches"),
     report=report,
     order=1,
