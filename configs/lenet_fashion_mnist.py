@@ -88,6 +88,20 @@ of the same training as reference lines:
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:prune_at_init --workdir runs/lenet_pai \
         --config.replicates=2 --config.prune_at_init.source_workdir="('runs/lenet_imp20', 'runs/lenet_lrr20')"
 
+Permutation alignment (Ainsworth et al. 2023): the barrier between copies and between networks of
+different seeds, before and after aligning their hidden units by weights and by activations:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_align \
+        --config.replicates=2 --config.instability.spawn_steps=0it,500it --config.instability.seed_pairs=true \
+        --config.instability.align="('none','weights','activations')"
+
+Averaging inside IMP (Choi et al. 2024; Zimmer et al. 2024): every level trained as 3 particles and
+continued from their average:
+
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_swamp \
+        --config.replicates=2 --config.lottery.levels=10 --config.lottery.branches="()" \
+        --config.lottery.average_copies=3
+
 IMP with another scorer at every level, e.g. SNIP on each level's trained network:
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_imp_snip \
