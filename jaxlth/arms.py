@@ -19,6 +19,7 @@ COPIES = "copies"
 BETWEEN_LEVELS = "between_levels"
 PERTURB = "perturb"
 SEEDS = "seeds"  # dense networks of different seeds, interpolated pairwise
+TICKET_VS_REINIT = "ticket_vs_reinit"  # an IMP level's network against its mask's random reinitialisation
 # one_shot
 DENSE = "dense"
 ONE_SHOT = "one_shot"
@@ -43,6 +44,7 @@ LABELS = {
     BETWEEN_LEVELS: "successive IMP levels",
     PERTURB: "perturbed rewind point",
     SEEDS: "different seeds",
+    TICKET_VS_REINIT: "ticket vs. random reinitialisation",
     TRUNK: "trunk",
     PRETRAIN: "pretraining",
 }

@@ -67,3 +67,17 @@ def test_every_path_is_measured_under_every_alignment_and_seeds_connect_once_ali
 def test_bad_alignment_settings_are_refused(changes, fragment):
     with pytest.raises(UserError, match=fragment):
         tiny_config("instability", **changes)
+
+
+def test_an_imp_ticket_against_its_random_reinitialisation(tmp_path):
+    lottery = str(tmp_path / "lottery")
+    experiments.run(tiny_config("lottery", **{"lottery.levels": 1, "lottery.branches": ("random_reinit",)}), lottery)
+    config = tiny_config("instability", **{"instability.source_workdir": lottery, "instability.spawn_steps": "",
+                                           "instability.ticket_vs_reinit": True, "instability.align": ("none", "weights"),
+                                           "instability.splits": ("test",)})
+    experiments.run(config, str(tmp_path / "inst"))
+    table = results.load(str(tmp_path / "inst")).table
+    rows = table[(table["arm"] == "ticket_vs_reinit") & (table["metric"] == "barrier_frankle")]
+    assert set(rows["align"]) == {"none", "weights"} and set(rows["level"]) == {1}
+    with pytest.raises(UserError, match="need instability.source_workdir"):
+        tiny_config("instability", **{"instability.ticket_vs_reinit": True})

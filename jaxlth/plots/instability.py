@@ -75,9 +75,9 @@ def barriers(table: pd.DataFrame, arm: str = arms.COPIES) -> pd.DataFrame:
 
 def alignment_table(table: pd.DataFrame, metric: str = "barrier_frankle", split: str = "test") -> pd.DataFrame:
     """Barrier mean and std per path and alignment: columns ``path`` (``"copies k=K"``,
-    ``"levels L-1-L"``, ``"seeds"``), ``align``, ``mean``, ``std``, ``n`` (errors as fractions)."""
+    ``"levels L-1-L"``, ``"seeds"``, ``"ticket-reinit L=L"``), ``align``, ``mean``, ``std``, ``n`` (errors as fractions)."""
     frames = []
-    for arm in (arms.COPIES, arms.BETWEEN_LEVELS, arms.SEEDS):
+    for arm in (arms.COPIES, arms.BETWEEN_LEVELS, arms.SEEDS, arms.TICKET_VS_REINIT):
         rows = _instability(table, arm, align=None)
         rows = rows[(rows["metric"] == metric) & (rows["split"] == split)].copy()
         if rows.empty:
@@ -87,6 +87,8 @@ def alignment_table(table: pd.DataFrame, metric: str = "barrier_frankle", split:
             rows["path"] = ["copies" if pd.isna(k) else f"copies k={int(k)}" for k in steps]
         elif arm == arms.BETWEEN_LEVELS:
             rows["path"] = "levels " + rows["pair"].astype(str)
+        elif arm == arms.TICKET_VS_REINIT:
+            rows["path"] = "ticket-reinit L=" + rows["level"].astype(int).astype(str)
         else:
             rows["path"] = "seeds"
         frames.append(rows)

@@ -5,7 +5,8 @@ Three analyses over one shared scaffold (:mod:`.scaffold`), each run when config
 * :mod:`.spawn` (``spawn_steps``, ``copies``): instability of copies spawned at step k;
 * :mod:`.levels` (``between_levels``, needs ``source_workdir``): successive IMP levels;
 * :mod:`.perturb` (``perturb_scales``): robustness of the rewind point to perturbation;
-* :mod:`.seeds` (``seed_pairs``): the dense networks of different seeds (replicates r, r + 1).
+* :mod:`.seeds` (``seed_pairs``): the dense networks of different seeds (replicates r, r + 1);
+* :mod:`.tickets` (``ticket_vs_reinit``): the source's IMP levels against their random reinitialisation.
 
 Every path is measured once per mode of ``align`` (``none``, ``weights``, ``activations``: B's
 hidden units permuted to A's first, :mod:`jaxlth.analysis.alignment`); rows carry ``align``.
@@ -26,7 +27,7 @@ from jaxlth import steps as step_specs
 from jaxlth.analysis import alignment
 from jaxlth.errors import UserError
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.instability import levels, perturb, seeds, spawn
+from jaxlth.experiments.instability import levels, perturb, seeds, spawn, tickets
 from jaxlth.experiments.instability.scaffold import Scaffold
 from jaxlth.experiments.protocol import Experiment
 from jaxlth.experiments.source import lottery_source
@@ -53,6 +54,7 @@ def defaults() -> ml_collections.ConfigDict:
     c.align = ("none",)  # none | weights | activations: each path measured after each alignment (Git Re-Basin)
     c.align_examples = 1024  # activation matching: this many unaugmented training examples (a fixed subset)
     c.seed_pairs = False  # also the dense networks of replicates r and r + 1 (different seeds), trained 0 -> T
+    c.ticket_vs_reinit = False  # source's IMP level L against its random_reinit branch at level L
     return c
 
 
@@ -64,7 +66,7 @@ def validate(config) -> None:
     for spec in [*filter(None, (s.strip() for s in str(ins.spawn_steps).split(","))), ins.perturb_step]:
         if step_specs.before(spec, config.train.steps, "instability step", "train.steps") is False:
             raise UserError(f"instability step {spec} must come before the end of training ({config.train.steps})")
-    if not (spawn_steps or ins.between_levels or len(ins.perturb_scales) or ins.seed_pairs):
+    if not (spawn_steps or ins.between_levels or len(ins.perturb_scales) or ins.seed_pairs or ins.ticket_vs_reinit):
         raise UserError("the instability experiment has nothing to do: set instability.spawn_steps, "
                         "instability.between_levels or instability.perturb_scales")
     if ins.copies < 2:
@@ -93,8 +95,9 @@ def validate(config) -> None:
     if not ins.source_workdir:
         if ins.spawn_from == "source_rewind":
             raise UserError("instability.spawn_from='source_rewind' needs instability.source_workdir (a lottery run)")
-        if ins.between_levels or ins.level >= 0:
-            raise UserError("instability.between_levels and instability.level need instability.source_workdir")
+        if ins.between_levels or ins.level >= 0 or ins.ticket_vs_reinit:
+            raise UserError("instability.between_levels, instability.level and instability.ticket_vs_reinit need "
+                            "instability.source_workdir")
         return
     source = lottery_source(ins.source_workdir, config, "instability.source_workdir")
     if ins.level >= 0 and ins.level not in source.levels():
@@ -112,6 +115,8 @@ def run(ctx: Context) -> None:
     perturb.run(scaffold)
     if scaffold.ins.seed_pairs:
         seeds.run(scaffold)
+    if scaffold.ins.ticket_vs_reinit:
+        tickets.run(scaffold)
 
 
 def report(table, directory: str) -> tuple[str, list[str]]:
@@ -127,7 +132,8 @@ EXPERIMENT = Experiment(
     defaults=defaults,
     validate=validate,
     columns=("spawn_step", "pair", "alpha", "noise_scale", "align"),
-    may_change=("instability.spawn_steps", "instability.align", "instability.seed_pairs"),
+    may_change=("instability.spawn_steps", "instability.align", "instability.seed_pairs",
+                "instability.ticket_vs_reinit"),
     reads=("lottery.layers_to_ignore",),
     report=report,
     order=2,
