@@ -92,17 +92,21 @@ def _plain(tree):
 
 
 def activation_matching(symmetry, params_a: PyTree, stats_a: PyTree, params_b: PyTree, stats_b: PyTree,
-                        x) -> dict:
+                        x, chunk: int = 128) -> dict:
     """``{group: (size,) int array}``: permutations of B's units maximising the summed inner products
     of the two networks' activations on inputs ``x`` (preprocessed), one assignment per group
     (Ainsworth et al. 2023's activation matching; a group's activations are all the values of
-    the forward pass that carry it, e.g. every block's output along a residual stage)."""
+    the forward pass that carry it, e.g. every block's output along a residual stage). The inner
+    products are accumulated over chunks of ``chunk`` inputs, so memory stays that of one chunk."""
     from jaxlth.analysis import permutations  # noqa: PLC0415
 
-    acts_a = permutations.activations(symmetry, params_a, stats_a, x)
-    acts_b = permutations.activations(symmetry, params_b, stats_b, x)
-    perms = {}
-    for group in symmetry.spec:
-        cost = sum(np.asarray(a, np.float64).T @ np.asarray(b, np.float64) for a, b in zip(acts_a[group], acts_b[group]))
-        perms[group] = linear_sum_assignment(cost, maximize=True)[1]
-    return perms
+    costs = {}
+    for start in range(0, x.shape[0], chunk):
+        part = x[start:start + chunk]
+        acts_a = permutations.activations(symmetry, params_a, stats_a, part)
+        acts_b = permutations.activations(symmetry, params_b, stats_b, part)
+        for group in symmetry.spec:
+            cost = sum(np.asarray(a, np.float64).T @ np.asarray(b, np.float64)
+                       for a, b in zip(acts_a[group], acts_b[group]))
+            costs[group] = costs.get(group, 0.0) + cost
+    return {group: linear_sum_assignment(costs[group], maximize=True)[1] for group in symmetry.spec}
