@@ -107,3 +107,16 @@ def test_activation_matching_recovers_a_known_permutation(name):
     aligned, _ = permutations.permute(symmetry.spec, found, shuffled, shuffled_stats)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(aligned)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_nested_masks_stay_nested_under_one_permutation():
+    apply, params, stats, shape = network("conv2")
+    spec = permutations.spec(apply, params, stats, shape)
+    perms = permutations.random_permutations(spec, permutations.sizes(spec, params, stats), jax.random.PRNGKey(7))
+    outer = jax.tree.map(lambda m: jax.random.bernoulli(jax.random.PRNGKey(m.ndim), 0.5, m.shape),
+                         mask_lib.ones_like(params))
+    inner = jax.tree.map(lambda m: m & jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.5, m.shape), outer)
+    a, b = permutations.permute_mask(spec, perms, outer), permutations.permute_mask(spec, perms, inner)
+    assert all(bool(jnp.all(x | ~y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    assert float(mask_lib.density(b)) == float(mask_lib.density(inner))
+    assert not all(bool(jnp.all(x == y)) for x, y in zip(jax.tree.leaves(b), jax.tree.leaves(inner)))
