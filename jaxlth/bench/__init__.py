@@ -18,7 +18,8 @@ the same copies trained one after the other (``--epochs`` each), and the cost of
 30-point interpolation path in one compiled call (:func:`jaxlth.analysis.interpolate`) with 30
 separate test-set evaluations of the same networks.
 
-``landscape`` times curvature measurements (:mod:`jaxlth.analysis.curvature`) of LeNet-300-100 on a
+``landscape`` (:mod:`jaxlth.bench.landscape`) times curvature measurements
+(:mod:`jaxlth.analysis.curvature`) of LeNet-300-100 on a
 10,000-example subset (eval-mode loss, chunks of 1,000) for 1 and 4 replicates vmapped in one
 program: one Hessian-vector product, the top 20 eigenvalues (60 Lanczos steps, full
 reorthogonalisation) and a Hutchinson trace with 100 Rademacher probes (compiled ahead of time).
@@ -43,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlth import models
-from jaxlth.analysis import alpha_grid, curvature, interpolate
+from jaxlth.analysis import alpha_grid, interpolate
 from jaxlth.config import base_config
 from jaxlth.lottery import imp
 from jaxlth.data.dataset import Dataset
@@ -212,35 +213,6 @@ def instability_suite(args) -> None:
           f"({path['separate'] / path['path']:.2f}x the path) |")
 
 
-def landscape_seconds(bench: LenetBench, replicates: int, repeats: int) -> dict:
-    """Best times of one vmapped HVP, top-20 Lanczos and a 100-probe trace (compiled ahead of time)."""
-    params, data = bench.state(replicates).params, bench.data
-    loss = curvature.subset_loss(bench.program, {}, data.test_images, data.test_labels, "eval", 1000)
-    dim = models.param_count(jax.tree.map(lambda x: x[0], params))
-    keys = jax.random.split(jax.random.PRNGKey(0), replicates)
-    vectors = jax.random.normal(jax.random.PRNGKey(1), (replicates, dim))
-    operator = lambda p: curvature.flat_operator(loss, p)[0]  # noqa: E731
-    calls = {"hvp": (lambda p, v: operator(p)(v), vectors),
-             "top": (lambda p, k: curvature.top_eigenpairs(operator(p), dim, k, 20, 60).values, keys),
-             "trace": (lambda p, k: curvature.hutchinson_trace(operator(p), dim, k, 100), keys)}
-    runs = {}
-    for name, (f, arg) in calls.items():
-        compiled = jax.jit(jax.vmap(f)).lower(params, arg).compile()
-        runs[name] = lambda c=compiled, a=arg: jax.block_until_ready(c(params, a))
-    return best_times(runs, repeats)
-
-
-def landscape_suite(args) -> None:
-    bench = LenetBench(fashion_mnist_sized(num_train=10_000), 128)
-    print(f"\n| curvature, LeNet-300-100, 10,000 examples (best of {args.repeats}) | HVP call | HVPs/s "
-          "(all replicates) | top-20 eigenvalues (60 Lanczos steps) | Hutchinson trace (100 probes) |"
-          "\n|---|---|---|---|---|")
-    for r in (1, 4):
-        t = landscape_seconds(bench, r, args.repeats)
-        print(f"| {r} replicate(s) vmapped | {1e3 * t['hvp']:.0f} ms ({1e3 * t['hvp'] / r:.0f} ms per replicate) | "
-              f"{r / t['hvp']:.1f} | {t['top']:.2f} s | {t['trace']:.2f} s |")
-
-
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -267,7 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.suite in ("instability", "all"):
         instability_suite(args)
     if args.suite in ("landscape", "all"):
-        landscape_suite(args)
+        from jaxlth.bench import landscape  # noqa: PLC0415
+
+        landscape.suite(args)
     if args.suite in ("scores", "all"):
         from jaxlth.bench import scores  # noqa: PLC0415
 

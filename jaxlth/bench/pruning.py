@@ -2,18 +2,17 @@
 
 For 4 replicates vmapped in one program (the prune_at_init layout) and 6 target densities: the time
 of each method's 24 masks (scoring, the rounds, and the selection of the kept weights), per mask
-against one replicate's training step (batch 128; a step of 4 vmapped replicates divided by 4). SNIP and GraSP score on 10
-examples of each class; SynFlow runs its 100 rounds for every density (the densities vmapped).
+against one replicate's training step (batch 128; a step of 4 vmapped replicates divided by 4).
+SNIP and GraSP score on 10 examples of each class; SynFlow runs its 100 rounds for every density (the densities vmapped).
 The ``erk`` and ``uniform`` methods cost what ``random`` costs (the same scores, other counts).
 """
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
+from jaxlth.experiments import scoring
 from jaxlth.pruning import at_init, masks as mask_lib, scorers
 from jaxlth.training import functions as fn
 
@@ -26,12 +25,13 @@ def mask_runner(bench, method: str):
     state = bench.state(REPLICATES)
     network = {"params": state.params, "batch_stats": state.batch_stats}
     dense = mask_lib.ones_like(state.params, ["output"])
-    model = scorers.Model(functools.partial(_logits, bench.program.model), tuple(bench.program.spec.image_shape))
+    model = scoring.model_for(bench.program.model, tuple(bench.program.spec.image_shape))
     scorer = scorers.SCORERS[at_init.METHODS[method].scorer]
-    classes = 10
-    x = fn.preprocess(bench.data.train_images[:PER_CLASS * classes], bench.program.spec)
+    n = PER_CLASS * 10  # the timing does not depend on which examples: the first 100, for every replicate
+    x = fn.preprocess(bench.data.train_images[:n], bench.program.spec)
     data = (jnp.broadcast_to(x[None, None], (REPLICATES, 1, *x.shape)),
-            jnp.broadcast_to(bench.data.train_labels[None, None, :PER_CLASS * classes], (REPLICATES, 1, PER_CLASS * classes)))
+            jnp.broadcast_to(bench.data.train_labels[None, None, :n], (REPLICATES, 1, n)))
+
     def one(params, batch_stats, m, d, key):
         return at_init.masks_at_densities(scorer, params, batch_stats, m, model, d, key, jnp.asarray(DENSITIES),
                                           at_init.METHODS[method].scope or "global", scorer.rounds)
@@ -40,10 +40,6 @@ def mask_runner(bench, method: str):
                                             state.data_key).compile()
     return lambda: jax.block_until_ready(compiled(network["params"], network["batch_stats"], dense, data,
                                                   state.data_key))
-
-
-def _logits(module, params, batch_stats, x, train):
-    return fn.logits(module, params, batch_stats, x, train)[0]
 
 
 def suite(args) -> None:

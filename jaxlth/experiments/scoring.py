@@ -29,11 +29,12 @@ PyTree = Any
 def model(setup: Setup, batch_statistics: bool = True) -> scorers.Model:
     """The setup's network as a scorer sees it (logits of preprocessed inputs); one object per
     network and mode, so the jitted scoring compiles once."""
-    return _model(setup.program.model, tuple(setup.program.spec.image_shape), batch_statistics)
+    return model_for(setup.program.model, tuple(setup.program.spec.image_shape), batch_statistics)
 
 
 @functools.lru_cache(maxsize=None)
-def _model(module, image_shape: tuple[int, ...], batch_statistics: bool) -> scorers.Model:
+def model_for(module, image_shape: tuple[int, ...], batch_statistics: bool = True) -> scorers.Model:
+    """A Flax module (``train`` keyword) as a scorer's :class:`~jaxlth.pruning.scorers.Model`."""
     def logits(params, batch_stats, x, train):
         return fn.logits(module, params, batch_stats, x, train)[0]
 

@@ -34,10 +34,10 @@ display.
 
 from jaxlth.arms import LABELS as ARM_LABELS  # legend labels by arm name, for notebooks written before jaxlth.arms
 from jaxlth.plots.common import final_metrics, format_summary, summary
-from jaxlth.plots.instability import (ALIGNMENT_FIGURE, BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, LEVELS_FIGURE,
-                                      PERTURB_FIGURE, alignment_table, barrier_alignment, barrier_between_levels,
-                                      barrier_vs_perturbation, barrier_vs_spawn_step, barriers, format_alignment,
-                                      format_barriers, interpolation_curves, save_instability_figures)
+from jaxlth.plots.instability import (BARRIER_FIGURE, BARRIERS, CURVES_FIGURE, LEVELS_FIGURE, PERTURB_FIGURE,
+                                      barrier_between_levels, barrier_vs_perturbation, barrier_vs_spawn_step,
+                                      barriers, format_barriers, interpolation_curves, save_instability_figures)
+from jaxlth.plots.alignment import ALIGNMENT_FIGURE, alignment_table, barrier_alignment, format_alignment
 from jaxlth.plots.lottery import (ACCURACY_FIGURE, LAYER_DENSITY_FIGURE, accuracy_vs_weights, layer_density,
                                   save_figures)
 from jaxlth.plots.one_shot import ONE_SHOT_FIGURE, format_one_shot, save_one_shot_figures

@@ -23,8 +23,6 @@ LEVELS_FIGURE = "barrier_between_levels.png"
 PERTURB_FIGURE = "barrier_vs_perturbation.png"
 BARRIERS = {"barrier_frankle": "Frankle et al. 2020", "barrier_paul": "Paul et al. 2022"}
 
-ALIGNMENT_FIGURE = "barrier_alignment.png"
-
 # The optional columns of instability rows; tables of other experiments may lack them.
 _OPTIONAL = ("spawn_step", "pair", "alpha", "noise_scale", "align")
 
@@ -73,66 +71,6 @@ def barriers(table: pd.DataFrame, arm: str = arms.COPIES) -> pd.DataFrame:
     return grouped.rename(columns={"count": "n"})
 
 
-def alignment_table(table: pd.DataFrame, metric: str = "barrier_frankle", split: str = "test") -> pd.DataFrame:
-    """Barrier mean and std per path and alignment: columns ``path`` (``"copies k=K"``,
-    ``"levels L-1-L"``, ``"seeds"``, ``"ticket-reinit L=L"``), ``align``, ``mean``, ``std``, ``n`` (errors as fractions)."""
-    frames = []
-    for arm in (arms.COPIES, arms.BETWEEN_LEVELS, arms.SEEDS, arms.TICKET_VS_REINIT):
-        rows = _instability(table, arm, align=None)
-        rows = rows[(rows["metric"] == metric) & (rows["split"] == split)].copy()
-        if rows.empty:
-            continue
-        if arm == arms.COPIES:
-            steps = pd.to_numeric(rows["spawn_step"], errors="coerce")
-            rows["path"] = ["copies" if pd.isna(k) else f"copies k={int(k)}" for k in steps]
-        elif arm == arms.BETWEEN_LEVELS:
-            rows["path"] = "levels " + rows["pair"].astype(str)
-        elif arm == arms.TICKET_VS_REINIT:
-            rows["path"] = "ticket-reinit L=" + rows["level"].astype(int).astype(str)
-        else:
-            rows["path"] = "seeds"
-        frames.append(rows)
-    if not frames:
-        return pd.DataFrame(columns=["path", "align", "mean", "std", "n"])
-    rows = pd.concat(frames)
-    out = rows.groupby(["path", "align"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
-    return out.rename(columns={"count": "n"})
-
-
-def format_alignment(table: pd.DataFrame, metric: str = "barrier_frankle", split: str = "test") -> str:
-    """The barriers (% error) of each path before and after each alignment, as a text table."""
-    frame = alignment_table(table, metric, split)
-    modes = [m for m in ("none", "weights", "activations") if m in set(frame["align"])]
-    if frame.empty or modes == ["none"]:
-        return ""
-    lines = [f"{split} error barrier ({BARRIERS[metric]}) before and after aligning the hidden units (%)",
-             f"{'path':>16}  " + "  ".join(f"{m:>14}" for m in modes)]
-    for path, rows in frame.groupby("path", sort=False):
-        cells = {r.align: _pm(r.mean, r.std) for r in rows.itertuples()}
-        lines.append(f"{path:>16}  " + "  ".join(f"{cells.get(m, '-'):>14}" for m in modes))
-    return "\n".join(lines)
-
-
-def barrier_alignment(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle", split: str = "test"):
-    """Grouped bars: each path's barrier without alignment and after each alignment (mean ± std)."""
-    ax = _new_axes(ax)
-    frame = alignment_table(table, metric, split)
-    paths = list(dict.fromkeys(frame["path"]))
-    modes = [m for m in ("none", "weights", "activations") if m in set(frame["align"])]
-    width = 0.8 / max(len(modes), 1)
-    for i, mode in enumerate(modes):
-        rows = frame[frame["align"] == mode].set_index("path").reindex(paths)
-        ax.bar(np.arange(len(paths)) + (i - (len(modes) - 1) / 2) * width, 100 * rows["mean"], width,
-               yerr=100 * rows["std"].fillna(0.0), label={"none": "not aligned"}.get(mode, f"aligned by {mode}"),
-               capsize=2)
-    ax.set_xticks(np.arange(len(paths)), paths, rotation=30, ha="right")
-    ax.set_ylabel(f"{split.capitalize()} error barrier (%)")
-    ax.set_title("Barriers before and after permutation alignment")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend()
-    return ax
-
-
 def _pm(mean: float, std: float) -> str:
     return f"{100 * mean:.2f}" if not np.isfinite(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
@@ -171,6 +109,8 @@ def format_barriers(table: pd.DataFrame) -> str:
                 line += f"  {matching.mean():.0%}" if len(matching) else "  -"
             lines.append(line)
         out.append("\n".join(lines))
+    from jaxlth.plots.alignment import format_alignment  # noqa: PLC0415 (it builds on this module)
+
     aligned = format_alignment(table)
     if aligned:
         out.append(aligned)
@@ -297,6 +237,8 @@ def save_instability_figures(table: pd.DataFrame, directory: str, dpi: int = 150
         jobs.append((LEVELS_FIGURE, barrier_between_levels))
     if not barriers(table, arms.PERTURB).empty:
         jobs.append((PERTURB_FIGURE, barrier_vs_perturbation))
+    from jaxlth.plots.alignment import ALIGNMENT_FIGURE, alignment_table, barrier_alignment  # noqa: PLC0415
+
     frame = alignment_table(table)
     if not frame.empty and set(frame["align"]) != {"none"}:
         jobs.append((ALIGNMENT_FIGURE, barrier_alignment))
