@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxlth import arms, rng
 from jaxlth.analysis import interpolation as interp
+from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
 from jaxlth.pruning import masks as mask_lib
@@ -42,17 +43,10 @@ def averaged_level(ctx: Context, level: int, mask, network: dict, start: int, en
 
 def _train(ctx: Context, level: int, mask, network: dict, start: int, end: int, particles: int,
            program=None) -> TrainState:
-    setup = ctx.setup
-    program = program or setup.program
     stacked_mask = copies_lib.repeat(mask, particles)
-    stacked = copies_lib.repeat(network, particles)
-
-    def initial_state() -> TrainState:
-        params = mask_lib.apply(stacked["params"], stacked_mask) if jax.tree.leaves(mask) else stacked["params"]
-        params = jax.tree.map(lambda x: x.copy(), params)
-        return TrainState(params, jax.tree.map(lambda x: x.copy(), stacked["batch_stats"]),
-                          program.fresh_opt_state(params), rng.copy_keys(setup.data_keys(), particles, rng.PARTICLE))
-
+    initial_state = networks.start_state(
+        ctx, copies_lib.repeat(network, particles), stacked_mask, program,
+        data_keys=lambda: rng.copy_keys(ctx.setup.data_keys(), particles, rng.PARTICLE))
     coords = [{"replicate": r, "particle": p} for r, p in copies_lib.coordinates(ctx.config.replicates, particles)]
     labels = {"experiment": "lottery", "arm": arms.PARTICLES, "level": level}
     return ctx.train(f"{arms.PARTICLES}/{level_name(level)}",
@@ -63,10 +57,10 @@ def _train(ctx: Context, level: int, mask, network: dict, start: int, end: int, 
 def average(ctx: Context, particles_network: dict, particles: int, program=None) -> dict:
     """``(R * n) -> (R)``: each replicate's particles averaged; BatchNorm statistics recomputed."""
     program = program or ctx.setup.program
-    params = jax.tree.map(lambda x: jnp.mean(x.reshape(-1, particles, *x.shape[1:]), axis=1),
-                          particles_network["params"])
-    stats = jax.tree.map(lambda x: jnp.mean(x.reshape(-1, particles, *x.shape[1:]), axis=1),
-                         particles_network["batch_stats"])
+    def mean(x):
+        return jnp.mean(x.reshape(-1, particles, *x.shape[1:]), axis=1)
+
+    params, stats = jax.tree.map(mean, particles_network["params"]), jax.tree.map(mean, particles_network["batch_stats"])
     if jax.tree.leaves(stats):
         batches = interp.bn_batches_from(ctx.setup.data.train_images, int(ctx.config.lottery.average_bn_batches),
                                          ctx.config.train.batch_size)

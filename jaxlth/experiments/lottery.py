@@ -37,6 +37,8 @@ checkpoint, and a larger ``lottery.levels`` (or new branches) extends the run.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -163,16 +165,14 @@ class Lottery:
 
         return self.ctx.cached(f"{arms.IMP}/{level_name(0)}/final", train)
 
+    @functools.cached_property
     def scoring_data(self):
-        """The examples a data scorer (``lottery.scorer``) ranks every level's weights on (made once)."""
-        if not hasattr(self, "_scoring_data"):
-            per_class = self.config.lottery.scorer_examples_per_class
-            if at_init.scorer(self.config.lottery.scorer, "lottery.scorer").needs_data:
-                scoring.check_examples(self.setup, per_class, "lottery.scorer_examples_per_class")
-                self._scoring_data = scoring.batches(self.setup, per_class)
-            else:
-                self._scoring_data = None
-        return self._scoring_data
+        """The examples a data scorer (``lottery.scorer``) ranks every level's weights on (``None``: data-free)."""
+        per_class = self.config.lottery.scorer_examples_per_class
+        if not at_init.scorer(self.config.lottery.scorer, "lottery.scorer").needs_data:
+            return None
+        scoring.check_examples(self.setup, per_class, "lottery.scorer_examples_per_class")
+        return scoring.batches(self.setup, per_class)
 
     def mask(self, arm: str, level: int, compute) -> dict:
         """The mask of ``arm`` at ``level`` (saved once, with its per-layer density rows)."""
@@ -187,7 +187,7 @@ class Lottery:
             lot = self.config.lottery
             if lot.scorer == "magnitude":
                 return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions, lot.scope)
-            return scoring.prune_each(self.setup, lot.scorer, previous_final, previous_mask, self.scoring_data(),
+            return scoring.prune_each(self.setup, lot.scorer, previous_final, previous_mask, self.scoring_data,
                                       scoring.method_keys(self.config, lot.scorer, level), self.position_fractions,
                                       lot.scope, lot.scorer_rounds, self.copies)
 

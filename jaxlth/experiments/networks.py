@@ -58,19 +58,21 @@ def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], l
         states.close()
 
 
-def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies: int = 1) -> Callable[[], TrainState]:
+def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies: int = 1,
+                data_keys: Callable[[], Any] | None = None) -> Callable[[], TrainState]:
     """The state a training from ``network`` on ``mask`` starts in: pruned weights zeroed, BatchNorm
     statistics copied, a fresh optimizer state, the replicates' own data keys (each repeated for
-    the ``copies`` of a replicate stacked as :mod:`jaxlth.training.copies` lays them out)."""
+    the ``copies`` of a replicate stacked as :mod:`jaxlth.training.copies` lays them out), or
+    ``data_keys()`` when given (copies with their own SGD noise)."""
     program = program or ctx.setup.program
 
     def initial_state() -> TrainState:
         params = imp.on_mask(network["params"], mask)
         batch_stats = jax.tree.map(lambda x: x.copy(), network["batch_stats"])
-        data_keys = ctx.setup.data_keys()
-        if copies > 1:
-            data_keys = copies_lib.repeat(data_keys, copies)
-        return TrainState(params, batch_stats, program.fresh_opt_state(params), data_keys)
+        keys = data_keys() if data_keys is not None else ctx.setup.data_keys()
+        if data_keys is None and copies > 1:
+            keys = copies_lib.repeat(keys, copies)
+        return TrainState(params, batch_stats, program.fresh_opt_state(params), keys)
 
     return initial_state
 

@@ -28,7 +28,6 @@ import ast
 
 import jax
 import ml_collections
-import numpy as np
 
 from jaxlth import rng
 from jaxlth import steps as step_specs
@@ -134,16 +133,12 @@ def copy_references(ctx: Context) -> list[float]:
         name = REFERENCE_ARMS[run.config["lottery"]["retrain"]]
         labels = {"experiment": "prune_at_init", "arm": name}
         keep = ["level", "replicate", "density", "step", "epoch", "split", "metric", "value"]
-        copied = [dict(labels, method=name, ablation=NONE, **{k: _plain(r[k]) for k in keep})
+        copied = [dict(labels, method=name, ablation=NONE, **{k: r[k] for k in keep})
                   for r in rows.to_dict("records")]
         ctx.replace_rows(labels, copied)
         found |= {round(float(d), 6) for d in rows[rows["level"] > 0]["density"]}
         print(f"reference: {name} from {workdir} ({len(copied)} rows)", flush=True)
     return sorted(found, reverse=True)
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def run(ctx: Context) -> None:
@@ -174,61 +169,55 @@ def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask,
     levels = range(1, len(densities) + 1)
     if all(ctx.exists(f"{arm(method.name, v)}/{level_name(i)}/final") for v in variants for i in levels):
         return
-    computed = {}
+    count = len(densities)
+    scored, ablated = {}, {}  # (R * D, ...) masks by invert; (mask, start) by shuffle / reinit
 
-    def masks(invert: bool):  # (R, D, ...) for the method, or its inverted scores
-        if invert not in computed:
+    def scored_masks(invert: bool):  # the method's masks, or those of its negated scores
+        if invert not in scored:
             if not data:
                 data.append(scoring.batches(setup, pai.examples_per_class))
-            computed[invert] = scoring.masks_at_densities(
+            scored[invert] = _flat(scoring.masks_at_densities(
                 setup, method, network, dense_mask, data[0], scoring.method_keys(config, method.name),
-                densities, pai.scope, pai.rounds, invert, pai.batchnorm == "batch")
-        return computed[invert]
+                densities, pai.scope, pai.rounds, invert, pai.batchnorm == "batch"))
+        return scored[invert]
 
-    def transformed(variant: str):  # (mask, start network), each (R * D, ...)
-        if variant not in computed:
-            base = _flat(masks(variant == "invert"))
-            start = copies_lib.repeat(network, len(densities))
-            if variant in ("shuffle", "reinit"):
-                stream = rng.branch_stream(arm(method.name, variant), 0)
-                keys = rng.copy_keys(rng.replicate_keys(config.seed, config.replicates, stream), len(densities), 0)
-                fresh = None
-                if variant == "reinit":
-                    init = setup.program.init(rng.replicate_keys(config.seed, config.replicates, stream + 1),
-                                              setup.data_keys())
-                    fresh = copies_lib.repeat(network_of(init), len(densities))
-                transform = branches.random_reinit if variant == "reinit" else branches.random_prune
-                options = {"random_prune_scope": "layerwise"}
-                base, start = jax.jit(jax.vmap(lambda kk, m, n, f: transform(kk, m, n, f, options)))(
-                    keys, base, start, fresh)
-            computed[variant] = base, start
-        return computed[variant]
+    def ablation(variant: str):  # the lottery branch that is the same transform, per (replicate, density)
+        if variant not in ablated:
+            stream = rng.branch_stream(arm(method.name, variant), 0)
+            keys = rng.copy_keys(rng.replicate_keys(config.seed, config.replicates, stream), count, 0)
+            fresh = None
+            if variant == "reinit":
+                init = setup.program.init(rng.replicate_keys(config.seed, config.replicates, stream + 1),
+                                          setup.data_keys())
+                fresh = copies_lib.repeat(network_of(init), count)
+            transform = branches.random_reinit if variant == "reinit" else branches.random_prune
+            options = {"random_prune_scope": "layerwise"}
+            ablated[variant] = jax.jit(jax.vmap(lambda kk, m, n, f: transform(kk, m, n, f, options)))(
+                keys, scored_masks(False), copies_lib.repeat(network, count), fresh)
+        return ablated[variant]
+
+    def variant_masks(variant: str):
+        return scored_masks(variant == "invert") if variant in (NONE, "invert") else ablation(variant)[0]
 
     stacked_masks, starts = [], []
     for variant in variants:
         name = arm(method.name, variant)
-        level_masks = [ctx.cached(f"{name}/{level_name(i)}/mask",
-                                  lambda v=variant, i=i: _pick(transformed(v)[0], i - 1, len(densities)),
-                                  rows=networks.mask_rows(ctx, name, i, k, target_density=densities[i - 1],
-                                                          method=method.name, ablation=variant))
-                       for i in levels]
-        stacked_masks += level_masks
-        if variant == "reinit":
+        stacked_masks += [ctx.cached(f"{name}/{level_name(i)}/mask",
+                                     lambda v=variant, i=i: copies_lib.select(variant_masks(v), i - 1, count),
+                                     rows=networks.mask_rows(ctx, name, i, k, target_density=densities[i - 1],
+                                                             method=method.name, ablation=variant))
+                          for i in levels]
+        if variant == "reinit":  # a fresh initialisation on the mask; the others start from the network at k
             starts += [ctx.cached(f"{name}/{level_name(i)}/start",
-                                  lambda i=i: _pick(transformed("reinit")[1], i - 1, len(densities))) for i in levels]
+                                  lambda i=i: copies_lib.select(ablation("reinit")[1], i - 1, count)) for i in levels]
         else:
-            starts += [network] * len(densities)
+            starts += [network] * count
     _train(ctx, method, variants, densities, stacked_masks, starts, k, total)
 
 
 def _flat(tree):
     """``(R, D, ...) -> (R * D, ...)``: density ``d`` of replicate ``r`` at ``r * D + d``."""
     return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)
-
-
-def _pick(tree, d: int, count: int):
-    """The ``R`` networks of density ``d`` from an ``(R * count, ...)`` stack."""
-    return copies_lib.select(tree, d, count)
 
 
 def _train(ctx: Context, method, variants, densities, masks: list, starts: list, k: int, total: int) -> None:

@@ -20,8 +20,7 @@ PyTree = Any
 
 def scores(params: PyTree, mask: PyTree) -> PyTree:
     """``|w|`` of the masked kernels: a tree shaped like ``mask`` (``params`` may hold more leaves)."""
-    keeps, treedef = jax.tree.flatten(mask)
-    return jax.tree.unflatten(treedef, [jnp.abs(w) for w in prune_lib.leaves_like(params, mask)])
+    return jax.tree.unflatten(jax.tree.structure(mask), [jnp.abs(w) for w in prune_lib.leaves_like(params, mask)])
 
 
 def prune_global(params: PyTree, mask: PyTree, fraction: float) -> PyTree:

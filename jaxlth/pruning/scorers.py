@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlth.pruning import magnitude as magnitude_lib
 from jaxlth.pruning import prune as prune_lib
 
 PyTree = Any
@@ -62,7 +63,7 @@ class Model:
 
 
 def magnitude(params, batch_stats, mask, model, batches, key) -> PyTree:
-    return _like_mask(mask, [jnp.abs(w) for w in prune_lib.leaves_like(params, mask)])
+    return magnitude_lib.scores(params, mask)
 
 
 def random(params, batch_stats, mask, model, batches, key) -> PyTree:

@@ -100,13 +100,14 @@ class Scaffold:
             return net_b
         if self._symmetry is None:
             self._symmetry = alignment.symmetry_of(self.setup.program, net_a)
-        images = None
-        if mode == "activations":
-            data = self.setup.data
-            n = min(int(self.ins.get("align_examples", 1024)), data.train_images.shape[0])
-            take = jax.random.permutation(jax.random.PRNGKey(rng.EVAL_SUBSET_SEED), data.train_images.shape[0])[:n]
-            images = data.train_images[take]
+        images = self._subset(int(self.ins.get("align_examples", 1024))) if mode == "activations" else None
         return alignment.align(self.setup.program, net_a, net_b, mode, self._symmetry, images, seed=self.config.seed)
+
+    def _subset(self, n: int) -> jax.Array:
+        """The first ``n`` training images of the fixed random order the ``train`` split is drawn from."""
+        images = self.setup.data.train_images
+        order = jax.random.permutation(jax.random.PRNGKey(rng.EVAL_SUBSET_SEED), images.shape[0])
+        return images[order[:min(n, images.shape[0])]]
 
     def record_paths(self, arm: str, level: int, density, spawn_step, pairs: list[tuple[dict, dict, dict]]) -> None:
         """Measures each ``(coordinates, net_a, net_b)`` path on every split, once per alignment of
