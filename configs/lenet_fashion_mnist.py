@@ -89,11 +89,12 @@ of the same training as reference lines:
         --config.replicates=2 --config.prune_at_init.source_workdir="('runs/lenet_imp20', 'runs/lenet_lrr20')"
 
 Permutation alignment (Ainsworth et al. 2023): the barrier between copies and between networks of
-different seeds, before and after aligning their hidden units by weights and by activations:
+different seeds, before and after aligning their hidden units by weights and by activations, each
+also with REPAIR (Jordan et al. 2023):
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_align \
         --config.replicates=2 --config.instability.spawn_steps=0it,500it --config.instability.seed_pairs=true \
-        --config.instability.align="('none','weights','activations')"
+        --config.instability.align="('none','none+repair','weights','weights+repair','activations','activations+repair')"
 
 Averaging inside IMP (Choi et al. 2024; Zimmer et al. 2024): every level trained as 3 particles and
 continued from their average:

@@ -61,11 +61,13 @@ prunable, the output layer and the 1x1 shortcuts included, as in Frankle et al. 
 
 Permutation alignment and averaging inside IMP (accelerator runs): the barrier between networks of
 different seeds before and after aligning their units (BatchNorm statistics recomputed along the
-path, the REPAIR-style reset), and IMP continuing from the average of 4 particles per level:
+path, the reset of Jordan et al. 2023; ``+repair``: REPAIR, every unit's statistics reset to the
+interpolation of the endpoints'), and IMP continuing from the average of 4 particles per level:
 
     python -m jaxlth.main --config configs/resnet20_cifar10.py:instability --workdir runs/resnet20_align \
         --config.replicates=2 --config.instability.spawn_steps="" --config.instability.seed_pairs=true \
-        --config.instability.align="('none','weights','activations')" --config.instability.bn_recompute_batches=10
+        --config.instability.align="('none','weights','activations','activations+repair')" \
+        --config.instability.bn_recompute_batches=10
     python -m jaxlth.main --config configs/resnet20_cifar10.py:lottery --workdir runs/resnet20_swamp \
         --config.lottery.average_copies=4 --config.lottery.branches="()"
 """

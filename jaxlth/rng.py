@@ -15,7 +15,8 @@ branch at level L      ``fold_in(PRNGKey(seed + r), branch_stream(name, L))`` (i
                        ``... branch_stream(name, L) + 1`` (its fresh initialisation, if any)
 instability copy c     data key ``fold_in(data_key_r, COPY + c)``
 perturbation group g   noise key ``fold_in(data_key_r, PERTURB + g)`` (g = 0 is unperturbed)
-instability subset     ``PRNGKey(EVAL_SUBSET_SEED)``: the fixed training examples errors are measured on
+instability subset     ``PRNGKey(EVAL_SUBSET_SEED)``: the fixed order of training examples errors are measured
+                       on, activation matching and REPAIR draw from (``eval_subset_order``)
 landscape, level L     ``fold_in(PRNGKey(seed + r), LANDSCAPE + L)``: Lanczos start and Hutchinson probes
 landscape subset       ``PRNGKey(LANDSCAPE_SUBSET_SEED)``: the training examples the Hessian is taken on
 BatchNorm batches      ``PRNGKey(BN_BATCHES_SEED)``: the training batches statistics are recomputed from
@@ -83,3 +84,9 @@ def round_key(key: jax.Array, round_index) -> jax.Array:
 def scoring_example_keys(data_keys: jax.Array) -> jax.Array:
     """``(R, 2)``: the keys that choose each replicate's scoring examples."""
     return jax.vmap(lambda k: jax.random.fold_in(k, SCORING_EXAMPLES))(data_keys)
+
+
+def eval_subset_order(num_examples: int) -> jax.Array:
+    """``(num_examples,)`` the fixed order whose first examples are the instability ``train`` split,
+    activation matching's and REPAIR's examples."""
+    return jax.random.permutation(jax.random.PRNGKey(EVAL_SUBSET_SEED), num_examples)

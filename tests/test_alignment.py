@@ -15,7 +15,8 @@ from tests.conftest import tiny_config
 @pytest.fixture(scope="module")
 def aligned_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("aligned") / "run")
-    config = tiny_config("instability", replicates=2, **{"instability.align": ("none", "weights", "activations"),
+    config = tiny_config("instability", replicates=2, **{"instability.align": ("none", "weights", "activations",
+                                                                               "activations+repair"),
                                                          "instability.seed_pairs": True,
                                                          "instability.spawn_steps": "4it"})
     experiments.run(config, workdir)
@@ -48,7 +49,7 @@ def test_every_path_is_measured_under_every_alignment_and_seeds_connect_once_ali
     run, _ = aligned_run
     table = run.table
     barrier = table[(table["metric"] == "barrier_frankle") & (table["split"] == "test")]
-    assert set(barrier["align"]) == {"none", "weights", "activations"}
+    assert set(barrier["align"]) == {"none", "weights", "activations", "activations+repair"}
     assert set(barrier["arm"]) == {"copies", "seeds"}
     seeds = barrier[barrier["arm"] == "seeds"].set_index("align")["value"]
     assert seeds["weights"] < seeds["none"] and seeds["activations"] < seeds["none"]
@@ -59,7 +60,17 @@ def test_every_path_is_measured_under_every_alignment_and_seeds_connect_once_ali
     assert len(unaligned[unaligned["metric"] == "barrier_frankle"]) == 2  # one per split
 
 
+def test_repair_keeps_the_endpoints_and_changes_the_path_between(aligned_run):
+    table = aligned_run[0].table
+    errors = table[(table["metric"] == "error") & (table["split"] == "test") & (table["arm"] == "seeds")]
+    plain = errors[errors["align"] == "activations"].set_index("alpha")["value"]
+    repaired = errors[errors["align"] == "activations+repair"].set_index("alpha")["value"]
+    np.testing.assert_allclose(repaired[[0.0, 1.0]], plain[[0.0, 1.0]], atol=0.011)  # one test example at most
+    assert not np.allclose(repaired.values[1:-1], plain.values[1:-1])
+
+
 @pytest.mark.parametrize("changes, fragment", [
+    ({"instability.align": ("weights+rescale",)}, "unknown instability.align entry 'weights\\+rescale'"),
     ({"instability.align": ("none", "procrustes")}, "unknown instability.align entry 'procrustes'"),
     ({"instability.align": ("weights", "weights")}, "at most once"),
     ({"instability.seed_pairs": True}, "needs at least 2 replicates"),

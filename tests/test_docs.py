@@ -163,7 +163,7 @@ def test_enumerated_choices_are_complete():
         "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,
         "data.subset.score": subsets.SCORE_KINDS, "scores.kinds": subsets.SCORE_KINDS,
         "data_diet.scores": data_diet.SCORES, "data_diet.budget": data_diet.BUDGETS,
-        "instability.spawn_from": instability.SPAWN_FROM, "instability.align": alignment.MODES,
+        "instability.spawn_from": instability.SPAWN_FROM, "instability.align": alignment.ENTRIES,
         "prune_at_init.methods": tuple(at_init.METHODS), "prune_at_init.ablations": prune_at_init.ABLATIONS,
         "prune_at_init.scope": prune_lib.SCOPES, "prune_at_init.batchnorm": prune_at_init.BATCHNORM,
         "lottery.scorer": tuple(scorers.SCORERS),

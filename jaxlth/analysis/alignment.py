@@ -17,6 +17,16 @@ from jaxlth.analysis import matching, permutations
 from jaxlth.training import functions as fn
 
 MODES = ("none", "weights", "activations")
+REPAIR = "+repair"  # an ``instability.align`` entry ``MODE+repair`` also REPAIRs every interpolated network
+ENTRIES = tuple(e for mode in MODES for e in (mode, mode + REPAIR))  # the order tables and figures use
+
+
+def parse(entry: str) -> tuple[str, bool]:
+    """``(mode, repair)`` of an alignment entry: ``"weights"`` -> ``("weights", False)``,
+    ``"activations+repair"`` -> ``("activations", True)``."""
+    if entry not in ENTRIES:
+        raise ValueError(f"alignment must be one of {', '.join(ENTRIES)}, got {entry!r}")
+    return entry.removesuffix(REPAIR), entry.endswith(REPAIR)
 
 
 def symmetry_of(program, network: dict) -> permutations.Symmetry:
@@ -58,4 +68,4 @@ def _one(network: dict, r: int):
     return jax.tree.map(lambda x: x[r], network["params"]), jax.tree.map(lambda x: x[r], network["batch_stats"])
 
 
-__all__ = ["MODES", "align", "symmetry_of"]
+__all__ = ["MODES", "ENTRIES", "REPAIR", "parse", "align", "symmetry_of"]

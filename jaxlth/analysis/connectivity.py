@@ -13,7 +13,7 @@ from jaxlth.analysis.barriers import barrier_frankle, barrier_paul
 from jaxlth.analysis.interpolation import interpolate
 
 
-def path(program, net_a: dict, net_b: dict, alphas, eval_sets: dict, bn_batches=None) -> dict:
+def path(program, net_a: dict, net_b: dict, alphas, eval_sets: dict, bn_batches=None, repair=None) -> dict:
     """The path ``(1 - alpha) a + alpha b`` measured on every split of ``eval_sets``.
 
     Args:
@@ -21,6 +21,8 @@ def path(program, net_a: dict, net_b: dict, alphas, eval_sets: dict, bn_batches=
       alphas: ``(A,)`` grid with both endpoints; ``eval_sets``: ``{split: (images, labels)}``.
       bn_batches: ``None`` or training images ``(num_batches, B, ...)`` to recompute BatchNorm
         statistics from at every alpha.
+      repair: ``None`` or ``(training images (N, ...), sites)``: REPAIR at every alpha
+        (:func:`jaxlth.analysis.interpolation.interpolate`).
 
     Returns:
       ``{split: {"error": (R, A), "loss": (R, A), "barrier_frankle": (R,), "barrier_paul": (R,)}}``
@@ -28,7 +30,7 @@ def path(program, net_a: dict, net_b: dict, alphas, eval_sets: dict, bn_batches=
     """
     out = {}
     for split, (images, labels) in eval_sets.items():
-        curve = interpolate(program, net_a, net_b, alphas, images, labels, bn_batches=bn_batches)
+        curve = interpolate(program, net_a, net_b, alphas, images, labels, bn_batches=bn_batches, repair=repair)
         out[split] = {"error": curve["error"], "loss": curve["loss"],
                       "barrier_frankle": barrier_frankle(alphas, curve["error"]),
                       "barrier_paul": barrier_paul(alphas, curve["error"])}

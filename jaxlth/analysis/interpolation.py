@@ -20,6 +20,8 @@ import numpy as np
 from jax import lax
 
 from jaxlth import rng
+from jaxlth.analysis import alignment
+from jaxlth.analysis import repair as repair_lib
 from jaxlth.analysis.barriers import alpha_grid
 from jaxlth.models.init import BN_MOMENTUM
 from jaxlth.training import setup as setup_lib
@@ -49,21 +51,31 @@ def recompute_batch_stats(program: Program, params: PyTree, batch_stats: PyTree,
     return jax.tree.map(lambda s: jnp.mean(s, axis=0), lax.map(one, batches))
 
 
-@functools.partial(jax.jit, static_argnames=("program",))
-def _curve(program: Program, alphas, net_a, net_b, images, labels, bn_batches):
-    def one(alpha, a, b):
-        params = _lerp(alpha, a["params"], b["params"])
-        batch_stats = _lerp(alpha, a["batch_stats"], b["batch_stats"])
-        if bn_batches is not None and jax.tree.leaves(batch_stats):
-            batch_stats = recompute_batch_stats(program, params, batch_stats, bn_batches)
-        return program.evaluate_one(params, batch_stats, images, labels)
+@functools.partial(jax.jit, static_argnames=("program", "sites"))
+def _curve(program: Program, alphas, net_a, net_b, images, labels, bn_batches, repair_images, sites):
+    def per_replicate(a, b):
+        if repair_images is not None:  # REPAIR's targets: the endpoints' own unit statistics
+            x = program.preprocess(repair_images)
+            stats_a = repair_lib.statistics(program.model, a["params"], a["batch_stats"], x, sites)
+            stats_b = repair_lib.statistics(program.model, b["params"], b["batch_stats"], x, sites)
 
-    over_alphas = jax.vmap(one, in_axes=(0, None, None))
-    return jax.vmap(over_alphas, in_axes=(None, 0, 0))(alphas, net_a, net_b)
+        def one(alpha):
+            params = _lerp(alpha, a["params"], b["params"])
+            batch_stats = _lerp(alpha, a["batch_stats"], b["batch_stats"])
+            if bn_batches is not None and jax.tree.leaves(batch_stats):
+                batch_stats = recompute_batch_stats(program, params, batch_stats, bn_batches)
+            if repair_images is not None:
+                targets = repair_lib.interpolate_statistics(alpha, stats_a, stats_b)
+                params = repair_lib.repair(program.model, params, batch_stats, x, sites, targets)
+            return program.evaluate_one(params, batch_stats, images, labels)
+
+        return jax.vmap(one)(alphas)
+
+    return jax.vmap(per_replicate)(net_a, net_b)
 
 
 def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labels, *, bn_batches=None,
-                chunk_size: int | None = None) -> dict[str, np.ndarray]:
+                repair=None, chunk_size: int | None = None) -> dict[str, np.ndarray]:
     """Loss and error of ``(1 - alpha) a + alpha b`` for every alpha and replicate.
 
     Args:
@@ -72,18 +84,23 @@ def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labe
       alphas: ``(A,)`` coefficients; ``images``, ``labels``: the split to evaluate on.
       bn_batches: ``None``, or ``(num_batches, B, ...)`` training images to recompute BatchNorm
         statistics from at every alpha.
+      repair: ``None``, or ``(images, sites)``: REPAIR every interpolated network on these stored
+        training images ``(N, ...)`` at these sites (:mod:`jaxlth.analysis.repair`), after any
+        BatchNorm recomputation.
       chunk_size: evaluate at most this many alphas per compiled call (memory); default all.
 
     Returns:
       ``{"loss": (R, A), "accuracy": (R, A), "error": (R, A)}`` numpy arrays.
     """
     alphas = np.asarray(alphas, np.float32)
+    repair_images, sites = repair if repair is not None else (None, ())
     size = len(alphas) if not chunk_size else min(chunk_size, len(alphas))
     losses, accs = [], []
     for start in range(0, len(alphas), size):
         chunk = alphas[start:start + size]
         padded = np.pad(chunk, (0, size - len(chunk)), mode="edge")  # one program for every chunk
-        loss, acc = _curve(program, jnp.asarray(padded), net_a, net_b, images, labels, bn_batches)
+        loss, acc = _curve(program, jnp.asarray(padded), net_a, net_b, images, labels, bn_batches, repair_images,
+                           tuple(sites))
         losses.append(np.asarray(loss)[:, :len(chunk)])
         accs.append(np.asarray(acc)[:, :len(chunk)])
     loss, acc = np.concatenate(losses, axis=1), np.concatenate(accs, axis=1)
@@ -106,16 +123,25 @@ class Analyzer:
     setup: Any
 
     def interpolate(self, net_a: dict, net_b: dict, alphas=30, split: str = "test", bn_batches: int = 0,
-                    chunk_size: int | None = None) -> dict[str, np.ndarray]:
-        """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid."""
+                    repair_examples: int = 0, chunk_size: int | None = None) -> dict[str, np.ndarray]:
+        """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid;
+        ``repair_examples > 0``: REPAIR on the first that many training images of a fixed random order."""
         grid = alpha_grid(alphas) if np.isscalar(alphas) else np.asarray(alphas)
         data = self.setup.data
         images, labels = (data.test_images, data.test_labels) if split == "test" else \
             (data.train_images, data.train_labels)
         batches = bn_batches_from(data.train_images, bn_batches, self.setup.config.train.batch_size)
         to_device = functools.partial(jax.tree.map, jnp.asarray)
-        return interpolate(self.setup.program, to_device(net_a), to_device(net_b), grid, images, labels,
-                           bn_batches=batches, chunk_size=chunk_size)
+        net_a, net_b = to_device(net_a), to_device(net_b)
+        repair = None
+        if repair_examples > 0:
+            program = self.setup.program
+            one = jax.tree.map(lambda x: x[0], net_a["params"])
+            sites = repair_lib.sites(alignment.symmetry_of(program, net_a).spec, one)
+            order = rng.eval_subset_order(data.train_images.shape[0])
+            repair = (data.train_images[order[:repair_examples]], sites)
+        return interpolate(self.setup.program, net_a, net_b, grid, images, labels, bn_batches=batches,
+                           repair=repair, chunk_size=chunk_size)
 
 
 def for_run(run) -> Analyzer:

@@ -1,7 +1,7 @@
 """Barriers before and after permutation alignment (``instability.align``; Ainsworth et al. 2023).
 
-Instability rows carry ``align`` (``none``, ``weights``, ``activations``; rows written before the
-column existed count as ``none``). One path per copies' spawn step, pair of successive levels,
+Instability rows carry ``align`` (``none``, ``weights``, ``activations``, each maybe ``+repair``;
+rows written before the column existed count as ``none``). One path per copies' spawn step, pair of successive levels,
 pair of seeds and ticket-vs-reinit level.
 """
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import arms
+from jaxlth.analysis.alignment import ENTRIES, parse
 from jaxlth.plots.common import _new_axes
 from jaxlth.plots.instability import BARRIERS, _instability, _pm
 
@@ -46,7 +47,7 @@ def alignment_table(table: pd.DataFrame, metric: str = "barrier_frankle", split:
 def format_alignment(table: pd.DataFrame, metric: str = "barrier_frankle", split: str = "test") -> str:
     """The barriers (% error) of each path before and after each alignment, as a text table."""
     frame = alignment_table(table, metric, split)
-    modes = [m for m in ("none", "weights", "activations") if m in set(frame["align"])]
+    modes = [m for m in ENTRIES if m in set(frame["align"])]
     if frame.empty or modes == ["none"]:
         return ""
     lines = [f"{split} error barrier ({BARRIERS[metric]}) before and after aligning the hidden units (%)",
@@ -62,12 +63,12 @@ def barrier_alignment(table: pd.DataFrame, ax=None, metric: str = "barrier_frank
     ax = _new_axes(ax)
     frame = alignment_table(table, metric, split)
     paths = list(dict.fromkeys(frame["path"]))
-    modes = [m for m in ("none", "weights", "activations") if m in set(frame["align"])]
+    modes = [m for m in ENTRIES if m in set(frame["align"])]
     width = 0.8 / max(len(modes), 1)
     for i, mode in enumerate(modes):
         rows = frame[frame["align"] == mode].set_index("path").reindex(paths)
         ax.bar(np.arange(len(paths)) + (i - (len(modes) - 1) / 2) * width, 100 * rows["mean"], width,
-               yerr=100 * rows["std"].fillna(0.0), label={"none": "not aligned"}.get(mode, f"aligned by {mode}"),
+               yerr=100 * rows["std"].fillna(0.0), label=_label(mode),
                capsize=2)
     ax.set_xticks(np.arange(len(paths)), paths, rotation=30, ha="right")
     ax.set_ylabel(f"{split.capitalize()} error barrier (%)")
@@ -75,3 +76,9 @@ def barrier_alignment(table: pd.DataFrame, ax=None, metric: str = "barrier_frank
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
     return ax
+
+
+def _label(entry: str) -> str:
+    mode, repaired = parse(entry)
+    text = "not aligned" if mode == "none" else f"aligned by {mode}"
+    return text + " + REPAIR" if repaired else text

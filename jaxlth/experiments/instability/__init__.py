@@ -8,8 +8,9 @@ Three analyses over one shared scaffold (:mod:`.scaffold`), each run when config
 * :mod:`.seeds` (``seed_pairs``): the dense networks of different seeds (replicates r, r + 1);
 * :mod:`.tickets` (``ticket_vs_reinit``): the source's IMP levels against their random reinitialisation.
 
-Every path is measured once per mode of ``align`` (``none``, ``weights``, ``activations``: B's
-hidden units permuted to A's first, :mod:`jaxlth.analysis.alignment`); rows carry ``align``.
+Every path is measured once per entry of ``align`` (``none``, ``weights``, ``activations``: B's
+hidden units permuted to A's first, :mod:`jaxlth.analysis.alignment`; each optionally ``+repair``:
+every network on the path REPAIRed, :mod:`jaxlth.analysis.repair`); rows carry ``align``.
 
 Rows (``experiment=instability``): training rows of the trunk (``arm=trunk``), of the copies
 (``arm=copies``, ``spawn_step=k``, ``replicate = r * copies + c``, see ``jaxlth.training.copies``)
@@ -51,8 +52,9 @@ def defaults() -> ml_collections.ConfigDict:
     c.matching_epsilon = -1.0  # matching: within eps of dense test error; < 0: 1 std
     c.perturb_scales = ()  # Paul et al. 2023: noise scales relative to layer norms
     c.perturb_step = "0it"  # the step whose network is perturbed (dense runs)
-    c.align = ("none",)  # none | weights | activations: each path measured after each alignment (Git Re-Basin)
+    c.align = ("none",)  # none | weights | activations, each optionally +repair: each path measured after each
     c.align_examples = 1024  # activation matching: this many unaugmented training examples (a fixed subset)
+    c.repair_examples = 1024  # +repair (REPAIR, Jordan et al. 2023): unit statistics over this many examples
     c.seed_pairs = False  # also the dense networks of replicates r and r + 1 (different seeds), trained 0 -> T
     c.ticket_vs_reinit = False  # source's IMP level L against its random_reinit branch at level L
     return c
@@ -82,12 +84,13 @@ def validate(config) -> None:
         raise UserError("instability.train_examples and instability.bn_recompute_batches must be >= 0")
     aligns = tuple(ins.align) if isinstance(ins.align, (tuple, list)) else (ins.align,)
     for mode in aligns:
-        if mode not in alignment.MODES:
-            raise UserError(f"unknown instability.align entry {mode!r}; choose from {', '.join(alignment.MODES)}")
+        if mode not in alignment.ENTRIES:
+            raise UserError(f"unknown instability.align entry {mode!r}; choose from {', '.join(alignment.ENTRIES)}")
     if not aligns or len(set(aligns)) != len(aligns):
-        raise UserError(f"instability.align must list each of none, weights, activations at most once, got {aligns}")
-    if ins.align_examples < 1:
-        raise UserError(f"instability.align_examples must be at least 1, got {ins.align_examples}")
+        raise UserError(f"instability.align must list each alignment at most once, got {aligns}")
+    if ins.align_examples < 1 or ins.repair_examples < 1:
+        raise UserError(f"instability.align_examples and instability.repair_examples must be at least 1, "
+                        f"got {ins.align_examples} and {ins.repair_examples}")
     if ins.seed_pairs and config.replicates < 2:
         raise UserError("instability.seed_pairs needs at least 2 replicates (pairs of seeds r, r + 1)")
     if ins.spawn_from not in SPAWN_FROM:

@@ -9,7 +9,7 @@ import numpy as np
 
 from jaxlth import arms, rng
 from jaxlth import steps as step_specs
-from jaxlth.analysis import alignment, barriers, connectivity
+from jaxlth.analysis import alignment, barriers, connectivity, repair
 from jaxlth.analysis import interpolation as interp
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
@@ -57,7 +57,7 @@ class Scaffold:
                 out["test"] = (data.test_images, data.test_labels)
             else:
                 n = int(self.ins.train_examples) or data.train_images.shape[0]
-                take = jax.random.permutation(jax.random.PRNGKey(rng.EVAL_SUBSET_SEED), data.train_images.shape[0])[:n]
+                take = rng.eval_subset_order(data.train_images.shape[0])[:n]
                 out["train"] = (data.train_images[take], data.train_labels[take])
         return out
 
@@ -98,31 +98,46 @@ class Scaffold:
         """``net_b`` aligned to ``net_a`` by ``mode`` (weights, activations on a fixed training subset)."""
         if mode == "none":
             return net_b
-        if self._symmetry is None:
-            self._symmetry = alignment.symmetry_of(self.setup.program, net_a)
         images = self._subset(int(self.ins.get("align_examples", 1024))) if mode == "activations" else None
-        return alignment.align(self.setup.program, net_a, net_b, mode, self._symmetry, images, seed=self.config.seed)
+        return alignment.align(self.setup.program, net_a, net_b, mode, self.symmetry(net_a), images,
+                               seed=self.config.seed)
+
+    def symmetry(self, network: dict):
+        """The model's permutation symmetries (traced once, on replicate 0 of ``network``)."""
+        if self._symmetry is None:
+            self._symmetry = alignment.symmetry_of(self.setup.program, network)
+        return self._symmetry
+
+    def _repair(self, net_a: dict) -> tuple:
+        """REPAIR's inputs: ``instability.repair_examples`` training images and the network's sites."""
+        params = jax.tree.map(lambda x: x[0], net_a["params"])
+        return self._subset(int(self.ins.get("repair_examples", 1024))), repair.sites(self.symmetry(net_a).spec, params)
 
     def _subset(self, n: int) -> jax.Array:
         """The first ``n`` training images of the fixed random order the ``train`` split is drawn from."""
         images = self.setup.data.train_images
-        order = jax.random.permutation(jax.random.PRNGKey(rng.EVAL_SUBSET_SEED), images.shape[0])
+        order = rng.eval_subset_order(images.shape[0])
         return images[order[:min(n, images.shape[0])]]
 
     def record_paths(self, arm: str, level: int, density, spawn_step, pairs: list[tuple[dict, dict, dict]]) -> None:
-        """Measures each ``(coordinates, net_a, net_b)`` path on every split, once per alignment of
-        ``instability.align`` (B's units permuted to A's first; rows carry ``align``), and records its
-        rows (replacing earlier rows of the same arm, level and spawn step)."""
+        """Measures each ``(coordinates, net_a, net_b)`` path on every split, once per entry of
+        ``instability.align`` (B's units permuted to A's first, and with ``+repair`` every network on
+        the path REPAIRed; rows carry the entry in ``align``), and records its rows (replacing earlier
+        rows of the same arm, level and spawn step)."""
         labels = {"experiment": "instability", "arm": arm, "level": level, "spawn_step": spawn_step}
         base = dict(labels, step=self.total_steps, epoch=round(self.total_steps / self.setup.steps_per_epoch, 4))
         rows = []
-        for mode in self.aligns:
-            for where, net_a, net_b in pairs:
-                measured = connectivity.path(self.setup.program, net_a, self.aligned(net_a, net_b, mode), self.alphas,
-                                             self.eval_sets, self.bn_batches)
+        for where, net_a, net_b in pairs:
+            aligned = {}  # mode -> B aligned by it (an entry with REPAIR reuses its mode's alignment)
+            for entry in self.aligns:
+                mode, repaired = alignment.parse(entry)
+                if mode not in aligned:
+                    aligned[mode] = self.aligned(net_a, net_b, mode)
+                measured = connectivity.path(self.setup.program, net_a, aligned[mode], self.alphas, self.eval_sets,
+                                             self.bn_batches, self._repair(net_a) if repaired else None)
                 for split, found in measured.items():
                     for r in range(found["error"].shape[0]):
-                        common = dict(base, replicate=r, density=float(density[r]), split=split, align=mode, **where)
+                        common = dict(base, replicate=r, density=float(density[r]), split=split, align=entry, **where)
                         for i, alpha in enumerate(self.alphas):
                             for metric in ("error", "loss"):
                                 rows.append(dict(common, metric=metric, value=float(found[metric][r, i]),
