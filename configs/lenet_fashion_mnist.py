@@ -97,11 +97,15 @@ also with REPAIR (Jordan et al. 2023):
         --config.instability.align="('none','none+repair','weights','weights+repair','activations','activations+repair')"
 
 Averaging inside IMP (Choi et al. 2024; Zimmer et al. 2024): every level trained as 3 particles and
-continued from their average:
+continued from their average; then also each particle's own average over the epochs of the
+second half of training (SWAMP's SWA):
 
     python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_swamp \
         --config.replicates=2 --config.lottery.levels=10 --config.lottery.branches="()" \
         --config.lottery.average_copies=3
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:lottery --workdir runs/lenet_swamp_swa \
+        --config.replicates=2 --config.lottery.levels=10 --config.lottery.branches="()" \
+        --config.lottery.average_copies=3 --config.lottery.average_swa_start=20ep
 
 IMP with another scorer at every level, e.g. SNIP on each level's trained network:
 

@@ -62,14 +62,19 @@ prunable, the output layer and the 1x1 shortcuts included, as in Frankle et al. 
 Permutation alignment and averaging inside IMP (accelerator runs): the barrier between networks of
 different seeds before and after aligning their units (BatchNorm statistics recomputed along the
 path, the reset of Jordan et al. 2023; ``+repair``: REPAIR, every unit's statistics reset to the
-interpolation of the endpoints'), and IMP continuing from the average of 4 particles per level:
+interpolation of the endpoints'), and IMP continuing from the average of 4 particles per level, each
+particle first averaging its own iterates at every epoch end of the last quarter of training at a
+constant learning rate of 0.05 (SWAMP, Choi et al. 2024: the SWA-phase rate of 0.05 is the paper's;
+its SWA start was not in the sources read here, so the last 25% of training, as in SWA's usual
+CIFAR recipe):
 
     python -m jaxlth.main --config configs/resnet20_cifar10.py:instability --workdir runs/resnet20_align \
         --config.replicates=2 --config.instability.spawn_steps="" --config.instability.seed_pairs=true \
         --config.instability.align="('none','weights','activations','activations+repair')" \
         --config.instability.bn_recompute_batches=10
     python -m jaxlth.main --config configs/resnet20_cifar10.py:lottery --workdir runs/resnet20_swamp \
-        --config.lottery.average_copies=4 --config.lottery.branches="()"
+        --config.lottery.average_copies=4 --config.lottery.branches="()" \
+        --config.lottery.average_swa_start=46800it --config.lottery.average_swa_lr=0.05
 """
 
 from jaxlth.config import base_config, choose

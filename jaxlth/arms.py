@@ -13,6 +13,7 @@ MAIN = "main"
 IMP = "imp"
 PRETRAIN = "pretrain"  # dense training 0 -> k that makes the rewind point
 PARTICLES = "particles"  # lottery.average_copies: the particles whose average is the level's network
+SWA = "swa"  # lottery.average_swa_start: each particle's own average of its iterates (SWAMP)
 # instability
 TRUNK = "trunk"  # dense training from initialisation that the copies are spawned from
 COPIES = "copies"
@@ -32,6 +33,7 @@ LABELS = {
     ONE_SHOT: "one-shot magnitude pruning",
     NO_RETRAIN: "pruned without retraining",
     PARTICLES: "single particles (before averaging)",
+    SWA: "single particles' SWA averages",
     "random_prune": "random pruning",
     "random_reinit": "random reinitialisation",
     "shuffle": "shuffled weights",

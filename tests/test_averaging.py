@@ -11,7 +11,8 @@ from jaxlth.lottery import imp
 from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
 
 ARGS = ["--config", f"{TINY}:lottery", "--config.replicates=2", "--config.lottery.levels=2",
-        "--config.lottery.branches=()", "--config.lottery.average_copies=3", "--config.checkpoint_every=2it"]
+        "--config.lottery.branches=()", "--config.lottery.average_copies=3", "--config.checkpoint_every=2it",
+        "--config.lottery.average_swa_start=4it"]  # each particle: the mean of its iterates at steps 8 and 16
 
 
 def artifact(run, name):
@@ -47,6 +48,12 @@ def test_particle_rows_and_the_averages_rows(averaged):
     assert sorted(set(particles["particle"].dropna().astype(int))) == [0, 1, 2]
     imp_rows = test[test["arm"] == "imp"]
     assert len(imp_rows) == 3 * 2 and set(imp_rows["step"]) == {int(test["step"].max())}
+    swa_rows = test[test["arm"] == "swa"]  # every particle's own average, evaluated once per level
+    assert len(swa_rows) == 3 * 2 * 3 and set(swa_rows["step"]) == {int(test["step"].max())}
+    assert sorted(set(swa_rows["particle"].astype(int))) == [0, 1, 2]
+    last = particles[particles["step"] == particles["step"].max()].set_index(["level", "replicate", "particle"])
+    assert not np.allclose(swa_rows.set_index(["level", "replicate", "particle"])["value"].sort_index(),
+                           last["value"].sort_index())  # the averages are not the last iterates
 
 
 def test_one_copy_is_plain_imp_bitwise(tmp_path):
@@ -74,8 +81,12 @@ def test_a_killed_averaged_run_resumes_bitwise(tmp_path, averaged):
 
 @pytest.mark.parametrize("changes, fragment", [
     ({"lottery.average_copies": 0}, "lottery.average_copies must be an integer >= 1"),
-    ({"lottery.average_copies": 2, "lottery.prune_fraction": (0.2, 0.5)}, "needs one lottery.prune_fraction"),
+    ({"lottery.average_copies": 2, "lottery.prune_fraction": (0.2, 0.5)}, "need one lottery.prune_fraction"),
     ({"lottery.average_bn_batches": -1}, "lottery.average_bn_batches must be an integer >= 0"),
+    ({"lottery.average_swa_start": "2ep"}, "must come before the end of training"),
+    ({"lottery.average_swa_start": "often"}, "lottery.average_swa_start"),
+    ({"lottery.average_swa_lr": -0.1}, "lottery.average_swa_lr must be a number >= 0"),
+    ({"lottery.average_swa_start": "1ep", "lottery.prune_fraction": (0.2, 0.5)}, "need one lottery.prune_fraction"),
 ])
 def test_bad_averaging_settings_are_refused(changes, fragment):
     with pytest.raises(UserError, match=fragment):

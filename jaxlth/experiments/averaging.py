@@ -9,6 +9,12 @@ BatchNorm have none), and the average is evaluated. The average is the level's n
 level prunes it. Artifacts: ``particles/level_LL/final`` (``R * n``) and ``imp/level_LL/final``
 (the ``R`` averages); rows: arm ``particles`` (column ``particle``) from training, arm ``imp`` the
 averages' test (and, with ``eval_train``, train) loss and accuracy at the last step.
+
+With ``lottery.average_swa_start`` (SWAMP's schedule) each particle also averages its own iterates
+at the end of every epoch from that step on (:mod:`jaxlth.training.swa`; a constant learning rate
+``lottery.average_swa_lr`` in that phase when ``> 0``): the particles' networks are then their SWA
+averages, evaluated with recomputed BatchNorm statistics as arm ``swa`` (column ``particle``),
+and the level's network is the mean of those averages.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
-from jaxlth.training.state import TrainState
+from jaxlth.training import swa
 
 
 def averaged_level(ctx: Context, level: int, mask, network: dict, start: int, end: int, particles: int,
@@ -35,23 +41,50 @@ def averaged_level(ctx: Context, level: int, mask, network: dict, start: int, en
 
     def compute() -> dict:
         final = ctx.cached(f"{arms.PARTICLES}/{level_name(level)}/final",
-                           lambda: network_of(_train(ctx, level, mask, network, start, end, particles, program)))
+                           lambda: _particles(ctx, level, mask, network, start, end, particles, program),
+                           rows=_swa_rows(ctx, mask, level, end, particles, program))
         return average(ctx, final, particles, program)
 
-    return ctx.cached(name, compute, rows=(labels, lambda averaged: _rows(ctx, averaged, mask, level, end, program)))
+    rows = (labels, lambda averaged: _rows(ctx, averaged, mask, level, end, program, arms.IMP))
+    return ctx.cached(name, compute, rows=rows)
 
 
-def _train(ctx: Context, level: int, mask, network: dict, start: int, end: int, particles: int,
-           program=None) -> TrainState:
+def _swa_rows(ctx: Context, mask, level: int, step: int, particles: int, program=None):
+    """With SWA: the rows of every particle's own average (arm ``swa``), BatchNorm recomputed."""
+    if _swa_start(ctx) is None:
+        return None
+    labels = {"experiment": "lottery", "arm": arms.SWA, "level": level, "step": step}
+
+    def rows(final: dict) -> list[dict]:
+        return _rows(ctx, recompute_statistics(ctx, final, program), copies_lib.repeat(mask, particles), level,
+                     step, program, arms.SWA, particles)
+    return labels, rows
+
+
+def _particles(ctx: Context, level: int, mask, network: dict, start: int, end: int, particles: int,
+               program=None) -> dict:
+    """The ``R * n`` trained particles' networks (their SWA averages with ``average_swa_start``)."""
+    program = program or ctx.setup.program
+    swa_start = _swa_start(ctx)
+    if swa_start is not None:
+        program = swa.SWAProgram(program, swa_start, float(ctx.config.lottery.average_swa_lr))
     stacked_mask = copies_lib.repeat(mask, particles)
-    initial_state = networks.start_state(
+    start_state = networks.start_state(
         ctx, copies_lib.repeat(network, particles), stacked_mask, program,
         data_keys=lambda: rng.copy_keys(ctx.setup.data_keys(), particles, rng.PARTICLE))
+    initial_state = start_state if swa_start is None else (lambda: swa.with_average(start_state()))
     coords = [{"replicate": r, "particle": p} for r, p in copies_lib.coordinates(ctx.config.replicates, particles)]
     labels = {"experiment": "lottery", "arm": arms.PARTICLES, "level": level}
-    return ctx.train(f"{arms.PARTICLES}/{level_name(level)}",
-                     ctx.segment(start, end, f"level {level}: {particles} particles"), stacked_mask, initial_state,
-                     labels, coords=coords, program=program)
+    state = ctx.train(f"{arms.PARTICLES}/{level_name(level)}",
+                      ctx.segment(start, end, f"level {level}: {particles} particles"), stacked_mask, initial_state,
+                      labels, coords=coords, program=program)
+    return network_of(state) if swa_start is None else swa.averaged_network(state)
+
+
+def _swa_start(ctx: Context) -> int | None:
+    """The step SWA starts at (``None``: no SWA)."""
+    spec = ctx.config.lottery.get("average_swa_start", "")
+    return ctx.steps(spec, "lottery.average_swa_start") if spec else None
 
 
 def average(ctx: Context, particles_network: dict, particles: int, program=None) -> dict:
@@ -60,7 +93,14 @@ def average(ctx: Context, particles_network: dict, particles: int, program=None)
     def mean(x):
         return jnp.mean(x.reshape(-1, particles, *x.shape[1:]), axis=1)
 
-    params, stats = jax.tree.map(mean, particles_network["params"]), jax.tree.map(mean, particles_network["batch_stats"])
+    return recompute_statistics(ctx, jax.tree.map(mean, particles_network), program)
+
+
+def recompute_statistics(ctx: Context, network: dict, program=None) -> dict:
+    """``network`` (stacked) with its BatchNorm statistics recomputed from ``lottery.average_bn_batches``
+    training batches (unchanged without BatchNorm or with 0 batches)."""
+    program = program or ctx.setup.program
+    params, stats = network["params"], network["batch_stats"]
     if jax.tree.leaves(stats):
         batches = interp.bn_batches_from(ctx.setup.data.train_images, int(ctx.config.lottery.average_bn_batches),
                                          ctx.config.train.batch_size)
@@ -70,21 +110,23 @@ def average(ctx: Context, particles_network: dict, particles: int, program=None)
     return {"params": params, "batch_stats": stats}
 
 
-def _rows(ctx: Context, averaged: dict, mask, level: int, step: int, program=None) -> list[dict]:
+def _rows(ctx: Context, networks_: dict, mask, level: int, step: int, program, arm: str, particles: int = 1) -> list[dict]:
+    """Test (and train) loss and accuracy rows of stacked networks (``R`` or ``R * n`` particles)."""
     program = program or ctx.setup.program
     data, config = ctx.setup.data, ctx.config
     splits = {"test": (data.test_images, data.test_labels)}
     if config.eval_train:
         splits["train"] = (data.train_images, data.train_labels)
-    density = mask_lib.replicate_density(mask, config.replicates)
+    density = mask_lib.replicate_density(mask, config.replicates * particles)
     epoch = round(step / ctx.setup.steps_per_epoch, 4)
     rows = []
     for split, (images, labels) in splits.items():
-        loss, accuracy = program.evaluate(averaged["params"], averaged["batch_stats"], images, labels)
+        loss, accuracy = program.evaluate(networks_["params"], networks_["batch_stats"], images, labels)
         for metric, values in (("loss", loss), ("accuracy", accuracy)):
-            for r, value in enumerate(np.asarray(values)):
-                rows.append({"experiment": "lottery", "arm": arms.IMP, "level": level, "replicate": r,
-                             "density": float(density[r]), "step": step, "epoch": epoch, "split": split,
+            for i, value in enumerate(np.asarray(values)):
+                where = {"replicate": i} if particles == 1 else {"replicate": i // particles, "particle": i % particles}
+                rows.append({"experiment": "lottery", "arm": arm, "level": level, **where,
+                             "density": float(density[i]), "step": step, "epoch": epoch, "split": split,
                              "metric": metric, "value": float(value)})
     return rows
 

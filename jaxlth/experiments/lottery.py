@@ -21,7 +21,8 @@ training set from step ``k`` (:func:`jaxlth.experiments.networks.pretrain_on_sub
 
 Averaging inside IMP (Choi et al. 2024; Zimmer et al. 2024): ``lottery.average_copies = n`` trains
 every level (the dense level 0 too) as ``n`` particles per replicate with different SGD noise and
-continues from their average (BatchNorm recomputed): :mod:`jaxlth.experiments.averaging`.
+continues from their average (BatchNorm recomputed): :mod:`jaxlth.experiments.averaging`; with
+``lottery.average_swa_start`` each particle is its own SWA average first (SWAMP's schedule).
 
 Prune-fraction sweep: ``lottery.prune_fraction = (p_1, ..., p_F)`` runs F level sequences at once.
 The ``R * F`` networks (fraction ``f`` of replicate ``r`` at ``r * F + f``, :mod:`jaxlth.training.copies`)
@@ -74,6 +75,8 @@ def defaults() -> ml_collections.ConfigDict:
     c.scorer_examples_per_class = 10  # training examples of each class a data scorer (snip, grasp) uses
     c.average_copies = 1  # > 1: each level trains this many particles and continues from their average (SWAMP)
     c.average_bn_batches = 10  # training batches the average's BatchNorm statistics are recomputed from
+    c.average_swa_start = ""  # step spec: each particle also averages its iterates at every epoch end from here (SWAMP)
+    c.average_swa_lr = 0.0  # > 0: the constant learning rate from average_swa_start on; 0: the run's schedule
     c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
     c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
     return c
@@ -94,8 +97,18 @@ def validate(config) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < (1 if field == "average_copies" else 0):
             raise UserError(f"lottery.{field} must be an integer >= {1 if field == 'average_copies' else 0}, "
                             f"got {value!r}")
-    if config.lottery.average_copies > 1 and len(imp.fractions(config)) > 1:
-        raise UserError("lottery.average_copies > 1 needs one lottery.prune_fraction, not a sweep")
+    swa_start = config.lottery.average_swa_start
+    if (config.lottery.average_copies > 1 or swa_start) and len(imp.fractions(config)) > 1:
+        raise UserError("lottery.average_copies > 1 and lottery.average_swa_start need one lottery.prune_fraction, "
+                        "not a sweep")
+    if swa_start:
+        step_specs.parse(swa_start, "lottery.average_swa_start")
+        if step_specs.before(swa_start, config.train.steps, "lottery.average_swa_start", "train.steps") is False:
+            raise UserError(f"lottery.average_swa_start ({swa_start}) must come before the end of training "
+                            f"({config.train.steps})")
+    swa_lr = config.lottery.average_swa_lr
+    if isinstance(swa_lr, bool) or not isinstance(swa_lr, (int, float)) or not swa_lr >= 0:
+        raise UserError(f"lottery.average_swa_lr must be a number >= 0, got {swa_lr!r}")
     if scorer.needs_data and config.lottery.scorer_examples_per_class == 0:
         raise UserError(f"lottery.scorer {scorer.name} scores on training examples, but "
                         f"lottery.scorer_examples_per_class = 0 gives it none")
@@ -127,6 +140,7 @@ class Lottery:
         self.fractions = imp.fractions(config)
         self.copies = len(self.fractions)
         self.particles = int(config.lottery.average_copies)
+        self.averaging = self.particles > 1 or bool(config.lottery.average_swa_start)
         coordinates = copies_lib.coordinates(config.replicates, self.copies)
         self.places = [{"replicate": r, "prune_fraction": self.fractions[f]} for r, f in coordinates]
         self.position_fractions = jnp.asarray([self.fractions[f] for _, f in coordinates], jnp.float32)
@@ -142,8 +156,8 @@ class Lottery:
 
     def trained(self, arm: str, level: int, mask, network: dict, setup) -> dict:
         """The ``R * F`` networks of ``arm`` at ``level`` trained k -> T (loaded when already on disk);
-        IMP with ``average_copies > 1``: the average of its particles (:mod:`.averaging`)."""
-        if arm == arms.IMP and self.particles > 1:
+        IMP with ``average_copies > 1`` or SWA: the average of its particles (:mod:`.averaging`)."""
+        if arm == arms.IMP and self.averaging:
             return averaging.averaged_level(self.ctx, level, mask, network, self.rewind_step, self.total_steps,
                                             self.particles, program=setup.program)
         return self.ctx.trained(f"{arm}/{level_name(level)}", lambda: networks.train_level(
@@ -152,7 +166,7 @@ class Lottery:
 
     def dense(self, mask) -> dict:
         """Level 0: the dense network of each replicate, trained once and shared by every fraction."""
-        if self.particles > 1:
+        if self.averaging:
             rewind = networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data)
             return self.trained(arms.IMP, 0, mask, rewind, self.setup)
         def train() -> dict:
