@@ -7,14 +7,17 @@ ignored (and cleaned up) on the next start. Call :meth:`Checkpoints.close` befor
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxlth.errors import UserError
+from jaxlth.errors import UserError, storage_error
 from jaxlth.training.state import copy as device_copy
 
 PyTree = Any
@@ -46,7 +49,8 @@ class Checkpoints:
         """Starts saving ``state`` at ``step`` in the background (``state`` may be donated after)."""
         args = {"state": ocp.args.StandardSave(device_copy(state))}
         args["meta"] = ocp.args.JsonSave(dict(meta or {}, step=int(step)))
-        self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
+        with writing(self.directory):
+            self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
 
     def restore(self, step: int, like: PyTree) -> tuple[PyTree, dict]:
         """The state saved at ``step``, shaped like ``like``, and its metadata."""
@@ -60,18 +64,84 @@ class Checkpoints:
             raise _unreadable(f"at step {step} in {self.directory}", e) from None
         return restored["state"], dict(restored["meta"] or {})
 
+    def restore_latest(self, like: PyTree, lowest: int, highest: int) -> tuple[PyTree, int] | None:
+        """``(state, step)`` of the newest checkpoint with ``lowest <= step <= highest`` that can be
+        read; ``None`` when none can. A checkpoint that cannot be read is moved aside
+        (``<directory>.unreadable/<step>``, kept for inspection) with one line on stderr, and the
+        one before it is tried: a run resumed from an earlier step ends bitwise the same."""
+        for step in sorted((s for s in self.all_steps() if lowest <= s <= highest), reverse=True):
+            try:
+                with quiet():
+                    return self.restore(step, like)[0], step
+            except UserError as e:
+                aside = self._set_aside(step)
+                print(f"jaxlth: {str(e).split('; move it out')[0]}; moved to {aside}, resuming from an earlier one",
+                      file=sys.stderr, flush=True)
+        return None
+
+    def _set_aside(self, step: int) -> str:
+        source = os.path.join(self.directory, str(step))
+        target = os.path.join(f"{self.directory}.unreadable", str(step))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        suffix = 0
+        while os.path.exists(target + (f".{suffix}" if suffix else "")):
+            suffix += 1
+        target += f".{suffix}" if suffix else ""
+        os.replace(source, target)
+        self._manager.reload()
+        return target
+
     def close(self) -> None:
         """Waits for pending saves to be committed."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        with writing(self.directory):
+            try:
+                self._manager.wait_until_finished()
+            finally:
+                self._manager.close()
+
+
+@contextlib.contextmanager
+def quiet():
+    """Orbax's and asyncio's own log lines silenced (their errors become one sentence of ours)."""
+    from absl import logging as absl_logging  # noqa: PLC0415
+
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio", "orbax")]
+    levels = [logger.level for logger in loggers]
+    verbosity = absl_logging.get_verbosity()
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    absl_logging.set_verbosity(absl_logging.FATAL)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(verbosity)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def writing(path: str):
+    """Orbax's failures to write ``path`` (full disk, read-only, ...) as one :class:`UserError`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:  # Orbax wraps OS errors in ValueError and others
+        problem = storage_error(path, e)
+        if problem is None:
+            raise
+        raise problem from None
 
 
 def save_artifact(path: str, tree: PyTree) -> None:
     """Saves a pytree (params, masks, ...) to ``path`` synchronously; replaces an older one."""
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.abspath(path), jax.device_get(tree), force=True)
-    checkpointer.wait_until_finished()
-    checkpointer.close()
+    with writing(path):
+        try:
+            checkpointer.save(os.path.abspath(path), jax.device_get(tree), force=True)
+            checkpointer.wait_until_finished()
+        finally:
+            checkpointer.close()
 
 
 def load_artifact(path: str) -> PyTree:

@@ -23,7 +23,8 @@ from jaxlth.errors import UserError
 
 # Fields of the common part that may differ between a workdir's saved config and a rerun on it;
 # each experiment adds its own (Experiment.may_change).
-COMMON_MAY_CHANGE = ("progress",)
+COMMON_MAY_CHANGE = ("progress", "on_nan")
+ON_NAN = ("stop", "mask_replicate")  # what a replicate whose loss or weights turn non-finite does
 
 
 def _registry():
@@ -77,6 +78,7 @@ def common_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = "1ep"
     c.keep_checkpoints = 3
     c.progress = True
+    c.on_nan = "stop"  # stop | mask_replicate: a replicate whose loss or weights turn non-finite
     return c
 
 
@@ -112,25 +114,69 @@ def from_file(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
         config = from_file("configs/lenet_fashion_mnist.py:lottery", **{"lottery.levels": 3, "replicates": 2})
     """
     path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise UserError(f"the config file {path} does not exist (configs are in configs/, e.g. "
-                        "configs/lenet_fashion_mnist.py)")
-    module_spec = importlib.util.spec_from_file_location(f"jaxlth_config_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    config = module.get_config(arg or None)
+    config = load_file(path, arg or None)
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
+        if parents != ["model", "options"]:  # model options: the model checks them
+            problem = unknown_field(config, dotted)
+            if problem:
+                raise UserError(problem)
         node = config
         for part in parents:
-            node = node[part] if part in node else None
-            if not isinstance(node, ml_collections.ConfigDict):
-                raise UserError(f"the config has no field {dotted!r}")
-        if leaf not in node and parents != ["model", "options"]:  # model options: the model checks them
-            raise UserError(f"the config has no field {dotted!r}")
+            node = node[part]
         node[leaf] = tuple(value) if isinstance(value, list) else value
     validate(config)
     return config
+
+
+def load_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+    """``get_config(arg)`` (``get_config()`` without ``arg``) of the config file ``path``; a file that
+    is missing, does not parse, fails on import, has no ``get_config`` or whose ``get_config``
+    raises is reported as one sentence naming the file (:class:`UserError`)."""
+    if not os.path.isfile(path):
+        raise UserError(f"the config file {path} does not exist (configs are in configs/, e.g. "
+                        "configs/lenet_fashion_mnist.py)")
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    try:
+        compile(source, path, "exec")
+    except SyntaxError as e:
+        raise UserError(f"the config file {path} has a syntax error at line {e.lineno}: {e.msg}") from None
+    module_spec = importlib.util.spec_from_file_location(f"jaxlth_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 (whatever the file does wrong, one sentence)
+        raise UserError(f"the config file {path} fails when imported: {type(e).__name__}: {e}") from None
+    if not callable(getattr(module, "get_config", None)):
+        raise UserError(f"the config file {path} defines no get_config() function")
+    call = f"get_config({arg!r})" if arg else "get_config()"
+    try:
+        config = module.get_config(arg) if arg else module.get_config()
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{call} of {path} fails: {type(e).__name__}: {e}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UserError(f"{call} of {path} returns {type(config).__name__}, not an ml_collections ConfigDict")
+    return config
+
+
+def unknown_field(config: ml_collections.ConfigDict, dotted: str) -> str | None:
+    """``"unknown config field train.stepz (did you mean train.steps?)"`` when ``dotted`` names no
+    field of ``config``; ``None`` when it does."""
+    import difflib  # noqa: PLC0415
+
+    parts = dotted.split(".")
+    node = config
+    for i, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            close = difflib.get_close_matches(part, keys, n=1)
+            hint = f" (did you mean {'.'.join([*parts[:i], close[0]])}?)" if close else ""
+            return f"unknown config field {dotted}{hint}"
+        node = node[part]
+    return None
 
 
 def _check(condition: bool, message: str) -> None:
@@ -154,6 +200,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
+    _check(config.get("on_nan", "stop") in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {config.get('on_nan')!r}")
     if "subset" in config.data:
         selection.check(config.data.subset, "data.subset")
         subsets.check_source(config.data.subset, training_set(config), "data.subset")

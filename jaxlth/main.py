@@ -6,7 +6,6 @@ process with one sentence on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app, flags, logging
@@ -24,6 +23,12 @@ def main(argv: list[str]) -> None:
         fail(f"unexpected arguments {' '.join(argv[1:])!r}; settings go as --config.KEY=VALUE")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; --verbosity=0 shows them.
+        # Orbax's background threads log their failures with tracebacks, and asyncio its unretrieved
+        # futures; the error reaches the main thread and becomes one sentence (fail) instead.
+        import logging as py_logging  # noqa: PLC0415
+
+        for name in ("absl", "asyncio"):
+            py_logging.getLogger(name).setLevel(py_logging.CRITICAL + 1)
     try:
         config = _CONFIG.value
     except (OSError, ValueError) as e:
@@ -42,6 +47,10 @@ def main(argv: list[str]) -> None:
         experiments.run(config, _WORKDIR.value)
     except UserError as e:
         fail(str(e))
+    except OSError as e:
+        from jaxlth.errors import storage_error  # noqa: PLC0415
+
+        fail(str(storage_error(str(_WORKDIR.value), e)))
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume from the latest checkpoint")
 
@@ -74,9 +83,9 @@ def _take_tuple_overrides(argv: list[str]) -> list[str]:
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with its errors (a bad config file or value) as one sentence."""
     argv = _take_tuple_overrides(argv)
-    path = _config_path(argv)
-    if path is not None and not os.path.isfile(path):
-        fail(f"the config file {path} does not exist (configs are in configs/, e.g. configs/lenet_fashion_mnist.py)")
+    spec = _config_spec(argv)
+    if spec is not None and not any(a in ("--help", "-h", "--helpfull") for a in argv):
+        _check_config(spec, argv)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
@@ -85,13 +94,31 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(f"the config has no field {str(e).strip(chr(34))}; check the --config.KEY=VALUE overrides")
 
 
-def _config_path(argv: list[str]) -> str | None:
-    """The file named by ``--config PATH[:ARG]`` or ``--config=PATH[:ARG]`` in ``argv``, if any."""
+def _check_config(spec: str, argv: list[str]) -> None:
+    """The config file loads and every ``--config.KEY`` override names one of its fields (else one
+    sentence), before absl reads them."""
+    from jaxlth import config as config_lib  # noqa: PLC0415
+
+    path, _, arg = spec.partition(":")
+    try:
+        config = config_lib.load_file(path, arg or None)
+    except UserError as e:
+        fail(str(e))
+    for item in argv:
+        if item.startswith("--config."):
+            dotted = item.removeprefix("--config.").split("=", 1)[0]
+            problem = config_lib.unknown_field(config, dotted)
+            if problem:
+                fail(problem)
+
+
+def _config_spec(argv: list[str]) -> str | None:
+    """``PATH[:ARG]`` of ``--config PATH[:ARG]`` or ``--config=PATH[:ARG]`` in ``argv``, if any."""
     for i, arg in enumerate(argv):
         if arg.startswith("--config="):
-            return arg.split("=", 1)[1].split(":", 1)[0]
+            return arg.split("=", 1)[1]
         if arg == "--config" and i + 1 < len(argv):
-            return argv[i + 1].split(":", 1)[0]
+            return argv[i + 1]
     return None
 
 

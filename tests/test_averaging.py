@@ -54,6 +54,12 @@ def test_particle_rows_and_the_averages_rows(averaged):
     last = particles[particles["step"] == particles["step"].max()].set_index(["level", "replicate", "particle"])
     assert not np.allclose(swa_rows.set_index(["level", "replicate", "particle"])["value"].sort_index(),
                            last["value"].sort_index())  # the averages are not the last iterates
+    from jaxlth import plots
+    summary = plots.summary(table).set_index(["arm", "level"])
+    for arm, rows in (("particles", last.reset_index()), ("swa", swa_rows)):
+        for level in (0, 1, 2):  # the summary averages every particle, not the last of each replicate
+            expected = rows[rows["level"] == level]["value"].mean()
+            assert summary.loc[(arm, level), "mean"] == pytest.approx(expected)
 
 
 def test_one_copy_is_plain_imp_bitwise(tmp_path):

@@ -1,13 +1,17 @@
-"""What the run context guarantees after a crash or a misuse (issue "Reliability", fixes 1, 4, 5, 6)."""
+"""What a run guarantees after a crash, a broken file or a misuse (issue "Reliability"; the kill torture is
+in test_torture.py, ``pytest -m reliability``)."""
 
 import os
+import subprocess
 
+import jax
+import numpy as np
 import pytest
 
 from jaxlth import config as config_lib, experiments, records, results, workdir as workdir_lib
 from jaxlth.errors import UserError
 from jaxlth.layout import Layout
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
 
 
 def mask_rows(table, arm="imp", level=1):
@@ -76,3 +80,95 @@ def test_a_workdir_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(UserError, match="is a file, not a folder"):
         workdir_lib.claim(str(path), config_lib.from_file(TINY))
     assert os.path.isfile(path)
+
+
+# ----- fixes 3, 7, 8: one sentence for every bad input and broken file --------------------------------------
+
+@pytest.mark.parametrize("source, fragment", [
+    ("def get_config(:\n", "has a syntax error at line 1"),
+    ("x = 1\n", "defines no get_config() function"),
+    ("def get_config():\n    return {}['a']\n", "get_config() of"),
+    ("import no_such_module_here\n", "fails when imported: ModuleNotFoundError"),
+])
+def test_a_broken_config_file_is_one_sentence_naming_it(tmp_path, source, fragment):
+    path = tmp_path / "recipe.py"
+    path.write_text(source)
+    proc = run_cli("--config", str(path), "--workdir", str(tmp_path / "w"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert fragment in proc.stderr and str(path) in proc.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_unknown_field_is_named_with_the_closest_one(tmp_path):
+    proc = run_cli("--config", TINY, "--workdir", str(tmp_path / "w"), "--config.train.stepz=3")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "jaxlth: error: unknown config field train.stepz (did you mean train.steps?)"
+
+
+def test_ignoring_every_layer_is_refused_before_anything_is_written(tmp_path):
+    proc = run_cli("--config", f"{TINY}:lottery", "--workdir", str(tmp_path / "w"),
+                   "--config.lottery.layers_to_ignore=('.*',)")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "matches every prunable layer of lenet (hidden_0/kernel" in proc.stderr and "nothing is left" in proc.stderr
+    assert not (tmp_path / "w").exists()
+
+
+LOTTERY = ["--config", f"{TINY}:lottery", "--config.lottery.levels=1", "--config.lottery.branches=()",
+           "--config.checkpoint_every=2it", "--config.replicates=2"]
+
+
+def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_bitwise(tmp_path):
+    reference = tmp_path / "reference"
+    run_cli(*LOTTERY, "--workdir", str(reference), check=True)
+    workdir = tmp_path / "broken"
+    level = workdir / "checkpoints" / "imp" / "level_01"
+    start_and_kill([*LOTTERY, "--workdir", str(workdir)], lambda: len(checkpoint_steps(level)) >= 2)
+    newest = level / str(checkpoint_steps(level)[-1])
+    for root, _, files in os.walk(newest):  # damage every stored array of the newest checkpoint
+        for name in files:
+            if "ocdbt" in root or name.startswith("d"):
+                with open(os.path.join(root, name), "r+b") as f:
+                    f.truncate(max(os.path.getsize(os.path.join(root, name)) // 3, 1))
+    proc = run_cli(*LOTTERY, "--workdir", str(workdir), check=True)
+    notes = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(notes) == 1 and "cannot be read" in notes[0] and "resuming from an earlier one" in notes[0], proc.stderr
+    assert os.path.isdir(str(level) + ".unreadable")
+    for a, b in zip(jax.tree.leaves(results.load(str(reference)).network(1)),
+                    jax.tree.leaves(results.load(str(workdir)).network(1))):
+        np.testing.assert_array_equal(a, b)
+    assert_same_rows(results.load(str(reference)).table, results.load(str(workdir)).table,
+                     ["arm", "level", "step", "replicate", "split", "metric", "value"])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 1 MiB mounted at ``tmp_path/disk`` (skipped where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_is_one_sentence_and_the_rerun_after_freeing_space_finishes_bitwise(tmp_path, small_disk):
+    args = ["--config", TINY, "--config.replicates=2", "--config.model.options.widths=(256,128)"]  # ~1 MB per state
+    run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
+    proc = run_cli(*args, "--workdir", str(small_disk / "w"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "E1" not in proc.stderr, proc.stderr
+    assert "no space left on the device holding" in proc.stderr and proc.stderr.count("\n") == 1
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    run_cli(*args, "--workdir", str(small_disk / "w"), check=True)
+    for a, b in zip(jax.tree.leaves(results.load(str(tmp_path / "reference")).network()),
+                    jax.tree.leaves(results.load(str(small_disk / "w")).network())):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_read_only_workdir_is_one_sentence(tmp_path, small_disk):
+    run_cli("--config", TINY, "--workdir", str(small_disk / "done"), "--config.train.steps=4it", check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for name in ("new", "done"):
+        proc = run_cli("--config", TINY, "--workdir", str(small_disk / name), "--config.train.steps=4it")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "Read-only file system" in proc.stderr or "read-only file system" in proc.stderr, proc.stderr

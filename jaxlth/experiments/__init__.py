@@ -52,6 +52,7 @@ def run(config, workdir: str):
     workdir_lib.claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
     context = Context(config, workdir, experiment.columns)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
+    setup_lib.check_prunable(context.setup)
     workdir_lib.claim(workdir, config)
     with workdir_lib.Lock(context.layout):
         print(description, flush=True)

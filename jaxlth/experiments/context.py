@@ -73,6 +73,11 @@ class Recorder:
                                          split=split, metric=metric, value=float(value)))
         self.context.record(rows)
 
+    def describe(self, positions: list[int]) -> str:
+        head = ", ".join(f"{k} {self.labels[k]}" for k in ("arm", "level") if k in self.labels)
+        where = "; ".join(", ".join(f"{k} {v}" for k, v in self.places(i)[0].items()) for i in positions)
+        return f"{head}: {where}" if head else where
+
 
 class Context:
     """One experiment's run in one workdir."""
@@ -150,7 +155,8 @@ class Context:
         s = setup or self.setup
         return loop.Segment(start=start, end=end, eval_every=s.eval_every, checkpoint_every=s.checkpoint_every,
                             eval_train=self.config.eval_train if eval_train is None else eval_train,
-                            progress=self.config.progress, description=description)
+                            progress=self.config.progress, description=description,
+                            on_nan=self.config.get("on_nan", "stop"))
 
     def train(self, name: str, segment: loop.Segment, mask: PyTree, initial_state: Callable[[], TrainState],
               labels: dict, coords: Sequence[dict] | None = None, program=None,

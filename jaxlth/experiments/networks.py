@@ -38,14 +38,10 @@ def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], l
     ``step``, and kept (``checkpoints/trunk_states/<step>``) for every later call."""
     states = Checkpoints(ctx.layout.checkpoints(TRUNK_STATES), 10_000)
     try:
-        like = jax.eval_shape(initial_state)
-        if step in states.all_steps():
-            return states.restore(step, like)[0]
-        earlier = [s for s in states.all_steps() if s < step]
-        if earlier:
-            start_step, start = earlier[-1], states.restore(earlier[-1], like)[0]
-        else:
-            start_step, start = 0, initial_state()
+        found = states.restore_latest(jax.eval_shape(initial_state), 0, step)
+        if found is not None and found[1] == step:
+            return found[0]
+        start, start_step = found if found is not None else (initial_state(), 0)
         if step > start_step:
             state = ctx.train(f"trunk_{start_step}_{step}",
                               ctx.segment(start_step, step, f"{description} to step {step}", eval_train=False),

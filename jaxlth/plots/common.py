@@ -44,7 +44,8 @@ def _measurements(table: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
 
 
 def final_metrics(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
-    """The last measurement (largest ``step``) of every (arm, level, replicate).
+    """The last measurement (largest ``step``) of every (arm, level, replicate); networks that share
+    those coordinates (the particles of an averaged IMP level) are averaged.
 
     Returns columns ``arm, level, replicate, density, value, step``; ``density`` is the fraction
     of prunable weights kept, ``value`` in the metric's own units (accuracy as a fraction).
@@ -53,7 +54,10 @@ def final_metrics(table: pd.DataFrame, split: str = "test", metric: str = "accur
     rows = _measurements(table, split, metric)
     if rows.empty:
         return pd.DataFrame(columns=columns)
-    last = rows.sort_values("step", kind="stable").groupby(["arm", "level", "replicate"], sort=False).tail(1)
+    keys = ["arm", "level", "replicate"]
+    rows = rows[rows["step"] == rows.groupby(keys, sort=False)["step"].transform("max")]
+    last = rows.groupby(keys, sort=False).agg(density=("density", "mean"), value=("value", "mean"),
+                                              step=("step", "max")).reset_index()
     return _sort_by_arm(last[columns], "level", "replicate")
 
 

@@ -16,10 +16,12 @@ import sys
 from typing import Any, Callable, Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from jaxlth.checkpoint import Checkpoints
+from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training.program import DeviceData, Program
 from jaxlth.training.state import TrainState
@@ -36,6 +38,9 @@ class Segment:
       eval_every, checkpoint_every: intervals in steps (absolute multiples are used).
       eval_train: also evaluate on the whole training set.
       progress, description: the progress bar on stderr.
+      on_nan: a stacked network whose training loss or weights turn non-finite ``"stop"``s the
+        run (no checkpoint of it is saved) or, ``"mask_replicate"``, is reported once and left
+        to run on (its rows are NaN; the others are unaffected: they train independently).
     """
 
     start: int
@@ -45,6 +50,7 @@ class Segment:
     eval_train: bool = False
     progress: bool = True
     description: str = "train"
+    on_nan: str = "stop"  # stop | mask_replicate (see run_segment)
 
 
 class Reporter(Protocol):
@@ -55,6 +61,9 @@ class Reporter(Protocol):
 
     def report(self, step: int, density: np.ndarray, metrics: dict) -> None:
         """Measurements at ``step``: ``{split: {metric: (N,) values}}``, ``density`` ``(N,)``."""
+
+    def describe(self, positions: list[int]) -> str:
+        """Stacked positions in words, e.g. ``"arm imp, level 1: replicate 0; replicate 3"``."""
 
 
 def boundaries(start: int, end: int, *intervals: int) -> list[int]:
@@ -77,6 +86,35 @@ def evaluate(program: Program, state: TrainState, data: DeviceData, eval_train: 
     return out
 
 
+@jax.jit
+def _finite(params: PyTree) -> jax.Array:
+    """``(N,)``: whether every weight of each stacked network is finite."""
+    leaves = [jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1) for x in jax.tree.leaves(params)]
+    return jnp.all(jnp.stack(leaves), axis=0)
+
+
+def _check_finite(state: TrainState, batch_loss, segment: Segment, first: int, last: int, reporter: Reporter,
+                  checkpoints: Checkpoints, diverged: set) -> None:
+    """Stops the run (``on_nan="stop"``) or reports once (``"mask_replicate"``) each network whose
+    training loss over steps ``first .. last - 1`` or weights at ``last`` are not finite."""
+    finite = np.asarray(_finite(state.params)) & np.isfinite(np.asarray(batch_loss))
+    new = [int(i) for i in np.flatnonzero(~finite) if int(i) not in diverged]
+    if not new:
+        return
+    who = reporter.describe(new)
+    if segment.on_nan == "stop":
+        kept = checkpoints.latest_step()
+        raise UserError(f"training diverged (non-finite loss or weights) between steps {first} and {last} of "
+                        f"'{segment.description}' ({who}); "
+                        + (f"the last checkpoint, at step {kept}, is kept" if kept is not None else "no checkpoint was saved")
+                        + "; lower train.lr in a new --workdir, or rerun with --config.on_nan=mask_replicate "
+                          "to let the other networks go on")
+    diverged.update(new)
+    print(f"jaxlth: warning: training diverged between steps {first} and {last} of '{segment.description}' ({who}); "
+          f"their rows are NaN from here on, the other networks go on (on_nan=mask_replicate)",
+          file=sys.stderr, flush=True)
+
+
 def run_segment(
     program: Program,
     data: DeviceData,
@@ -87,20 +125,16 @@ def run_segment(
     reporter: Reporter,
     place: Callable[[PyTree], PyTree] = lambda tree: tree,
 ) -> TrainState:
-    """Trains ``initial_state()`` (or resumes from the latest checkpoint) to ``segment.end``.
+    """Trains ``initial_state()`` (or resumes from the latest readable checkpoint) to ``segment.end``.
 
     Reports an evaluation at ``start`` and at every multiple of ``eval_every``; saves a
     checkpoint at every multiple of ``checkpoint_every`` and at ``end``. On resume the reporter
     first forgets what it was told after the restored checkpoint, so nothing is duplicated.
     ``place`` puts the state and mask on the devices (sharding the replicate axis).
     """
-    latest = checkpoints.latest_step()
-    resumed = latest is not None and segment.start <= latest <= segment.end
-    if resumed:
-        state, _ = checkpoints.restore(latest, jax.eval_shape(initial_state))
-        step = latest
-    else:
-        state, step = initial_state(), segment.start
+    found = checkpoints.restore_latest(jax.eval_shape(initial_state), segment.start, segment.end)
+    resumed = found is not None
+    state, step = found if resumed else (initial_state(), segment.start)
     state, mask = place(state), place(mask)
     reporter.restart(step, segment.end, resumed)
 
@@ -110,8 +144,10 @@ def run_segment(
     points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every)
     bar = tqdm(total=segment.end - segment.start, initial=step - segment.start, desc=segment.description,
                unit="step", disable=not segment.progress, file=sys.stderr, dynamic_ncols=True, leave=True)
+    diverged: set[int] = set()
     for point in points:
         state, (batch_loss, batch_acc) = program.train_chunk(state, mask, data, step, num_steps=point - step)
+        _check_finite(state, batch_loss, segment, step, point, reporter, checkpoints, diverged)
         step = point
         if step % segment.eval_every == 0 or step == segment.end:
             metrics = evaluate(program, state, data, segment.eval_train)

@@ -139,6 +139,16 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
     )
 
 
+def check_prunable(setup: Setup) -> None:
+    """Refuses ``lottery.layers_to_ignore`` patterns that leave no kernel to prune (one sentence)."""
+    ignore = tuple(setup.config.lottery.layers_to_ignore)
+    params = jax.eval_shape(setup.init_state).params
+    if ignore and not mask_lib.prunable_paths(params, ignore):
+        kernels = [mask_lib.layer_name(p) for p in mask_lib.prunable_paths(params)]
+        raise UserError(f"lottery.layers_to_ignore {ignore} matches every prunable layer of {setup.config.model.name} "
+                        f"({', '.join(kernels)}): nothing is left to prune")
+
+
 def describe(setup: Setup) -> str:
     """One line for the terminal: what is about to run."""
     c = setup.config
