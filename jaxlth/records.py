@@ -39,6 +39,23 @@ def header(path: str) -> list[str]:
     return next(csv.reader([first]), []) if first.endswith("\n") else []
 
 
+def check(path: str) -> str | None:
+    """A sentence saying why ``path`` is not a results table jaxlth can extend (``None`` when it is,
+    or when it is absent or empty): not UTF-8 text, or a header without :data:`CORE_COLUMNS`."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            first = f.readline()
+            f.read()
+    except UnicodeDecodeError:
+        return f"{path} is not a text table (it holds bytes that are not UTF-8)"
+    missing = [c for c in CORE_COLUMNS if c not in next(csv.reader([first]), [])]
+    if missing:
+        return f"{path} is not a jaxlth results table (its header lacks {', '.join(missing)})"
+    return None
+
+
 def read_rows(path: str) -> list[dict]:
     """All complete rows as dicts of strings."""
     if not os.path.exists(path):

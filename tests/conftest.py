@@ -96,3 +96,13 @@ def assert_same_rows(table_a, table_b, columns) -> None:
         return table[list(columns)].fillna("").sort_values(keys).reset_index(drop=True)
 
     pd.testing.assert_frame_equal(tidy(table_a), tidy(table_b))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The torture tests (``@pytest.mark.reliability``) run only when asked: ``pytest -m reliability``."""
+    if "reliability" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="a reliability torture test: run with pytest -m reliability")
+    for item in items:
+        if "reliability" in item.keywords:
+            item.add_marker(skip)

@@ -92,3 +92,19 @@ def test_an_imp_ticket_against_its_random_reinitialisation(tmp_path):
     assert set(rows["align"]) == {"none", "weights"} and set(rows["level"]) == {1}
     with pytest.raises(UserError, match="need instability.source_workdir"):
         tiny_config("instability", **{"instability.ticket_vs_reinit": True})
+
+
+def test_the_analysis_api_aligns_and_repairs_a_path(aligned_run):
+    from jaxlth import analysis
+
+    run, _ = aligned_run
+    analyzer = analysis.for_run(run)
+    a, b = run.copies(4, copy=0), run.copies(4, copy=1)
+    plain = analyzer.interpolate(a, b, alphas=5)
+    aligned = analyzer.interpolate(a, b, alphas=5, align="weights")
+    repaired = analyzer.interpolate(a, b, alphas=5, align="activations+repair", align_examples=64, repair_examples=64)
+    for curve in (plain, aligned, repaired):
+        assert curve["error"].shape == (2, 5)
+    np.testing.assert_allclose(repaired["error"][:, [0, -1]], plain["error"][:, [0, -1]], atol=0.011)
+    with pytest.raises(ValueError, match="alignment must be one of"):
+        analyzer.interpolate(a, b, align="sideways")

@@ -158,7 +158,7 @@ def test_from_file_applies_overrides_and_model_options():
     assert tuple(lenet.model.options.widths) == (64, 32)
     from jaxlth.errors import UserError
 
-    with pytest.raises(UserError, match="no field 'lottery.levelz'"):
+    with pytest.raises(UserError, match=r"unknown config field lottery.levelz \(did you mean lottery.levels\?\)"):
         config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"), **{"lottery.levelz": 3})
     with pytest.raises(UserError, match="does not exist"):
         config_lib.from_file(os.path.join(ROOT, "configs", "nope.py"))

@@ -61,7 +61,7 @@ def test_default_config_fields():
     cfg = data.default_config()
     assert set(cfg.keys()) == {
         "name", "source", "dir", "tfds_data_dir", "download", "subsample_fraction",
-        "random_labels_fraction", "subset_seed", "synthetic_train_size", "synthetic_test_size",
+        "random_labels_fraction", "subset_seed", "pad_to", "synthetic_train_size", "synthetic_test_size",
         "synthetic_image_shape", "synthetic_num_classes", "synthetic_seed", "subset"}
     assert cfg.name == "fashion_mnist" and cfg.source == "auto"
     assert (cfg.synthetic_train_size, cfg.synthetic_test_size) == (512, 256)
@@ -487,3 +487,18 @@ def test_idx_and_synthetic_paths_do_not_import_tfds(tmp_path):
                          env=env, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "clean"
+
+
+def test_images_pad_to_a_square_size_centred_with_zeros():
+    from jaxlth.data import load_dataset
+    from jaxlth.errors import UserError
+
+    config = {"name": "synthetic", "source": "synthetic", "synthetic_train_size": 8, "synthetic_test_size": 4,
+              "synthetic_image_shape": (28, 28, 1)}
+    plain = load_dataset(config)
+    padded = load_dataset({**config, "pad_to": 32})
+    assert padded.train_images.shape == (8, 32, 32, 1) and padded.test_images.shape == (4, 32, 32, 1)
+    np.testing.assert_array_equal(padded.train_images[:, 2:30, 2:30], plain.train_images)
+    assert padded.train_images[:, :2].max() == 0 and padded.train_images[:, :, 30:].max() == 0
+    with pytest.raises(UserError, match="cannot pad 28x28 images to 20x20"):
+        load_dataset({**config, "pad_to": 20})

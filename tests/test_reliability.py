@@ -172,3 +172,22 @@ def test_a_read_only_workdir_is_one_sentence(tmp_path, small_disk):
         proc = run_cli("--config", TINY, "--workdir", str(small_disk / name), "--config.train.steps=4it")
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert "Read-only file system" in proc.stderr or "read-only file system" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)), b"a,b\n1,2\n"])
+def test_a_results_file_that_is_not_a_results_table_is_refused_and_left_alone(tmp_path, content):
+    workdir = tmp_path / "run"
+    run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it", check=True)
+    (workdir / "results.csv").write_bytes(content)
+    proc = run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "results.csv is not a" in proc.stderr
+    assert (workdir / "results.csv").read_bytes() == content
+
+
+def test_a_damaged_config_json_is_one_sentence_and_left_alone(tmp_path):
+    workdir = tmp_path / "run"
+    run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it", check=True)
+    (workdir / "config.json").write_text('{"experiment": "tr')
+    proc = run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "config.json cannot be read" in proc.stderr
+    assert (workdir / "config.json").read_text() == '{"experiment": "tr'

@@ -123,25 +123,32 @@ class Analyzer:
     setup: Any
 
     def interpolate(self, net_a: dict, net_b: dict, alphas=30, split: str = "test", bn_batches: int = 0,
-                    repair_examples: int = 0, chunk_size: int | None = None) -> dict[str, np.ndarray]:
-        """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid;
-        ``repair_examples > 0``: REPAIR on the first that many training images of a fixed random order."""
+                    align: str = "none", align_examples: int = 1024, repair_examples: int = 1024,
+                    chunk_size: int | None = None) -> dict[str, np.ndarray]:
+        """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid.
+
+        ``align``: an entry of :data:`jaxlth.analysis.alignment.ENTRIES` — B's units permuted to
+        A's first (activation matching on ``align_examples`` training images), and with ``+repair``
+        REPAIR on ``repair_examples``; the images are the first of the fixed order
+        :func:`jaxlth.rng.eval_subset_order` (the instability experiment's).
+        """
+        mode, repaired = alignment.parse(align)
         grid = alpha_grid(alphas) if np.isscalar(alphas) else np.asarray(alphas)
-        data = self.setup.data
+        data, program = self.setup.data, self.setup.program
         images, labels = (data.test_images, data.test_labels) if split == "test" else \
             (data.train_images, data.train_labels)
         batches = bn_batches_from(data.train_images, bn_batches, self.setup.config.train.batch_size)
         to_device = functools.partial(jax.tree.map, jnp.asarray)
         net_a, net_b = to_device(net_a), to_device(net_b)
+        order = rng.eval_subset_order(data.train_images.shape[0])
+        symmetry = alignment.symmetry_of(program, net_a) if (mode != "none" or repaired) else None
+        net_b = alignment.align(program, net_a, net_b, mode, symmetry, data.train_images[order[:align_examples]])
         repair = None
-        if repair_examples > 0:
-            program = self.setup.program
-            one = jax.tree.map(lambda x: x[0], net_a["params"])
-            sites = repair_lib.sites(alignment.symmetry_of(program, net_a).spec, one)
-            order = rng.eval_subset_order(data.train_images.shape[0])
+        if repaired:
+            sites = repair_lib.sites(symmetry.spec, jax.tree.map(lambda x: x[0], net_a["params"]))
             repair = (data.train_images[order[:repair_examples]], sites)
-        return interpolate(self.setup.program, net_a, net_b, grid, images, labels, bn_batches=batches,
-                           repair=repair, chunk_size=chunk_size)
+        return interpolate(program, net_a, net_b, grid, images, labels, bn_batches=batches, repair=repair,
+                           chunk_size=chunk_size)
 
 
 def for_run(run) -> Analyzer:

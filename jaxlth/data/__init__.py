@@ -10,7 +10,8 @@ from __future__ import annotations
 import ml_collections
 
 from jaxlth.data.augment import augment_batch, normalize
-from jaxlth.data.dataset import Dataset
+from jaxlth.data.dataset import Dataset, padded
+from jaxlth.errors import UserError
 from jaxlth.data.sources import load_source
 from jaxlth.data import selection
 from jaxlth.data.subsets import check_fractions, randomize_labels, subsample
@@ -27,8 +28,9 @@ def default_config() -> ml_collections.ConfigDict:
     for none), ``tfds_data_dir`` ("" for TFDS's default), ``download`` (may TFDS download),
     ``subsample_fraction`` in (0, 1], ``random_labels_fraction`` in [0, 1], ``subset_seed``,
     the ``synthetic_*`` sizes, image shape ``(H, W, C)``, number of classes and seed, and
-    ``subset``: a training subset chosen by per-example scores (:mod:`jaxlth.data.selection`),
-    applied after the random subsample and label noise.
+    ``pad_to`` (images zero-padded to this square size; 0 keeps them) and ``subset``: a training
+    subset chosen by per-example scores (:mod:`jaxlth.data.selection`), applied after the random
+    subsample and label noise.
     """
     return ml_collections.ConfigDict({
         "name": "fashion_mnist",
@@ -39,6 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
         "subsample_fraction": 1.0,
         "random_labels_fraction": 0.0,
         "subset_seed": 0,
+        "pad_to": 0,
         "synthetic_train_size": 512,
         "synthetic_test_size": 256,
         "synthetic_image_shape": (28, 28, 1),
@@ -65,5 +68,13 @@ def load_dataset(data_cfg) -> Dataset:
     noise = data_cfg.get("random_labels_fraction", 0.0)
     check_fractions(fraction, noise)  # before the (possibly slow) load
     seed = int(data_cfg.get("subset_seed", 0))
-    dataset = subsample(load_source(data_cfg), fraction, seed)
+    size = data_cfg.get("pad_to", 0)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise UserError(f"data.pad_to must be 0 or an image size in pixels, got {size!r}")
+    source = load_source(data_cfg)
+    try:
+        source = padded(source, size)
+    except ValueError as e:
+        raise UserError(f"data.pad_to: {e}") from None
+    dataset = subsample(source, fraction, seed)
     return randomize_labels(dataset, noise, seed)

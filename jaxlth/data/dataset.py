@@ -50,3 +50,18 @@ class Dataset:
 
     def replace(self, **changes) -> "Dataset":
         return dataclasses.replace(self, **changes)
+
+
+def padded(dataset: Dataset, size: int) -> Dataset:
+    """``dataset`` with every image zero-padded (centred) to ``size x size`` pixels, e.g. Fashion-MNIST
+    28x28 -> 32x32 for the CIFAR conv nets. ``size`` 0 or the images' own size: unchanged. The
+    normalisation statistics stay those of the source (a padded pixel is the background, 0)."""
+    if not size or dataset.train_images.ndim != 4 or dataset.image_shape[:2] == (size, size):
+        return dataset
+    height, width = dataset.image_shape[:2]
+    if size < max(height, width):
+        raise ValueError(f"cannot pad {height}x{width} images to {size}x{size}")
+    top, left = (size - height) // 2, (size - width) // 2
+    widths = ((0, 0), (top, size - height - top), (left, size - width - left), (0, 0))
+    return dataset.replace(train_images=np.pad(dataset.train_images, widths),
+                           test_images=np.pad(dataset.test_images, widths))

@@ -42,7 +42,8 @@ def run(config, workdir: str):
     ``run`` returns.
     """
     from jaxlth import config as config_lib  # noqa: PLC0415 (light imports for --help)
-    from jaxlth import results, workdir as workdir_lib  # noqa: PLC0415
+    from jaxlth import records, results, workdir as workdir_lib  # noqa: PLC0415
+    from jaxlth.layout import Layout  # noqa: PLC0415
     from jaxlth.experiments import registry  # noqa: PLC0415
     from jaxlth.experiments.context import Context  # noqa: PLC0415
     from jaxlth.training import setup as setup_lib  # noqa: PLC0415
@@ -50,6 +51,10 @@ def run(config, workdir: str):
     experiment = registry.get(config.experiment)
     config_lib.validate(config)
     workdir_lib.claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
+    damaged = records.check(Layout(workdir).results_file)
+    if damaged:
+        raise UserError(f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
+                        "held cannot be recomputed from the checkpoints)")
     context = Context(config, workdir, experiment.columns)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
     setup_lib.check_prunable(context.setup)

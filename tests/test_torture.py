@@ -1,0 +1,117 @@
+"""Reliability torture (``pytest -m reliability``, a few minutes; not in the default run).
+
+A small lottery run (2 levels, a random-reinit branch, 2 replicates, checkpoints every 2 steps) is
+killed with SIGKILL again and again — at random moments, right after an artifact is committed and
+while Orbax is writing — and finally finishes; it must end bitwise equal to an uninterrupted run,
+rows included. Two processes started together on one workdir: one works, the other is refused.
+"""
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlth import results
+from tests.conftest import ROOT, TINY, assert_same_rows, run_cli
+
+pytestmark = pytest.mark.reliability
+
+ARGS = ["--config", f"{TINY}:lottery", "--config.lottery.levels=2", "--config.lottery.branches=('random_reinit',)",
+        "--config.replicates=2", "--config.checkpoint_every=2it", "--config.eval_every=2it", "--config.train.steps=20ep"]  # ~40 s uninterrupted
+COLUMNS = ["arm", "level", "step", "replicate", "split", "metric", "layer", "value"]
+
+
+def start(workdir):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "jaxlth.main", *ARGS, "--workdir", str(workdir)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(proc, condition, timeout=120.0) -> bool:
+    """SIGKILLs ``proc`` once ``condition()`` holds; False when it ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if condition():
+            proc.kill()
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    proc.wait()
+    return False
+
+
+def committed(workdir):
+    """The artifacts committed so far (their ``_CHECKPOINT_METADATA``)."""
+    found = set()
+    for root, _, files in os.walk(workdir / "artifacts"):
+        if "_CHECKPOINT_METADATA" in files:
+            found.add(root)
+    return found
+
+
+def writing(workdir) -> bool:
+    """Whether Orbax is writing a checkpoint or an artifact right now (a temporary folder exists)."""
+    for _, dirs, _ in os.walk(workdir):
+        if any(".orbax-checkpoint-tmp" in d for d in dirs):
+            return True
+    return False
+
+
+def assert_same_run(reference, workdir):
+    a, b = results.load(str(reference)), results.load(str(workdir))
+    for level in (0, 1, 2):
+        for arm in ("imp", "random_reinit") if level else ("imp",):
+            for x, y in zip(jax.tree.leaves(a.network(level, arm=arm)), jax.tree.leaves(b.network(level, arm=arm))):
+                np.testing.assert_array_equal(x, y)
+    assert_same_rows(a.table, b.table, [c for c in COLUMNS if c in a.table.columns])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    run_cli(*ARGS, "--workdir", str(workdir), check=True)
+    return workdir
+
+
+def test_killed_at_random_moments_commit_windows_and_mid_save_the_run_ends_bitwise_equal(tmp_path, reference):
+    rng = random.Random(0)
+    workdir = tmp_path / "killed"
+    kills = {"random": 0, "after_commit": 0, "mid_save": 0}
+    plan = ["random"] * 10 + ["after_commit"] * 4 + ["mid_save"] * 4
+    rng.shuffle(plan)
+    for how in plan:
+        proc = start(workdir)
+        if how == "random":
+            moment = time.time() + rng.uniform(1.0, 8.0)  # startup included
+            hit = kill_when(proc, lambda: time.time() >= moment)
+        elif how == "after_commit":
+            before = committed(workdir)
+            hit = kill_when(proc, lambda: len(committed(workdir) - before) > 0)
+        else:
+            hit = kill_when(proc, lambda: writing(workdir))
+        kills[how] += hit
+        if not hit:
+            break  # the run finished before this kill
+    assert sum(kills.values()) >= 10 and min(kills.values()) >= 2, kills
+    run_cli(*ARGS, "--workdir", str(workdir), check=True)
+    assert_same_run(reference, workdir)
+
+
+def test_two_processes_started_together_on_one_workdir(tmp_path, reference):
+    workdir = tmp_path / "shared"
+    first, second = start(workdir), start(workdir)
+    errors = [first.communicate(timeout=300)[1], second.communicate(timeout=300)[1]]
+    codes = sorted([first.returncode, second.returncode])
+    if codes == [0, 0]:  # the second started after the first had finished: it found the run done
+        pass
+    else:
+        assert codes == [0, 2], errors
+        refused = errors[[first.returncode, second.returncode].index(2)]
+        assert "Traceback" not in refused and refused.strip().count("\n") == 0, refused
+    run_cli(*ARGS, "--workdir", str(workdir), check=True)
+    assert_same_run(reference, workdir)
