@@ -3,6 +3,7 @@
 ::
 
     config.json                         the resolved config (written first; later runs must match it)
+    finished.json                       the config a run last finished with (a sweep skips finished runs)
     results.csv                         tidy measurements (jaxlth.records)
     .lock                               held by the process working in the workdir
     artifacts/<name>/                   Orbax pytrees saved once and never recomputed, e.g.
@@ -27,6 +28,7 @@ import os
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.csv"
+FINISHED_FILE = "finished.json"
 LOCK_FILE = ".lock"
 
 
@@ -67,6 +69,10 @@ class Layout:
     @property
     def results_file(self) -> str:
         return os.path.join(self.workdir, RESULTS_FILE)
+
+    @property
+    def finished_file(self) -> str:
+        return os.path.join(self.workdir, FINISHED_FILE)
 
     @property
     def lock_file(self) -> str:

@@ -250,3 +250,41 @@ def _select(tree: PyTree, replicate: int) -> PyTree:
 def load(workdir: str) -> Run:
     """The run saved in ``workdir``."""
     return Run(workdir)
+
+
+def load_many(pattern: str, swept: list[str] | None = None) -> pd.DataFrame:
+    """The tables of every run whose workdir matches the glob ``pattern`` (e.g. ``"runs/sweep/*"``),
+    stacked, with a column ``run`` (the workdir) and one column per swept config field (dotted
+    name, e.g. ``"lottery.rewind"``): ``swept``, or by default every field whose value differs
+    between the runs. Folders without a ``config.json`` are skipped.
+    """
+    import glob  # noqa: PLC0415
+
+    workdirs = sorted(d for d in glob.glob(pattern) if os.path.isfile(Layout(d).config_file))
+    if not workdirs:
+        raise UserError(f"no jaxlth run matches {pattern!r} (a workdir holds a {CONFIG_FILE})")
+    runs = [load(d) for d in workdirs]
+    flat = [_flatten(run.config) for run in runs]
+    if swept is None:
+        names = list(dict.fromkeys(k for f in flat for k in f))
+        swept = [k for k in names if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
+    frames = []
+    for run, fields in zip(runs, flat):
+        table = run.table.copy()
+        table.insert(0, "run", run.workdir)
+        for name in swept:
+            value = fields.get(name)
+            table[name] = [tuple(value) if isinstance(value, list) else value] * len(table)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

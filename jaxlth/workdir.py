@@ -65,6 +65,27 @@ def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -
     return False
 
 
+def _finished_view(config: dict) -> dict:
+    view = config_lib.relevant(config, config["experiment"])
+    return {k: v for k, v in view.items() if k not in config_lib.COMMON_MAY_CHANGE}
+
+
+def mark_finished(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """Records that ``workdir`` finished everything ``config`` asks for (``finished.json``)."""
+    _write(Layout(workdir).finished_file, _finished_view(config_lib.to_dict(config)))
+
+
+def finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
+    """Whether ``workdir`` last finished with this config (in every field its experiment reads)."""
+    path = Layout(workdir).finished_file
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return False
+    return saved == json.loads(json.dumps(_finished_view(config_lib.to_dict(config))))
+
+
 class Lock:
     """An exclusive lock on a workdir for the life of this object (``with Lock(layout):``)."""
 

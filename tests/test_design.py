@@ -21,7 +21,7 @@ LAYERS = {
     "results": 3, "config": 3, "workdir": 3,
     "analysis": 4, "plots": 4,
     "experiments": 5,
-    "main": 6, "bench": 6, "compare": 6,
+    "main": 6, "bench": 6, "compare": 6, "sweep": 6,
 }
 
 

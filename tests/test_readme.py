@@ -77,3 +77,19 @@ def test_every_command_names_a_real_config_recipe_and_fields(command):
             assert part in node, f"{key} is not a config field"
             node = node[part]
     assert "--workdir" in args
+
+
+def test_every_sweep_command_names_a_sweep_file_or_a_recipe_that_plans():
+    from jaxlth import sweep  # noqa: PLC0415
+
+    found = [c for c in commands(README) if c[:3] == ["python", "-m", "jaxlth.sweep"]]
+    assert found
+    for command in found:
+        args = command[3:]
+        if "--config" in args:
+            grids = [args[i + 1] for i, a in enumerate(args) if a == "--grid"]
+            config, overrides = os.path.join(ROOT, args[args.index("--config") + 1]), sweep.parse_grid(grids)
+        else:
+            config, overrides = sweep.load_sweep_file(os.path.join(ROOT, args[0]))
+            config = os.path.join(ROOT, config)
+        assert sweep.plan(config, overrides, "/nonexistent")

@@ -67,6 +67,7 @@ def run(config, workdir: str):
             print(text, flush=True)
             if paths:
                 print("figures: " + ", ".join(paths), flush=True)
+        workdir_lib.mark_finished(workdir, config)
     return outcome
 
 
