@@ -1,0 +1,125 @@
+"""Every file operation on a workdir, for local folders and cloud paths (``gs://...``) alike.
+
+Workdirs are strings; this module opens them through ``etils.epath`` (local files, Google Cloud
+Storage, and any backend epath knows), so ``config.json``, ``results.csv``, markers and figures
+go wherever the workdir is. Orbax checkpoints take the same strings (``jaxlth.checkpoint``).
+Local files keep the guarantees of a POSIX file system (appends with ``fsync``, atomic
+``os.replace``); object stores have no append, so there a results file is rewritten whole
+(still atomic per object).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from etils import epath
+
+def is_local(path: str) -> bool:
+    """Whether ``path`` is on the local file system (not an object store URL)."""
+    return "://" not in str(path)
+
+
+def absolute(path: str) -> str:
+    """``os.path.abspath`` for local paths; cloud URLs unchanged."""
+    return os.path.abspath(path) if is_local(path) else str(path)
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path) if is_local(path) else epath.Path(path).exists()
+
+
+def isdir(path: str) -> bool:
+    return os.path.isdir(path) if is_local(path) else epath.Path(path).is_dir()
+
+
+def isfile(path: str) -> bool:
+    return os.path.isfile(path) if is_local(path) else (epath.Path(path).exists() and not epath.Path(path).is_dir())
+
+
+def listdir(path: str) -> list[str]:
+    """The names in folder ``path``."""
+    return os.listdir(path) if is_local(path) else [p.name for p in epath.Path(path).iterdir()]
+
+
+def makedirs(path: str) -> None:
+    if is_local(path):
+        os.makedirs(path, exist_ok=True)
+    else:
+        epath.Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def size(path: str) -> int:
+    return os.path.getsize(path) if is_local(path) else epath.Path(path).stat().length
+
+
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    """The whole file as text (``newline=""``: line ends as written)."""
+    if is_local(path):
+        with open(path, encoding=encoding, newline="") as f:
+            return f.read()
+    return epath.Path(path).read_bytes().decode(encoding)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically: a temporary file renamed over it (locally with
+    ``fsync``); an object store writes an object whole."""
+    if not is_local(path):
+        epath.Path(path).write_bytes(text.encode("utf-8"))
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def append_text(path: str, text: str) -> None:
+    """Appends ``text`` with one write (locally ``fsync``-ed); an object store rewrites the object."""
+    if not is_local(path):
+        old = read_text(path) if exists(path) else ""
+        epath.Path(path).write_bytes((old + text).encode("utf-8"))
+        return
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def touch(path: str) -> None:
+    """An empty file at ``path`` (its folder made first)."""
+    makedirs(os.path.dirname(path))
+    write_text(path, "")
+
+
+def replace(source: str, target: str) -> None:
+    """Renames ``source`` to ``target`` (a folder too; an object store copies, then deletes)."""
+    if is_local(source) and is_local(target):
+        os.replace(source, target)
+    else:
+        epath.Path(source).rename(target)
+
+
+def glob(pattern: str) -> list[str]:
+    """The paths matching ``pattern`` (``*`` within a name), sorted."""
+    if is_local(pattern):
+        import glob as glob_lib  # noqa: PLC0415
+
+        return sorted(glob_lib.glob(pattern))
+    head, tail = pattern.split("://", 1)
+    root, _, rest = tail.partition("/")
+    return sorted(str(p) for p in epath.Path(f"{head}://{root}").glob(rest))
+
+
+def save_figure(figure, path: str, **savefig_kwargs) -> None:
+    """``figure.savefig`` to any path (through a buffer for object stores)."""
+    if is_local(path):
+        figure.savefig(path, **savefig_kwargs)
+        return
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".") or "png", **savefig_kwargs)
+    epath.Path(path).write_bytes(buffer.getvalue())
+
+
+__all__ = ["is_local", "absolute", "exists", "isdir", "isfile", "listdir", "makedirs", "size", "read_text",
+           "write_text", "append_text", "touch", "replace", "glob", "save_figure"]
