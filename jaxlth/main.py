@@ -25,10 +25,7 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; --verbosity=0 shows them.
         # Orbax's background threads log their failures with tracebacks, and asyncio its unretrieved
         # futures; the error reaches the main thread and becomes one sentence (fail) instead.
-        import logging as py_logging  # noqa: PLC0415
-
-        for name in ("absl", "asyncio"):
-            py_logging.getLogger(name).setLevel(py_logging.CRITICAL + 1)
+        _silence_background_noise()
     try:
         config = _CONFIG.value
     except (OSError, ValueError) as e:
@@ -130,6 +127,29 @@ def _one_line(error: Exception) -> str:
     if len(lines) > 1 and any(line.startswith("Traceback") for line in lines):
         return f"{lines[0].rstrip(':')}: {lines[-1]}"
     return lines[0]
+
+
+def _silence_background_noise() -> None:
+    """Orbax's background threads log their failures with tracebacks, asyncio its unretrieved
+    futures and closed loops, and coroutines left behind by a failed restore are reported when
+    collected: all of it after the error has reached the main thread, where it becomes one
+    sentence (:func:`fail`) or one line (a checkpoint set aside). ``--verbosity`` shows it again."""
+    import logging as py_logging  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
+    for name in ("absl", "asyncio", "concurrent.futures"):
+        py_logging.getLogger(name).setLevel(py_logging.CRITICAL + 1)
+
+    def from_background(exc_type, exc_value, exc_traceback, origin=None) -> bool:
+        text = "".join(traceback.format_exception(exc_type, exc_value, exc_traceback)) + repr(origin)
+        return any(name in text for name in ("orbax", "asyncio", "tensorstore", "coroutine"))
+
+    unraisable, thread_hook = sys.unraisablehook, threading.excepthook
+    sys.unraisablehook = lambda u: None if from_background(u.exc_type, u.exc_value, u.exc_traceback, u.object) \
+        else unraisable(u)
+    threading.excepthook = lambda a: None if from_background(a.exc_type, a.exc_value, a.exc_traceback, a.thread) \
+        else thread_hook(a)
 
 
 def fail(message: str) -> None:

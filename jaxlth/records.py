@@ -6,7 +6,8 @@ table holds only the columns of its own experiment. Rows are dicts; a missing ke
 cell. Values read back are strings (``csv``) or typed columns (``pandas``).
 
 Safety: a batch of rows is appended with one ``write`` and ``fsync``; rewrites go through a
-temporary file and ``os.replace``. A last line cut by a crash (no final newline) is never
+temporary file and ``os.replace`` (:mod:`jaxlth.storage`; a cloud workdir rewrites the object).
+A last line cut by a crash (no final newline) is never
 appended to: the writer drops it first and the reader ignores it, saying so on stderr.
 """
 
@@ -14,17 +15,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 from typing import Callable, Iterable, Sequence
+
+from jaxlth import storage
 
 CORE_COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value")
 
 
 def complete_text(path: str) -> tuple[str, bool]:
     """The file's complete lines, and whether a cut last line was left out."""
-    with open(path, newline="") as f:
-        text = f.read()
+    text = storage.read_text(path)
     if text and not text.endswith("\n"):
         return text[: text.rfind("\n") + 1], True
     return text, False
@@ -32,24 +33,22 @@ def complete_text(path: str) -> tuple[str, bool]:
 
 def header(path: str) -> list[str]:
     """The column names of ``path`` (empty when the file is absent or empty)."""
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return []
-    with open(path, newline="") as f:
-        first = f.readline()
+    first = storage.first_line(path)
     return next(csv.reader([first]), []) if first.endswith("\n") else []
 
 
 def check(path: str) -> str | None:
     """A sentence saying why ``path`` is not a results table jaxlth can extend (``None`` when it is,
     or when it is absent or empty): not UTF-8 text, or a header without :data:`CORE_COLUMNS`."""
-    if not os.path.exists(path) or os.path.getsize(path) == 0:
+    if not storage.exists(path) or storage.size(path) == 0:
         return None
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            first = f.readline()
-            f.read()
+        text = storage.read_text(path)
     except UnicodeDecodeError:
         return f"{path} is not a text table (it holds bytes that are not UTF-8)"
+    first = text[: text.find("\n") + 1] if "\n" in text else text
     missing = [c for c in CORE_COLUMNS if c not in next(csv.reader([first]), [])]
     if missing:
         return f"{path} is not a jaxlth results table (its header lacks {', '.join(missing)})"
@@ -58,7 +57,7 @@ def check(path: str) -> str | None:
 
 def read_rows(path: str) -> list[dict]:
     """All complete rows as dicts of strings."""
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return []
     text, cut = complete_text(path)
     if cut:
@@ -71,12 +70,7 @@ def _write_all(path: str, columns: Sequence[str], rows: Iterable[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(columns))
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    storage.write_text(path, buffer.getvalue())
 
 
 def append(path: str, rows: Sequence[dict], columns: Sequence[str] = CORE_COLUMNS) -> None:
@@ -103,15 +97,12 @@ def append(path: str, rows: Sequence[dict], columns: Sequence[str] = CORE_COLUMN
         return
     buffer = io.StringIO()
     csv.DictWriter(buffer, fieldnames=present).writerows(rows)
-    with open(path, "a", newline="") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
+    storage.append_text(path, buffer.getvalue())
 
 
 def drop(path: str, should_drop: Callable[[dict], bool]) -> None:
     """Rewrites ``path`` without the rows for which ``should_drop(row)`` is true (atomically)."""
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return
     text, cut = complete_text(path)
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms, checkpoint, records, subsets
+from jaxlth import arms, checkpoint, records, storage, subsets
 from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, RESULTS_FILE, Layout, level_name, spawn_name
 from jaxlth.training import copies as copies_lib
@@ -57,10 +57,9 @@ class Run:
         self.workdir = workdir
         self.layout = Layout(workdir)
         config_path = self.layout.config_file
-        if not os.path.exists(config_path):
+        if not storage.exists(config_path):
             raise UserError(f"{workdir} holds no jaxlth run (no {CONFIG_FILE})")
-        with open(config_path) as f:
-            self.config: dict = json.load(f)
+        self.config: dict = json.loads(storage.read_text(config_path))
 
     @property
     def experiment(self) -> str:
@@ -70,7 +69,7 @@ class Run:
     def table(self) -> pd.DataFrame:
         """All measurements as a tidy DataFrame (empty with the right columns before the first)."""
         path = self.layout.results_file
-        if not os.path.exists(path):
+        if not storage.exists(path):
             return pd.DataFrame(columns=list(COLUMNS))
         text, cut = records.complete_text(path)
         if cut:
@@ -97,10 +96,10 @@ class Run:
     def levels(self, arm: str | None = None) -> list[int]:
         """The levels of ``arm`` whose training has finished (their final network is saved)."""
         base = self.layout.arm_dir(arm or self.default_arm)
-        if not os.path.isdir(base):
+        if not storage.isdir(base):
             return []
         found = []
-        for name in os.listdir(base):
+        for name in storage.listdir(base):
             if name.startswith("level_") and checkpoint.artifact_exists(os.path.join(base, name, "final")):
                 found.append(int(name[len("level_"):]))
         return sorted(found)
@@ -258,9 +257,7 @@ def load_many(pattern: str, swept: list[str] | None = None) -> pd.DataFrame:
     name, e.g. ``"lottery.rewind"``): ``swept``, or by default every field whose value differs
     between the runs. Folders without a ``config.json`` are skipped.
     """
-    import glob  # noqa: PLC0415
-
-    workdirs = sorted(d for d in glob.glob(pattern) if os.path.isfile(Layout(d).config_file))
+    workdirs = [d for d in storage.glob(pattern) if storage.isfile(Layout(d).config_file)]
     if not workdirs:
         raise UserError(f"no jaxlth run matches {pattern!r} (a workdir holds a {CONFIG_FILE})")
     runs = [load(d) for d in workdirs]

@@ -14,6 +14,11 @@ import io
 import os
 from etils import epath
 
+def _remote(path: str) -> epath.Path:
+    """The epath object of a cloud URL (the tests map it onto a local folder)."""
+    return epath.Path(path)
+
+
 def is_local(path: str) -> bool:
     """Whether ``path`` is on the local file system (not an object store URL)."""
     return "://" not in str(path)
@@ -25,31 +30,31 @@ def absolute(path: str) -> str:
 
 
 def exists(path: str) -> bool:
-    return os.path.exists(path) if is_local(path) else epath.Path(path).exists()
+    return os.path.exists(path) if is_local(path) else _remote(path).exists()
 
 
 def isdir(path: str) -> bool:
-    return os.path.isdir(path) if is_local(path) else epath.Path(path).is_dir()
+    return os.path.isdir(path) if is_local(path) else _remote(path).is_dir()
 
 
 def isfile(path: str) -> bool:
-    return os.path.isfile(path) if is_local(path) else (epath.Path(path).exists() and not epath.Path(path).is_dir())
+    return os.path.isfile(path) if is_local(path) else (_remote(path).exists() and not _remote(path).is_dir())
 
 
 def listdir(path: str) -> list[str]:
     """The names in folder ``path``."""
-    return os.listdir(path) if is_local(path) else [p.name for p in epath.Path(path).iterdir()]
+    return os.listdir(path) if is_local(path) else [p.name for p in _remote(path).iterdir()]
 
 
 def makedirs(path: str) -> None:
     if is_local(path):
         os.makedirs(path, exist_ok=True)
     else:
-        epath.Path(path).mkdir(parents=True, exist_ok=True)
+        _remote(path).mkdir(parents=True, exist_ok=True)
 
 
 def size(path: str) -> int:
-    return os.path.getsize(path) if is_local(path) else epath.Path(path).stat().length
+    return os.path.getsize(path) if is_local(path) else _remote(path).stat().length
 
 
 def read_text(path: str, encoding: str = "utf-8") -> str:
@@ -57,14 +62,23 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
     if is_local(path):
         with open(path, encoding=encoding, newline="") as f:
             return f.read()
-    return epath.Path(path).read_bytes().decode(encoding)
+    return _remote(path).read_bytes().decode(encoding)
+
+
+def first_line(path: str) -> str:
+    """The first line of a text file, with its newline (``""`` when empty)."""
+    if is_local(path):
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            return f.readline()
+    text = _remote(path).read_bytes().decode("utf-8", errors="replace")
+    return text[: text.find("\n") + 1] if "\n" in text else text
 
 
 def write_text(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` atomically: a temporary file renamed over it (locally with
     ``fsync``); an object store writes an object whole."""
     if not is_local(path):
-        epath.Path(path).write_bytes(text.encode("utf-8"))
+        _remote(path).write_bytes(text.encode("utf-8"))
         return
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -78,7 +92,7 @@ def append_text(path: str, text: str) -> None:
     """Appends ``text`` with one write (locally ``fsync``-ed); an object store rewrites the object."""
     if not is_local(path):
         old = read_text(path) if exists(path) else ""
-        epath.Path(path).write_bytes((old + text).encode("utf-8"))
+        _remote(path).write_bytes((old + text).encode("utf-8"))
         return
     with open(path, "a", newline="", encoding="utf-8") as f:
         f.write(text)
@@ -97,7 +111,7 @@ def replace(source: str, target: str) -> None:
     if is_local(source) and is_local(target):
         os.replace(source, target)
     else:
-        epath.Path(source).rename(target)
+        _remote(source).rename(_remote(target))
 
 
 def glob(pattern: str) -> list[str]:
@@ -108,7 +122,8 @@ def glob(pattern: str) -> list[str]:
         return sorted(glob_lib.glob(pattern))
     head, tail = pattern.split("://", 1)
     root, _, rest = tail.partition("/")
-    return sorted(str(p) for p in epath.Path(f"{head}://{root}").glob(rest))
+    base = _remote(f"{head}://{root}")
+    return sorted(f"{head}://{root}/{p.relative_to(base)}" for p in base.glob(rest))
 
 
 def save_figure(figure, path: str, **savefig_kwargs) -> None:
@@ -118,8 +133,8 @@ def save_figure(figure, path: str, **savefig_kwargs) -> None:
         return
     buffer = io.BytesIO()
     figure.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".") or "png", **savefig_kwargs)
-    epath.Path(path).write_bytes(buffer.getvalue())
+    _remote(path).write_bytes(buffer.getvalue())
 
 
-__all__ = ["is_local", "absolute", "exists", "isdir", "isfile", "listdir", "makedirs", "size", "read_text",
+__all__ = ["is_local", "absolute", "exists", "isdir", "isfile", "listdir", "makedirs", "size", "read_text", "first_line",
            "write_text", "append_text", "touch", "replace", "glob", "save_figure"]

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from jaxlth import checkpoint
+from jaxlth import checkpoint, storage
 from jaxlth import steps as step_specs
 from jaxlth.data import selection
 from jaxlth.data.dataset import Dataset
@@ -33,10 +33,9 @@ LOCATION_FIELDS = ("dir", "source", "tfds_data_dir", "download")
 
 def _config(workdir: str, field: str) -> dict:
     path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not storage.exists(path):
         raise UserError(f"{field} {workdir} holds no jaxlth run (no {CONFIG_FILE})")
-    with open(path) as f:
-        config = json.load(f)
+    config = json.loads(storage.read_text(path))
     if config.get("experiment") != "scores":
         raise UserError(f"{field} {workdir} holds a {config.get('experiment')!r} run, not a scores run")
     return config
@@ -45,9 +44,9 @@ def _config(workdir: str, field: str) -> dict:
 def steps(workdir: str) -> list[int]:
     """The steps (iterations) at which a scores run saved EL2N and GraNd."""
     base = Layout(workdir).artifact(SCORES)
-    if not os.path.isdir(base):
+    if not storage.isdir(base):
         return []
-    found = [int(name[len("step_"):]) for name in os.listdir(base) if name.startswith("step_")]
+    found = [int(name[len("step_"):]) for name in storage.listdir(base) if name.startswith("step_")]
     return sorted(s for s in found if checkpoint.artifact_exists(Layout(workdir).artifact(scores_name(s))))
 
 

@@ -15,6 +15,7 @@ import os
 import ml_collections
 
 from jaxlth import config as config_lib
+from jaxlth import storage
 from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout
 
@@ -29,15 +30,14 @@ def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -
     if not workdir:
         raise UserError("--workdir is required: the folder where config.json, results.csv and checkpoints go")
     layout = Layout(workdir)
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
+    if storage.exists(workdir) and not storage.isdir(workdir):
         raise UserError(f"--workdir {workdir} is a file, not a folder")
     path = layout.config_file
     current = config_lib.to_dict(config)
-    if os.path.exists(path):
+    if storage.exists(path):
         try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
+            saved = json.loads(storage.read_text(path))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UserError(f"{path} cannot be read ({e}); this workdir is damaged, use another --workdir") from None
         if saved.get("experiment") != current["experiment"]:
             raise UserError(f"workdir {workdir} holds a {saved.get('experiment')!r} experiment, not "
@@ -53,12 +53,12 @@ def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -
         if write and saved != current:  # only fields that may grow or are unread changed: record them
             _write(path, current)
         return True
-    if os.path.isdir(workdir) and os.listdir(workdir):
+    if storage.isdir(workdir) and storage.listdir(workdir):
         raise UserError(f"workdir {workdir} is not empty and holds no jaxlth {CONFIG_FILE}; choose a new --workdir")
     if not write:
         return False
     try:
-        os.makedirs(workdir, exist_ok=True)
+        storage.makedirs(workdir)
         _write(path, current)
     except OSError as e:
         raise UserError(f"cannot write to workdir {workdir} ({e.strerror or e})") from None
@@ -79,21 +79,25 @@ def finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
     """Whether ``workdir`` last finished with this config (in every field its experiment reads)."""
     path = Layout(workdir).finished_file
     try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, json.JSONDecodeError):
+        saved = json.loads(storage.read_text(path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return saved == json.loads(json.dumps(_finished_view(config_lib.to_dict(config))))
 
 
 class Lock:
-    """An exclusive lock on a workdir for the life of this object (``with Lock(layout):``)."""
+    """An exclusive lock on a workdir for the life of this object (``with Lock(layout):``).
+
+    Local workdirs only: an object store (``gs://``) has no locks, so there one process at a time
+    is the user's to ensure (a multi-host run writes from its process 0 alone)."""
 
     def __init__(self, layout: Layout):
         self.path = layout.lock_file
         self._file = None
 
     def __enter__(self) -> "Lock":
+        if not storage.is_local(self.path):
+            return self
         try:
             self._file = open(self.path, "a")
         except OSError as e:
@@ -107,12 +111,11 @@ class Lock:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._file is None:
+            return
         fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         self._file.close()
 
 
 def _write(path: str, config: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    storage.write_text(path, json.dumps(config, indent=2, sort_keys=True))

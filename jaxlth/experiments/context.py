@@ -15,14 +15,13 @@ builds the checkpoint scaffold itself:
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import checkpoint, records
+from jaxlth import checkpoint, records, storage
 from jaxlth.layout import Layout
 from jaxlth.training import loop
 from jaxlth.training import setup as setup_lib
@@ -141,12 +140,10 @@ class Context:
 
     def done(self, name: str) -> bool:
         """Whether the analysis ``name`` was marked recorded (:meth:`mark_done`)."""
-        return os.path.exists(self.layout.marker(name))
+        return storage.exists(self.layout.marker(name))
 
     def mark_done(self, name: str) -> None:
-        path = self.layout.marker(name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "w").close()
+        storage.touch(self.layout.marker(name))
 
     # ----- training -----------------------------------------------------------------------------------
     def segment(self, start: int, end: int, description: str, eval_train: bool | None = None,

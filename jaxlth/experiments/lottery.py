@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxlth import arms, rng, subsets
+from jaxlth import arms, rng, storage, subsets
 from jaxlth import config as config_lib
 from jaxlth.data import selection
 from jaxlth import steps as step_specs
@@ -280,7 +280,7 @@ def report(table, directory: str) -> tuple[str, list[str]]:
         texts.append(f"prune fraction {p:g}: " + plots.format_summary(rows))
         for path in plots.save_figures(rows, directory):
             stem, ext = os.path.splitext(path)
-            os.replace(path, f"{stem}_p{p:g}{ext}")
+            storage.replace(path, f"{stem}_p{p:g}{ext}")
             figures.append(f"{stem}_p{p:g}{ext}")
     return "\n\n".join(texts), figures
 

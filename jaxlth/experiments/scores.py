@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxlth import arms, subsets
+from jaxlth import arms, storage, subsets
 from jaxlth import steps as step_specs
 from jaxlth.analysis import example_scores
 from jaxlth.errors import UserError
@@ -136,7 +136,7 @@ def summary_rows(ctx: Context, step: int, kinds: tuple[str, ...]):
 def report(table, directory: str) -> tuple[str, list[str]]:
     from jaxlth import plots, results  # noqa: PLC0415 (matplotlib is slow to import)
 
-    run = results.load(os.path.dirname(os.path.abspath(directory)))
+    run = results.load(os.path.dirname(storage.absolute(directory).rstrip("/")))
     return plots.format_scores(run), plots.save_score_figures(run, directory)
 
 

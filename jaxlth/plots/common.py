@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms
+from jaxlth import arms, storage
 
 # Arms whose level 0 is the dense network, in order of preference (see dense_reference).
 DENSE_ARMS = (arms.IMP, arms.DENSE, arms.MAIN)
@@ -191,12 +191,12 @@ def write_figures(directory: str, jobs: Sequence[tuple[str, Callable]], dpi: int
     :class:`matplotlib.figure.Figure` (no pyplot state, no display, nothing leaked).
     """
     from matplotlib.figure import Figure
-    os.makedirs(directory, exist_ok=True)
+    storage.makedirs(directory)
     written = []
     for name, draw in jobs:
         figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
         draw(ax=figure.add_subplot())
         path = os.path.join(directory, name)
-        figure.savefig(path, dpi=dpi)
+        storage.save_figure(figure, path, dpi=dpi)
         written.append(path)
     return written

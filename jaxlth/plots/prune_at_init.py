@@ -121,14 +121,16 @@ def save_prune_at_init_figures(table: pd.DataFrame, directory: str, dpi: int = 1
 
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    os.makedirs(directory, exist_ok=True)
+    from jaxlth import storage  # noqa: PLC0415
+
+    storage.makedirs(directory)
     stats = prune_at_init_table(table)
     if stats.empty:
         return []
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     accuracy_vs_density(table, ax=figure.add_subplot())
     written = [os.path.join(directory, PRUNE_AT_INIT_FIGURE)]
-    figure.savefig(written[0], dpi=dpi)
+    storage.save_figure(figure, written[0], dpi=dpi)
     ablated = [m for m in dict.fromkeys(stats["method"]) if (stats[stats["method"] == m]["ablation"] != "none").any()]
     if ablated:
         columns = min(3, len(ablated))
@@ -139,5 +141,5 @@ def save_prune_at_init_figures(table: pd.DataFrame, directory: str, dpi: int = 1
             accuracy_vs_density(table, ax=figure.add_subplot(rows, columns, i + 1), ablations=True,
                                 methods=[method, *baseline], title=label(method))
         written.append(os.path.join(directory, ABLATIONS_FIGURE))
-        figure.savefig(written[-1], dpi=dpi)
+        storage.save_figure(figure, written[-1], dpi=dpi)
     return written
