@@ -24,12 +24,15 @@ from jaxlth.training.state import copy as device_copy
 PyTree = Any
 
 
-def _unreadable(what: str, error: Exception) -> UserError:
+def _why(what: str, error: Exception) -> str:
+    """``the checkpoint WHAT cannot be read (Type: first line of the error)``."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return UserError(
-        f"the checkpoint {what} cannot be read ({type(error).__name__}: {reason[:200]}); "
-        "move it out of the workdir to resume from the one before, or use a new --workdir"
-    )
+    return f"the checkpoint {what} cannot be read ({type(error).__name__}: {reason[:200]})"
+
+
+def _unreadable(what: str, error: Exception) -> UserError:
+    return UserError(f"{_why(what, error)}; move it out of the workdir to resume from the one before, "
+                     "or use a new --workdir")
 
 
 class Checkpoints:
@@ -55,14 +58,15 @@ class Checkpoints:
 
     def restore(self, step: int, like: PyTree) -> tuple[PyTree, dict]:
         """The state saved at ``step``, shaped like ``like``, and its metadata."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
-            restored = self._manager.restore(
-                int(step),
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-            )
+            return self._read(step, like)
         except Exception as e:  # Orbax raises many types for damaged files.
             raise _unreadable(f"at step {step} in {self.directory}", e) from None
+
+    def _read(self, step: int, like: PyTree) -> tuple[PyTree, dict]:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        restored = self._manager.restore(
+            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["meta"] or {})
 
     def restore_latest(self, like: PyTree, lowest: int, highest: int) -> tuple[PyTree, int] | None:
@@ -73,10 +77,10 @@ class Checkpoints:
         for step in sorted((s for s in self.all_steps() if lowest <= s <= highest), reverse=True):
             try:
                 with quiet():
-                    return self.restore(step, like)[0], step
-            except UserError as e:
-                aside = self._set_aside(step)
-                print(f"jaxlth: {str(e).split('; move it out')[0]}; moved to {aside}, resuming from an earlier one",
+                    return self._read(step, like)[0], step
+            except Exception as e:  # Orbax raises many types for damaged files.
+                why = _why(f"at step {step} in {self.directory}", e)
+                print(f"jaxlth: {why}; moved to {self._set_aside(step)}, resuming from an earlier one",
                       file=sys.stderr, flush=True)
         return None
 
@@ -106,7 +110,7 @@ def quiet():
     """Orbax's and asyncio's own log lines silenced (their errors become one sentence of ours)."""
     from absl import logging as absl_logging  # noqa: PLC0415
 
-    loggers = [logging.getLogger(name) for name in ("absl", "asyncio", "orbax")]
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
     levels = [logger.level for logger in loggers]
     verbosity = absl_logging.get_verbosity()
     for logger in loggers:

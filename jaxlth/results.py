@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from flax import traverse_util
 
 from jaxlth import arms, checkpoint, records, storage, subsets
 from jaxlth.errors import UserError
@@ -261,7 +262,7 @@ def load_many(pattern: str, swept: list[str] | None = None) -> pd.DataFrame:
     if not workdirs:
         raise UserError(f"no jaxlth run matches {pattern!r} (a workdir holds a {CONFIG_FILE})")
     runs = [load(d) for d in workdirs]
-    flat = [_flatten(run.config) for run in runs]
+    flat = [traverse_util.flatten_dict(run.config, sep=".") for run in runs]
     if swept is None:
         names = list(dict.fromkeys(k for f in flat for k in f))
         swept = [k for k in names if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
@@ -275,13 +276,3 @@ def load_many(pattern: str, swept: list[str] | None = None) -> pd.DataFrame:
         frames.append(table)
     return pd.concat(frames, ignore_index=True, sort=False)
 
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out

@@ -68,3 +68,10 @@ def test_the_swa_learning_rate_is_constant_from_the_start_on():
         assert float(program.schedule(jnp.int32(step))) == float(setup.program.schedule(jnp.int32(step)))
     assert {float(program.schedule(jnp.int32(s))) for s in (10, 15, 23)} == {np.float32(0.005)}
     assert float(setup.program.schedule(jnp.int32(15))) != np.float32(0.005)
+
+
+def test_every_level_reuses_one_swa_program_per_setting():
+    setup = setup_lib.build(tiny_config("train"))
+    program = swa.program_for(setup.program, 10, 0.005)
+    assert swa.program_for(setup.program, 10, 0.005) is program  # compiled chunks reused across levels
+    assert swa.program_for(setup.program, 12, 0.005) is not program

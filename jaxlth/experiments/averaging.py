@@ -67,7 +67,7 @@ def _particles(ctx: Context, level: int, mask, network: dict, start: int, end: i
     program = program or ctx.setup.program
     swa_start = _swa_start(ctx)
     if swa_start is not None:
-        program = swa.SWAProgram(program, swa_start, float(ctx.config.lottery.average_swa_lr))
+        program = swa.program_for(program, swa_start, float(ctx.config.lottery.average_swa_lr))
     stacked_mask = copies_lib.repeat(mask, particles)
     start_state = networks.start_state(
         ctx, copies_lib.repeat(network, particles), stacked_mask, program,
@@ -89,7 +89,6 @@ def _swa_start(ctx: Context) -> int | None:
 
 def average(ctx: Context, particles_network: dict, particles: int, program=None) -> dict:
     """``(R * n) -> (R)``: each replicate's particles averaged; BatchNorm statistics recomputed."""
-    program = program or ctx.setup.program
     def mean(x):
         return jnp.mean(x.reshape(-1, particles, *x.shape[1:]), axis=1)
 

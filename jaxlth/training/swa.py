@@ -9,6 +9,7 @@ average of an :class:`SWAState`; its schedule is the run's until the start step 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.struct
@@ -67,10 +68,17 @@ class SWAProgram(Program):
         return state.replace(average=average, count=count), out
 
 
+@functools.lru_cache(maxsize=None)
+def program_for(program: Program, start: int, swa_lr: float = 0.0) -> SWAProgram:
+    """The :class:`SWAProgram` of ``program`` (one per setting, so every level reuses its compiled
+    chunks instead of jitting a new program)."""
+    return SWAProgram(program, start, swa_lr)
+
+
 def averaged_network(state: SWAState) -> dict:
     """``{"params", "batch_stats"}``: the SWA average (its BatchNorm statistics are the last
     iterate's; recompute them for the average)."""
     return {"params": state.average, "batch_stats": state.batch_stats}
 
 
-__all__ = ["SWAState", "SWAProgram", "with_average", "averaged_network"]
+__all__ = ["SWAState", "SWAProgram", "program_for", "with_average", "averaged_network"]
