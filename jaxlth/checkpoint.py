@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxlth import storage
+from jaxlth import sharding, storage
 from jaxlth.errors import UserError, storage_error
 from jaxlth.training.state import copy as device_copy
 
@@ -143,7 +143,7 @@ def save_artifact(path: str, tree: PyTree) -> None:
     checkpointer = ocp.StandardCheckpointer()
     with writing(path):
         try:
-            checkpointer.save(_orbax_path(storage.absolute(path)), jax.device_get(tree), force=True)
+            checkpointer.save(_orbax_path(storage.absolute(path)), sharding.to_host(tree), force=True)
             checkpointer.wait_until_finished()
         finally:
             checkpointer.close()

@@ -1,6 +1,8 @@
 """Command line: ``python -m jaxlth.main --config configs/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE]``.
 
-Parses flags and hands over to :func:`jaxlth.experiments.run`. Mistakes a user can fix end the
+Parses flags and hands over to :func:`jaxlth.experiments.run`. With ``--distributed`` every process
+of a multi-process job (TPU pod slice, GPU cluster) runs the same command as one run
+(``docs/multi_device.md``). Mistakes a user can fix end the
 process with one sentence on stderr and exit status 2, never a traceback.
 """
 
@@ -16,6 +18,12 @@ from jaxlth.errors import UserError
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (the experiments are listed above).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for config.json, results.csv, checkpoints and plots.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join the other processes of this job (jax.distributed): one run over all their devices. "
+    "The cluster (TPU pod slice, SLURM, Open MPI) is detected unless --coordinator is given.")
+_COORDINATOR = flags.DEFINE_string("coordinator", None, "With --distributed: host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --coordinator: how many processes join.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --coordinator: this process's index, 0 .. num_processes - 1.")
 
 
 def main(argv: list[str]) -> None:
@@ -35,6 +43,7 @@ def main(argv: list[str]) -> None:
     for field, value in _TUPLE_OVERRIDES.items():
         block, leaf = field.split(".")
         config[block][leaf] = value
+    _join_processes()
     from jaxlth import config as config_lib  # noqa: PLC0415  (after flag parsing: fast --help)
     from jaxlth import experiments  # noqa: PLC0415
 
@@ -127,6 +136,26 @@ def _one_line(error: Exception) -> str:
     if len(lines) > 1 and any(line.startswith("Traceback") for line in lines):
         return f"{lines[0].rstrip(':')}: {lines[-1]}"
     return lines[0]
+
+
+def _join_processes() -> None:
+    """``--distributed``: joins the job's processes before anything uses JAX; only process 0
+    prints to the terminal (the others keep stderr for their errors)."""
+    explicit = [f.present for f in (flags.FLAGS["coordinator"], flags.FLAGS["num_processes"], flags.FLAGS["process_id"])]
+    if not _DISTRIBUTED.value:
+        if any(explicit):
+            fail("--coordinator, --num_processes and --process_id need --distributed")
+        return
+    import os  # noqa: PLC0415
+
+    from jaxlth import processes  # noqa: PLC0415
+
+    try:
+        processes.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    except UserError as e:
+        fail(str(e))
+    if not processes.is_primary():
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
 
 
 def _silence_background_noise() -> None:

@@ -1,11 +1,13 @@
 """Sharding the replicate axis over devices: a 1-D mesh named ``replica``, data replicated.
 
-Every stacked pytree (states, masks) carries replicates (or copies) on axis 0. With ``D`` devices
-of this process (``jax.local_devices()``: replicates never talk to each other) and ``R``
-replicates the axis is split over the largest ``d <= D`` that divides ``R`` (all of them when
-``R`` is a multiple of ``D``; one device, i.e. no sharding, when only 1 divides). The jitted
-programs follow their inputs' shardings (``jax.jit`` with ``NamedSharding``, no ``pmap``): each
-device trains its replicates, and the dataset is replicated on every device.
+Every stacked pytree (states, masks) carries replicates (or copies) on axis 0. With ``P``
+processes of ``D`` devices each (``jax.devices()``: one process unless ``jaxlth.processes`` joined
+several) and ``R`` replicates, the axis is split over ``P * d`` devices, ``d <= D`` the largest
+with ``R`` a multiple of ``P * d`` (all of them when ``R`` is a multiple of ``P * D``; one device,
+i.e. no sharding, when one process has no such ``d > 1``). The jitted programs follow their
+inputs' shardings (``jax.jit`` with ``NamedSharding``, no ``pmap``): each device trains its
+replicates, and the dataset is replicated on every device. :func:`to_host` brings a sharded
+result to every process's memory (an all-gather across processes).
 """
 
 from __future__ import annotations
@@ -16,17 +18,31 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxlth.errors import UserError
+
 AXIS = "replica"
 PyTree = Any
 
 
 def replica_mesh(num_replicates: int, devices=None) -> Mesh | None:
-    """The mesh the replicate axis is sharded over, or ``None`` when one device is used."""
-    devices = list(devices if devices is not None else jax.local_devices())
-    count = max(d for d in range(1, len(devices) + 1) if num_replicates % d == 0)
-    if count <= 1:
+    """The mesh the replicate axis is sharded over, or ``None`` when one device is used.
+
+    ``devices`` (default ``jax.devices()``, every process's) are grouped by process; each process
+    gives the same number of its devices, in process order."""
+    devices = list(devices if devices is not None else jax.devices())
+    by_process: dict[int, list] = {}
+    for device in devices:
+        by_process.setdefault(device.process_index, []).append(device)
+    processes = len(by_process)
+    if num_replicates % processes:
+        raise UserError(f"replicates={num_replicates} cannot be split over {processes} processes: choose a multiple "
+                        f"of {processes}")
+    local = min(len(group) for group in by_process.values())
+    per_process = max(d for d in range(1, local + 1) if num_replicates % (processes * d) == 0)
+    if processes * per_process <= 1:
         return None
-    return Mesh(np.array(devices[:count]), (AXIS,))
+    chosen = [d for _, group in sorted(by_process.items()) for d in group[:per_process]]
+    return Mesh(np.array(chosen), (AXIS,))
 
 
 def shard_replicas(tree: PyTree, mesh: Mesh | None) -> PyTree:
@@ -38,8 +54,8 @@ def shard_replicas(tree: PyTree, mesh: Mesh | None) -> PyTree:
     size = mesh.shape[AXIS]
 
     def place(x):
-        divisible = getattr(x, "ndim", 0) >= 1 and x.shape[0] % size == 0
-        return jax.device_put(x, split if divisible else whole)
+        divisible = len(getattr(x, "shape", ())) >= 1 and x.shape[0] % size == 0
+        return put(x, split if divisible else whole)
 
     return jax.tree.map(place, tree)
 
@@ -48,7 +64,38 @@ def replicate(tree: PyTree, mesh: Mesh | None) -> PyTree:
     """A copy of ``tree`` on every device of the mesh (the dataset)."""
     if mesh is None:
         return tree
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    whole = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda x: put(x, whole), tree)
+
+
+def put(x, target: NamedSharding):
+    """``x`` (an array, or a ``jax.ShapeDtypeStruct`` to restore into) with sharding ``target``.
+
+    Across processes, a value every process holds whole (the same in each: same seeds, same files)
+    becomes the global array of which each process keeps its devices' parts."""
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=target)
+    if target.is_fully_addressable:
+        return jax.device_put(x, target)
+    if isinstance(x, jax.core.Tracer):  # placing inside a traced function (jax.eval_shape)
+        return jax.lax.with_sharding_constraint(x, target)
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return x if x.sharding == target else jax.device_put(x, target)
+    value = np.asarray(x)
+    return jax.make_array_from_callback(value.shape, target, lambda index: value[index])
+
+
+def to_host(tree: PyTree) -> PyTree:
+    """``tree`` as numpy arrays, whole in every process (arrays spread over several processes are
+    all-gathered: every process must call this at the same point)."""
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils  # noqa: PLC0415
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(fetch, tree)
 
 
 def describe(mesh: Mesh | None) -> str:

@@ -6,17 +6,43 @@ go wherever the workdir is. Orbax checkpoints take the same strings (``jaxlth.ch
 Local files keep the guarantees of a POSIX file system (appends with ``fsync``, atomic
 ``os.replace``); object stores have no append, so there a results file is rewritten whole
 (still atomic per object).
+
+In a run of several processes (``jaxlth.processes``) every process reads, and only the primary
+one writes: the writing functions here do nothing in the others (Orbax coordinates its own
+writes across processes).
 """
 
 from __future__ import annotations
 
 import io
 import os
+
 from etils import epath
+
+from jaxlth import processes
+from jaxlth.errors import UserError
+
 
 def _remote(path: str) -> epath.Path:
     """The epath object of a cloud URL (the tests map it onto a local folder)."""
-    return epath.Path(path)
+    try:
+        return epath.Path(path)
+    except KeyError:
+        scheme = str(path).split("://", 1)[0]
+        raise UserError(f"{path}: no file system for {scheme}:// paths (local folders, gs:// and the other "
+                        "schemes of etils.epath can be used)") from None
+
+
+def check_reachable(path: str) -> None:
+    """Raises one :class:`UserError` sentence when ``path``'s file system cannot be reached (an
+    unknown scheme, a missing client library such as gcsfs, no credentials, no network)."""
+    try:
+        exists(path)
+    except UserError:
+        raise
+    except Exception as e:  # each cloud client raises its own types
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} cannot be reached ({type(e).__name__}: {reason[:200]})") from None
 
 
 def is_local(path: str) -> bool:
@@ -77,6 +103,8 @@ def first_line(path: str) -> str:
 def write_text(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` atomically: a temporary file renamed over it (locally with
     ``fsync``); an object store writes an object whole."""
+    if not processes.is_primary():
+        return
     if not is_local(path):
         _remote(path).write_bytes(text.encode("utf-8"))
         return
@@ -90,6 +118,8 @@ def write_text(path: str, text: str) -> None:
 
 def append_text(path: str, text: str) -> None:
     """Appends ``text`` with one write (locally ``fsync``-ed); an object store rewrites the object."""
+    if not processes.is_primary():
+        return
     if not is_local(path):
         old = read_text(path) if exists(path) else ""
         _remote(path).write_bytes((old + text).encode("utf-8"))
@@ -108,6 +138,8 @@ def touch(path: str) -> None:
 
 def replace(source: str, target: str) -> None:
     """Renames ``source`` to ``target`` (a folder too; an object store copies, then deletes)."""
+    if not processes.is_primary():
+        return
     if is_local(source) and is_local(target):
         os.replace(source, target)
     else:
@@ -128,6 +160,8 @@ def glob(pattern: str) -> list[str]:
 
 def save_figure(figure, path: str, **savefig_kwargs) -> None:
     """``figure.savefig`` to any path (through a buffer for object stores)."""
+    if not processes.is_primary():
+        return
     if is_local(path):
         figure.savefig(path, **savefig_kwargs)
         return
@@ -136,5 +170,5 @@ def save_figure(figure, path: str, **savefig_kwargs) -> None:
     _remote(path).write_bytes(buffer.getvalue())
 
 
-__all__ = ["is_local", "absolute", "exists", "isdir", "isfile", "listdir", "makedirs", "size", "read_text", "first_line",
+__all__ = ["is_local", "absolute", "check_reachable", "exists", "isdir", "isfile", "listdir", "makedirs", "size", "read_text", "first_line",
            "write_text", "append_text", "touch", "replace", "glob", "save_figure"]

@@ -15,7 +15,7 @@ import os
 import ml_collections
 
 from jaxlth import config as config_lib
-from jaxlth import storage
+from jaxlth import processes, storage
 from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout
 
@@ -30,6 +30,7 @@ def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -
     if not workdir:
         raise UserError("--workdir is required: the folder where config.json, results.csv and checkpoints go")
     layout = Layout(workdir)
+    storage.check_reachable(workdir)
     if storage.exists(workdir) and not storage.isdir(workdir):
         raise UserError(f"--workdir {workdir} is a file, not a folder")
     path = layout.config_file
@@ -89,14 +90,14 @@ class Lock:
     """An exclusive lock on a workdir for the life of this object (``with Lock(layout):``).
 
     Local workdirs only: an object store (``gs://``) has no locks, so there one process at a time
-    is the user's to ensure (a multi-host run writes from its process 0 alone)."""
+    is the user's to ensure. In a multi-process run, process 0 holds it (it alone writes)."""
 
     def __init__(self, layout: Layout):
         self.path = layout.lock_file
         self._file = None
 
     def __enter__(self) -> "Lock":
-        if not storage.is_local(self.path):
+        if not storage.is_local(self.path) or not processes.is_primary():
             return self
         try:
             self._file = open(self.path, "a")

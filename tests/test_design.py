@@ -15,7 +15,7 @@ PACKAGE = os.path.join(ROOT, "jaxlth")
 
 # Rank of each top-level part of jaxlth (docs/design.md, "Layers"); higher ranks sit above.
 LAYERS = {
-    "errors": 0, "rng": 0, "arms": 0, "layout": 0, "steps": 0, "records": 0, "storage": 0,
+    "errors": 0, "rng": 0, "arms": 0, "layout": 0, "steps": 0, "records": 0, "storage": 0, "processes": 0,
     "data": 1, "models": 1, "sharding": 1,
     "pruning": 2, "training": 2, "lottery": 2, "checkpoint": 2, "subsets": 2,
     "results": 3, "config": 3, "workdir": 3,

@@ -42,7 +42,7 @@ def run(config, workdir: str):
     ``run`` returns.
     """
     from jaxlth import config as config_lib  # noqa: PLC0415 (light imports for --help)
-    from jaxlth import records, results, workdir as workdir_lib  # noqa: PLC0415
+    from jaxlth import processes, records, results, workdir as workdir_lib  # noqa: PLC0415
     from jaxlth.layout import Layout  # noqa: PLC0415
     from jaxlth.experiments import registry  # noqa: PLC0415
     from jaxlth.experiments.context import Context  # noqa: PLC0415
@@ -50,19 +50,25 @@ def run(config, workdir: str):
 
     experiment = registry.get(config.experiment)
     config_lib.validate(config)
-    workdir_lib.claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
-    damaged = records.check(Layout(workdir).results_file)
-    if damaged:
-        raise UserError(f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
-                        "held cannot be recomputed from the checkpoints)")
+    primary = processes.is_primary()  # the others check the workdir once process 0 has claimed it
+    if primary:
+        workdir_lib.claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
+        damaged = records.check(Layout(workdir).results_file)
+        if damaged:
+            raise UserError(f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
+                            "held cannot be recomputed from the checkpoints)")
     context = Context(config, workdir, experiment.columns)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
     setup_lib.check_prunable(context.setup)
-    workdir_lib.claim(workdir, config)
+    if primary:
+        workdir_lib.claim(workdir, config)
+    processes.barrier("jaxlth: workdir claimed")
+    if not primary:
+        workdir_lib.claim(workdir, config, write=False)
     with workdir_lib.Lock(context.layout):
         print(description, flush=True)
         outcome = experiment.run(context)
-        if experiment.report is not None:
+        if experiment.report is not None and primary:
             text, paths = experiment.report(results.load(workdir).table, context.layout.plots)
             print(text, flush=True)
             if paths:

@@ -118,8 +118,9 @@ class Context:
         return checkpoint.artifact_exists(self.layout.artifact(name))
 
     def load(self, name: str) -> PyTree:
-        """The artifact ``name`` as device arrays."""
-        return jax.tree.map(jnp.asarray, checkpoint.load_artifact(self.layout.artifact(name)))
+        """The artifact ``name`` as device arrays, sharded like the states (so one process of four
+        devices and two of two compute it alike)."""
+        return self.setup.place(jax.tree.map(jnp.asarray, checkpoint.load_artifact(self.layout.artifact(name))))
 
     def save(self, name: str, tree: PyTree) -> None:
         checkpoint.save_artifact(self.layout.artifact(name), tree)

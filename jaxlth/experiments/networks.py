@@ -10,7 +10,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxlth import arms, subsets
+from jaxlth import arms, sharding, subsets
 from jaxlth import steps as step_specs
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.experiments.context import Context, network_of
@@ -144,11 +144,11 @@ def mask_rows(ctx: Context, arm: str, level: int, step: int, places: list | None
     labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level, "split": "mask"}
 
     def make(mask) -> list[dict]:
-        overall = np.asarray(mask_lib.density(mask, replicate_axis=True))
+        overall = sharding.to_host(mask_lib.density(mask, replicate_axis=True))
         epoch = round(step / ctx.setup.steps_per_epoch, 4)
         rows = []
-        for layer, values in mask_lib.layer_density(mask, replicate_axis=True).items():
-            for i, value in enumerate(np.asarray(values)):
+        for layer, values in sharding.to_host(mask_lib.layer_density(mask, replicate_axis=True)).items():
+            for i, value in enumerate(values):
                 where = places[i] if places is not None else {"replicate": i}
                 rows.append(dict(labels, **fixed, **where, density=float(overall[i]), step=step, epoch=epoch,
                                  metric="density", value=float(value), layer=layer))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxlth import arms
+from jaxlth import arms, sharding
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.protocol import Experiment
@@ -26,9 +26,9 @@ def run(ctx: Context) -> dict:
     labels = {"experiment": "train", "arm": arms.MAIN, "level": 0}
     final = ctx.trained(f"{arms.MAIN}/level_00", lambda: ctx.train(
         "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, labels))
-    loss, acc = setup.program.evaluate(final["params"], final["batch_stats"], setup.data.test_images,
-                                       setup.data.test_labels)
-    metrics = {"loss": np.asarray(loss), "accuracy": np.asarray(acc)}
+    loss, acc = sharding.to_host(setup.program.evaluate(final["params"], final["batch_stats"], setup.data.test_images,
+                                                        setup.data.test_labels))
+    metrics = {"loss": loss, "accuracy": acc}
     print(f"test accuracy after {setup.total_steps} steps: {np.mean(acc):.4f} ± {np.std(acc):.4f} "
           f"over {len(acc)} replicate(s); results in {ctx.layout.results_file}", flush=True)
     return metrics

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from jaxlth import sharding
 from jaxlth.errors import UserError
 
 PyTree = Any
@@ -131,7 +132,7 @@ def replicate_density(mask: PyTree, replicates: int) -> np.ndarray:
     """``(R,)`` numpy: each replicate's fraction of prunable weights kept (ones for ``{}``, dense)."""
     if not jax.tree.leaves(mask):
         return np.ones(replicates)
-    return np.asarray(density(mask, replicate_axis=True))
+    return sharding.to_host(density(mask, replicate_axis=True))
 
 
 def num_prunable(mask: PyTree, replicate_axis: bool = False) -> int:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxlth import processes, sharding
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
@@ -81,8 +82,8 @@ def evaluate(program: Program, state: TrainState, data: DeviceData, eval_train: 
     if eval_train:
         splits.append(("train", data.train_images, data.train_labels))
     for split, images, labels in splits:
-        loss, acc = program.evaluate(state.params, state.batch_stats, images, labels)
-        out[split] = {"loss": np.asarray(loss), "accuracy": np.asarray(acc)}
+        loss, acc = sharding.to_host(program.evaluate(state.params, state.batch_stats, images, labels))
+        out[split] = {"loss": loss, "accuracy": acc}
     return out
 
 
@@ -97,7 +98,7 @@ def _check_finite(state: TrainState, batch_loss, segment: Segment, first: int, l
                   checkpoints: Checkpoints, diverged: set) -> None:
     """Stops the run (``on_nan="stop"``) or reports once (``"mask_replicate"``) each network whose
     training loss over steps ``first .. last - 1`` or weights at ``last`` are not finite."""
-    finite = np.asarray(_finite(state.params)) & np.isfinite(np.asarray(batch_loss))
+    finite = sharding.to_host(_finite(state.params)) & np.isfinite(batch_loss)
     new = [int(i) for i in np.flatnonzero(~finite) if int(i) not in diverged]
     if not new:
         return
@@ -132,7 +133,7 @@ def run_segment(
     first forgets what it was told after the restored checkpoint, so nothing is duplicated.
     ``place`` puts the state and mask on the devices (sharding the replicate axis).
     """
-    found = checkpoints.restore_latest(jax.eval_shape(initial_state), segment.start, segment.end)
+    found = checkpoints.restore_latest(place(jax.eval_shape(initial_state)), segment.start, segment.end)
     resumed = found is not None
     state, step = found if resumed else (initial_state(), segment.start)
     state, mask = place(state), place(mask)
@@ -143,10 +144,11 @@ def run_segment(
         reporter.report(step, density, evaluate(program, state, data, segment.eval_train))
     points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every)
     bar = tqdm(total=segment.end - segment.start, initial=step - segment.start, desc=segment.description,
-               unit="step", disable=not segment.progress, file=sys.stderr, dynamic_ncols=True, leave=True)
+               unit="step", disable=not segment.progress or not processes.is_primary(), file=sys.stderr, dynamic_ncols=True, leave=True)
     diverged: set[int] = set()
     for point in points:
-        state, (batch_loss, batch_acc) = program.train_chunk(state, mask, data, step, num_steps=point - step)
+        state, batch_metrics = program.train_chunk(state, mask, data, step, num_steps=point - step)
+        batch_loss, batch_acc = sharding.to_host(batch_metrics)
         _check_finite(state, batch_loss, segment, step, point, reporter, checkpoints, diverged)
         step = point
         if step % segment.eval_every == 0 or step == segment.end:

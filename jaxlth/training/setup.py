@@ -154,8 +154,14 @@ def describe(setup: Setup) -> str:
     c = setup.config
     return (f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
             f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
-            f"({setup.steps_per_epoch}/epoch); {jax.local_device_count()} x {jax.local_devices()[0].platform}, "
+            f"({setup.steps_per_epoch}/epoch); {_devices()}, "
             f"{sharding.describe(setup.mesh)}")
+
+
+def _devices() -> str:
+    """``"4 x cpu"``, or ``"8 x tpu in 2 processes"``."""
+    text = f"{jax.device_count()} x {jax.devices()[0].platform}"
+    return text + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
 
 
 def _like(current, value, field: str):
