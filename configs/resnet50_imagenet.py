@@ -9,12 +9,14 @@ testing. Lottery: 5 levels of global magnitude pruning of 20% of the remaining w
 epoch 6 (unverified: Frankle et al. 2020 only report that the dense network becomes stable around epoch
 18), random pruning and random reinitialisation as controls.
 
-Not runnable yet: jaxlth's data sources do not include ``imagenet2012`` (the run stops with an
-"Unknown data.name" error), and ImageNet does not fit in accelerator memory as the small
-datasets do. The recipe records the setting for when a streaming source exists.
+ImageNet is streamed from ArrayRecord files while training (docs/experiments.md, "Streamed
+datasets"): ``data.dir`` (or ``$JAXLTH_DATA_DIR/imagenet2012``) holds ``dataset.json`` and the
+train and test (validation) records, written once by ``jaxlth.data.records_io.write_dataset``.
+One replicate trains on one device (the batch is not split over devices), so a TPU pod slice or
+GPU cluster trains one replicate per device (``--distributed``, docs/multi_device.md).
 
-    python -m jaxlth.main --config configs/resnet50_imagenet.py --workdir runs/resnet50
-    python -m jaxlth.main --config configs/resnet50_imagenet.py:lottery --workdir runs/resnet50_lottery
+    python -m jaxlth.main --config configs/resnet50_imagenet.py --workdir runs/resnet50 --config.data.dir=/data/imagenet2012
+    python -m jaxlth.main --config configs/resnet50_imagenet.py:lottery --workdir runs/resnet50_lottery --config.data.dir=/data/imagenet2012
 """
 
 from jaxlth.config import base_config, choose

@@ -18,6 +18,7 @@ import ml_collections
 from jaxlth import steps as step_specs
 from jaxlth import subsets
 from jaxlth.data import default_config as default_data_config
+from jaxlth.data import streams
 from jaxlth.data import selection
 from jaxlth.errors import UserError
 
@@ -204,7 +205,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if "subset" in config.data:
         selection.check(config.data.subset, "data.subset")
         subsets.check_source(config.data.subset, training_set(config), "data.subset")
+    if streams(config.data):
+        _check_streamed(config)
     experiment.validate(config)
+
+
+STREAMED_EXPERIMENTS = ("train", "lottery")  # the experiments that read a streamed dataset
+
+
+def _check_streamed(config: ml_collections.ConfigDict) -> None:
+    """A streamed dataset is read in training order only: what needs it whole or by example is refused."""
+    name = config.data.name
+    _check(config.experiment in STREAMED_EXPERIMENTS,
+           f"the {config.experiment} experiment needs the whole dataset in memory, and {name} is streamed; "
+           f"streamed datasets serve {', '.join(STREAMED_EXPERIMENTS)}")
+    _check(config.data.subset.keep == "all", f"data.subset needs the whole dataset in memory, and {name} is streamed")
+    if config.experiment == "lottery":
+        _check(config.lottery.average_copies == 1,
+               f"lottery.average_copies > 1 needs the whole dataset in memory, and {name} is streamed")
+        _check(config.lottery.pretrain_data.keep == "all",
+               f"lottery.pretrain_data needs the whole dataset in memory, and {name} is streamed")
 
 
 def training_set(config: ml_collections.ConfigDict) -> dict:

@@ -20,7 +20,7 @@ from flax import traverse_util
 
 from jaxlth import arms, checkpoint, records, storage, subsets
 from jaxlth.errors import UserError
-from jaxlth.layout import CONFIG_FILE, RESULTS_FILE, Layout, level_name, spawn_name
+from jaxlth.layout import CONFIG_FILE, Layout, level_name, spawn_name
 from jaxlth.training import copies as copies_lib
 
 # Every row has these; each experiment adds its own coordinates (Experiment.columns).

@@ -12,12 +12,12 @@ import ml_collections
 from jaxlth.data.augment import augment_batch, normalize
 from jaxlth.data.dataset import Dataset, padded
 from jaxlth.errors import UserError
-from jaxlth.data.sources import load_source
+from jaxlth.data.sources import STREAMING_ONLY, load_source
 from jaxlth.data import selection
 from jaxlth.data.subsets import check_fractions, randomize_labels, subsample
 
-__all__ = ["Dataset", "augment_batch", "default_config", "load_dataset", "normalize",
-           "randomize_labels", "subsample"]
+__all__ = ["Dataset", "augment_batch", "default_config", "load_dataset", "normalize", "open_streamed",
+           "randomize_labels", "streams", "subsample"]
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -48,7 +48,30 @@ def default_config() -> ml_collections.ConfigDict:
         "synthetic_num_classes": 10,
         "synthetic_seed": 0,
         "subset": selection.default_config(),
+        "image_size": 224,
+        "stream_threads": 8,
+        "stream_chunk_steps": 8,
     })
+
+
+def streams(data_cfg) -> bool:
+    """Whether the dataset is streamed from ArrayRecord files while training (``data.source=array_record``,
+    or a dataset too large for the device such as ``imagenet2012``) instead of held on the device."""
+    return data_cfg.get("source", "auto") == "array_record" or data_cfg.get("name") in STREAMING_ONLY
+
+
+def open_streamed(data_cfg):
+    """The :class:`~jaxlth.data.streaming.StreamedDataset` of ``data_cfg`` (``data.dir`` or
+    ``$JAXLTH_DATA_DIR/<name>``), its images cropped to ``data.image_size``."""
+    from jaxlth.data import streaming  # noqa: PLC0415  (grain and PIL only for streamed data)
+
+    for field, plain in (("subsample_fraction", 1.0), ("random_labels_fraction", 0.0), ("pad_to", 0)):
+        if data_cfg.get(field, plain) != plain:
+            raise UserError(f"data.{field} is not available for a streamed dataset ({data_cfg.name}); leave it at {plain}")
+    size = data_cfg.get("image_size", 224)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UserError(f"data.image_size must be a positive number of pixels, got {size!r}")
+    return streaming.open_dataset(streaming.folder_of(data_cfg), data_cfg.name, size)
 
 
 def load_dataset(data_cfg) -> Dataset:

@@ -154,7 +154,7 @@ class Context:
         return loop.Segment(start=start, end=end, eval_every=s.eval_every, checkpoint_every=s.checkpoint_every,
                             eval_train=self.config.eval_train if eval_train is None else eval_train,
                             progress=self.config.progress, description=description,
-                            on_nan=self.config.get("on_nan", "stop"))
+                            on_nan=self.config.get("on_nan", "stop"), chunk_every=s.chunk_every)
 
     def train(self, name: str, segment: loop.Segment, mask: PyTree, initial_state: Callable[[], TrainState],
               labels: dict, coords: Sequence[dict] | None = None, program=None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import numpy as np
 
 from jaxlth import arms, sharding, subsets
 from jaxlth import steps as step_specs

@@ -26,8 +26,7 @@ def run(ctx: Context) -> dict:
     labels = {"experiment": "train", "arm": arms.MAIN, "level": 0}
     final = ctx.trained(f"{arms.MAIN}/level_00", lambda: ctx.train(
         "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, labels))
-    loss, acc = sharding.to_host(setup.program.evaluate(final["params"], final["batch_stats"], setup.data.test_images,
-                                                        setup.data.test_labels))
+    loss, acc = sharding.to_host(setup.program.evaluate_data(final["params"], final["batch_stats"], setup.data, "test"))
     metrics = {"loss": loss, "accuracy": acc}
     print(f"test accuracy after {setup.total_steps} steps: {np.mean(acc):.4f} ± {np.std(acc):.4f} "
           f"over {len(acc)} replicate(s); results in {ctx.layout.results_file}", flush=True)

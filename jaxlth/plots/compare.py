@@ -12,7 +12,6 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms
 from jaxlth.plots.common import _new_axes, _render, _weights_axis, summary, write_figures
 from jaxlth.plots.instability import barriers
 

@@ -52,6 +52,7 @@ class Segment:
     progress: bool = True
     description: str = "train"
     on_nan: str = "stop"  # stop | mask_replicate (see run_segment)
+    chunk_every: int = 0  # also cut chunks at multiples of this (streamed data: its batches are on the device); 0: no
 
 
 class Reporter(Protocol):
@@ -78,11 +79,8 @@ def boundaries(start: int, end: int, *intervals: int) -> list[int]:
 def evaluate(program: Program, state: TrainState, data: DeviceData, eval_train: bool) -> dict:
     """``{split: {"loss": (R,), "accuracy": (R,)}}`` on the test (and train) split."""
     out = {}
-    splits = [("test", data.test_images, data.test_labels)]
-    if eval_train:
-        splits.append(("train", data.train_images, data.train_labels))
-    for split, images, labels in splits:
-        loss, acc = sharding.to_host(program.evaluate(state.params, state.batch_stats, images, labels))
+    for split in ("test", "train") if eval_train else ("test",):
+        loss, acc = sharding.to_host(program.evaluate_data(state.params, state.batch_stats, data, split))
         out[split] = {"loss": loss, "accuracy": acc}
     return out
 
@@ -142,7 +140,8 @@ def run_segment(
     density = mask_lib.replicate_density(mask, state.data_key.shape[0])
     if not resumed:
         reporter.report(step, density, evaluate(program, state, data, segment.eval_train))
-    points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every)
+    points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every,
+                        *([segment.chunk_every] if segment.chunk_every else []))
     bar = tqdm(total=segment.end - segment.start, initial=step - segment.start, desc=segment.description,
                unit="step", disable=not segment.progress or not processes.is_primary(), file=sys.stderr, dynamic_ncols=True, leave=True)
     diverged: set[int] = set()
@@ -158,7 +157,7 @@ def run_segment(
             bar.set_postfix(test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}",
                             loss=f"{np.mean(batch_loss):.4f}", refresh=False)
         if step % segment.checkpoint_every == 0 or step == segment.end:
-            checkpoints.save(step, state)
+            checkpoints.save(step, state, program.data_state(step))
         bar.update(step - segment.start - bar.n)
     bar.close()
     return state

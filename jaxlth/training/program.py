@@ -89,16 +89,32 @@ class Program:
         chosen = isinstance(state, ExampleState)
         x, y, idx = fn.train_batch(data.train_images, data.train_labels, state.data_key, perms, first_epoch, step,
                                    self.spec, state.examples if chosen else None)
+        state, (loss, correct) = self._update(state, mask, x, y, step)
+        if chosen and state.history:
+            state = state.replace(history=history_lib.update(state.history, idx, correct))
+        return state, (loss, jnp.mean(correct))
+
+    def _update(self, state: TrainState, mask: PyTree, x: jax.Array, y: jax.Array, step: jax.Array):
+        """The SGD update of one replicate on the preprocessed batch ``x``, ``y`` at global ``step``:
+        ``(state, (loss, (B,) correct))``."""
         (loss, (batch_stats, correct)), grads = self.loss_and_grads(state.params, state.batch_stats, x, y)
         grads = mask_lib.apply(grads, mask)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         lr = self.schedule(step)
         params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), state.params, updates)
         params = mask_lib.apply(params, mask)
-        state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
-        if chosen and state.history:
-            state = state.replace(history=history_lib.update(state.history, idx, correct))
-        return state, (loss, jnp.mean(correct))
+        return state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state), (loss, correct)
+
+    def evaluate_data(self, params: PyTree, batch_stats: PyTree, data: DeviceData, split: str):
+        """``(R,)`` mean loss and accuracy of the stacked networks on a whole split (``"test"``/``"train"``)."""
+        images, labels = (data.test_images, data.test_labels) if split == "test" else (data.train_images,
+                                                                                        data.train_labels)
+        return self.evaluate(params, batch_stats, images, labels)
+
+    def data_state(self, step: int) -> dict:
+        """What a checkpoint at ``step`` records about the input pipeline (nothing: the batches are
+        computed on the device from the step)."""
+        return {}
 
     def _train_chunk(self, state: TrainState, mask: PyTree, data: DeviceData, start_step: jax.Array, *, num_steps: int):
         """Trains all replicates from global ``start_step`` for ``num_steps`` steps.

@@ -36,6 +36,7 @@ class Setup:
     eval_every: int
     checkpoint_every: int
     mesh: object = None  # jax.sharding.Mesh over which the replicate axis is split, or None
+    chunk_every: int = 0  # streamed data: chunks end at multiples of this many steps (0: no such limit)
 
     def place(self, tree):
         """Shards a stacked pytree's leading replicate axis over the devices (identity on one)."""
@@ -103,9 +104,14 @@ class Setup:
 
 
 def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None) -> Setup:
-    """Loads the data (unless given) and builds the model, optimizer, schedule and compiled program."""
+    """Loads the data (unless given) and builds the model, optimizer, schedule and compiled program.
+
+    A streamed dataset (``data_lib.streams``) stays on disk: the program reads it while training."""
+    streamed = dataset is None and data_lib.streams(config.data)
+    if streamed:
+        dataset = data_lib.open_streamed(config.data)
     dataset = dataset if dataset is not None else data_lib.load_dataset(config.data)
-    dataset = subsets.apply(dataset, config.data.get("subset"))
+    dataset = dataset if streamed else subsets.apply(dataset, config.data.get("subset"))
     batch_size = config.train.batch_size
     if batch_size > dataset.num_train:
         raise UserError(f"train.batch_size {batch_size} is larger than the training set ({dataset.num_train} examples)")
@@ -123,14 +129,25 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         augmentation=dataset.augmentation,
         eval_batch_size=config.eval_batch_size,
     )
-    program = Program(model, optim.make_optimizer(config.train),
-                      optim.make_schedule(config.train, steps_per_epoch, total_steps), spec)
+    tx, schedule = optim.make_optimizer(config.train), optim.make_schedule(config.train, steps_per_epoch, total_steps)
     mesh = sharding.replica_mesh(config.replicates)
+    chunk_every = 0
+    if streamed:
+        from jaxlth.data.streaming import Stream  # noqa: PLC0415  (grain only for streamed data)
+        from jaxlth.training.streamed import StreamProgram  # noqa: PLC0415
+
+        chunk_every = _positive(config.data.stream_chunk_steps, "data.stream_chunk_steps")
+        data = Stream(dataset, batch_size, steps_per_epoch, config.eval_batch_size,
+                      threads=_positive(config.data.stream_threads, "data.stream_threads"))
+        program = StreamProgram(model, tx, schedule, spec, data, mesh, chunk_every)
+    else:
+        data, program = sharding.replicate(to_device(dataset), mesh), Program(model, tx, schedule, spec)
     return Setup(
         config=config,
         dataset=dataset,
-        data=sharding.replicate(to_device(dataset), mesh),
+        data=data,
         mesh=mesh,
+        chunk_every=chunk_every,
         program=program,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
@@ -156,6 +173,12 @@ def describe(setup: Setup) -> str:
             f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
             f"({setup.steps_per_epoch}/epoch); {_devices()}, "
             f"{sharding.describe(setup.mesh)}")
+
+
+def _positive(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{field} must be a positive integer, got {value!r}")
+    return value
 
 
 def _devices() -> str:

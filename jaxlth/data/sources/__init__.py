@@ -21,7 +21,7 @@ from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, synthetic, tf
 from jaxlth.errors import UserError
 
 NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100", "mnist1d", "synthetic")
-SOURCES = ("auto", "idx", "tfds", "cifar_pickle", "mnist1d", "synthetic")
+SOURCES = ("auto", "idx", "tfds", "cifar_pickle", "mnist1d", "synthetic", "array_record")
 # Which explicit sources can serve which dataset.
 _SERVES = {
     "idx": ("mnist", "fashion_mnist"),
@@ -57,7 +57,7 @@ STATS = {
 }
 
 
-# Datasets whose recipes exist (configs/resnet50_imagenet.py) but which need a streaming pipeline.
+# Datasets too large for the device: always streamed (jaxlth.data.streaming), never loaded whole.
 STREAMING_ONLY = ("imagenet2012", "imagenet")
 
 
@@ -163,10 +163,10 @@ def resolve(name: str, source: str = "auto", data_dir: str = "", tfds_data_dir: 
       UserError: unknown name or source, a source that cannot serve the dataset, or (for
         ``auto``, ``idx`` and ``cifar_pickle``) no data found.
     """
-    if name in STREAMING_ONLY:
+    if name in STREAMING_ONLY or source == "array_record":
         raise UserError(
-            f"data.name={name!r} is too large to hold on the device, and jaxlth has no streaming input "
-            f"pipeline yet; the datasets it can load are {', '.join(NAMES)}."
+            f"data.name={name!r} is streamed from ArrayRecord files while training; this needs the whole dataset "
+            f"in memory, which only {', '.join(NAMES)} can be"
         )
     if name not in NAMES:
         raise UserError(f"Unknown data.name={name!r}; choose one of {', '.join(NAMES)}.")
