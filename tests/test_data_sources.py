@@ -62,7 +62,8 @@ def test_default_config_fields():
     assert set(cfg.keys()) == {
         "name", "source", "dir", "tfds_data_dir", "download", "subsample_fraction",
         "random_labels_fraction", "subset_seed", "pad_to", "synthetic_train_size", "synthetic_test_size",
-        "synthetic_image_shape", "synthetic_num_classes", "synthetic_seed", "subset"}
+        "synthetic_image_shape", "synthetic_num_classes", "synthetic_seed", "subset", "image_size", "stream_threads",
+        "stream_chunk_steps"}
     assert cfg.name == "fashion_mnist" and cfg.source == "auto"
     assert (cfg.synthetic_train_size, cfg.synthetic_test_size) == (512, 256)
     assert tuple(cfg.synthetic_image_shape) == (28, 28, 1) and cfg.synthetic_num_classes == 10
@@ -71,8 +72,8 @@ def test_default_config_fields():
 def test_unknown_name_and_mismatched_source():
     with pytest.raises(UserError, match="Unknown data.name"):
         data.load_dataset(_cfg(name="svhn"))
-    with pytest.raises(UserError, match="no streaming input pipeline"):
-        data.load_dataset(_cfg(name="imagenet2012"))
+    with pytest.raises(UserError, match="is streamed from ArrayRecord files while training; this needs the whole"):
+        data.load_dataset(_cfg(name="imagenet2012"))  # streamed (jaxlth.data.streaming), never loaded whole
     with pytest.raises(UserError, match="Unknown data.source"):
         data.load_dataset(_cfg(source="http"))
     with pytest.raises(UserError, match="cannot serve"):

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 import pandas as pd
 
+from jaxlth import arms  # noqa: F401  (used as @arms in a pandas query)
 from jaxlth.plots.common import _new_axes, _render, _weights_axis, summary, write_figures
 from jaxlth.plots.instability import barriers
 
