@@ -12,8 +12,8 @@ epoch 6 (unverified: Frankle et al. 2020 only report that the dense network beco
 ImageNet is streamed from ArrayRecord files while training (docs/experiments.md, "Streamed
 datasets"): ``data.dir`` (or ``$JAXLTH_DATA_DIR/imagenet2012``) holds ``dataset.json`` and the
 train and test (validation) records, written once by ``jaxlth.data.records_io.write_dataset``.
-One replicate trains on one device (the batch is not split over devices), so a TPU pod slice or
-GPU cluster trains one replicate per device (``--distributed``, docs/multi_device.md).
+Devices the replicates leave split each batch (data parallelism): one replicate on a TPU pod slice
+or GPU cluster (``--distributed``, docs/multi_device.md) uses every device.
 
     python -m jaxlth.main --config configs/resnet50_imagenet.py --workdir runs/resnet50 --config.data.dir=/data/imagenet2012
     python -m jaxlth.main --config configs/resnet50_imagenet.py:lottery --workdir runs/resnet50_lottery --config.data.dir=/data/imagenet2012

@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxlth.errors import UserError
 
 AXIS = "replica"
+BATCH = "batch"  # streamed data only: the examples of a batch split over devices (data parallelism)
 PyTree = Any
 
 
@@ -43,6 +44,28 @@ def replica_mesh(num_replicates: int, devices=None) -> Mesh | None:
         return None
     chosen = [d for _, group in sorted(by_process.items()) for d in group[:per_process]]
     return Mesh(np.array(chosen), (AXIS,))
+
+
+def stream_mesh(num_replicates: int, batch_size: int, devices=None) -> Mesh | None:
+    """For streamed data: every device used even with fewer replicates than devices. The mesh is
+    ``(replica, batch)`` of shape ``(d_r, d_b)``, ``d_r * d_b`` all devices, ``d_r`` the largest
+    divisor of the replicates with ``d_b`` dividing ``batch_size``: each replicate's batch is split
+    over ``d_b`` devices (its gradients and BatchNorm statistics all-reduced by XLA). Without such a
+    split, :func:`replica_mesh`."""
+    devices = sorted(devices if devices is not None else jax.devices(), key=lambda d: (d.process_index, d.id))
+    total = len(devices)
+    for d_r in sorted((d for d in range(1, total + 1) if total % d == 0), reverse=True):
+        d_b = total // d_r
+        if num_replicates % d_r == 0 and batch_size % d_b == 0:
+            if d_b == 1:
+                break
+            return Mesh(np.array(devices).reshape(d_r, d_b), (AXIS, BATCH))
+    return replica_mesh(num_replicates, devices)
+
+
+def batch_split(mesh: Mesh | None) -> int:
+    """Over how many devices each batch is split (1 unless :func:`stream_mesh` split it)."""
+    return mesh.shape[BATCH] if mesh is not None and BATCH in mesh.axis_names else 1
 
 
 def shard_replicas(tree: PyTree, mesh: Mesh | None) -> PyTree:
@@ -101,4 +124,7 @@ def to_host(tree: PyTree) -> PyTree:
 def describe(mesh: Mesh | None) -> str:
     if mesh is None:
         return "replicates on one device"
-    return f"replicates sharded over {mesh.shape[AXIS]} devices"
+    split = batch_split(mesh)
+    if mesh.shape[AXIS] == 1:
+        return f"each batch split over {split} devices"
+    return f"replicates sharded over {mesh.shape[AXIS]} devices" + (f", each batch split over {split}" if split > 1 else "")

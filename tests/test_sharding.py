@@ -17,7 +17,10 @@ spec = importlib.util.spec_from_file_location("tiny", sys.argv[1]); m = importli
 spec.loader.exec_module(m)
 from jaxlth.training import setup as setup_lib
 from jaxlth.analysis import interpolation
+from jaxlth import sharding
 out = {"devices": jax.device_count()}
+if jax.device_count() == 8:  # streamed data: the devices the replicates leave split each batch
+    out["stream_meshes"] = [dict(sharding.stream_mesh(r, b).shape) for r, b in ((2, 8), (1, 16), (8, 4), (3, 6))]
 for replicates in (8, 6):
     c = m.get_config(); c.replicates = replicates
     s = setup_lib.build(c)
@@ -49,6 +52,8 @@ def test_eight_simulated_devices_equal_one():
     assert one["devices"] == 1 and eight["devices"] == 8
     assert (eight["shards_8"], eight["shards_6"]) == (8, 6)  # the largest divisor of R that fits
     assert one["shards_8"] == 1
+    assert eight["stream_meshes"] == [{"replica": 2, "batch": 4}, {"replica": 1, "batch": 8}, {"replica": 8},
+                                      {"replica": 3}]  # no split of 6 examples over 8 devices: replicates only
     for replicates in (8, 6):
         np.testing.assert_allclose(eight[f"params_{replicates}"], one[f"params_{replicates}"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(eight[f"error_{replicates}"], one[f"error_{replicates}"], atol=1e-6)

@@ -4,6 +4,9 @@ bitwise after a kill; the ImageNet recipe runs on a small ImageNet-shaped datase
 
 import json
 import os
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
@@ -178,3 +181,26 @@ def jaxlth_results(workdir):
     from jaxlth import results  # noqa: PLC0415
 
     return results.load(str(workdir)).table
+
+
+@pytest.mark.slow
+def test_one_replicate_splits_its_batch_over_the_processes(folder, tmp_path):
+    """One replicate on two processes of one device each: each process decodes half of every batch,
+    XLA all-reduces the gradients and BatchNorm statistics; the run is the one-device run up to the
+    order of the sums."""
+    from tests.test_processes import finish, free_port  # noqa: PLC0415
+
+    flags = [*stream_flags(folder), "--config.replicates=1"]
+    run_cli("--config", TINY, *flags, "--workdir", str(tmp_path / "one"), check=True, env={"JAX_PLATFORMS": "cpu"})
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "jaxlth.main", "--config", TINY, *flags, "--workdir",
+                               str(tmp_path / "two"), "--distributed", f"--coordinator=127.0.0.1:{port}",
+                               "--num_processes=2", f"--process_id={i}"], cwd=ROOT, text=True,
+                              env=dict(os.environ, JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for i in range(2)]
+    outcomes = finish(procs)
+    assert all(rc == 0 for rc, _, _ in outcomes), outcomes[0][2]
+    assert "2 x cpu in 2 processes, each batch split over 2 devices" in outcomes[0][1]
+    one, two = (jaxlth_results(tmp_path / w) for w in ("one", "two"))
+    assert len(one) == len(two) > 0
+    np.testing.assert_allclose(two["value"], one["value"], rtol=1e-5, atol=1e-6)

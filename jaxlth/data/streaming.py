@@ -155,41 +155,46 @@ class Stream:
         images, labels = zip(*(self.example(key, step, j) for j in range(self.batch_size)))
         return np.stack(images), np.asarray(labels, np.int32)
 
-    def dataset_of(self, keys: Sequence[tuple[int, int]]):
-        """The Grain dataset of the training batches of ``keys`` (one per local replicate): element
-        ``s`` is ``((R_local, B, H, W, C) uint8, (R_local, B) int32)`` of step ``s``."""
+    def dataset_of(self, keys: Sequence[tuple[int, int]], positions: Sequence[int]):
+        """The Grain dataset of the training batches of ``keys`` (one per local replicate), of the
+        examples at ``positions`` of each batch: element ``s`` is ``((R_local, P, H, W, C) uint8,
+        (R_local, P) int32)`` of step ``s``."""
         import grain  # noqa: PLC0415
 
-        keys, per_step = tuple(keys), len(keys) * self.batch_size
+        keys, positions = tuple(keys), tuple(positions)
+        per_step = len(keys) * len(positions)
 
         def element(k: int):
             step, rest = divmod(k, per_step)
-            replicate, j = divmod(rest, self.batch_size)
-            return self.example(keys[replicate], step, j)
+            replicate, j = divmod(rest, len(positions))
+            return self.example(keys[replicate], step, positions[j])
 
         def as_step(batch):
             images, labels = batch
-            return (images.reshape(len(keys), self.batch_size, *images.shape[1:]),
-                    labels.reshape(len(keys), self.batch_size))
+            return (images.reshape(len(keys), len(positions), *images.shape[1:]),
+                    labels.reshape(len(keys), len(positions)))
 
         return grain.MapDataset.range(2**31 - 1).map(element).batch(per_step).map(as_step)
 
-    def steps(self, keys: Sequence[tuple[int, int]], start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """``((count, R_local, B, H, W, C), (count, R_local, B))``: the batches of steps
-        ``start .. start + count - 1``, read ahead on Grain's threads (a sequential reader keeps
-        its iterator: the next call goes on where this one stopped)."""
+    def steps(self, keys: Sequence[tuple[int, int]], start: int, count: int,
+              positions: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``((count, R_local, P, H, W, C), (count, R_local, P))``: the batches of steps
+        ``start .. start + count - 1`` (their examples at ``positions``, default all ``B``), read
+        ahead on Grain's threads (a sequential reader keeps its iterator: the next call goes on
+        where this one stopped)."""
         import grain  # noqa: PLC0415
 
         keys = tuple(tuple(int(v) for v in k) for k in keys)
-        if self._iterator is None or self._iterator[:2] != (keys, start):
+        positions = tuple(range(self.batch_size) if positions is None else positions)
+        if self._iterator is None or self._iterator[:3] != (keys, positions, start):
             options = grain.ReadOptions(num_threads=self.threads,
                                         prefetch_buffer_size=max(1, self.read_ahead_steps))
-            iterator = self.dataset_of(keys).to_iter_dataset(options).__iter__()
+            iterator = self.dataset_of(keys, positions).to_iter_dataset(options).__iter__()
             iterator.set_state(self.iterator_state(start))
-            self._iterator = (keys, start, iterator)
-        iterator = self._iterator[2]
+            self._iterator = (keys, positions, start, iterator)
+        iterator = self._iterator[3]
         batches = [next(iterator) for _ in range(count)]
-        self._iterator = (keys, start + count, iterator)
+        self._iterator = (keys, positions, start + count, iterator)
         return np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
 
     @staticmethod

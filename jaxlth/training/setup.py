@@ -130,7 +130,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         eval_batch_size=config.eval_batch_size,
     )
     tx, schedule = optim.make_optimizer(config.train), optim.make_schedule(config.train, steps_per_epoch, total_steps)
-    mesh = sharding.replica_mesh(config.replicates)
+    mesh = sharding.stream_mesh(config.replicates, batch_size) if streamed else sharding.replica_mesh(config.replicates)
     chunk_every = 0
     if streamed:
         from jaxlth.data.streaming import Stream  # noqa: PLC0415  (grain only for streamed data)

@@ -36,35 +36,45 @@ class StreamProgram(Program):
         self._train_given = jax.jit(self._train_given_chunk, donate_argnums=0)
         self.train_chunk = self._train_streamed  # in place of the device-data chunk Program compiles
 
-    def local_replicates(self, count: int) -> list[int]:
-        """The replicates whose states this process holds (all of them in a single process)."""
+    def _steps_sharding(self) -> NamedSharding:
+        """``(T, R, B, ...)`` batches: replicates as the states, examples over the batch axis if split."""
+        batch = sharding.BATCH if sharding.batch_split(self.mesh) > 1 else None
+        return NamedSharding(self.mesh, PartitionSpec(None, sharding.AXIS, batch))
+
+    def local_part(self, count: int) -> tuple[list[int], list[int]]:
+        """``(replicates, positions)``: the replicates and the positions in their batches whose
+        examples this process's devices hold (all of them in a single process)."""
+        size = self.spec.batch_size
         if self.mesh is None:
-            return list(range(count))
-        rows = NamedSharding(self.mesh, PartitionSpec(sharding.AXIS)).addressable_devices_indices_map((count,))
-        return sorted({r for index in rows.values() for r in range(count)[index[0]]})
+            return list(range(count)), list(range(size))
+        shards = self._steps_sharding().addressable_devices_indices_map((1, count, size))
+        replicates = sorted({r for index in shards.values() for r in range(count)[index[1]]})
+        positions = sorted({j for index in shards.values() for j in range(size)[index[2]]})
+        return replicates, positions
 
     def _train_streamed(self, state: TrainState, mask: PyTree, data, start_step, *, num_steps: int):
         """Trains from ``start_step`` for ``num_steps`` steps on the streamed batches (``data`` is
         the stream). Returns the state and the chunk's mean ``(loss, accuracy)``, each ``(R,)``."""
         keys = sharding.to_host(state.data_key)
-        local = self.local_replicates(keys.shape[0])
-        images, labels = self.stream.steps([tuple(keys[r]) for r in local], int(start_step), num_steps)
-        images, labels = (self._place_steps(x, local, keys.shape[0]) for x in (images, labels))
+        replicates, positions = self.local_part(keys.shape[0])
+        images, labels = self.stream.steps([tuple(keys[r]) for r in replicates], int(start_step), num_steps, positions)
+        images, labels = (self._place_steps(x, replicates, positions, keys.shape[0]) for x in (images, labels))
         return self._train_given(state, mask, images, labels, jnp.asarray(start_step, jnp.int32))
 
-    def _place_steps(self, local_rows: np.ndarray, local: list[int], count: int) -> jax.Array:
-        """``(T, R_local, ...)`` host batches -> the global ``(T, R, ...)`` array, replicate axis sharded."""
+    def _place_steps(self, local: np.ndarray, replicates: list[int], positions: list[int], count: int) -> jax.Array:
+        """``(T, R_local, B_local, ...)`` host batches -> the global ``(T, R, B, ...)`` array."""
         if self.mesh is None:
-            return jnp.asarray(local_rows)
-        target = NamedSharding(self.mesh, PartitionSpec(None, sharding.AXIS))
-        position = {r: i for i, r in enumerate(local)}
-        shape = (local_rows.shape[0], count, *local_rows.shape[2:])
+            return jnp.asarray(local)
+        row, column = {r: i for i, r in enumerate(replicates)}, {j: i for i, j in enumerate(positions)}
+        size = self.spec.batch_size
+        shape = (local.shape[0], count, size, *local.shape[3:])
 
-        def rows(index):
-            wanted = range(count)[index[1]]
-            return local_rows[index[0]][:, [position[r] for r in wanted]][(slice(None), slice(None), *index[2:])]
+        def part(index):
+            rows = [row[r] for r in range(count)[index[1]]]
+            columns = [column[j] for j in range(size)[index[2]]]
+            return local[index[0]][:, rows][:, :, columns][(slice(None),) * 3 + tuple(index[3:])]
 
-        return jax.make_array_from_callback(shape, target, rows)
+        return jax.make_array_from_callback(shape, self._steps_sharding(), part)
 
     def _train_given_chunk(self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array,
                            start_step: jax.Array):
@@ -86,8 +96,13 @@ class StreamProgram(Program):
     def evaluate_data(self, params: PyTree, batch_stats: PyTree, data, split: str) -> tuple[jax.Array, jax.Array]:
         """``(R,)`` mean loss and accuracy over the whole streamed ``split``."""
         loss_sum, correct_sum, n = 0.0, 0.0, 0
+        split_over = sharding.batch_split(self.mesh)
         for images, labels in self.stream.eval_batches(split):
-            images, labels = sharding.replicate((jnp.asarray(images), jnp.asarray(labels)), self.mesh)
+            if split_over > 1 and len(labels) % split_over == 0:  # examples over the batch axis, as in training
+                target = NamedSharding(self.mesh, PartitionSpec(sharding.BATCH))
+                images, labels = sharding.put(images, target), sharding.put(labels, target)
+            else:
+                images, labels = sharding.replicate((jnp.asarray(images), jnp.asarray(labels)), self.mesh)
             loss, acc = sharding.to_host(self.evaluate(params, batch_stats, images, labels))
             count = int(labels.shape[0])
             loss_sum = loss_sum + loss.astype(np.float64) * count
