@@ -25,6 +25,7 @@ from jaxlth.errors import UserError
 # Fields of the common part that may differ between a workdir's saved config and a rerun on it;
 # each experiment adds its own (Experiment.may_change).
 COMMON_MAY_CHANGE = ("progress", "on_nan")
+DTYPES = ("float32", "bfloat16")  # train.dtype
 ON_NAN = ("stop", "mask_replicate")  # what a replicate whose loss or weights turn non-finite does
 
 
@@ -72,6 +73,7 @@ def common_config() -> ml_collections.ConfigDict:
     c.train.milestones = ""  # comma-separated step specs, for schedule=step
     c.train.gamma = 0.1
     c.train.warmup = "0it"
+    c.train.dtype = "float32"  # float32 | bfloat16 (activations and matmuls; weights, optimizer, BN statistics float32)
 
     c.eval_every = "1ep"
     c.eval_batch_size = 2000
@@ -201,6 +203,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
+    _check(config.train.get("dtype", "float32") in DTYPES,
+           f"train.dtype must be one of {', '.join(DTYPES)}, got {config.train.get('dtype')!r}")
     _check(config.get("on_nan", "stop") in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {config.get('on_nan')!r}")
     if "subset" in config.data:
         selection.check(config.data.subset, "data.subset")

@@ -155,7 +155,7 @@ def test_enumerated_choices_are_complete():
 
     meaning = {name: set(ticked(text)) for name, (_, text) in documented_fields().items()}
     expected = {
-        "experiment": config_lib.EXPERIMENTS, "on_nan": config_lib.ON_NAN, "data.name": sources.NAMES, "data.source": sources.SOURCES,
+        "experiment": config_lib.EXPERIMENTS, "on_nan": config_lib.ON_NAN, "train.dtype": config_lib.DTYPES, "data.name": sources.NAMES, "data.source": sources.SOURCES,
         "train.optimizer": optim.OPTIMIZERS, "train.schedule": optim.SCHEDULES, "lottery.retrain": imp.RETRAIN_MODES,
         "lottery.scope": imp.SCOPES, "one_shot.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
         "lottery.random_prune_scope": ("layerwise", "global"),

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|all] [--epochs 1] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|all] [--epochs 1] [--replicates 1,2,4,8]``.
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -29,6 +29,10 @@ forgetting events during training.
 
 ``pruning`` (:mod:`jaxlth.bench.pruning`) times the masks of every pruning-at-initialisation method
 against training steps.
+
+``conv`` (:mod:`jaxlth.bench.conv`) measures ResNet-20 and VGG-16 on CIFAR-10-shaped data: images/s
+per replicate for ``--replicates``, FLOP/s against the device's matmul ceiling, a step's memory,
+and jaxlth's step against a plain Flax + optax loop (``--dtype bfloat16`` for mixed precision).
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -222,12 +226,16 @@ def _timed(fn) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("suite", nargs="?", default="train",
-                        choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "all"))
+                        choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "conv", "all"))
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--copies", type=int, default=4, help="copies for the instability suite (default 4)")
+    parser.add_argument("--models", default="resnet20,vgg16", help="conv: comma-separated models")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="conv: train.dtype")
+    parser.add_argument("--steps", type=int, default=50, help="conv: steps per timed run (default 50)")
+    parser.add_argument("--train-size", type=int, default=50_000, help="conv: CIFAR-shaped training images")
     args = parser.parse_args(argv)
 
     device = jax.devices()[0]
@@ -250,6 +258,10 @@ def main(argv: list[str] | None = None) -> None:
         from jaxlth.bench import pruning  # noqa: PLC0415
 
         pruning.suite(args)
+    if args.suite in ("conv", "all"):
+        from jaxlth.bench import conv  # noqa: PLC0415
+
+        conv.suite(args)
 
 
 def train_suite(args) -> None:

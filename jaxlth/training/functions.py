@@ -39,6 +39,35 @@ class Spec:
     pixel_scale: float
     augmentation: str
     eval_batch_size: int
+    dtype: str = "float32"  # of activations and matmuls; "bfloat16": mixed precision (weights stay float32)
+    step_loop: str = "scan"  # "scan": a chunk's steps in one lax.scan; "host": one compiled step per call
+
+
+class MixedPrecision:
+    """``model`` computing in ``dtype`` (bfloat16): its float32 parameters and the inputs are cast
+    for the forward pass (the gradients flow back to the float32 master weights), BatchNorm keeps
+    its running statistics in float32 (they are not cast; Flax reduces in float32), and the logits
+    come back as float32. Stands in for the Flax module wherever ``apply`` is called."""
+
+    def __init__(self, model: nn.Module, dtype: str):
+        self.model, self.dtype = model, jnp.dtype(dtype)
+
+    def apply(self, variables: dict, x: jax.Array, **kwargs):
+        cast = jax.tree.map(lambda p: p.astype(self.dtype) if p.dtype == jnp.float32 else p, variables["params"])
+        out = self.model.apply(dict(variables, params=cast), x.astype(self.dtype), **kwargs)
+        if isinstance(out, tuple):  # (logits, updated collections)
+            return out[0].astype(jnp.float32), out[1]
+        return out.astype(jnp.float32)
+
+    def init(self, *args, **kwargs):
+        return self.model.init(*args, **kwargs)
+
+
+def computing_in(model: nn.Module, dtype: str):
+    """``model`` itself for float32, else :class:`MixedPrecision`."""
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+    return model if dtype == "float32" else MixedPrecision(model, dtype)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -67,12 +67,18 @@ class Program:
         self.tx = tx
         self.schedule = schedule
         self.spec = spec
+        computing = fn.computing_in(model, spec.dtype)  # the forward passes; parameters stay float32
         self.preprocess = functools.partial(fn.preprocess, spec=spec)
-        self.evaluate_one = functools.partial(fn.evaluate, model, spec)
-        self.per_example_loss = functools.partial(fn.per_example_loss, model)
-        self.loss_and_grads = functools.partial(fn.loss_and_grads, model)
+        self.evaluate_one = functools.partial(fn.evaluate, computing, spec)
+        self.per_example_loss = functools.partial(fn.per_example_loss, computing)
+        self.loss_and_grads = functools.partial(fn.loss_and_grads, computing)
         self.init = jax.jit(jax.vmap(self._init_one))
-        self.train_chunk = jax.jit(self._train_chunk, static_argnames="num_steps", donate_argnums=0)
+        if spec.step_loop == "host":  # XLA:CPU runs convolutions ~30x slower inside a loop (jax#12868)
+            self._steps = jax.jit(self._one_step_of_all, donate_argnums=0)
+            self._perms = jax.jit(self._chunk_perms, static_argnames="num_steps")
+            self.train_chunk = self._train_chunk_on_host
+        else:
+            self.train_chunk = jax.jit(self._train_chunk, static_argnames="num_steps", donate_argnums=0)
         self.evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, None, None)))
         self.fresh_opt_state = jax.jit(jax.vmap(tx.init))
 
@@ -116,23 +122,41 @@ class Program:
         computed on the device from the step)."""
         return {}
 
+    def _chunk_perms(self, data_key: jax.Array, start_step: jax.Array, *, num_steps: int):
+        """``(first_epoch, (R, epochs, N) orders)``: the data orders of the epochs a chunk touches."""
+        spec = self.spec
+        first_epoch = jnp.asarray(start_step, jnp.int32) // spec.steps_per_epoch
+        num_epochs = batching.epochs_touched(num_steps, spec.steps_per_epoch)
+        perms = jax.vmap(batching.chunk_permutations, (0, None, None, None))(
+            data_key, first_epoch, num_epochs, spec.num_train
+        )
+        return first_epoch, perms
+
+    def _one_step_of_all(self, state, mask, perms, first_epoch, step, data):
+        """Every replicate's step at global ``step`` (the body of a chunk)."""
+        return jax.vmap(self._step_one, in_axes=(0, 0, 0, None, None, None))(state, mask, perms, first_epoch, step, data)
+
+    def _train_chunk_on_host(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps: int):
+        """:meth:`_train_chunk` as a loop on the host over one compiled step (``spec.step_loop="host"``)."""
+        first_epoch, perms = self._perms(state.data_key, start_step, num_steps=num_steps)
+        losses, accuracies = [], []
+        for step in range(int(start_step), int(start_step) + num_steps):
+            state, (loss, acc) = self._steps(state, mask, perms, first_epoch, jnp.int32(step), data)
+            losses.append(loss)
+            accuracies.append(acc)
+        return state, (jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
+
     def _train_chunk(self, state: TrainState, mask: PyTree, data: DeviceData, start_step: jax.Array, *, num_steps: int):
         """Trains all replicates from global ``start_step`` for ``num_steps`` steps.
 
         Returns the new state and ``(loss, accuracy)`` of the training batches, each ``(R,)``
         averaged over the chunk's steps.
         """
-        spec = self.spec
         start_step = jnp.asarray(start_step, jnp.int32)
-        first_epoch = start_step // spec.steps_per_epoch
-        num_epochs = batching.epochs_touched(num_steps, spec.steps_per_epoch)
-        perms = jax.vmap(batching.chunk_permutations, (0, None, None, None))(
-            state.data_key, first_epoch, num_epochs, spec.num_train
-        )
-        step_all = jax.vmap(self._step_one, in_axes=(0, 0, 0, None, None, None))
+        first_epoch, perms = self._chunk_perms(state.data_key, start_step, num_steps=num_steps)
 
         def body(state, step):
-            return step_all(state, mask, perms, first_epoch, step, data)
+            return self._one_step_of_all(state, mask, perms, first_epoch, step, data)
 
         steps = start_step + jnp.arange(num_steps, dtype=jnp.int32)
         state, (loss, acc) = lax.scan(body, state, steps)
