@@ -159,7 +159,13 @@ def test_auto_falls_back_to_tfds_when_prepared(no_data_env, monkeypatch):
     assert sources.resolve("mnist") == ("tfds", "")
     assert sources.resolve("cifar100") == ("tfds", "")
     monkeypatch.setattr(tfds_source, "prepared", lambda name, d="": (False, "/tfds/here"))
-    assert sources.resolve("mnist", download=True) == ("tfds", "")
+    monkeypatch.setattr(tfds_source, "tensorflow_installed", lambda: True)
+    assert sources.resolve("mnist", download=True) == ("tfds", "")  # TFDS can prepare it: TFDS downloads
+    monkeypatch.setattr(tfds_source, "tensorflow_installed", lambda: False)  # as on Colab's TPU runtimes
+    monkeypatch.setattr(sources.download_lib, "fetch_idx", lambda name, folder: f"fetched {name} to {folder}")
+    monkeypatch.setenv("JAXLTH_DATA_DIR", "/cache")
+    assert sources.resolve("mnist", download=True) == ("idx", "fetched mnist to /cache/mnist")  # the IDX files
+    assert sources.resolve("cifar100", download=True) == ("tfds", "")  # no IDX files: TFDS tries, and says why
     with pytest.raises(UserError, match="prepared TFDS dataset 'mnist' in /tfds/here"):
         sources.resolve("mnist")
 
@@ -442,7 +448,14 @@ def test_tfds_mocked_real_datasets_through_load_dataset(no_data_env, monkeypatch
                                  ("cifar100", (32, 32, 3), 100)):
         with tfds.testing.mock_data(num_examples=16, as_data_source_fn=fake_source):
             explicit = data.load_dataset(_cfg(name=name, source="tfds"))
-            auto = data.load_dataset(_cfg(name=name, download=True))  # no local files
+            if name == "fashion_mnist":  # without TensorFlow the original IDX files are downloaded instead
+                monkeypatch.setattr(sources.download_lib, "fetch_idx", lambda *a: (_ for _ in ()).throw(
+                    UserError("the IDX download was chosen")))
+                with pytest.raises(UserError, match="the IDX download was chosen"):
+                    data.load_dataset(_cfg(name=name, download=True))
+                auto = explicit
+            else:
+                auto = data.load_dataset(_cfg(name=name, download=True))  # no local files: TFDS
         for ds in (explicit, auto):
             assert ds.source == "tfds" and ds.train_images.shape == (16,) + shape
             assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int32
