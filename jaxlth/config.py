@@ -22,9 +22,12 @@ from jaxlth.data import streams
 from jaxlth.data import selection
 from jaxlth.errors import UserError
 
-# Fields of the common part that may differ between a workdir's saved config and a rerun on it;
-# each experiment adds its own (Experiment.may_change).
-COMMON_MAY_CHANGE = ("progress", "on_nan")
+# Fields of the common part that may differ between a workdir's saved config and a rerun on it: how
+# it runs, and where the data comes from (the same dataset from IDX files, TFDS or a download; a
+# notebook picks what works in its runtime), never what is computed. Each experiment adds its own
+# (Experiment.may_change).
+COMMON_MAY_CHANGE = ("progress", "on_nan", "data.source", "data.download", "data.dir", "data.tfds_data_dir",
+                     "data.stream_threads")
 DTYPES = ("float32", "bfloat16")  # train.dtype
 ON_NAN = ("stop", "mask_replicate")  # what a replicate whose loss or weights turn non-finite does
 
