@@ -9,6 +9,7 @@ replicate per device" path shards replicates. Those tests are marked slow.
 import ast
 import contextlib
 import glob
+import importlib.machinery
 import importlib.util
 import os
 import re
@@ -153,6 +154,52 @@ def test_setup_cell_in_colab_clones_and_installs_jax_for_the_accelerator(tmp_pat
     assert calls == [["git", "clone", "--depth", "1", "https://example.org/jaxlth.git", clone],
                      [sys.executable, "-m", "pip", "install", "--quiet", clone + extra]]
     assert namespace["CONFIGS"] == os.path.join(clone, "configs")
+
+
+@pytest.mark.parametrize("upload", ["jaxlth-0.1.0-py3-none-any.whl", "jaxlth.zip"])
+def test_setup_cell_without_repo_url_installs_an_uploaded_wheel_or_archive(tmp_path, monkeypatch, upload):
+    """No REPO_URL: a wheel uploaded to the runtime's folder is pip-installed (its recipes come from
+    <sys.prefix>/share/jaxlth/configs, where pyproject's data-files put them); a repository archive is
+    unpacked into REPO_DIR and installed from there."""
+    real = importlib.util.find_spec
+    calls = []
+
+    site = tmp_path / "site-packages" / "jaxlth"  # where pip puts a wheel's package: no recipes beside it
+
+    def find_spec(name, *args):
+        pip_ran = any(command[1:3] == ["-m", "pip"] for command in calls)
+        if name == "jaxlth":
+            return importlib.machinery.ModuleSpec("jaxlth", None, origin=str(site / "__init__.py")) if pip_ran else None
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(subprocess, "run", lambda command, check: calls.append(command))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    prefix = tmp_path / "prefix"
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    uploads = tmp_path / "content"
+    uploads.mkdir()
+    monkeypatch.chdir(uploads)
+    clone = tmp_path / "clone"
+    if upload.endswith(".whl"):
+        (uploads / upload).write_bytes(b"a wheel")
+        (prefix / "share" / "jaxlth" / "configs").mkdir(parents=True)  # as the wheel installs them
+        shutil.copy(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"), prefix / "share" / "jaxlth" / "configs")
+    else:
+        archive = tmp_path / "repo"
+        (archive / "configs").mkdir(parents=True)
+        (archive / "pyproject.toml").write_text("")
+        shutil.copy(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"), archive / "configs")
+        shutil.make_archive(str(uploads / "jaxlth"), "zip", archive)
+    namespace = {"REPO_URL": "", "REPO_DIR": str(clone), "USE_DRIVE": False}
+    exec(setup_source(), namespace)  # noqa: S102
+    if upload.endswith(".whl"):
+        assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", str(uploads / upload)]]
+        assert namespace["CONFIGS"] == str(prefix / "share" / "jaxlth" / "configs")
+    else:
+        assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", str(clone)]]
+        assert namespace["CONFIGS"] == str(clone / "configs")
 
 
 # ----- execution ---------------------------------------------------------------------------------------
