@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLAB = os.path.join(ROOT, "colab")
 NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(COLAB, "*.ipynb")))
 QUICKSTART, INSTABILITY, RESULTS_API = "01_lottery_quickstart.ipynb", "02_instability.ipynb", "03_results_api.ipynb"
+PRUNE_AT_INIT = "04_prune_at_init.ipynb"
 
 # Small settings for CI (on top of each notebook's parameter cell; workdirs are added per test).
 SMALL = {"STEPS": "200it", "LEVELS": 2, "EVAL_EVERY": "100it", "PROGRESS": False}
@@ -36,6 +37,8 @@ CI_SETTINGS = {
     QUICKSTART: dict(SMALL),
     INSTABILITY: dict(SMALL, BRANCHES=(), SPAWN_STEPS="0it,100it", ALPHAS=5, TRAIN_EXAMPLES=1000),
     RESULTS_API: dict(SMALL),
+    PRUNE_AT_INIT: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, METHODS=("random", "snip", "synflow"),
+                        DENSITIES=(0.5, 0.1), ABLATIONS=("shuffle",)),
 }
 # Cell metadata Jupyter or Colab write when a notebook is saved after running.
 OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
@@ -60,8 +63,8 @@ def parameters(nb) -> dict:
     return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body}
 
 
-def test_the_three_notebooks_exist():
-    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API]
+def test_the_notebooks_exist():
+    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API, PRUNE_AT_INIT]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -89,7 +92,7 @@ def test_a_single_parameter_cell_of_plain_assignments_comes_first(name):
         ast.literal_eval(node.value)
     names = [node.targets[0].id for node in tree.body]
     assert len(names) == len(set(names)), f"{name}: a parameter is assigned twice"
-    assert {"WORKDIR", "USE_DRIVE", "REPO_URL", "REPO_DIR", "STEPS", "LEVELS", "REPLICATES"} <= set(names)
+    assert {"WORKDIR", "USE_DRIVE", "REPO_URL", "REPO_DIR", "STEPS", "REPLICATES"} <= set(names)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -325,3 +328,18 @@ def test_results_api_notebook_on_the_quickstart_workdir(quickstart):
     overlap = output(nb, "overlap")
     assert "IoU across replicates" in overlap and "IoU with random_prune" in overlap
     assert images(nb) == 3  # overlaps, weights, the custom figure
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_prune_at_init_notebook_trains_every_method_and_its_shuffled_mask(tmp_path):
+    workdir = str(tmp_path / "pai")
+    nb = execute(PRUNE_AT_INIT, WORKDIR=workdir, **CI_SETTINGS[PRUNE_AT_INIT])
+    check_installed_nothing(nb)
+    table = results.load(workdir).table
+    final = table[(table.split == "test") & (table.metric == "accuracy") & (table.step == table.step.max())]
+    assert set(final.method) == {"random", "snip", "synflow"}
+    assert set(final[final.method != "random"].ablation) == {"none", "shuffle"}
+    assert sorted(final.density.round(2).unique()) == [0.1, 0.5]
+    assert images(nb) == 1
+    assert "accuracy lost by shuffling the mask within each layer" in output(nb, "shuffle-gap")
