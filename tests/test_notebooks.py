@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLAB = os.path.join(ROOT, "colab")
 NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(COLAB, "*.ipynb")))
 QUICKSTART, INSTABILITY, RESULTS_API = "01_lottery_quickstart.ipynb", "02_instability.ipynb", "03_results_api.ipynb"
-PRUNE_AT_INIT = "04_prune_at_init.ipynb"
+PRUNE_AT_INIT, ALIGNMENT = "04_prune_at_init.ipynb", "05_alignment.ipynb"
 
 # Small settings for CI (on top of each notebook's parameter cell; workdirs are added per test).
 SMALL = {"STEPS": "200it", "LEVELS": 2, "EVAL_EVERY": "100it", "PROGRESS": False}
@@ -39,6 +39,8 @@ CI_SETTINGS = {
     RESULTS_API: dict(SMALL),
     PRUNE_AT_INIT: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, METHODS=("random", "snip", "synflow"),
                         DENSITIES=(0.5, 0.1), ABLATIONS=("shuffle",)),
+    ALIGNMENT: dict(STEPS="300it", EVAL_EVERY="300it", PROGRESS=False, SPAWN_STEPS="100it", ALPHAS=3,
+                    ALIGN=("none", "weights", "activations+repair")),
 }
 # Cell metadata Jupyter or Colab write when a notebook is saved after running.
 OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
@@ -64,7 +66,7 @@ def parameters(nb) -> dict:
 
 
 def test_the_notebooks_exist():
-    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API, PRUNE_AT_INIT]
+    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API, PRUNE_AT_INIT, ALIGNMENT]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -343,3 +345,19 @@ def test_prune_at_init_notebook_trains_every_method_and_its_shuffled_mask(tmp_pa
     assert sorted(final.density.round(2).unique()) == [0.1, 0.5]
     assert images(nb) == 1
     assert "accuracy lost by shuffling the mask within each layer" in output(nb, "shuffle-gap")
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_alignment_notebook_lowers_the_barrier_between_seeds(tmp_path):
+    workdir = str(tmp_path / "align")
+    nb = execute(ALIGNMENT, WORKDIR=workdir, **CI_SETTINGS[ALIGNMENT])
+    check_installed_nothing(nb)
+    from jaxlth.plots import alignment  # noqa: PLC0415
+
+    frame = alignment.alignment_table(results.load(workdir).table)
+    assert set(frame["path"]) == {"copies k=100", "seeds"}
+    assert set(frame["align"]) == {"none", "weights", "activations+repair"}
+    seeds = frame[frame["path"] == "seeds"].set_index("align")["mean"]
+    assert seeds["weights"] < seeds["none"] and seeds["activations+repair"] < seeds["none"]
+    assert images(nb) == 1
