@@ -30,6 +30,7 @@ COLAB = os.path.join(ROOT, "colab")
 NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(COLAB, "*.ipynb")))
 QUICKSTART, INSTABILITY, RESULTS_API = "01_lottery_quickstart.ipynb", "02_instability.ipynb", "03_results_api.ipynb"
 PRUNE_AT_INIT, ALIGNMENT = "04_prune_at_init.ipynb", "05_alignment.ipynb"
+LANDSCAPE, DATA_DIET = "06_landscape.ipynb", "07_data_diet.ipynb"
 
 # Small settings for CI (on top of each notebook's parameter cell; workdirs are added per test).
 SMALL = {"STEPS": "200it", "LEVELS": 2, "EVAL_EVERY": "100it", "PROGRESS": False}
@@ -41,6 +42,11 @@ CI_SETTINGS = {
                         DENSITIES=(0.5, 0.1), ABLATIONS=("shuffle",)),
     ALIGNMENT: dict(STEPS="300it", EVAL_EVERY="300it", PROGRESS=False, SPAWN_STEPS="100it", ALPHAS=3,
                     ALIGN=("none", "weights", "activations+repair")),
+    LANDSCAPE: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, LEVELS=1, PRUNE_FRACTIONS=(0.2, 0.8),
+                    EXAMPLES=256, TOP_K=2, LANCZOS_ITERATIONS=6, TRACE_PROBES=2, PROJECTION_FRACTIONS=(0.5,),
+                    ALPHAS=3, REPLICATES=1),
+    DATA_DIET: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, SCORE_AT="0it,50it", SCORES=("el2n", "random"),
+                    KINDS=("el2n", "forgetting"), PRUNED_FRACTIONS=(0.5,), REPLICATES=1),
 }
 # Cell metadata Jupyter or Colab write when a notebook is saved after running.
 OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
@@ -66,7 +72,7 @@ def parameters(nb) -> dict:
 
 
 def test_the_notebooks_exist():
-    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API, PRUNE_AT_INIT, ALIGNMENT]
+    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API, PRUNE_AT_INIT, ALIGNMENT, LANDSCAPE, DATA_DIET]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -360,4 +366,30 @@ def test_alignment_notebook_lowers_the_barrier_between_seeds(tmp_path):
     assert set(frame["align"]) == {"none", "weights", "activations+repair"}
     seeds = frame[frame["path"] == "seeds"].set_index("align")["mean"]
     assert seeds["weights"] < seeds["none"] and seeds["activations+repair"] < seeds["none"]
+    assert images(nb) == 1
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_landscape_notebook_measures_every_level_of_a_sweep(tmp_path):
+    sweep, workdir = str(tmp_path / "sweep"), str(tmp_path / "landscape")
+    nb = execute(LANDSCAPE, SWEEP_WORKDIR=sweep, WORKDIR=workdir, **CI_SETTINGS[LANDSCAPE])
+    check_installed_nothing(nb)
+    from jaxlth.plots import landscape  # noqa: PLC0415
+
+    curvature = landscape.curvature_table(results.load(workdir).table)
+    assert len(curvature) >= 3  # the dense level and the first level of each fraction
+    assert images(nb) == 1
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_data_diet_notebook_trains_on_pruned_training_sets(tmp_path):
+    scores, workdir = str(tmp_path / "scores"), str(tmp_path / "diet")
+    nb = execute(DATA_DIET, SCORES_WORKDIR=scores, WORKDIR=workdir, **CI_SETTINGS[DATA_DIET])
+    check_installed_nothing(nb)
+    from jaxlth.plots import data_diet  # noqa: PLC0415
+
+    final = data_diet.diet_final(results.load(workdir).table)
+    assert {"el2n", "random"} <= set(final["score"])
     assert images(nb) == 1
