@@ -132,13 +132,13 @@ def test_run_writes_config_results_and_checkpoints(tmp_path):
 
 
 def test_kill_and_resume_is_bitwise_identical(tmp_path):
-    args = ["--config", TINY, "--config.train.steps=40ep", "--config.replicates=2", "--config.checkpoint_every=3it",
+    args = ["--config", TINY, "--config.train.steps=20ep", "--config.replicates=2", "--config.checkpoint_every=3it",
             "--config.eval_every=7it"]
     reference = tmp_path / "reference"
     run_cli(*args, "--workdir", str(reference), check=True)
 
     workdir = tmp_path / "killed"
-    for kill_after_checkpoints in (3, 20):
+    for kill_after_checkpoints in (3, 12):
         start_and_kill([*args, "--workdir", str(workdir)],
                        lambda: checkpoint_steps(workdir / "checkpoints")[-1:] >= [3 * kill_after_checkpoints])
     run_cli(*args, "--workdir", str(workdir), check=True)
