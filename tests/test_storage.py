@@ -72,3 +72,19 @@ def test_a_run_in_a_cloud_workdir_writes_resumes_and_loads_there(fake_gcs, tmp_p
     experiments.run(config, workdir)  # a rerun finds everything done
     assert storage.read_text(f"{workdir}/results.csv") == before
     assert len(results.load_many("gs://jaxlth-test/*")) == len(table)
+
+
+def test_a_workdir_whose_file_system_cannot_be_reached_is_one_sentence(tmp_path, monkeypatch):
+    """An unknown scheme, and a known one whose client fails (here: its file system raises), stop the run
+    before anything is written."""
+    from jaxlth.errors import UserError  # noqa: PLC0415
+
+    with pytest.raises(UserError, match=r"^foo://bucket/run: no file system for foo:// paths"):
+        experiments.run(tiny_config(), "foo://bucket/run")
+
+    def unreachable(path):
+        raise ImportError("Please install gcsfs to access Google Storage")
+
+    monkeypatch.setattr(storage, "_remote", lambda path: type("P", (), {"exists": unreachable})())
+    with pytest.raises(UserError, match=r"^gs://bucket/run cannot be reached \(ImportError: Please install gcsfs"):
+        experiments.run(tiny_config(), "gs://bucket/run")
