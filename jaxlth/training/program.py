@@ -4,7 +4,10 @@ The per-replicate mathematics is in :mod:`jaxlth.training.functions`; a :class:`
 binds it to one model, optimizer, schedule and data layout, ``jax.vmap``-s it over the leading
 replicate axis of the state and the mask (the dataset is shared, unbatched), and ``jax.jit``-s
 it. The steps between two evaluations run inside one ``lax.scan`` with the state donated, so a
-chunk costs one dispatch and no host synchronisation per step.
+chunk costs one dispatch and no host synchronisation per step; with ``spec.step_loop == "host"``
+(conv nets on a CPU, where XLA runs convolutions in a loop ~30x more slowly) a chunk is a host loop
+over one compiled step instead. ``spec.dtype == "bfloat16"`` runs the forward passes in mixed
+precision (:class:`~jaxlth.training.functions.MixedPrecision`).
 """
 
 from __future__ import annotations
