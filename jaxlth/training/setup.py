@@ -142,7 +142,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         chunk_every = _positive(config.data.stream_chunk_steps, "data.stream_chunk_steps")
         data = Stream(dataset, batch_size, steps_per_epoch, config.eval_batch_size,
                       threads=_positive(config.data.stream_threads, "data.stream_threads"))
-        program = StreamProgram(model, tx, schedule, spec, data, mesh, chunk_every)
+        program = StreamProgram(model, tx, schedule, spec, data, mesh)
     else:
         data, program = sharding.replicate(to_device(dataset), mesh), Program(model, tx, schedule, spec)
     return Setup(

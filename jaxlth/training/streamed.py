@@ -3,8 +3,9 @@
 A :class:`StreamProgram` is a :class:`~jaxlth.training.program.Program` whose chunk takes its
 batches as an argument: the host reads the ``T`` steps' batches of the replicates this process
 holds, they are placed like the states (replicate axis sharded), and one ``lax.scan`` runs the
-same SGD step (:meth:`Program._update`) over them. Evaluation streams the split in batches and
-averages over all its examples. Chunks are at most ``chunk_steps`` long (the batches of a chunk
+same SGD step (:meth:`Program._update`) over them (conv nets on a CPU: a host loop over one
+compiled step, as :class:`Program` does). Evaluation streams the split in batches and
+averages over all its examples. Chunks are at most ``data.stream_chunk_steps`` long (the batches of a chunk
 are on the device at once); the loop cuts every segment at multiples of it, so a resumed run
 executes the same chunks.
 """
@@ -30,10 +31,14 @@ PyTree = Any
 class StreamProgram(Program):
     """A :class:`Program` fed by a :class:`~jaxlth.data.streaming.Stream` (``data`` arguments are it)."""
 
-    def __init__(self, model, tx, schedule, spec, stream: Stream, mesh: Mesh | None, chunk_steps: int):
+    def __init__(self, model, tx, schedule, spec, stream: Stream, mesh: Mesh | None):
         super().__init__(model, tx, schedule, spec)
-        self.stream, self.mesh, self.chunk_steps = stream, mesh, chunk_steps
-        self._train_given = jax.jit(self._train_given_chunk, donate_argnums=0)
+        self.stream, self.mesh = stream, mesh
+        if spec.step_loop == "host":  # conv nets on a CPU: one compiled step per call, as Program does
+            self._step_of_all = jax.jit(jax.vmap(self._step_given, in_axes=(0, 0, 0, 0, None)), donate_argnums=0)
+            self._train_given = self._train_given_on_host
+        else:
+            self._train_given = jax.jit(self._train_given_chunk, donate_argnums=0)
         self.train_chunk = self._train_streamed  # in place of the device-data chunk Program compiles
 
     def _steps_sharding(self) -> NamedSharding:
@@ -87,6 +92,16 @@ class StreamProgram(Program):
         steps = start_step + jnp.arange(images.shape[0], dtype=jnp.int32)
         state, (loss, acc) = lax.scan(body, state, (images, labels, steps))
         return state, (jnp.mean(loss, axis=0), jnp.mean(acc, axis=0))
+
+    def _train_given_on_host(self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array,
+                             start_step: jax.Array):
+        """:meth:`_train_given_chunk` as a host loop over one compiled step (``spec.step_loop="host"``)."""
+        losses, accuracies = [], []
+        for t in range(images.shape[0]):
+            state, (loss, acc) = self._step_of_all(state, mask, images[t], labels[t], start_step + t)
+            losses.append(loss)
+            accuracies.append(acc)
+        return state, (jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
 
     def _step_given(self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, step: jax.Array):
         """One SGD step of one replicate on a host-augmented batch of stored images."""
