@@ -120,6 +120,22 @@ def test_imagenet_views(folder):
     np.testing.assert_array_equal(same, crops[0])
 
 
+def test_a_streamed_chunk_holds_its_batches_on_the_device(folder):
+    """The memory a streamed run needs grows with data.stream_chunk_steps: a chunk's host batches are
+    one argument of its program (what jaxlth.experiments.replicates counts)."""
+    from jaxlth.training import memory, setup as setup_lib  # noqa: PLC0415
+    from tests.conftest import tiny_config  # noqa: PLC0415
+
+    def per_network(chunk):
+        config = tiny_config(**{"data.name": "tiny_images", "data.source": "array_record", "data.dir": folder,
+                                "data.image_size": SIZE, "data.stream_chunk_steps": chunk})
+        setup = setup_lib.build(config)
+        return memory.measure(setup.program, setup.data, num_steps=chunk).training.per_network
+
+    batch = 32 * SIZE * SIZE * 3  # one step's uint8 images (the tiny config's batch of 32)
+    assert per_network(8) - per_network(4) >= 4 * batch
+
+
 def stream_flags(folder) -> list[str]:
     return ["--config.data.name=tiny_images", "--config.data.source=array_record", f"--config.data.dir={folder}",
             f"--config.data.image_size={SIZE}", "--config.data.stream_chunk_steps=4", "--config.replicates=2",

@@ -125,6 +125,21 @@ class Program:
         computed on the device from the step)."""
         return {}
 
+    def lower_training(self, state: TrainState, mask: PyTree, data: DeviceData, *, num_steps: int):
+        """The training program a chunk of ``num_steps`` steps runs (one step with ``step_loop="host"``),
+        lowered for ``state``, ``mask`` and ``data`` (arrays or ``jax.ShapeDtypeStruct``: nothing runs).
+        :mod:`jaxlth.training.capacity` reads its memory."""
+        step = jax.ShapeDtypeStruct((), jnp.int32)
+        if self.spec.step_loop == "host":
+            first_epoch, perms = jax.eval_shape(functools.partial(self._chunk_perms, num_steps=num_steps),
+                                                state.data_key, step)
+            return self._steps.lower(state, mask, perms, first_epoch, step, data)
+        return self.train_chunk.lower(state, mask, data, step, num_steps=num_steps)
+
+    def lower_evaluation(self, params: PyTree, batch_stats: PyTree, data: DeviceData):
+        """The test-set evaluation, lowered like :meth:`lower_training`."""
+        return self.evaluate.lower(params, batch_stats, data.test_images, data.test_labels)
+
     def _chunk_perms(self, data_key: jax.Array, start_step: jax.Array, *, num_steps: int):
         """``(first_epoch, (R, epochs, N) orders)``: the data orders of the epochs a chunk touches."""
         spec = self.spec
