@@ -1,6 +1,7 @@
 """Command line: ``python -m jaxlth.main --config configs/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE]``.
 
-Parses flags and hands over to :func:`jaxlth.experiments.run`. With ``--distributed`` every process
+Parses flags and hands over to :func:`jaxlth.experiments.run` (``--fit``: prints how many replicates
+the devices' memory holds instead, :mod:`jaxlth.experiments.replicates`). With ``--distributed`` every process
 of a multi-process job (TPU pod slice, GPU cluster) runs the same command as one run
 (``docs/multi_device.md``). Mistakes a user can fix end the
 process with one sentence on stderr and exit status 2, never a traceback.
@@ -24,6 +25,9 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "With --distributed: host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --coordinator: how many processes join.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --coordinator: this process's index, 0 .. num_processes - 1.")
+_FIT = flags.DEFINE_bool(
+    "fit", False, "Print how many replicates of this config the devices' memory holds (XLA's memory analysis of its "
+    "compiled training and evaluation programs) and exit: nothing is trained or written, no --workdir needed.")
 
 
 def main(argv: list[str]) -> None:
@@ -49,6 +53,11 @@ def main(argv: list[str]) -> None:
 
     try:
         config_lib.validate(config)
+        if _FIT.value:
+            from jaxlth.experiments import replicates  # noqa: PLC0415
+
+            print(replicates.choose(config, wanted=config.replicates).describe())
+            return
         experiments.enable_compilation_cache()
         experiments.run(config, _WORKDIR.value)
     except UserError as e:

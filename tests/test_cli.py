@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 
 import jax
@@ -73,6 +74,15 @@ def test_missing_data_says_where_it_looked(tmp_path):
 
 def test_missing_workdir_flag(tmp_path):
     assert_clear_error(run_cli("--config", TINY), "--workdir")
+
+
+def test_fit_says_how_many_replicates_the_memory_holds_and_writes_nothing(tmp_path):
+    proc = run_cli("--config", f"{TINY}:instability", "--fit", "--config.replicates=3", "--workdir", str(tmp_path / "r"),
+                   check=True)
+    assert re.fullmatch(r"3 replicate\(s\); the 1 device\(s\) hold up to \d{4,}, 2 networks trained and 5 evaluated "
+                        r"per replicate \(a network: \d+ KiB in training, \d+ KiB in evaluation; [\d.]+ GiB free per "
+                        r"device\)\n", proc.stdout), proc.stdout
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_workdir_holding_another_experiment_is_refused_untouched(tmp_path):

@@ -9,6 +9,7 @@ from jaxlth import checkpoint, config as config_lib, results, workdir as workdir
 from jaxlth.errors import UserError
 from jaxlth.experiments import instability as instability_lib
 from jaxlth.experiments import lottery as lottery_lib
+from jaxlth.experiments import registry
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.instability import perturb as perturb_lib
 from tests.conftest import (TINY, assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill,
@@ -165,10 +166,12 @@ def test_spawn_steps_can_be_added_to_a_finished_run(tmp_path, monkeypatch):
     first = run_instability(tiny("instability", instability__spawn_steps="8it", instability__splits=("test",)), workdir)
     before = first.table
     recorded = record_trainings(monkeypatch)
-    grown = run_instability(tiny("instability", instability__spawn_steps="0it,4it,8it",
-                                 instability__splits=("test",)), workdir).table
+    grown_config = tiny("instability", instability__spawn_steps="0it,4it,8it", instability__splits=("test",))
+    grown = run_instability(grown_config, workdir).table
     trained = [start["name"] for start in recorded]
     assert "spawn_0000008" not in trained and {"spawn_0000000", "spawn_0000004"} <= set(trained)
+    widest = max(jax.tree.leaves(start["state"].params)[0].shape[0] for start in recorded)
+    assert widest == grown_config.replicates * registry.get("instability").widths(grown_config)[0]
     barrier = grown[grown.metric == "barrier_frankle"]
     assert sorted(barrier.spawn_step.unique()) == [0, 4, 8]
     cols = ["arm", "spawn_step", "step", "replicate", "split", "metric", "alpha", "value"]

@@ -10,7 +10,7 @@ import pytest
 
 from jaxlth import checkpoint, experiments, results, rng
 from jaxlth.errors import UserError
-from jaxlth.experiments import context as context_lib, scoring
+from jaxlth.experiments import context as context_lib, registry, scoring
 from jaxlth.pruning import at_init, masks as mask_lib, scorers
 from jaxlth.training import setup as setup_lib
 from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
@@ -109,6 +109,12 @@ def test_ablations_keep_each_layers_density_and_start_from_the_right_weights(pai
             np.testing.assert_array_equal(kernel[i], np.where(mask, first, 0))
 
 
+def test_the_widths_replicate_counts_use_are_the_widest_training_here(pai_run):
+    _, starts, config = pai_run
+    widest = max(jax.tree.leaves(state.params)[0].shape[0] for _, state, _ in starts.values())
+    assert widest == config.replicates * registry.get("prune_at_init").widths(config)[0] == 2 * 2 * 4
+
+
 def test_random_methods_take_no_ablations_and_erk_masks_follow_erk(pai_run):
     run, _, _ = pai_run
     arms = set(run.table["arm"])
@@ -142,6 +148,7 @@ def test_a_lottery_run_gives_the_reference_lines_and_its_densities(tmp_path):
     workdir = str(tmp_path / "pai")
     config = tiny_config("prune_at_init", **{"prune_at_init.methods": ("random",), "prune_at_init.densities": (),
                                              "prune_at_init.source_workdir": lottery})
+    assert registry.get("prune_at_init").widths(config) == (2, 2)  # the source's two pruned levels, no ablations
     experiments.run(config, workdir)
     run, source = results.load(workdir), results.load(lottery)
     imp = run.table[run.table["arm"] == "imp"]

@@ -9,6 +9,7 @@ import pytest
 
 from jaxlth import experiments, plots, results
 from jaxlth.errors import UserError
+from jaxlth.experiments import registry
 from jaxlth.pruning import masks as mask_lib
 from tests.conftest import (assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill,
                             tiny_config)
@@ -44,6 +45,9 @@ def test_every_level_trains_all_fractions_in_one_program(runs):
     assert dense.shape[0] == 2  # the dense level is trained once per replicate
     assert pruned.shape[0] == 2 * len(FRACTIONS)  # R x F networks on the leading axis
     assert jax.tree.leaves(by_name["random_prune/level_02"]["state"].params)[0].shape[0] == 4
+    widest = max(jax.tree.leaves(t["state"].params)[0].shape[0] for t in trainings)
+    config = tiny_config("lottery", **SETTINGS, **{"lottery.prune_fraction": FRACTIONS})
+    assert widest == SETTINGS["replicates"] * registry.get("lottery").widths(config)[0]  # what replicates.choose counts
 
 
 def test_a_sweep_equals_separate_runs(runs):

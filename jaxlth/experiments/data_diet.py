@@ -134,6 +134,12 @@ def report(table, directory: str) -> tuple[str, list[str]]:
     return plots.format_data_diet(table), plots.save_data_diet_figures(table, directory)
 
 
+def widths(config) -> tuple[int, int]:
+    """One network per score trains at once on its subset."""
+    count = max(1, len(config.data_diet.scores))
+    return count, count
+
+
 EXPERIMENT = Experiment(
     name="data_diet",
     summary="train on the training set pruned by EL2N, GraNd, forgetting or at random",
@@ -144,4 +150,5 @@ EXPERIMENT = Experiment(
     may_change=("data_diet.pruned_fractions", "data_diet.scores"),
     report=report,
     order=7,
+    widths=widths,
 )

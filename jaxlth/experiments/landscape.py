@@ -196,6 +196,13 @@ def report(table, directory: str) -> tuple[str, list[str]]:
     return plots.format_landscape(table), plots.save_landscape_figures(table, directory)
 
 
+def widths(config) -> tuple[int, int]:
+    """The source's prune fractions are measured at once (no training; Lanczos keeps its basis)."""
+    source = config.landscape.source_workdir
+    count = len(lottery_source(source, config, "landscape.source_workdir", sweep=True).fractions) if source else 1
+    return count, count
+
+
 EXPERIMENT = Experiment(
     name="landscape",
     summary="Hessian spectra of IMP's trained networks, and how far each level's projection can prune",
@@ -205,4 +212,5 @@ EXPERIMENT = Experiment(
     columns=("prune_fraction", "projection", "alpha", "rank"),
     report=report,
     order=4,
+    widths=widths,
 )

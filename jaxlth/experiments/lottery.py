@@ -285,6 +285,12 @@ def report(table, directory: str) -> tuple[str, list[str]]:
     return "\n\n".join(texts), figures
 
 
+def widths(config) -> tuple[int, int]:
+    """A prune-fraction sweep trains its ``F`` fractions at once, SWAMP its particles."""
+    width = max(len(imp.fractions(config)), int(config.lottery.average_copies))
+    return width, width
+
+
 EXPERIMENT = Experiment(
     name="lottery",
     summary="iterative magnitude pruning with rewinding, and control branches",
@@ -295,4 +301,5 @@ EXPERIMENT = Experiment(
     may_change=("lottery.levels", "lottery.branches"),
     report=report,
     order=1,
+    widths=widths,
 )

@@ -122,6 +122,12 @@ def report(table, directory: str) -> tuple[str, list[str]]:
     return plots.format_one_shot(table), plots.save_one_shot_figures(table, directory)
 
 
+def widths(config) -> tuple[int, int]:
+    """Every density retrains at once."""
+    count = max(1, len(config.one_shot.densities))
+    return count, count
+
+
 EXPERIMENT = Experiment(
     name="one_shot",
     summary="one-shot magnitude pruning to several densities, retrained from the rewind point",
@@ -132,4 +138,5 @@ EXPERIMENT = Experiment(
     reads=("lottery.layers_to_ignore",),
     report=report,
     order=3,
+    widths=widths,
 )

@@ -18,6 +18,10 @@ def _nothing(config) -> None:
     return None
 
 
+def _one_each(config) -> tuple[int, int]:
+    return 1, 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """An experiment kind.
@@ -38,6 +42,10 @@ class Experiment:
       report: ``report(table, plots_dir) -> (text, [figure paths])``: the terminal summary and the
         figures of a (possibly unfinished) run, from its results table.
       order: position in listings (``train`` first).
+      widths: ``widths(config) -> (trained, evaluated)``: the networks per replicate its widest
+        training and evaluation programs stack on the vmapped axis (copies, densities, particles,
+        interpolation points); :mod:`jaxlth.experiments.replicates` multiplies a network's memory
+        by them to find how many replicates fit on a device.
     """
 
     name: str
@@ -50,3 +58,4 @@ class Experiment:
     reads: tuple[str, ...] = ()
     report: Callable[[Any, str], tuple[str, list[str]]] | None = None
     order: int = 100
+    widths: Callable[[ml_collections.ConfigDict], tuple[int, int]] = _one_each

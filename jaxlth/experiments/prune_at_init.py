@@ -238,6 +238,22 @@ def _train(ctx: Context, method, variants, densities, masks: list, starts: list,
         ctx.save(f"{name}/final", trained)
 
 
+def widths(config) -> tuple[int, int]:
+    """A method trains its densities, times its ablations unless it is random, at once. Densities
+    ``()`` are the sources' pruned levels (read from their ``config.json`` and level folders)."""
+    pai = config.prune_at_init
+    count = len(_names(pai.densities))
+    if not count:
+        found = set()
+        for workdir in sources(config):
+            run = source.lottery_source(workdir, config, "prune_at_init.source_workdir")
+            found |= {round((1 - p) ** level, 6) for p in run.fractions for level in run.levels() if level > 0}
+        count = len(found)
+    ablated = any(not at_init.METHODS[m].is_random for m in _names(pai.methods) if m in at_init.METHODS)
+    width = max(1, count) * (1 + len(_names(pai.ablations)) if ablated else 1)
+    return width, width
+
+
 def report(table, directory: str) -> tuple[str, list[str]]:
     from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
 
@@ -255,4 +271,5 @@ EXPERIMENT = Experiment(
     reads=("lottery.layers_to_ignore",),
     report=report,
     order=8,
+    widths=widths,
 )

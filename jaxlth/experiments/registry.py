@@ -10,7 +10,7 @@ from jaxlth.errors import UserError
 from jaxlth.experiments.protocol import Experiment
 
 # Modules of jaxlth.experiments that are machinery, not experiments (skipped without importing).
-MACHINERY = {"context", "protocol", "registry", "source", "networks"}
+MACHINERY = {"context", "protocol", "registry", "source", "networks", "replicates"}
 
 
 @functools.cache

@@ -172,6 +172,15 @@ def report(table, directory: str) -> tuple[str, list[str]]:
     return plots.format_retraining(table), plots.save_retraining_figures(table, directory)
 
 
+def widths(config) -> tuple[int, int]:
+    """The control trains a mask for every pruned level of the source at once."""
+    re = config.retraining
+    if not (re.source_workdir and re.train_control):
+        return 1, 1
+    count = sum(level > 0 for level in lottery_source(re.source_workdir, config, "retraining.source_workdir").levels())
+    return max(1, count), max(1, count)
+
+
 EXPERIMENT = Experiment(
     name="retraining",
     summary="what retraining is for: new small weights, rank correlations, pruning without retraining",
@@ -181,4 +190,5 @@ EXPERIMENT = Experiment(
     columns=("layer",),
     report=report,
     order=5,
+    widths=widths,
 )

@@ -128,6 +128,14 @@ def report(table, directory: str) -> tuple[str, list[str]]:
     return plots.format_barriers(table), plots.save_instability_figures(table, directory)
 
 
+def widths(config) -> tuple[int, int]:
+    """Spawned copies (or perturbation groups, the unperturbed one with them) train at once; every
+    interpolation point of a path is evaluated at once."""
+    ins = config.instability
+    trained = max(int(ins.copies), len(ins.perturb_scales) + 1 if len(ins.perturb_scales) else 1)
+    return trained, max(trained, int(ins.alphas))
+
+
 EXPERIMENT = Experiment(
     name="instability",
     summary="linear mode connectivity: copies spawned at step k, successive IMP levels, perturbation",
@@ -140,4 +148,5 @@ EXPERIMENT = Experiment(
     reads=("lottery.layers_to_ignore",),
     report=report,
     order=2,
+    widths=widths,
 )
