@@ -272,7 +272,11 @@ def quickstart(tmp_path_factory):
 def test_quickstart_notebook_runs_imp_with_two_branches_sharded_over_the_devices(quickstart):
     nb, workdir = quickstart
     check_installed_nothing(nb)
-    assert "2 replicates in one compiled program, replicates sharded over 2 devices" in output(nb, "devices")
+    assert "2 x cpu (cpu); 2 replicates asked for" in output(nb, "devices")
+    # the memory check lets the 2 asked for through: LeNet-300-100 needs a few MiB a replicate
+    assert re.search(r"^2 replicate\(s\); the 2 device\(s\) hold up to \d{3,} \(a network: [\d.,]+ MiB in training",
+                     output(nb, "data"), re.M)
+    assert "2 replicates in one compiled program, replicates sharded over 2 devices" in output(nb, "data")
     assert "fashion_mnist: 60000 train / 10000 test images" in output(nb, "data")
     assert "final test accuracy (%)" in output(nb, "run")
     assert images(nb) == 2  # the data and the results figure
