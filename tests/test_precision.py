@@ -2,6 +2,8 @@
 bfloat16) trains, keeps float32 master weights and keeps pruned weights exactly zero; conv nets on a
 CPU run their steps one compiled call each (XLA:CPU is ~30x slower with convolutions in a loop)."""
 
+import argparse
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,3 +88,22 @@ def test_a_chunk_on_the_host_equals_its_steps_one_by_one(data):
         state, _ = program.train_chunk(state, {}, data, start, num_steps=count)
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(state.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_conv_benchmark_prints_its_table_against_the_published_peak(capsys, monkeypatch):
+    assert conv.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4e12
+    assert conv.peak_flops("NVIDIA H100 PCIe", "float32") == 378.0e12  # not the SXM part's
+    assert conv.peak_flops("TPU v5 lite", "bfloat16") == 197.0e12 and conv.peak_flops("cpu", "float32") is None
+    monkeypatch.setattr(conv, "matmul_ceiling", lambda dtype: 1e11)
+    monkeypatch.setattr(conv, "peak_flops", lambda kind, dtype: 2e11)  # as on a listed accelerator
+    # the table does not depend on the model: a dense one keeps the test fast on a CPU
+    args = argparse.Namespace(models="lenet_300_100", replicates="1,2", steps=1, repeats=1, train_size=256,
+                              dtype="float32")
+    conv.suite(args)
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ") for line in lines if line.startswith("| lenet_300_100 | ")]
+    assert [row[1] for row in rows] == ["1", "2"] and rows[0][5] == "1.00x"
+    epoch = float(rows[0][6])  # a CIFAR-10 epoch, s per replicate, from the images/s of the same row
+    assert epoch == pytest.approx(conv.CIFAR_EPOCH / float(rows[0][3].replace(",", "")), rel=0.01)
+    assert float(rows[0][9].rstrip("%")) == pytest.approx(100 * float(rows[0][7]) * 1e12 / 2e11, abs=0.3)
+    assert any(line.startswith("lenet_300_100: jaxlth / plain loop (R=1) = ") for line in lines)

@@ -6,9 +6,12 @@ arithmetic does not depend on the values; CIFAR augmentation on the device), bat
 
 * images/s per replicate of jaxlth's masked, resumable step (``Program.train_chunk`` with a mask
   applied to gradients and weights, as every IMP level trains);
+* the time of a 50,000-image CIFAR-10 epoch per replicate (all ``R`` replicates' epoch over ``R``);
 * the achieved FLOP/s (XLA's cost analysis of one compiled step, times the steps per second)
-  against the device's ceiling, measured as a large matrix product in the same dtype;
-* the memory a compiled step needs (XLA's memory analysis: arguments + outputs + temporaries);
+  against the device's ceiling, measured as a large matrix product in the same dtype, and against
+  its published dense peak (:data:`PEAK_TFLOPS`);
+* the memory a compiled step needs (XLA's memory analysis: arguments + outputs + temporaries) and
+  the device's peak memory so far, where it reports one (GPUs, TPUs);
 * at ``R = 1``, a minimal plain Flax + optax loop on the same model, optimizer, batches and
   augmentation (one jitted step per call, no masks, no chunking): jaxlth should reach >= 0.9x.
 
@@ -35,6 +38,38 @@ from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR_EPOCH = 50_000  # images in one CIFAR-10 training epoch
+
+# Published dense peak TFLOP/s by device kind (a substring of jax's device_kind), for the dtype a
+# program computes in: "bfloat16", and "float32" as JAX runs it at its default matmul precision
+# (TF32 tensor cores on NVIDIA Ampere and Hopper, one bfloat16 pass on a TPU). Sources: NVIDIA's H100,
+# H200, A100, L4 and T4 datasheets (dense, without sparsity); Google Cloud's TPU v4, v5e and v5p pages.
+PEAK_TFLOPS = {
+    "H100 PCIe": {"float32": 378.0, "bfloat16": 756.0},
+    "H100": {"float32": 494.7, "bfloat16": 989.4},
+    "H200": {"float32": 494.7, "bfloat16": 989.4},
+    "A100": {"float32": 156.0, "bfloat16": 312.0},
+    "L4": {"float32": 60.0, "bfloat16": 121.0},
+    "T4": {"float32": 8.1, "bfloat16": 65.0},
+    "TPU v4": {"float32": 275.0, "bfloat16": 275.0},
+    "TPU v5 lite": {"float32": 197.0, "bfloat16": 197.0},
+    "TPU v5e": {"float32": 197.0, "bfloat16": 197.0},
+    "TPU v5p": {"float32": 459.0, "bfloat16": 459.0},
+}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+    """The published dense peak FLOP/s of a device kind in ``dtype`` (None when not listed: CPUs)."""
+    for kind, peaks in PEAK_TFLOPS.items():  # "H100 PCIe" is listed before "H100"
+        if kind.lower() in device_kind.lower():
+            return peaks[dtype] * 1e12
+    return None
+
+
+def peak_memory(device) -> int | None:
+    """The most bytes this process has held on ``device`` so far (None where it does not say: CPUs)."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
 def cifar_shaped(num_train: int = 50_000, num_test: int = 1_000) -> DeviceData:
@@ -168,25 +203,34 @@ def suite(args) -> None:
     device = jax.devices()[0]
     dtype = args.dtype
     data = cifar_shaped(args.train_size)
-    ceiling = matmul_ceiling(dtype)
+    ceiling, peak = matmul_ceiling(dtype), peak_flops(device.device_kind, dtype)
     counts = [int(x) for x in args.replicates.split(",") if x]
+    peak_text = f"published peak {peak / 1e12:.0f} TFLOP/s" if peak else "no published peak listed"
     print(f"\nconv nets on CIFAR-10-shaped data ({args.train_size} images, batch 128, CIFAR augmentation), {dtype}, "
           f"{args.steps} steps per timed run, best of {args.repeats}; {device.device_kind}: matmul ceiling "
-          f"{ceiling / 1e12:.2f} TFLOP/s ({dtype})")
-    print("| model | R | images/s per replicate | images/s all | vs R=1 | TFLOP/s | % of ceiling | step memory |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{ceiling / 1e12:.2f} TFLOP/s ({dtype}), {peak_text}")
+    print("| model | R | step loop | images/s per replicate | images/s all | vs R=1 | CIFAR-10 epoch, s per replicate | "
+          "TFLOP/s | % of matmul ceiling | % of peak | step memory | peak memory so far |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         program = program_for(name, args.train_size, dtype=dtype)
-        one = None
+        one, rows = None, {}
         for r in counts:
             m = measure(program, data, r, args.steps, args.repeats)
             per = m["images_per_s"]
             one = one or per * r
+            rows[r] = {"epoch": CIFAR_EPOCH / (per * r), "speedup": per * r / one}
             achieved = m["flops_per_step"] * args.steps / m["seconds"]
-            print(f"| {name} | {r} | {per:,.0f} | {per * r:,.0f} | {per * r / one:.2f}x | {achieved / 1e12:.3f} | "
-                  f"{100 * achieved / ceiling:.0f}% | {m['bytes'] / 2**20:,.0f} MiB |", flush=True)
+            used = peak_memory(device)
+            print(f"| {name} | {r} | {program.spec.step_loop} | {per:,.0f} | {per * r:,.0f} | {per * r / one:.2f}x | "
+                  f"{rows[r]['epoch']:.2f} | {achieved / 1e12:.3f} | {100 * achieved / ceiling:.0f}% | "
+                  f"{f'{100 * achieved / peak:.1f}%' if peak else '-'} | {m['bytes'] / 2**20:,.0f} MiB | "
+                  f"{f'{used / 2**20:,.0f} MiB' if used else '-'} |", flush=True)
         plain = measure_plain(program, data, args.steps, args.repeats)
         mine = measure(program, data, 1, args.steps, args.repeats)
-        print(f"| {name} plain Flax + optax loop | 1 | {plain['images_per_s']:,.0f} | | | | | |")
-        print(f"| {name}: jaxlth / plain (R=1) | | {mine['images_per_s'] / plain['images_per_s']:.2f}x "
-              f"(target >= 0.9x) | | | | | |", flush=True)
+        print(f"| {name} plain Flax + optax loop | 1 | step per call | {plain['images_per_s']:,.0f} | | | | | | | | |")
+        print(f"\n{name}: jaxlth / plain loop (R=1) = {mine['images_per_s'] / plain['images_per_s']:.2f}x "
+              "(target >= 0.9x)", flush=True)
+        if name == "resnet20" and 8 in rows:
+            print(f"{name} at R=8: a CIFAR-10 epoch in {rows[8]['epoch']:.2f} s per replicate (target <= 2 s); "
+                  f"8 replicates at {rows[8]['speedup']:.2f}x the images/s of one (target >= 4x)\n", flush=True)
