@@ -1,7 +1,5 @@
 """Interpolation, barriers, BatchNorm recomputation, and copies that differ only in SGD noise."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +11,7 @@ from jaxlth.analysis.interpolation import bn_batches_from
 from jaxlth import rng
 from jaxlth.training import copies as copies_lib
 from jaxlth.training import setup as setup_lib
-from tests.conftest import FASHION_MNIST_DIR, TINY, run_cli, tiny_config as tiny
+from tests.conftest import TINY, run_cli, tiny_config as tiny
 
 
 def trained_pair(replicates=2, steps=24):
@@ -130,26 +128,3 @@ def test_instability_run_writes_barriers_and_figures(tmp_path):
                     "--config.instability.perturb_scales=(0.5,)", check=True)
     assert len(results.load(str(workdir)).table) == len(table)  # nothing recomputed or duplicated
     assert rerun.returncode == 0
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
-                    reason=f"real Fashion-MNIST is not installed in {FASHION_MNIST_DIR}")
-def test_lenet_fashion_mnist_instability_and_between_levels(tmp_path):
-    lottery = tmp_path / "lth"
-    run_cli("--config", "configs/lenet_fashion_mnist.py:lottery", "--workdir", str(lottery),
-            "--config.lottery.levels=2", "--config.train.steps=1ep", "--config.replicates=2",
-            "--config.progress=false", check=True)
-    workdir = tmp_path / "inst"
-    proc = run_cli("--config", "configs/lenet_fashion_mnist.py:instability", "--workdir", str(workdir),
-                   "--config.instability.spawn_steps=0it,100it", "--config.train.steps=1ep",
-                   "--config.instability.alphas=11", "--config.instability.train_examples=2000",
-                   "--config.replicates=2", f"--config.instability.source_workdir={lottery}",
-                   "--config.instability.between_levels=true", "--config.progress=false", check=True)
-    table = results.load(str(workdir)).table
-    assert sorted(table[table.metric == "barrier_frankle"].spawn_step.dropna().unique()) == [0, 100]
-    between = table[(table.arm == "between_levels") & (table.metric == "barrier_paul") & (table.split == "test")]
-    assert sorted(between.level.unique()) == [1, 2] and len(between) == 4
-    assert set(table[table.metric == "matching"].value) <= {0.0, 1.0}
-    for name in ("barrier_vs_spawn_step.png", "interpolation_curves.png", "barrier_between_levels.png"):
-        assert (workdir / "plots" / name).exists(), proc.stdout

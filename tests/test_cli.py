@@ -142,15 +142,15 @@ def test_run_writes_config_results_and_checkpoints(tmp_path):
 
 
 def test_kill_and_resume_is_bitwise_identical(tmp_path):
-    args = ["--config", TINY, "--config.train.steps=20ep", "--config.replicates=2", "--config.checkpoint_every=3it",
+    args = ["--config", TINY, "--config.train.steps=10ep", "--config.replicates=2", "--config.checkpoint_every=4it",
             "--config.eval_every=7it"]
     reference = tmp_path / "reference"
     run_cli(*args, "--workdir", str(reference), check=True)
 
     workdir = tmp_path / "killed"
-    for kill_after_checkpoints in (3, 12):
+    for kill_after_checkpoints in (3, 11):
         start_and_kill([*args, "--workdir", str(workdir)],
-                       lambda: checkpoint_steps(workdir / "checkpoints")[-1:] >= [3 * kill_after_checkpoints])
+                       lambda: checkpoint_steps(workdir / "checkpoints")[-1:] >= [4 * kill_after_checkpoints])
     run_cli(*args, "--workdir", str(workdir), check=True)
 
     a, b = results.load(str(reference)), results.load(str(workdir))

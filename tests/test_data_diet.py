@@ -211,7 +211,7 @@ def test_scores_of_a_batchnorm_conv_net_use_the_running_statistics(tmp_path):
 
 def test_a_killed_scores_run_resumes_bitwise_with_its_forgetting_counters(tmp_path):
     args = ["--config", f"{TINY}:scores", "--config.replicates=2", "--config.train.steps=12ep",
-            "--config.scores.at=0it"]
+            "--config.scores.at=0it", "--config.checkpoint_every=8it"]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
     start_and_kill([*args, "--workdir", str(workdir)],

@@ -132,7 +132,7 @@ def test_perturbing_the_rewind_point_of_a_level(tmp_path, lottery_run):
 
 @pytest.mark.slow
 def test_kill_during_the_copies_resumes_bitwise(tmp_path):
-    args = ["--config", f"{TINY}:instability", "--config.train.steps=12ep", "--config.checkpoint_every=4it",
+    args = ["--config", f"{TINY}:instability", "--config.train.steps=8ep", "--config.checkpoint_every=8it",
             "--config.replicates=2"]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"

@@ -158,12 +158,12 @@ def test_bad_lottery_settings_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_kill_during_level_2_resumes_bitwise(tmp_path):
-    args = ["--config", f"{TINY}:lottery", "--config.train.steps=8ep", "--config.checkpoint_every=7it",
+    args = ["--config", f"{TINY}:lottery", "--config.train.steps=6ep", "--config.checkpoint_every=11it",
             "--config.replicates=2"]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
     target = workdir / "checkpoints" / "imp" / "level_02"
-    start_and_kill([*args, "--workdir", str(workdir)], lambda: checkpoint_steps(target)[-1:] >= [35])
+    start_and_kill([*args, "--workdir", str(workdir)], lambda: checkpoint_steps(target)[-1:] >= [33])
     run_cli(*args, "--workdir", str(workdir), check=True)
     a, b = results.load(str(tmp_path / "reference")), results.load(str(workdir))
     for arm in ("imp", "random_prune", "random_reinit"):

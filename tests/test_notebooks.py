@@ -321,6 +321,9 @@ def test_instability_notebook_on_a_fresh_short_lottery_run(tmp_path):
     curve = table[(table.arm == "copies") & (table.metric == "error") & (table.split == "test")]
     assert sorted(curve.alpha.unique()) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
     assert "barrier between successive IMP levels" in output(nb, "instability")
+    assert set(table[table.metric == "matching"].value) <= {0.0, 1.0} and len(table[table.metric == "matching"])
+    for figure in ("barrier_vs_spawn_step.png", "interpolation_curves.png", "barrier_between_levels.png"):
+        assert os.path.getsize(os.path.join(workdir, "plots", figure)) > 5000
     assert images(nb) == 2  # the three-panel figure and the hand-made interpolation
     # Two initialisations are far less connected than two copies of one trunk (the notebook's point).
     by_hand = float(re.search(r"test error barrier ([\d.]+)% \(Frankle\)", output(nb, "by-hand")).group(1))

@@ -124,7 +124,7 @@ def test_the_command_line_takes_a_tuple_of_fractions(tmp_path):
 def test_a_killed_sweep_resumes_bitwise(tmp_path):
     args = ["--config", "tests/configs/tiny.py:lottery", "--config.lottery.prune_fraction=0.3,0.6",
             "--config.lottery.levels=1", "--config.lottery.branches=()", "--config.replicates=2",
-            "--config.checkpoint_every=1it", "--config.train.steps=6ep"]
+            "--config.checkpoint_every=5it", "--config.train.steps=6ep"]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
     target = workdir / "checkpoints" / "imp" / "level_01"
