@@ -72,8 +72,8 @@ def test_the_choice_follows_the_memory_and_the_device_count(tiny, monkeypatch):
     assert replicates.choose(config, wanted=7).replicates == 6
     assert replicates.choose(config).replicates == 2  # default: one per device, at least 2
     monkeypatch.setattr(memory, "free_bytes", lambda device=None: 2**10)
-    with pytest.raises(UserError, match=r"^one replicate of lenet .* more than the 1 KiB free on .*: lower "
-                                        r"train\.batch_size"):
+    with pytest.raises(UserError, match=r"^one replicate of lenet .* more than 90% of the 1 KiB free on cpu \(the "
+                                        r"share a run is planned in\): lower train\.batch_size"):
         replicates.choose(config)
 
 

@@ -73,9 +73,9 @@ def choose(config, dataset=None, wanted: int | None = None, widths: tuple[int, i
     if per_device < 1:
         raise UserError(
             f"one replicate of {config.model.name} ({max(widths)} network(s), batch {config.train.batch_size}) needs "
-            f"{memory.describe_bytes(footprint.bytes_for(1, widths))} on a device, more than the "
-            f"{memory.describe_bytes(free)} free on {jax.devices()[0].device_kind}: lower train.batch_size or "
-            "eval_batch_size, or use a device with more memory")
+            f"{memory.describe_bytes(footprint.bytes_for(1, widths))} on a device, more than "
+            f"{memory.HEADROOM:.0%} of the {memory.describe_bytes(free)} free on {jax.devices()[0].device_kind} (the "
+            "share a run is planned in): lower train.batch_size or eval_batch_size, or use a device with more memory")
     most = per_device * devices
     chosen = min(wanted, most)
     if chosen >= devices:
