@@ -88,15 +88,11 @@ def validate(config) -> None:
     imp.check_settings(config)
     branches_lib.get(tuple(config.lottery.branches))
     scorer = at_init.scorer(config.lottery.scorer, "lottery.scorer")
-    for field in ("scorer_rounds", "scorer_examples_per_class"):
+    for field, least in (("scorer_rounds", 0), ("scorer_examples_per_class", 0), ("average_copies", 1),
+                         ("average_bn_batches", 0)):
         value = config.lottery[field]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise UserError(f"lottery.{field} must be a non-negative integer, got {value!r}")
-    for field in ("average_copies", "average_bn_batches"):
-        value = config.lottery[field]
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if field == "average_copies" else 0):
-            raise UserError(f"lottery.{field} must be an integer >= {1 if field == 'average_copies' else 0}, "
-                            f"got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise UserError(f"lottery.{field} must be an integer >= {least}, got {value!r}")
     swa_start = config.lottery.average_swa_start
     if (config.lottery.average_copies > 1 or swa_start) and len(imp.fractions(config)) > 1:
         raise UserError("lottery.average_copies > 1 and lottery.average_swa_start need one lottery.prune_fraction, "
@@ -167,17 +163,21 @@ class Lottery:
     def dense(self, mask) -> dict:
         """Level 0: the dense network of each replicate, trained once and shared by every fraction."""
         if self.averaging:
-            rewind = networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data)
-            return self.trained(arms.IMP, 0, mask, rewind, self.setup)
+            return self.trained(arms.IMP, 0, mask, self.rewind, self.setup)
+
         def train() -> dict:
             shared = [[dict(place, replicate=r) for place in self.places[r * self.copies:(r + 1) * self.copies]]
                       for r in range(self.config.replicates)]
-            state = networks.train_level(self.ctx, arms.IMP, 0, copies_lib.select(mask, 0, self.copies),
-                                         networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data), self.rewind_step,
-                                         self.total_steps, "imp level 0", coords=shared)
+            state = networks.train_level(self.ctx, arms.IMP, 0, copies_lib.select(mask, 0, self.copies), self.rewind,
+                                         self.rewind_step, self.total_steps, "imp level 0", coords=shared)
             return self.stacked(network_of(state))
 
         return self.ctx.cached(f"{arms.IMP}/{level_name(0)}/final", train)
+
+    @functools.cached_property
+    def rewind(self) -> dict:
+        """The rewind network of each replicate (trained 0 -> k once, then loaded)."""
+        return networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data)
 
     @functools.cached_property
     def scoring_data(self):
@@ -211,8 +211,7 @@ class Lottery:
         """Transforms (IMP mask, rewind network) as ``branch`` says and trains the result."""
         if self.ctx.exists(f"{branch.name}/{level_name(level)}/final"):
             return
-        c = self.config
-        transformed = {}
+        c, transformed = self.config, {}
 
         def transform() -> dict:
             if not transformed:
@@ -234,22 +233,18 @@ class Lottery:
 
     def run(self) -> None:
         lot = self.config.lottery
-        rewind = self.stacked(networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data))
+        rewind = self.stacked(self.rewind)
         final, mask = None, None
         for level in range(lot.levels + 1):
             mask = self.imp_mask(level, final, mask)
             if level == 0:
                 final = self.dense(mask)
                 continue
-            if lot.retrain == "weight_rewind":
-                start, setup = rewind, self.setup
-            else:
-                start = final
-                setup = self.finetune_setup if lot.retrain == "finetune" else self.setup
+            start = rewind if lot.retrain == "weight_rewind" else final
+            setup = self.finetune_setup if lot.retrain == "finetune" else self.setup
             final = self.trained(arms.IMP, level, mask, start, setup)
-            if level > 0:
-                for branch in self.branches:
-                    self.branch(branch, level, mask, rewind)
+            for branch in self.branches:
+                self.branch(branch, level, mask, rewind)
 
 
 def run(ctx: Context) -> None:
@@ -287,8 +282,7 @@ def report(table, directory: str) -> tuple[str, list[str]]:
 
 def widths(config) -> tuple[int, int]:
     """A prune-fraction sweep trains its ``F`` fractions at once, SWAMP its particles."""
-    width = max(len(imp.fractions(config)), int(config.lottery.average_copies))
-    return width, width
+    return (max(len(imp.fractions(config)), int(config.lottery.average_copies)),) * 2
 
 
 EXPERIMENT = Experiment(
