@@ -34,6 +34,7 @@ from jaxlth import models, rng
 from jaxlth.config import base_config
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
+from jaxlth.training import memory
 from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec
 
@@ -156,10 +157,7 @@ def _analysis(compiled) -> tuple[float, int]:
     """``(FLOPs, bytes)`` of a compiled program (XLA's cost and memory analyses)."""
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    memory = compiled.memory_analysis()
-    needed = (memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-              - memory.alias_size_in_bytes) if memory is not None else 0
-    return float((cost or {}).get("flops", 0.0)), int(needed)
+    return float((cost or {}).get("flops", 0.0)), memory.program_bytes(compiled)
 
 
 def measure(program: Program, data: DeviceData, replicates: int, num_steps: int, repeats: int) -> dict:

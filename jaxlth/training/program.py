@@ -128,7 +128,7 @@ class Program:
     def lower_training(self, state: TrainState, mask: PyTree, data: DeviceData, *, num_steps: int):
         """The training program a chunk of ``num_steps`` steps runs (one step with ``step_loop="host"``),
         lowered for ``state``, ``mask`` and ``data`` (arrays or ``jax.ShapeDtypeStruct``: nothing runs).
-        :mod:`jaxlth.training.capacity` reads its memory."""
+        :mod:`jaxlth.training.memory` reads its memory."""
         step = jax.ShapeDtypeStruct((), jnp.int32)
         if self.spec.step_loop == "host":
             first_epoch, perms = jax.eval_shape(functools.partial(self._chunk_perms, num_steps=num_steps),

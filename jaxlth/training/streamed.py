@@ -84,14 +84,12 @@ class StreamProgram(Program):
     def lower_training(self, state: TrainState, mask: PyTree, data, *, num_steps: int):
         """The program of a chunk of ``num_steps`` host batches (one step with ``step_loop="host"``),
         lowered for these (possibly abstract) arguments; every replicate's whole batch on one device."""
-        count, size = state.data_key.shape[0], self.spec.batch_size
-        image = self.stream.dataset.image_shape
-        images = jax.ShapeDtypeStruct((num_steps, count, size, *image), jnp.uint8)
-        labels = jax.ShapeDtypeStruct((num_steps, count, size), jnp.int32)
-        step = jax.ShapeDtypeStruct((), jnp.int32)
-        if self.spec.step_loop == "host":
-            return self._step_of_all.lower(state, mask, _one_step(images), _one_step(labels), step)
-        return self._train_given.lower(state, mask, images, labels, step)
+        host = self.spec.step_loop == "host"
+        batches = (*(() if host else (num_steps,)), state.data_key.shape[0], self.spec.batch_size)
+        images = jax.ShapeDtypeStruct((*batches, *self.stream.dataset.image_shape), jnp.uint8)
+        labels = jax.ShapeDtypeStruct(batches, jnp.int32)
+        lowered = self._step_of_all if host else self._train_given
+        return lowered.lower(state, mask, images, labels, jax.ShapeDtypeStruct((), jnp.int32))
 
     def lower_evaluation(self, params: PyTree, batch_stats: PyTree, data):
         """The evaluation of one streamed batch of ``eval_batch_size`` examples, lowered."""
@@ -146,7 +144,3 @@ class StreamProgram(Program):
     def data_state(self, step: int) -> dict:
         """The Grain iterator's state before ``step``: checkpoints record it."""
         return {"data_iterator": self.stream.iterator_state(step)}
-
-
-def _one_step(batches: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(batches.shape[1:], batches.dtype)
