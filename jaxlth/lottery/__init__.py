@@ -1,1 +1,0 @@
-"""Iterative magnitude pruning with rewinding, and the control branches beside it."""
