@@ -4,6 +4,9 @@ protocol, and workdirs that release wrote still load, resume and extend.
 ``tests/fixtures/v1`` holds three tiny workdirs written by commit 9689c42
 (``tests/fixtures/make_v1_workdirs.sh``): a lottery run, an instability run analysing it
 (copies of level 1, successive levels, perturbation) and a dense instability run.
+``tests/fixtures/v2`` holds the rows and the artifacts' digests of a small run of every experiment
+kind (14 runs: sweeps, averaging, SNIP-scored levels, pretraining on a data diet, alignment, REPAIR,
+...) recorded by commit 2ba803e, before experiments became folders (``tests/fixtures/make_v2_digests.py``).
 """
 
 import json
@@ -130,3 +133,23 @@ def test_old_workdirs_resume_and_extend(tmp_path):
     assert sorted(table[(table.metric == "barrier_paul") & (table.arm == "copies")].spawn_step.unique()) == [0, 4, 8]
     experiments.run(fixture_config("instability_source", os.path.join(base, "lottery")),
                     os.path.join(base, "instability_source"))  # all done: no work
+
+
+# ----- v2: a small run of every experiment kind, recorded before experiments became folders -------------
+@pytest.fixture(scope="module")
+def made_again(tmp_path_factory):
+    """The runs of tests/fixtures/v2 made again by today's code (tests/compat_v2.py)."""
+    from tests import compat_v2
+
+    base = str(tmp_path_factory.mktemp("v2"))
+    compat_v2.make(base)
+    return base
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name, _, _ in json.load(open(os.path.join(
+    os.path.dirname(FIXTURES), "v2", "runs.json")))["runs"]])
+def test_every_kind_is_bitwise_what_it_was_before_the_folders(made_again, name):
+    from tests import compat_v2
+
+    assert compat_v2.differences(name, os.path.join(made_again, name)) == []

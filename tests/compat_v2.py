@@ -1,0 +1,107 @@
+"""The runs of tests/fixtures/v2 made again by today's code, and their comparison with the recordings
+(shared by tests/test_compat.py and ``python tests/compat_v2.py``, which prints every difference)."""
+
+import hashlib
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v2")
+TINY = os.path.join(ROOT, "tests", "configs", "tiny.py")
+SPEC = json.load(open(os.path.join(FIXTURES, "runs.json")))
+VERSIONS = json.load(open(os.path.join(FIXTURES, "versions.json")))
+SAME_XLA = jax.__version__ == VERSIONS["jax"]  # bitwise equality holds for the same XLA
+NAMES = [name for name, _, _ in SPEC["runs"]]
+
+
+def config_of(name: str, base: str):
+    """The config of the fixture run ``name``, its sources in ``base``."""
+    from jaxlth import config as config_lib
+
+    _, arg, overrides = next(r for r in SPEC["runs"] if r[0] == name)
+    changes = dict(SPEC["common"])
+    for key, value in overrides.items():
+        changes[key] = value.format(**{n: os.path.join(base, n) for n in NAMES}) \
+            if isinstance(value, str) and "{" in value else value
+    return config_lib.from_file(f"{TINY}:{arg}", **changes)
+
+
+def make(base: str, names=None) -> None:
+    """Runs the fixture runs (all, or ``names`` and the runs before them) into ``base``."""
+    from jaxlth import experiments
+
+    last = max(NAMES.index(n) for n in names) if names else len(NAMES) - 1
+    for name in NAMES[:last + 1]:
+        experiments.run(config_of(name, base), os.path.join(base, name))
+
+
+def digests(workdir: str) -> dict:
+    """``{artifact: {leaf: [dtype, shape, sha256]}}`` and ``{marker: "marker"}`` of a workdir."""
+    from jaxlth import checkpoint
+
+    base, out = os.path.join(workdir, "artifacts"), {}
+    for folder, dirs, files in os.walk(base):
+        name = os.path.relpath(folder, base)
+        if "_CHECKPOINT_METADATA" in files:
+            leaves = jax.tree_util.tree_flatten_with_path(checkpoint.load_artifact(folder))[0]
+            out[name] = {jax.tree_util.keystr(path): [str(np.asarray(x).dtype), list(np.shape(x)),
+                                                      hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]
+                         for path, x in leaves}
+            dirs.clear()
+            continue
+        for f in files:
+            out[os.path.relpath(os.path.join(folder, f), base)] = "marker"
+    return dict(sorted(out.items()))
+
+
+def tidy(path: str) -> pd.DataFrame:
+    """A results table as sorted text cells (values compared exactly, as written)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = table[sorted(table.columns)]
+    return table.sort_values(list(table.columns)).reset_index(drop=True)
+
+
+def differences(name: str, workdir: str) -> list[str]:
+    """What differs between the recording of ``name`` and ``workdir`` (empty: nothing)."""
+    out = []
+    old = json.load(open(os.path.join(FIXTURES, name, "digests.json")))
+    new = digests(workdir)
+    if sorted(old) != sorted(new):
+        out.append(f"{name}: artifacts {sorted(set(old) ^ set(new))} differ")
+    for artifact in sorted(set(old) & set(new)):
+        if old[artifact] == new[artifact]:
+            continue
+        if not SAME_XLA and old[artifact] != "marker":
+            shapes = {k: v[:2] for k, v in old[artifact].items()} == {k: v[:2] for k, v in new[artifact].items()}
+            if shapes:
+                continue
+        out.append(f"{name}: artifact {artifact} differs")
+    a, b = tidy(os.path.join(FIXTURES, name, "results.csv")), tidy(os.path.join(workdir, "results.csv"))
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        out.append(f"{name}: results.csv columns {list(a.columns)} / {list(b.columns)}, rows {len(a)} / {len(b)}")
+    elif SAME_XLA and not a.equals(b):
+        diff = (a != b).any(axis=1)
+        out.append(f"{name}: {int(diff.sum())} rows of results.csv differ, e.g. {a[diff].iloc[0].to_dict()} / "
+                   f"{b[diff].iloc[0].to_dict()}")
+    elif not SAME_XLA:
+        keys = [c for c in a.columns if c != "value"]
+        if not a[keys].equals(b[keys]):
+            out.append(f"{name}: the rows' coordinates differ")
+        elif not np.allclose(a["value"].astype(float), b["value"].astype(float), rtol=1e-4, atol=1e-5, equal_nan=True):
+            out.append(f"{name}: values differ beyond float tolerance")
+    return out
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    base = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
+    chosen = sys.argv[2:] or None
+    make(base, chosen)
+    found = [d for name in (chosen or NAMES) for d in differences(name, os.path.join(base, name))]
+    print("\n".join(found) or "every run equals its recording")
