@@ -37,7 +37,7 @@ random, magnitude, SNIP, GraSP (10 examples per class, BatchNorm in train mode a
 code) and SynFlow (100 rounds) at densities 2^-1 .. 2^-6, and random uniform and ERK masks, each
 with its mask shuffled per layer, reinitialised and inverted; the lottery run above and one with
 ``--config.lottery.retrain=lr_rewind`` as reference lines. Frankle et al. (2021)'s code prunes the
-output layer too (``--config.lottery.layers_to_ignore="()"`` here; IMP's runs must then do the same
+output layer too (``--config.pruning.layers_to_ignore="()"`` here; IMP's runs must then do the same
 for the densities to mean the same weights).
 
     python -m jaxlth.main --config configs/vgg16_cifar10.py:prune_at_init --workdir runs/vgg16_pai \
@@ -77,7 +77,7 @@ def get_config(arg: str | None = None):
     c.train.schedule = "step"
     c.train.milestones = "31200it,46800it"
     c.train.gamma = 0.1
-    c.lottery.layers_to_ignore = ("output",)
+    c.pruning.layers_to_ignore = ("output",)
     c.eval_every = "1ep"
     c.checkpoint_every = "1ep"
     c.lottery.levels = 20

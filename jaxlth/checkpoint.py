@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 
 from jaxlth import sharding, storage
 from jaxlth.errors import UserError, storage_error
-from jaxlth.training.state import copy as device_copy
+from absl import logging as absl_logging
 
 PyTree = Any
 
@@ -51,7 +51,7 @@ class Checkpoints:
 
     def save(self, step: int, state: PyTree, meta: dict | None = None) -> None:
         """Starts saving ``state`` at ``step`` in the background (``state`` may be donated after)."""
-        args = {"state": ocp.args.StandardSave(device_copy(state))}
+        args = {"state": ocp.args.StandardSave(sharding.copy(state))}
         args["meta"] = ocp.args.JsonSave(dict(meta or {}, step=int(step)))
         with writing(self.directory):
             self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
@@ -108,8 +108,6 @@ class Checkpoints:
 @contextlib.contextmanager
 def quiet():
     """Orbax's and asyncio's own log lines silenced (their errors become one sentence of ours)."""
-    from absl import logging as absl_logging  # noqa: PLC0415
-
     loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
     levels = [logger.level for logger in loggers]
     verbosity = absl_logging.get_verbosity()

@@ -3,7 +3,8 @@
 Prints the final IMP test accuracy of each lottery run per level, side by side, and the error
 barrier of each instability run's first spawn step (with ``instability.spawn_from=source_rewind``:
 the instability of that lottery run's rewind point), and writes the figures
-``compare_accuracy_vs_weights.png`` and ``compare_rewind_barrier.png`` into ``DIR``. E.g. rewind
+``compare_accuracy_vs_weights.png`` and ``compare_rewind_barrier.png`` into ``DIR``; the tables and
+figures are functions of ``{label: table}`` (``jaxlth.plots.format_comparison``, ...). E.g. rewind
 points pretrained on the full data, a random subset and the easiest examples (Paul et al. 2022)::
 
     python -m jaxlth.compare --out runs/diet_compare full=runs/lenet_diet_full \\
@@ -14,9 +15,111 @@ points pretrained on the full data, a random subset and the easiest examples (Pa
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
+import numpy as np
+import pandas as pd
+
+from jaxlth import drawing, results, tables
 from jaxlth.errors import UserError
+from jaxlth.experiments.instability.figures import barriers
+from jaxlth.experiments.lottery.arms import ARMS, IMP
+
+COMPARE_FIGURE = "compare_accuracy_vs_weights.png"
+BARRIER_COMPARE_FIGURE = "compare_rewind_barrier.png"
+
+
+def imp_rows(stats: pd.DataFrame) -> pd.DataFrame:
+    """The IMP rows of a summary."""
+    return stats[stats["arm"] == IMP]
+
+
+def comparison_table(lotteries: dict[str, pd.DataFrame], split: str = "test") -> pd.DataFrame:
+    """One row per (run, level) of IMP: ``percent_remaining``, ``mean``, ``std``, ``n`` (accuracy as a fraction)."""
+    parts = [imp_rows(tables.summary(table, split, arms=ARMS)).assign(run=label) for label, table in lotteries.items()]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=["run", "level", "percent_remaining", "mean", "std", "n"])
+    return pd.concat(parts, ignore_index=True)[["run", "level", "percent_remaining", "mean", "std", "n"]]
+
+
+def rewind_barrier_table(instabilities: dict[str, pd.DataFrame], split: str = "test",
+                         metric: str = "barrier_frankle") -> pd.DataFrame:
+    """One row per run: the error barrier between copies spawned at its (first) spawn step."""
+    rows = []
+    for label, table in instabilities.items():
+        found = barriers(table)
+        found = found[(found["split"] == split) & (found["metric"] == metric)]
+        if not found.empty:
+            first = found.sort_values("spawn_step").iloc[0]
+            rows.append({"run": label, "spawn_step": first["spawn_step"], "mean": first["mean"],
+                         "std": first["std"], "n": first["n"]})
+    return pd.DataFrame(rows, columns=["run", "spawn_step", "mean", "std", "n"])
+
+
+def format_comparison(lotteries: dict[str, pd.DataFrame], instabilities: dict[str, pd.DataFrame] | None = None) -> str:
+    """Text: final IMP test accuracy (%) per level (rows) and run (columns), then the rewind barriers."""
+    stats = comparison_table(lotteries)
+    lines = []
+    if not stats.empty:
+        labels = list(lotteries)
+        body = []
+        for level, rows in stats.groupby("level"):
+            cells = []
+            for label in labels:
+                hit = rows[rows["run"] == label]
+                cells.append("-" if hit.empty else f"{100 * hit['mean'].iloc[0]:.2f}" + (
+                    "" if pd.isna(hit["std"].iloc[0]) else f" ± {100 * hit['std'].iloc[0]:.2f}"))
+            body.append([str(int(level)), f"{rows['percent_remaining'].mean():.2f}", *cells])
+        lines += ["final IMP test accuracy (%), mean ± std over replicates",
+                  *tables.render(["level", "% weights", *labels], body)]
+    found = rewind_barrier_table(instabilities or {})
+    if not found.empty:
+        body = [[r["run"], str(int(r["spawn_step"])), f"{100 * r['mean']:.2f}" +
+                 ("" if pd.isna(r["std"]) else f" ± {100 * r['std']:.2f}")] for _, r in found.iterrows()]
+        lines += ["", "instability of the rewind point: test error barrier between copies (%)",
+                  *tables.render(["run", "step", "barrier"], body)]
+    return "\n".join(lines) if lines else "nothing to compare yet"
+
+
+def accuracy_comparison(lotteries: dict[str, pd.DataFrame], split: str = "test", ax=None):
+    """Final IMP ``split`` accuracy against the percentage of weights remaining, one line per run."""
+    ax = drawing.new_axes(ax)
+    stats = comparison_table(lotteries, split)
+    for i, label in enumerate(lotteries):
+        rows = stats[stats["run"] == label].sort_values("level")
+        if rows.empty:
+            continue
+        x, y, e = rows["percent_remaining"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
+        ax.plot(x, y, marker="o", color=f"C{i}", label=label)
+        ax.fill_between(x, y - e, y + e, color=f"C{i}", alpha=0.15)
+    drawing.weights_axis(ax, stats["percent_remaining"])
+    if not stats.empty:
+        ax.legend()
+    ax.set_ylabel(f"final {split} accuracy (%)")
+    ax.set_title("IMP from each rewind point")
+    return ax
+
+
+def barrier_comparison(instabilities: dict[str, pd.DataFrame], ax=None):
+    """The test error barrier of each run's rewind point, one bar per run (± std over replicates)."""
+    ax = drawing.new_axes(ax)
+    found = rewind_barrier_table(instabilities)
+    x = np.arange(len(found))
+    ax.bar(x, 100 * found["mean"], yerr=100 * found["std"].fillna(0), color=[f"C{i}" for i in range(len(found))])
+    ax.set_xticks(x, list(found["run"]))
+    ax.set_ylabel("test error barrier between copies (%)")
+    ax.set_title("instability of the rewind point")
+    return ax
+
+
+def save_comparison_figures(lotteries: dict[str, pd.DataFrame], directory: str,
+                            instabilities: dict[str, pd.DataFrame] | None = None) -> list[str]:
+    jobs = [(COMPARE_FIGURE, functools.partial(accuracy_comparison, lotteries))]
+    if instabilities:
+        jobs.append((BARRIER_COMPARE_FIGURE, functools.partial(barrier_comparison, instabilities)))
+    return drawing.write_figures(directory, jobs)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -38,8 +141,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="folder for the figures")
     args = parser.parse_args(argv)
     try:
-        from jaxlth import plots, results  # noqa: PLC0415 (matplotlib is slow to import)
-
         lotteries, instabilities = {}, {}
         for label, workdir in _pairs(args.runs, "run").items():
             run = results.load(workdir)
@@ -54,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         print(f"jaxlth: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    print(plots.format_comparison(lotteries, instabilities), flush=True)
-    paths = plots.save_comparison_figures(lotteries, args.out, instabilities)
+    print(format_comparison(lotteries, instabilities), flush=True)
+    paths = save_comparison_figures(lotteries, args.out, instabilities)
     print("figures: " + ", ".join(paths), flush=True)
 
 

@@ -1,5 +1,7 @@
 """The one exception type for mistakes a user can fix (bad config, missing data, wrong workdir)."""
 
+import errno
+
 
 class UserError(Exception):
     """A problem with the user's input, reported as one sentence on stderr without a traceback."""
@@ -9,8 +11,6 @@ def storage_error(path: str, error: BaseException) -> UserError | None:
     """One sentence for a failure to write ``path`` (a full disk, a read-only file system, no
     permission, ...), whether it comes as an ``OSError`` or as Orbax's wrapped error text; ``None``
     when ``error`` is not about storage."""
-    import errno  # noqa: PLC0415
-
     text = str(error)
     code = getattr(error, "errno", None)
     if code == errno.ENOSPC or "No space left on device" in text or "os_error_code='28'" in text:

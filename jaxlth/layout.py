@@ -46,16 +46,6 @@ SCORES = "scores"
 FORGETTING = f"{SCORES}/forgetting"
 
 
-def diet_name(pruned_fraction: float) -> str:
-    """``0.3 -> "data_diet/pruned_0.3000"``: the networks trained with that fraction of the data pruned."""
-    return f"data_diet/pruned_{float(pruned_fraction):.4f}"
-
-
-def spawn_name(step: int) -> str:
-    """``4 -> "spawn_0000004"``: the artifacts and checkpoints of copies spawned at ``step``."""
-    return f"spawn_{int(step):07d}"
-
-
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """The paths of one workdir."""

@@ -9,12 +9,19 @@ process with one sentence on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import ast
+import logging as py_logging
+import os
 import sys
+import threading
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxlth.errors import UserError
+from jaxlth import experiments, fields, processes
+from jaxlth.errors import UserError, storage_error
+from jaxlth.experiments import recipes, registry, replicates
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (the experiments are listed above).")
@@ -45,46 +52,71 @@ def main(argv: list[str]) -> None:
     if config is None:
         fail("--config is required, e.g. --config configs/lenet_fashion_mnist.py")
     for field, value in _TUPLE_OVERRIDES.items():
-        block, leaf = field.split(".")
-        config[block][leaf] = value
+        fields.set_field(config, field, value)
     _join_processes()
-    from jaxlth import config as config_lib  # noqa: PLC0415  (after flag parsing: fast --help)
-    from jaxlth import experiments  # noqa: PLC0415
-
     try:
-        config_lib.validate(config)
         if _FIT.value:
-            from jaxlth.experiments import replicates  # noqa: PLC0415
-
+            recipes.validate(config)
             print(replicates.choose(config, wanted=config.replicates).describe())
             return
         experiments.enable_compilation_cache()
-        experiments.run(config, _WORKDIR.value)
+        experiments.run(config, _WORKDIR.value)  # validates the config first
     except UserError as e:
         fail(str(e))
     except OSError as e:
-        from jaxlth.errors import storage_error  # noqa: PLC0415
-
         fail(str(storage_error(str(_WORKDIR.value), e)))
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume from the latest checkpoint")
 
 
-# Fields that take a number or a tuple (a sweep): ``--config.lottery.prune_fraction=0.2,0.4,0.6`` (or
-# ``"(0.2, 0.4)"``) is set after the config loads, since absl parses an override by the recipe's type.
-NUMBER_OR_TUPLE = ("lottery.prune_fraction",)
+# Fields that take a number or a tuple (a sweep, ``Experiment.tuple_fields``):
+# ``--config.lottery.prune_fraction=0.2,0.4,0.6`` (or ``"(0.2, 0.4)"``) is set after the config loads,
+# since absl parses an override by the recipe's type.
 _TUPLE_OVERRIDES: dict[str, tuple] = {}
 
 
-def _take_tuple_overrides(argv: list[str]) -> list[str]:
-    """``argv`` without the tuple-valued overrides of :data:`NUMBER_OR_TUPLE` (kept aside)."""
-    import ast  # noqa: PLC0415
+def _tuple_fields() -> set[str]:
+    return {f for experiment in registry.all_experiments().values() for f in experiment.tuple_fields}
 
+
+def _renamed(argv: list[str]) -> list[str]:
+    """``argv`` with overrides of renamed fields (``--config.lottery.layers_to_ignore``) under their
+    names today, one notice each."""
+    out = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        field = name.removeprefix("--config.")
+        if name.startswith("--config.") and field in fields.RENAMED:
+            fields.notice_renamed(field)
+            arg = f"--config.{fields.renamed(field)}{sep}{value}"
+        out.append(arg)
+    return out
+
+
+def _add_experiment_module(argv: list[str]) -> None:
+    """``--config.experiment_module=mypkg.myexp``: adds its experiment before the recipe is loaded, so
+    the recipe's ``base_config()`` has its block and ``:myexp`` selects it."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg.startswith("--config.experiment_module="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--config.experiment_module" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value:
+            try:
+                registry.add(value)
+            except UserError as e:
+                fail(str(e))
+
+
+def _take_tuple_overrides(argv: list[str]) -> list[str]:
+    """``argv`` without the tuple-valued overrides of the experiments' ``tuple_fields`` (kept aside)."""
+    tuple_fields = _tuple_fields()
     kept = []
     for arg in argv:
         name, _, value = arg.partition("=")
         field = name.removeprefix("--config.")
-        if name.startswith("--config.") and field in NUMBER_OR_TUPLE and "," in value:
+        if name.startswith("--config.") and field in tuple_fields and "," in value:
             try:
                 parsed = ast.literal_eval(value if value.strip().startswith("(") else f"({value},)")
             except (ValueError, SyntaxError):
@@ -97,6 +129,9 @@ def _take_tuple_overrides(argv: list[str]) -> list[str]:
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with its errors (a bad config file or value) as one sentence."""
+    argv = _renamed(argv)
+    sys.argv[:] = argv  # ml_collections reads the overrides' names from sys.argv
+    _add_experiment_module(argv)
     argv = _take_tuple_overrides(argv)
     spec = _config_spec(argv)
     if spec is not None and not any(a in ("--help", "-h", "--helpfull") for a in argv):
@@ -112,17 +147,15 @@ def parse_flags(argv: list[str]) -> list[str]:
 def _check_config(spec: str, argv: list[str]) -> None:
     """The config file loads and every ``--config.KEY`` override names one of its fields (else one
     sentence), before absl reads them."""
-    from jaxlth import config as config_lib  # noqa: PLC0415
-
     path, _, arg = spec.partition(":")
     try:
-        config = config_lib.load_file(path, arg or None)
+        config = fields.load_file(path, arg or None)
     except UserError as e:
         fail(str(e))
     for item in argv:
         if item.startswith("--config."):
             dotted = item.removeprefix("--config.").split("=", 1)[0]
-            problem = config_lib.unknown_field(config, dotted)
+            problem = fields.unknown_field(config, dotted)
             if problem:
                 fail(problem)
 
@@ -155,10 +188,6 @@ def _join_processes() -> None:
         if any(explicit):
             fail("--coordinator, --num_processes and --process_id need --distributed")
         return
-    import os  # noqa: PLC0415
-
-    from jaxlth import processes  # noqa: PLC0415
-
     try:
         processes.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     except UserError as e:
@@ -172,10 +201,6 @@ def _silence_background_noise() -> None:
     futures and closed loops, and coroutines left behind by a failed restore are reported when
     collected: all of it after the error has reached the main thread, where it becomes one
     sentence (:func:`fail`) or one line (a checkpoint set aside). ``--verbosity`` shows it again."""
-    import logging as py_logging  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-    import traceback  # noqa: PLC0415
-
     for name in ("absl", "asyncio", "concurrent.futures"):
         py_logging.getLogger(name).setLevel(py_logging.CRITICAL + 1)
 
@@ -196,16 +221,12 @@ def fail(message: str) -> None:
 
 
 def _experiment_listing() -> str:
-    """The experiments for ``--help``: the modules of jaxlth.experiments (their names, unimported)."""
-    import pkgutil  # noqa: PLC0415
-
-    import jaxlth.experiments as package  # noqa: PLC0415
-    from jaxlth.experiments.registry import MACHINERY  # noqa: PLC0415
-
-    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in MACHINERY]
-    return "experiments (config.experiment, or --config FILE:EXPERIMENT): " + ", ".join(sorted(names))
+    """The experiments for ``--help``: every known kind with its summary."""
+    lines = [f"  {name}: {experiment.summary}" for name, experiment in registry.all_experiments().items()]
+    return "experiments (config.experiment, or --config FILE:EXPERIMENT):\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":
+    _add_experiment_module(sys.argv)  # so that --help lists its experiment too
     __doc__ = f"{__doc__}\n{_experiment_listing()}\n"  # absl's --help prints the module docstring
     app.run(main, flags_parser=parse_flags)

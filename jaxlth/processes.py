@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 
 from jaxlth.errors import UserError
+import jax
+from jax.experimental import multihost_utils
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
@@ -24,8 +26,6 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     process's ``process_id`` (the same coordinator and count in every process).
     ``timeout_s``: how long to wait for the other processes to join.
     """
-    import jax  # noqa: PLC0415
-
     given = [v is not None for v in (coordinator, num_processes, process_id)]
     if any(given) and not all(given):
         raise UserError("--coordinator, --num_processes and --process_id go together (or none of them, to detect "
@@ -44,8 +44,6 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 
 def count() -> int:
     """How many processes run this program (1 unless :func:`initialize` joined several)."""
-    import jax  # noqa: PLC0415
-
     return jax.process_count()
 
 
@@ -54,14 +52,10 @@ def is_primary() -> bool:
 
     Asks JAX only when it has been joined to others, so a single process never starts a backend
     here (a file written before any JAX use stays JAX-free)."""
-    import jax  # noqa: PLC0415
-
     return not jax.distributed.is_initialized() or jax.process_index() == 0
 
 
 def barrier(name: str) -> None:
     """Waits until every process reaches the barrier ``name`` (no-op for one process)."""
     if count() > 1:
-        from jax.experimental import multihost_utils  # noqa: PLC0415
-
         multihost_utils.sync_global_devices(name)

@@ -1,63 +1,103 @@
-"""Every random stream a run uses, named in one place.
+"""Every random stream a run uses: declared as a :class:`Stream`, listed in one table, checked.
 
 All randomness derives from two integers of the config: ``seed`` (initialisation) and
 ``data_seed`` (SGD noise). Replicate ``r`` uses ``PRNGKey(seed + r)`` and ``PRNGKey(data_seed + r)``,
-so replicate ``r`` of a run equals replicate 0 of a run with seed ``seed + r``. From those keys:
+so replicate ``r`` of a run equals replicate 0 of a run with seed ``seed + r``. A stream is a
+number folded into one of those keys (or, for a fixed choice shared by every run, the constant a
+key is made from). The core streams are declared here (:data:`CORE`); each experiment declares its
+own in its folder (``Experiment.streams``); :func:`check` refuses two streams that could draw the
+same key, and :func:`table` lists them all (``docs/design.md``, "Random streams", is checked
+against it). Nothing else in jaxlth makes a key from a constant.
 
-=====================  ==============================================================================
-stream                 key
-=====================  ==============================================================================
-initialisation         ``fold_in(PRNGKey(seed + r), INIT)``
-SGD noise (data key)   ``fold_in(PRNGKey(data_seed + r), DATA)``
-data order, epoch e    ``fold_in(fold_in(data_key, ORDER), e)`` (a permutation of the training set)
-augmentation, step s   ``fold_in(fold_in(data_key, AUGMENT), s)``
-branch at level L      ``fold_in(PRNGKey(seed + r), branch_stream(name, L))`` (its transform);
-                       ``... branch_stream(name, L) + 1`` (its fresh initialisation, if any)
-instability copy c     data key ``fold_in(data_key_r, COPY + c)``
-perturbation group g   noise key ``fold_in(data_key_r, PERTURB + g)`` (g = 0 is unperturbed)
-instability subset     ``PRNGKey(EVAL_SUBSET_SEED)``: the fixed order of training examples errors are measured
-                       on, activation matching and REPAIR draw from (``eval_subset_order``)
-landscape, level L     ``fold_in(PRNGKey(seed + r), LANDSCAPE + L)``: Lanczos start and Hutchinson probes
-landscape subset       ``PRNGKey(LANDSCAPE_SUBSET_SEED)``: the training examples the Hessian is taken on
-BatchNorm batches      ``PRNGKey(BN_BATCHES_SEED)``: the training batches statistics are recomputed from
-synthetic data         ``data.synthetic_seed`` (numpy), see ``jaxlth.data.sources.synthetic``
-data subsets           ``data.subset_seed`` (numpy), see ``jaxlth.data.subsets``
-score-chosen subsets   ``<spec>.seed`` (numpy; + r for a replicate's random subset), see ``jaxlth.data.selection``
-pruning method m       ``fold_in(PRNGKey(seed + r), branch_stream("prune:" + m, L))`` (its random scores; L: the
-                       IMP level, 0 at initialisation); round k of its rounds: ``fold_in(that, k)``
-ablation a of m        ``fold_in(PRNGKey(seed + r), branch_stream(m + "_" + a, 0))``; fresh init: ``... + 1``
-scoring examples       ``fold_in(data_key_r, SCORING_EXAMPLES)``: the class-balanced batches SNIP/GraSP score on
-IMP particle p         data key ``fold_in(data_key_r, PARTICLE + p)`` (``lottery.average_copies``)
-=====================  ==============================================================================
+Branch and pruning-method streams are hashed from a name (:func:`branch_stream`): stable,
+independent of the order branches are listed, far above the declared offsets.
 
 Changing any number here changes every result: they are part of the exact-reproduction contract.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import jax
 import jax.numpy as jnp
 
-INIT = 0
-DATA = 1
-ORDER = 0  # folded into a data key
-AUGMENT = 1  # folded into a data key
-COPY = 1000
-PERTURB = 2000
+# The keys a stream is folded into.
+SEED = "PRNGKey(seed + r)"  # the replicate's initialisation seed
+DATA_SEED = "PRNGKey(data_seed + r)"  # the replicate's SGD-noise seed
+DATA_KEY = "data key"  # fold_in(PRNGKey(data_seed + r), DATA): the replicate's SGD noise
+CONSTANT = "constant"  # PRNGKey(offset): a fixed choice, the same for every run and replicate
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """``fold_in(<parent>, offset + i)`` for ``0 <= i < span`` (``parent == CONSTANT``: ``PRNGKey(offset)``).
+
+    ``name`` says what it draws (one row of :func:`table`); ``index`` what ``i`` counts.
+    """
+
+    name: str
+    parent: str
+    offset: int
+    span: int = 1
+    index: str = ""
+
+    def at(self, i: int = 0) -> int:
+        """The number folded in for index ``i``."""
+        if not 0 <= i < self.span:
+            raise ValueError(f"the stream {self.name!r} has {self.span} indices, not {i}")
+        return self.offset + i
+
+    def key(self, parent_key: jax.Array, i: int = 0) -> jax.Array:
+        """``fold_in(parent_key, offset + i)``; a constant stream's key (``parent_key`` unused: ``None``)."""
+        if self.parent == CONSTANT:
+            return jax.random.PRNGKey(self.offset)
+        return jax.random.fold_in(parent_key, self.at(i))
+
+    def describe(self) -> str:
+        """The key as a formula, for the table."""
+        if self.parent == CONSTANT:
+            return f"PRNGKey({self.offset})"
+        number = f"{self.offset} + {self.index}" if self.span > 1 else str(self.offset)
+        return f"fold_in({self.parent}, {number})"
+
+
+INIT = Stream("initialisation of replicate r", SEED, 0)
+DATA = Stream("SGD noise of replicate r (its data key)", DATA_SEED, 1)
+ORDER = Stream("data order of epoch e (a permutation): folded with e", DATA_KEY, 0)
+AUGMENT = Stream("augmentation at step s: folded with s", DATA_KEY, 1)
+BN_BATCHES = Stream("the training batches BatchNorm statistics are recomputed from (a fixed order)", CONSTANT, 0)
+EVAL_SUBSET = Stream("the fixed order of training examples paths are measured on (instability's train split), "
+                     "activation matching and REPAIR draw from", CONSTANT, 1)
+CORE = (INIT, DATA, ORDER, AUGMENT, BN_BATCHES, EVAL_SUBSET)
+
 LEVEL_STRIDE = 7919  # a prime: branch streams of different levels never collide for < 7919 branches
-EVAL_SUBSET_SEED = 1
-LANDSCAPE = 3000  # + level
-LANDSCAPE_SUBSET_SEED = 2
-BN_BATCHES_SEED = 0
-SCORING_EXAMPLES = 4000  # folded into a data key
-PARTICLE = 5000  # + p: the data key of particle p of an averaged IMP level
+HASHED_FLOOR = 1 << 20  # declared offsets stay below this; hashed streams (branch_stream) of real names lie above
 
 
-def replicate_keys(seed: int, replicates: int, stream: int) -> jax.Array:
+def check(streams) -> None:
+    """Raises ``ValueError`` when two distinct streams fold overlapping numbers into the same key,
+    or a declared offset reaches the hashed streams."""
+    unique = list(dict.fromkeys(streams))
+    for i, a in enumerate(unique):
+        if a.offset + a.span > HASHED_FLOOR:
+            raise ValueError(f"the stream {a.name!r} reaches {a.offset + a.span}, into the hashed branch streams")
+        for b in unique[i + 1:]:
+            if a.parent == b.parent and a.offset < b.offset + b.span and b.offset < a.offset + a.span:
+                raise ValueError(f"the random streams {a.name!r} and {b.name!r} overlap: both fold "
+                                 f"{max(a.offset, b.offset)} into {a.parent}")
+
+
+def table(streams) -> list[tuple[str, str]]:
+    """``(name, key formula)`` of each stream, in the order given."""
+    return [(s.name, s.describe()) for s in dict.fromkeys(streams)]
+
+
+def replicate_keys(seed: int, replicates: int, stream: int | Stream) -> jax.Array:
     """``(R, 2)`` keys: replicate ``r`` uses ``fold_in(PRNGKey(seed + r), stream)``."""
-    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + r), stream) for r in range(replicates)])
+    number = stream.at() if isinstance(stream, Stream) else stream
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + r), number) for r in range(replicates)])
 
 
 def branch_stream(name: str, level: int) -> int:
@@ -65,10 +105,13 @@ def branch_stream(name: str, level: int) -> int:
     return ((zlib.crc32(name.encode()) & 0x7FFFFFFF) + LEVEL_STRIDE * level) & 0x7FFFFFFF
 
 
-def copy_keys(data_keys: jax.Array, copies: int, stream: int) -> jax.Array:
+def copy_keys(data_keys: jax.Array, copies: int, stream: int | Stream) -> jax.Array:
     """``(R * copies, 2)``: copy ``c`` of replicate ``r`` gets ``fold_in(data_keys[r], stream + c)``."""
-    return jnp.stack([jax.random.fold_in(data_keys[i // copies], stream + i % copies)
-                      for i in range(data_keys.shape[0] * copies)])
+    offset = stream.offset if isinstance(stream, Stream) else stream
+    if isinstance(stream, Stream) and copies > stream.span:
+        raise ValueError(f"the stream {stream.name!r} has {stream.span} indices, not {copies}")
+    return jnp.stack([jax.random.fold_in(data_keys[r], offset + c)
+                      for r in range(data_keys.shape[0]) for c in range(copies)])
 
 
 def method_stream(method: str, level: int = 0) -> int:
@@ -81,12 +124,14 @@ def round_key(key: jax.Array, round_index) -> jax.Array:
     return jax.random.fold_in(key, round_index)
 
 
-def scoring_example_keys(data_keys: jax.Array) -> jax.Array:
-    """``(R, 2)``: the keys that choose each replicate's scoring examples."""
-    return jax.vmap(lambda k: jax.random.fold_in(k, SCORING_EXAMPLES))(data_keys)
+def fixed_order(stream: Stream, num_examples: int) -> jax.Array:
+    """``(num_examples,)``: the fixed random order of a constant stream (the same in every run)."""
+    if stream.parent != CONSTANT:
+        raise ValueError(f"the stream {stream.name!r} is not a constant stream")
+    return jax.random.permutation(stream.key(None), num_examples)
 
 
 def eval_subset_order(num_examples: int) -> jax.Array:
     """``(num_examples,)`` the fixed order whose first examples are the instability ``train`` split,
-    activation matching's and REPAIR's examples."""
-    return jax.random.permutation(jax.random.PRNGKey(EVAL_SUBSET_SEED), num_examples)
+    activation matching's and REPAIR's examples (:data:`EVAL_SUBSET`)."""
+    return fixed_order(EVAL_SUBSET, num_examples)

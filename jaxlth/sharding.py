@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlth.errors import UserError
+from jax.experimental import multihost_utils
 
 AXIS = "replica"
 BATCH = "batch"  # streamed data only: the examples of a batch split over devices (data parallelism)
@@ -113,8 +114,6 @@ def to_host(tree: PyTree) -> PyTree:
     all-gathered: every process must call this at the same point)."""
     def fetch(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            from jax.experimental import multihost_utils  # noqa: PLC0415
-
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return np.asarray(x)
 
@@ -128,3 +127,8 @@ def describe(mesh: Mesh | None) -> str:
     if mesh.shape[AXIS] == 1:
         return f"each batch split over {split} devices"
     return f"replicates sharded over {mesh.shape[AXIS]} devices" + (f", each batch split over {split}" if split > 1 else "")
+
+
+def copy(tree: PyTree) -> PyTree:
+    """A fresh device copy of every array leaf (to keep a state whose buffers get donated)."""
+    return jax.tree.map(lambda x: jax.numpy.array(x, copy=True), tree)

@@ -21,6 +21,7 @@ from etils import epath
 
 from jaxlth import processes
 from jaxlth.errors import UserError
+import glob as glob_lib
 
 
 def _remote(path: str) -> epath.Path:
@@ -149,8 +150,6 @@ def replace(source: str, target: str) -> None:
 def glob(pattern: str) -> list[str]:
     """The paths matching ``pattern`` (``*`` within a name), sorted."""
     if is_local(pattern):
-        import glob as glob_lib  # noqa: PLC0415
-
         return sorted(glob_lib.glob(pattern))
     head, tail = pattern.split("://", 1)
     root, _, rest = tail.partition("/")

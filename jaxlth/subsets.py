@@ -21,7 +21,6 @@ from jaxlth import steps as step_specs
 from jaxlth.data import selection
 from jaxlth.data.dataset import Dataset
 from jaxlth.errors import UserError
-from jaxlth.training import history as history_lib
 from jaxlth.layout import CONFIG_FILE, FORGETTING, SCORES, Layout, scores_name
 
 STEP_KINDS = ("el2n", "grand")  # taken at chosen steps; forgetting comes from the whole training
@@ -89,9 +88,9 @@ def load(workdir: str, kind: str, step: str | int | None = None, replicates: boo
             raise UserError(f"{workdir} has no forgetting scores (add 'forgetting' to scores.kinds; they are "
                             "saved when its training ends)")
         history = checkpoint.load_artifact(layout.artifact(FORGETTING))
-        values = (history_lib.forgetting(history) if kind == "forgetting"
+        values = (forgetting(history) if kind == "forgetting"
                   else (~np.asarray(history["learned"])).astype(np.float32))
-    return values if replicates else history_lib.average(values)
+    return values if replicates else average(values)
 
 
 def _what(data: dict) -> dict:
@@ -154,3 +153,15 @@ def apply(dataset: Dataset, spec) -> Dataset:
     return dataset.replace(
         train_images=dataset.train_images[keep], train_labels=dataset.train_labels[keep],
         source=f"{dataset.source}, train subset {keep.size}/{dataset.num_train} ({rule}, seed {spec.seed})")
+
+
+def forgetting(history: dict) -> np.ndarray:
+    """Forgetting scores from histories (``(N,)`` arrays, or stacked ``(R, N)``): the number of
+    forgetting events, ``inf`` for an example never learned (it ranks as hardest)."""
+    events = np.asarray(history["forgetting_events"], np.float32)
+    return np.where(np.asarray(history["learned"]), events, np.inf).astype(np.float32)
+
+
+def average(per_replicate: np.ndarray) -> np.ndarray:
+    """``(R, N) -> (N,)``: the mean over replicates (an ``inf`` in any replicate stays ``inf``)."""
+    return np.mean(np.asarray(per_replicate, np.float64), axis=0).astype(np.float32)

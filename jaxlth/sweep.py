@@ -27,6 +27,8 @@ import re
 import sys
 from typing import Any, Sequence
 
+from jaxlth import config as config_lib
+from jaxlth import experiments
 from jaxlth.errors import UserError
 
 EXECUTORS = ("local", "slurm", "submitit_local")
@@ -90,8 +92,6 @@ def parse_grid(items: Sequence[str]) -> list[dict]:
 
 def plan(config: str, overrides: list[dict], directory: str) -> list[Planned]:
     """The runs of a sweep, every config built and validated first (nothing is written)."""
-    from jaxlth import config as config_lib  # noqa: PLC0415
-
     runs, names = [], set()
     for i, changes in enumerate(overrides):
         try:
@@ -118,15 +118,11 @@ def write_manifest(directory: str, runs: list[Planned]) -> None:
 
 def pending(runs: list[Planned]) -> list[Planned]:
     """The runs that have not finished with their config."""
-    from jaxlth import config as config_lib, workdir as workdir_lib  # noqa: PLC0415
-
-    return [r for r in runs if not workdir_lib.finished(r.workdir, config_lib.from_file(r.config, **r.overrides))]
+    return [r for r in runs if not experiments.finished(r.workdir, config_lib.from_file(r.config, **r.overrides))]
 
 
 def run_one(run: Planned) -> str:
     """Runs (or resumes) one planned run in this process; returns its workdir."""
-    from jaxlth import config as config_lib, experiments  # noqa: PLC0415
-
     experiments.run(config_lib.from_file(run.config, **run.overrides), run.workdir)
     return run.workdir
 
@@ -142,14 +138,14 @@ class _Job:
         return run_one(self.run)
 
     def checkpoint(self, *args, **kwargs):
-        import submitit  # noqa: PLC0415
+        import submitit  # imported only for SLURM jobs
 
         return submitit.helpers.DelayedSubmission(_Job(self.run))
 
 
 def submit(runs: list[Planned], directory: str, executor: str, slurm: dict | None = None) -> list:
     """Submits each run as one submitit job (``slurm`` or ``submitit_local``); returns the jobs."""
-    import submitit  # noqa: PLC0415
+    import submitit  # imported only for SLURM jobs
 
     folder = os.path.join(directory, "submitit", "%j")
     if executor == "slurm":
@@ -206,8 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {'to run  ' if run in todo else 'finished'}  {run.name}  {run.overrides}")
             return 0
         write_manifest(args.workdir, runs)
-        from jaxlth import experiments  # noqa: PLC0415
-
         experiments.enable_compilation_cache()
         if args.executor == "local":
             for run in todo:

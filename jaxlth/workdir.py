@@ -1,7 +1,8 @@
 """A workdir belongs to one experiment: the first run writes ``config.json``, later runs must match.
 
 A rerun must agree with the saved config in every field its experiment reads (the common
-fields, its block, ``Experiment.reads``), except those it may change (``RERUN_MAY_CHANGE``).
+fields, its block, ``Experiment.reads``), except those it may change: the caller says what differs
+(:func:`jaxlth.experiments.recipes.rerun_differences`).
 While a process works in a workdir it holds an exclusive lock on ``.lock``; the operating system
 releases it when the process ends, however it ends, so a lock is never stale.
 """
@@ -11,18 +12,21 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
+from typing import Callable
 
 import ml_collections
 
-from jaxlth import config as config_lib
-from jaxlth import processes, storage
+from jaxlth import fields, processes, storage
 from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout
 
 
-def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -> bool:
+def claim(workdir: str, config: ml_collections.ConfigDict, differ: Callable[[dict, dict], list[str]],
+          write: bool = True) -> bool:
     """Makes ``workdir`` this config's (writing ``config.json``) or checks that it already is.
 
+    ``differ(saved, current)``: the fields a rerun would change (both dicts in today's field names).
     Returns True when the workdir already held this experiment (a resume). Raises UserError,
     touching nothing, when it holds another experiment or unrelated files. ``write=False`` only
     checks (nothing is created or changed).
@@ -34,24 +38,27 @@ def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -
     if storage.exists(workdir) and not storage.isdir(workdir):
         raise UserError(f"--workdir {workdir} is a file, not a folder")
     path = layout.config_file
-    current = config_lib.to_dict(config)
+    current = fields.to_dict(config)
     if storage.exists(path):
         try:
-            saved = json.loads(storage.read_text(path))
+            written = json.loads(storage.read_text(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UserError(f"{path} cannot be read ({e}); this workdir is damaged, use another --workdir") from None
+        saved = fields.migrate_saved(written)
         if saved.get("experiment") != current["experiment"]:
             raise UserError(f"workdir {workdir} holds a {saved.get('experiment')!r} experiment, not "
                             f"{current['experiment']!r}; use another --workdir")
-        diffs = config_lib.differences(config_lib.relevant(saved, current["experiment"]),
-                                       config_lib.relevant(current, current["experiment"]))
+        diffs = differ(saved, current)
         if diffs:
             more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
             raise UserError(
                 f"workdir {workdir} holds a different experiment ({diffs[0]}{more}); "
                 "use another --workdir, or rerun with the config saved in its config.json"
             )
-        if write and saved != current:  # only fields that may grow or are unread changed: record them
+        if write and written != current:  # only fields that may grow or are unread changed: record them
+            if saved != written:
+                print(f"jaxlth: {path} was written by an older jaxlth; saved again in today's field names",
+                      file=sys.stderr, flush=True)
             _write(path, current)
         return True
     if storage.isdir(workdir) and storage.listdir(workdir):
@@ -66,24 +73,20 @@ def claim(workdir: str, config: ml_collections.ConfigDict, write: bool = True) -
     return False
 
 
-def _finished_view(config: dict) -> dict:
-    view = config_lib.relevant(config, config["experiment"])
-    return {k: v for k, v in view.items() if k not in config_lib.COMMON_MAY_CHANGE}
+def mark_finished(workdir: str, view: dict) -> None:
+    """Records that ``workdir`` finished everything the config ``view`` (what it computed) asks for."""
+    _write(Layout(workdir).finished_file, view)
 
 
-def mark_finished(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """Records that ``workdir`` finished everything ``config`` asks for (``finished.json``)."""
-    _write(Layout(workdir).finished_file, _finished_view(config_lib.to_dict(config)))
-
-
-def finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
-    """Whether ``workdir`` last finished with this config (in every field its experiment reads)."""
+def finished(workdir: str, view: dict, defaults: dict) -> bool:
+    """Whether ``workdir`` last finished with the config ``view`` (a field an older ``finished.json``
+    lacks counts as its value in ``defaults``)."""
     path = Layout(workdir).finished_file
     try:
-        saved = json.loads(storage.read_text(path))
+        saved = fields.migrate_saved(json.loads(storage.read_text(path)))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return saved == json.loads(json.dumps(_finished_view(config_lib.to_dict(config))))
+    return not fields.differences(saved, json.loads(json.dumps(view)), (), defaults)
 
 
 class Lock:

@@ -9,6 +9,7 @@ from jaxlth import results
 from jaxlth.analysis import barrier_frankle, barrier_paul, alpha_grid, interpolate, recompute_batch_stats
 from jaxlth.analysis.interpolation import bn_batches_from
 from jaxlth import rng
+from jaxlth.experiments.instability.streams import COPY
 from jaxlth.training import copies as copies_lib
 from jaxlth.training import setup as setup_lib
 from tests.conftest import TINY, run_cli, tiny_config as tiny
@@ -72,14 +73,14 @@ def test_copies_with_one_data_key_are_identical_and_with_different_keys_differ()
     np.testing.assert_array_equal(kernel[0], kernel[1])
     np.testing.assert_array_equal(kernel[0], kernel[2])
     different = copies_lib.repeat(trunk, 3).replace(
-        data_key=rng.copy_keys(trunk.data_key, 3, rng.COPY))
+        data_key=rng.copy_keys(trunk.data_key, 3, COPY))
     different, _ = setup.program.train_chunk(different, {}, setup.data, 5, num_steps=10)
     kernel = np.asarray(different.params["hidden_0"]["kernel"])
     assert not np.allclose(kernel[0], kernel[1]) and not np.allclose(kernel[1], kernel[2])
     # Each vmapped copy equals that copy trained alone.
     for c in range(3):
         alone = jax.tree.map(lambda x: x[c:c + 1], copies_lib.repeat(trunk, 3).replace(
-            data_key=rng.copy_keys(trunk.data_key, 3, rng.COPY)))
+            data_key=rng.copy_keys(trunk.data_key, 3, COPY)))
         alone, _ = setup.program.train_chunk(alone, {}, setup.data, 5, num_steps=10)
         np.testing.assert_allclose(alone.params["hidden_0"]["kernel"][0], kernel[c], rtol=1e-5, atol=1e-6)
 

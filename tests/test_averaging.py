@@ -7,7 +7,7 @@ import pytest
 
 from jaxlth import checkpoint, experiments, results
 from jaxlth.errors import UserError
-from jaxlth.lottery import imp
+from jaxlth.pruning import imp
 from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
 
 ARGS = ["--config", f"{TINY}:lottery", "--config.replicates=2", "--config.lottery.levels=2",

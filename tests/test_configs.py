@@ -10,6 +10,7 @@ import os
 import pytest
 
 from jaxlth import config as config_lib
+from jaxlth import experiments
 from jaxlth import models
 from jaxlth import steps
 
@@ -131,22 +132,22 @@ def check_config(c):
 def test_a_config_json_from_before_a_field_existed_still_matches(tmp_path):
     import json
 
-    from jaxlth import workdir as workdir_lib
     from jaxlth.errors import UserError
+    from jaxlth.experiments import recipes, registry
 
     config = config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py:lottery"))
-    workdir_lib.claim(str(tmp_path), config)
+    experiments.claim(str(tmp_path), config)
     path = tmp_path / "config.json"
     saved = json.loads(path.read_text())
     del saved["lottery"]["random_prune_scope"], saved["data"]["synthetic_seed"], saved["train"]["beta1"]
     path.write_text(json.dumps(saved))  # as an older jaxlth wrote it
-    assert workdir_lib.claim(str(tmp_path), config)  # the same experiment: a resume
-    assert config_lib.differences(saved, config_lib.to_dict(config)) == []
+    assert experiments.claim(str(tmp_path), config)  # the same experiment: a resume
+    assert recipes.rerun_differences(saved, config_lib.to_dict(config), registry.get("lottery")) == []
     config.instability.copies = 3  # another experiment's block: a lottery run does not read it
-    assert workdir_lib.claim(str(tmp_path), config)
+    assert experiments.claim(str(tmp_path), config)
     config.lottery.random_prune_scope = "global"  # not the default an older run had
     with pytest.raises(UserError, match="lottery.random_prune_scope"):
-        workdir_lib.claim(str(tmp_path), config)
+        experiments.claim(str(tmp_path), config)
 
 
 def test_from_file_applies_overrides_and_model_options():

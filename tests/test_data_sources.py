@@ -15,7 +15,7 @@ from jaxlth import data
 from jaxlth.data import sources
 from jaxlth.data.dataset import Dataset
 from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, synthetic, tfds_source
-from jaxlth.data.subsets import randomize_labels, subsample
+from jaxlth.data.sampling import randomize_labels, subsample
 from jaxlth.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,7 @@ from jaxlth.checkpoint import Checkpoints
 from jaxlth.errors import UserError
 from jaxlth.training import loop
 from jaxlth.training import setup as setup_lib
-from jaxlth.training.state import copy
+from jaxlth.sharding import copy
 from tests.conftest import TINY, run_cli, tiny_config
 
 

@@ -27,15 +27,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # for `python tests/test_docs.py`
 
 from jaxlth import config as config_lib  # noqa: E402
+from jaxlth import fields as fields_lib  # noqa: E402
 from jaxlth import models  # noqa: E402
+from jaxlth.experiments import registry  # noqa: E402
 
 DOCS = os.path.join(ROOT, "docs")
 PAGES = sorted(glob.glob(os.path.join(DOCS, "*.md")))
 EXPERIMENTS_MD = os.path.join(DOCS, "experiments.md")
-BLOCKS = ("data", "model", "train", "lottery", "instability")
+# the blocks whose fields the guide names: the common ones and every experiment's
+BLOCKS = tuple(k for k, v in fields_lib.common_config().items() if hasattr(v, "keys")) + registry.names()
 # Files and modules docs/extending.md asks the reader to create: they do not exist in the repository.
 EXAMPLE_FILES = {"jaxlth/models/mlp_bn.py", "configs/mlp_bn_fashion_mnist.py", "jaxlth/data/sources/my_data.py"}
-EXAMPLE_MODULES = {"jaxlth.models.mlp_bn"}
+EXAMPLE_MODULES = {"jaxlth.models.mlp_bn", "jaxlth.plots.early_prune_figure"}
+EXAMPLE_BLOCKS = ("early_prune.",)  # the block of the experiment extending.md writes outside jaxlth
 
 
 # ----- reading the docs --------------------------------------------------------------------------------
@@ -45,7 +49,7 @@ def read(path: str) -> str:
 
 
 def notebook_markdown() -> list[tuple[str, str]]:
-    import nbformat  # noqa: PLC0415
+    import nbformat
 
     out = []
     for path in sorted(glob.glob(os.path.join(ROOT, "colab", "*.ipynb"))):
@@ -142,24 +146,24 @@ def test_every_config_field_is_documented_with_its_default():
 
 
 def test_enumerated_choices_are_complete():
-    from jaxlth import subsets  # noqa: PLC0415
-    from jaxlth.analysis import curvature, landscape  # noqa: PLC0415
-    from jaxlth.data import selection  # noqa: PLC0415
-    from jaxlth.experiments import data_diet, instability  # noqa: PLC0415
-    from jaxlth.data import sources  # noqa: PLC0415
-    from jaxlth.analysis import alignment  # noqa: PLC0415
-    from jaxlth.experiments import prune_at_init  # noqa: PLC0415
-    from jaxlth.lottery import branches, imp  # noqa: PLC0415
-    from jaxlth.pruning import at_init, prune as prune_lib, scorers  # noqa: PLC0415
-    from jaxlth.training import optim  # noqa: PLC0415
+    from jaxlth import subsets
+    from jaxlth.analysis import alignment, curvature, projections
+    from jaxlth.data import selection, sources
+    from jaxlth.experiments.data_diet import block as data_diet
+    from jaxlth.experiments.instability import block as instability
+    from jaxlth.experiments.prune_at_init import block as prune_at_init
+    from jaxlth.pruning import at_init, branches, imp, scorers
+    from jaxlth.pruning import prune as prune_lib
+    from jaxlth.training import optim
 
     meaning = {name: set(ticked(text)) for name, (_, text) in documented_fields().items()}
     expected = {
-        "experiment": config_lib.EXPERIMENTS, "on_nan": config_lib.ON_NAN, "train.dtype": config_lib.DTYPES, "data.name": sources.NAMES, "data.source": sources.SOURCES,
+        "experiment": config_lib.EXPERIMENTS, "on_nan": fields_lib.ON_NAN, "train.dtype": fields_lib.DTYPES,
+        "data.name": sources.NAMES, "data.source": sources.SOURCES,
         "train.optimizer": optim.OPTIMIZERS, "train.schedule": optim.SCHEDULES, "lottery.retrain": imp.RETRAIN_MODES,
         "lottery.scope": imp.SCOPES, "one_shot.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
         "lottery.random_prune_scope": ("layerwise", "global"),
-        "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": landscape.SUBSPACES,
+        "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": projections.SUBSPACES,
         "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,
         "data.subset.score": subsets.SCORE_KINDS, "scores.kinds": subsets.SCORE_KINDS,
         "data_diet.scores": data_diet.SCORES, "data_diet.budget": data_diet.BUDGETS,
@@ -231,11 +235,12 @@ def test_named_config_fields_exist(path, text):
         assert name in fields or block or name.startswith("model.options."), f"{path} names the unknown field {name}"
     for block in split_code(text)[1]:
         for key in re.findall(r"--config\.([a-z_][\w.]*)=", block):  # not the placeholder KEY
-            assert key in fields or key.startswith("model.options."), f"{path}: --config.{key} is not a field"
+            assert key in fields or key.startswith(("model.options.", *EXAMPLE_BLOCKS)), \
+                f"{path}: --config.{key} is not a field"
         for path_, arg in re.findall(r"--config[ =](configs/[a-z0-9_]+\.py)(?::(\w+))?", block):  # not NAME.py
             full = os.path.join(ROOT, path_)
             assert os.path.isfile(full) or path_ in EXAMPLE_FILES, f"{path}: {path_} does not exist"
-            if arg and os.path.isfile(full):
+            if arg and os.path.isfile(full) and f"{arg}." not in EXAMPLE_BLOCKS:
                 assert arg in recipe_args(full)[1], f"{path}: {path_} has no argument :{arg}"
 
 
@@ -269,20 +274,23 @@ def resolve(dotted: str, where: str):
 
 
 def test_results_api_and_plots_signatures_in_results_md():
-    from jaxlth import plots, results  # noqa: PLC0415
+    from jaxlth import plots, results
 
     text = read(os.path.join(DOCS, "results.md"))
     attributes = set(re.findall(r"self\.(\w+)\b", inspect.getsource(results.Run.__init__)))
+    readers = {e.reader for e in registry.all_experiments().values()}
     for block in split_code(text)[1]:
         for method in re.findall(r"\brun\.(\w+)", block):
-            assert hasattr(results.Run, method) or method in attributes, \
-                f"results.md uses run.{method}, which Run does not have"
+            assert any(hasattr(r, method) for r in readers) or method in attributes, \
+                f"results.md uses run.{method}, which no experiment's reader has"
         for call in re.findall(r"\brun\.(\w+)\(([^)]*)\)", block):
             method, args = call
             if method in ("params", "mask", "network", "batch_stats", "levels"):
                 parameters = inspect.signature(getattr(results.Run, method)).parameters
+                columns = {c for e in registry.all_experiments().values() for c in e.columns}  # stacked coordinates
                 for keyword in re.findall(r"(\w+)=", args):
-                    assert keyword in parameters, f"results.md: run.{method} has no argument {keyword}"
+                    assert keyword in parameters or "coordinates" in parameters and keyword in columns, \
+                        f"results.md: run.{method} has no argument {keyword}"
     table = next(rows for header, rows in tables(text) if header[0] == "function")
     for row in table:
         for name, args in re.findall(r"`(\w+)\(([^)]*)\)`", row[0]):
@@ -324,13 +332,13 @@ def test_the_index_links_every_page_and_notebook():
 
 # ----- the example model of extending.md ----------------------------------------------------------------
 def test_the_model_example_in_extending_md_builds_and_registers(monkeypatch):
-    import types  # noqa: PLC0415
+    import types
 
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from jaxlth.errors import UserError  # noqa: PLC0415
-    from jaxlth.pruning import masks  # noqa: PLC0415
+    from jaxlth.errors import UserError
+    from jaxlth.pruning import masks
 
     section = read(os.path.join(DOCS, "extending.md")).split("## A dataset")[0]
     model_source, registration = split_code(section)[1][:2]
@@ -355,9 +363,8 @@ def test_the_model_example_in_extending_md_builds_and_registers(monkeypatch):
 # ----- a helper for writers ------------------------------------------------------------------------------
 def missing_rows() -> list[str]:
     """Rows for experiments.md of the config fields it does not list, with the comments in config.py."""
-    from jaxlth.experiments import registry  # noqa: PLC0415
-
-    source = inspect.getsource(config_lib.common_config)
+    source = inspect.getsource(fields_lib.common_config) + inspect.getsource(fields_lib.pruning_config).replace(
+        "c.", "c.pruning.")
     for name, experiment in registry.all_experiments().items():  # blocks: their fields as c.<name>.<field>
         if experiment.defaults is not None:
             source += inspect.getsource(experiment.defaults).replace("c.", f"c.{name}.")

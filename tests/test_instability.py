@@ -5,10 +5,13 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth import checkpoint, config as config_lib, results, workdir as workdir_lib
+from jaxlth import checkpoint, experiments, results
+from jaxlth import config as config_lib
 from jaxlth.errors import UserError
 from jaxlth.experiments import instability as instability_lib
+from jaxlth.experiments.instability import run as instability_run
 from jaxlth.experiments import lottery as lottery_lib
+from jaxlth.experiments.lottery.run import Lottery
 from jaxlth.experiments import registry
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.instability import perturb as perturb_lib
@@ -39,15 +42,15 @@ def lottery_run(tmp_path_factory):
     """A finished 2-level tiny lottery run (levels 0, 1, 2; rewind step 3; 2 replicates)."""
     workdir = str(tmp_path_factory.mktemp("lottery"))
     config = tiny("lottery", lottery__branches=())
-    workdir_lib.claim(workdir, config)
-    lottery_lib.Lottery(Context(config, workdir, lottery_lib.EXPERIMENT.columns)).run()
+    experiments.claim(workdir, config)
+    Lottery(Context(config, workdir, lottery_lib.EXPERIMENT)).run()
     return results.load(workdir)
 
 
 def run_instability(config, workdir) -> results.Run:
     config_lib.validate(config)
-    workdir_lib.claim(str(workdir), config)
-    instability_lib.run(Context(config, str(workdir), instability_lib.EXPERIMENT.columns))
+    experiments.claim(str(workdir), config)
+    instability_run.run(Context(config, str(workdir), instability_lib.EXPERIMENT))
     return results.load(str(workdir))
 
 

@@ -11,9 +11,9 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlth import experiments, plots, results
 from jaxlth.analysis import curvature
-from jaxlth.analysis import landscape as measures
+from jaxlth.analysis import projections as measures
 from jaxlth.errors import UserError
-from jaxlth.experiments import landscape as landscape_experiment
+from jaxlth.experiments.landscape import run as landscape_experiment
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import setup as setup_lib
 from tests.conftest import assert_same_rows, tiny_config

@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth import results, workdir as workdir_lib
+from jaxlth import experiments, results
 from jaxlth.experiments import lottery as lottery_lib
+from jaxlth.experiments.lottery.run import Lottery
 from jaxlth.experiments.context import Context
 from tests.conftest import (FASHION_MNIST_DIR, TINY, assert_same_rows, checkpoint_steps, record_trainings, run_cli,
                             start_and_kill, tiny_config)
@@ -28,8 +29,8 @@ def bn_lottery():
 
 
 def run_in_process(config, workdir):
-    workdir_lib.claim(str(workdir), config)
-    lottery = lottery_lib.Lottery(Context(config, str(workdir), lottery_lib.EXPERIMENT.columns))
+    experiments.claim(str(workdir), config)
+    lottery = Lottery(Context(config, str(workdir), lottery_lib.EXPERIMENT))
     lottery.run()
     return lottery
 

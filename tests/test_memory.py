@@ -87,7 +87,7 @@ def test_stacked_networks_per_replicate_divide_what_fits(tiny, monkeypatch):
 
 
 def test_a_conv_net_looped_on_the_host_counts_the_activations_of_its_batch():
-    from jaxlth.bench import conv  # noqa: PLC0415
+    from jaxlth.bench import conv_speed as conv
 
     program = conv.program_for("conv2", 512, batch_size=16)  # one compiled step per call on a CPU
     footprint = memory.measure(program, conv.cifar_shaped(512, 64), num_steps=3)

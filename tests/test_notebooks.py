@@ -366,9 +366,9 @@ def test_alignment_notebook_lowers_the_barrier_between_seeds(tmp_path):
     workdir = str(tmp_path / "align")
     nb = execute(ALIGNMENT, WORKDIR=workdir, **CI_SETTINGS[ALIGNMENT])
     check_installed_nothing(nb)
-    from jaxlth.plots import alignment  # noqa: PLC0415
+    from jaxlth import plots
 
-    frame = alignment.alignment_table(results.load(workdir).table)
+    frame = plots.alignment_table(results.load(workdir).table)
     assert set(frame["path"]) == {"copies k=100", "seeds"}
     assert set(frame["align"]) == {"none", "weights", "activations+repair"}
     seeds = frame[frame["path"] == "seeds"].set_index("align")["mean"]
@@ -382,9 +382,9 @@ def test_landscape_notebook_measures_every_level_of_a_sweep(tmp_path):
     sweep, workdir = str(tmp_path / "sweep"), str(tmp_path / "landscape")
     nb = execute(LANDSCAPE, SWEEP_WORKDIR=sweep, WORKDIR=workdir, **CI_SETTINGS[LANDSCAPE])
     check_installed_nothing(nb)
-    from jaxlth.plots import landscape  # noqa: PLC0415
+    from jaxlth import plots
 
-    curvature = landscape.curvature_table(results.load(workdir).table)
+    curvature = plots.curvature_table(results.load(workdir).table)
     assert len(curvature) >= 3  # the dense level and the first level of each fraction
     assert images(nb) == 1
 
@@ -395,8 +395,8 @@ def test_data_diet_notebook_trains_on_pruned_training_sets(tmp_path):
     scores, workdir = str(tmp_path / "scores"), str(tmp_path / "diet")
     nb = execute(DATA_DIET, SCORES_WORKDIR=scores, WORKDIR=workdir, **CI_SETTINGS[DATA_DIET])
     check_installed_nothing(nb)
-    from jaxlth.plots import data_diet  # noqa: PLC0415
+    from jaxlth import plots
 
-    final = data_diet.diet_final(results.load(workdir).table)
+    final = plots.diet_final(results.load(workdir).table)
     assert {"el2n", "random"} <= set(final["score"])
     assert images(nb) == 1

@@ -107,7 +107,7 @@ def test_validation_runs_before_any_data_is_loaded(monkeypatch):
 
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 def test_all_densities_in_one_call_equal_pruning_to_each(scope):
-    from jaxlth.lottery import imp  # noqa: PLC0415
+    from jaxlth.pruning import imp  # noqa: PLC0415
     from jaxlth.pruning import masks as mask_lib  # noqa: PLC0415
 
     keys = jax.random.split(jax.random.PRNGKey(0), 3)

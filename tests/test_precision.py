@@ -11,7 +11,7 @@ import pytest
 from flax import traverse_util
 
 from jaxlth import rng
-from jaxlth.bench import conv
+from jaxlth.bench import conv_speed as conv
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from tests.conftest import tiny_config

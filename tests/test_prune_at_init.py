@@ -27,7 +27,7 @@ def pai_run(tmp_path_factory):
     original = context_lib.Context.train
 
     def recording(self, name, segment, mask, initial_state, labels, **kwargs):
-        starts[name] = (segment.start, jax.tree.map(np.asarray, initial_state()), kwargs.get("coords"))
+        starts[name] = (segment.start, jax.tree.map(np.asarray, initial_state()), kwargs.get("coordinates"))
         return original(self, name, segment, mask, initial_state, labels, **kwargs)
 
     config = tiny_config("prune_at_init", replicates=2, **{"prune_at_init.methods": METHODS})
@@ -51,8 +51,9 @@ def test_masks_reach_the_target_densities_and_equal_the_scorers_called_directly(
     data = scoring.batches(setup, 4)
     total = mask_lib.num_prunable(dense, replicate_axis=True)
     for method in ("magnitude", "snip", "synflow"):
-        direct = scoring.masks_at_densities(setup, at_init.METHODS[method], jax.tree.map(jnp.asarray, init), dense,
-                                            data, scoring.method_keys(config, method), (0.5, 0.1), "global", 0)
+        how = scoring.pruning(setup, at_init.METHODS[method].scorer, "global")
+        direct = scoring.masks_at_densities(how, jax.tree.map(jnp.asarray, init), dense, data,
+                                            scoring.method_keys(config, method), (0.5, 0.1))
         for level, d in ((1, 0.5), (2, 0.1)):
             mask = run.mask(level, arm=method)
             counts = sum(np.sum(m, axis=tuple(range(1, m.ndim))) for m in jax.tree.leaves(mask))
@@ -94,9 +95,9 @@ def test_ablations_keep_each_layers_density_and_start_from_the_right_weights(pai
     chosen = np.concatenate([inv[n]["kernel"][0].ravel() for n in inv])
     assert weights[chosen].max() <= weights[~chosen].min()
     # starts: init weights on each mask; reinit from a fresh initialisation of its own stream
-    step, state, coords = starts["magnitude"]
+    step, state, coordinates = starts["magnitude"]
     assert step == 0
-    order = [(c["arm"], c["level"]) for c in coords[:len(coords) // 2]]
+    order = [(c["arm"], c["level"]) for c in coordinates[:len(coordinates) // 2]]
     assert order == [(f"magnitude{s}", level) for s in ("", "_shuffle", "_reinit", "_invert") for level in (1, 2)]
     kernel, first = state.params["hidden_0"]["kernel"], init["params"]["hidden_0"]["kernel"][0]
     for i, (name, level) in enumerate(order):
@@ -195,13 +196,14 @@ def test_a_scorer_that_needs_data_on_a_data_free_path_is_refused():
     mask = mask_lib.ones_like(params)
     model = scorers.Model(lambda p, bs, x, train: x @ p["Dense_0"]["kernel"], (3,))
     key = jax.random.PRNGKey(0)
+    network = {"params": params, "batch_stats": {}}
     with pytest.raises(UserError, match="snip scores on training examples"):
-        at_init.masks_at_densities(scorers.SCORERS["snip"], params, {}, mask, model, None, key, jnp.asarray([0.5]),
-                                   "global", 1)
+        at_init.masks_at_densities(at_init.Pruning(scorers.SCORERS["snip"], model, "global"), network, mask, None, key,
+                                   jnp.asarray([0.5]))
     with pytest.raises(UserError, match="grasp scores on training examples"):
-        at_init.prune_fraction(scorers.SCORERS["grasp"], params, {}, mask, model, None, key, 0.5, "global", 1)
-    kept = at_init.masks_at_densities(scorers.SCORERS["synflow"], params, {}, mask, model, None, key,
-                                      jnp.asarray([0.5]), "global", 3)
+        at_init.prune_fraction(at_init.Pruning(scorers.SCORERS["grasp"], model, "global"), network, mask, None, key, 0.5)
+    kept = at_init.masks_at_densities(at_init.Pruning(scorers.SCORERS["synflow"], model, "global", 3), network, mask,
+                                      None, key, jnp.asarray([0.5]))
     assert int(jnp.sum(kept["Dense_0"]["kernel"])) == 3
 
 
@@ -234,9 +236,9 @@ def test_imp_with_another_scorer_prunes_each_level_by_it_for_every_fraction_of_a
         previous = jax.tree.map(jnp.asarray, checkpoint.load_artifact(
             results.artifact_dir(run.workdir, f"imp/level_{level - 1:02d}/final")))
         previous_mask = jax.tree.map(jnp.asarray, run.mask(level - 1))
-        expected = scoring.prune_each(setup, "snip", previous, previous_mask, data,
+        expected = scoring.prune_each(scoring.pruning(setup, "snip", "global"), previous, previous_mask, data,
                                       scoring.method_keys(config, "snip", level), jnp.asarray([0.3, 0.6, 0.3, 0.6]),
-                                      "global", 0, copies=2)
+                                      copies=2)
         for a, b in zip(jax.tree.leaves(run.mask(level)), jax.tree.leaves(expected)):
             np.testing.assert_array_equal(a, b)
         remaining = [int(sum(np.sum(m[i]) for m in jax.tree.leaves(previous_mask))) for i in range(4)]
@@ -271,9 +273,9 @@ def test_scorers_on_a_batchnorm_residual_network_of_32x32_images():
     total = mask_lib.num_prunable(dense, replicate_axis=True)
     found = {}
     for method, statistics in (("snip", True), ("snip", False), ("grasp", True), ("synflow", True)):
-        masks = scoring.masks_at_densities(setup, at_init.METHODS[method], network, dense, data,
-                                           scoring.method_keys(config, method), (0.2,), "global", 5 if method ==
-                                           "synflow" else 0, batch_statistics=statistics)
+        how = scoring.pruning(setup, method, "global", 5 if method == "synflow" else 0,
+                              batch_statistics=statistics)
+        masks = scoring.masks_at_densities(how, network, dense, data, scoring.method_keys(config, method), (0.2,))
         counts = sum(int(np.sum(m)) for m in jax.tree.leaves(masks))
         assert counts == int(np.floor(0.2 * total))
         found[method, statistics] = masks

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxlth.lottery import branches, imp
+from jaxlth.pruning import branches, imp
 from jaxlth.pruning import magnitude, masks
 
 

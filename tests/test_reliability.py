@@ -78,7 +78,7 @@ def test_a_workdir_that_is_a_file_is_refused(tmp_path):
     path = tmp_path / "file"
     path.write_text("not a folder")
     with pytest.raises(UserError, match="is a file, not a folder"):
-        workdir_lib.claim(str(path), config_lib.from_file(TINY))
+        experiments.claim(str(path), config_lib.from_file(TINY))
     assert os.path.isfile(path)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from jaxlth import experiments, plots, results
 from jaxlth.errors import UserError
-from jaxlth.experiments.retraining import level_measures
+from jaxlth.experiments.retraining.run import level_measures
 from jaxlth.pruning import masks as mask_lib
 from tests.conftest import tiny_config
 

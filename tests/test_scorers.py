@@ -134,8 +134,8 @@ def test_synflow_never_disconnects_a_layer_where_magnitude_pruning_does():
     key = jax.random.PRNGKey(0)
 
     def kept(scorer, density, rounds):
-        m = at_init.mask_at_density(scorers.SCORERS[scorer], params, {}, mask, model, None, key, density, "global",
-                                    rounds)
+        how = at_init.Pruning(scorers.SCORERS[scorer], model, "global", rounds)
+        m = at_init.mask_at_density(how, {"params": params}, mask, None, key, density)
         return [int(jnp.sum(v)) for v in jax.tree.leaves(m)]
 
     for density in (0.05, 0.02, 0.01):  # 180, 72, 36 of 3616 weights
@@ -151,10 +151,10 @@ def test_rounds_follow_the_exponential_schedule_and_nest():
     scorer = scorers.SCORERS["magnitude"]
     masks = [mask]
     for k in range(1, 4):  # one round at a time reproduces three rounds to 0.125 = 0.5 ** 3
-        masks.append(at_init.mask_at_density(scorer, params, {}, masks[-1], MODEL, None, jax.random.PRNGKey(0),
-                                             0.5 ** k, "global", 1))
-    three = at_init.mask_at_density(scorer, params, {}, mask, MODEL, None, jax.random.PRNGKey(0), 0.125,
-                                    "global", 3)
+        masks.append(at_init.mask_at_density(at_init.Pruning(scorer, MODEL, "global"), {"params": params},
+                                             masks[-1], None, jax.random.PRNGKey(0), 0.5 ** k))
+    three = at_init.mask_at_density(at_init.Pruning(scorer, MODEL, "global", 3), {"params": params}, mask, None,
+                                    jax.random.PRNGKey(0), 0.125)
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), three, masks[-1]))
     for outer, inner in zip(masks, masks[1:]):
         assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a | ~b)), outer, inner))
@@ -165,13 +165,13 @@ def test_masks_at_densities_equals_one_density_at_a_time_and_inverting_keeps_the
     mask = mask_lib.ones_like(params)
     scorer = scorers.SCORERS["magnitude"]
     densities = jnp.asarray([0.5, 0.1])
-    stacked = at_init.masks_at_densities(scorer, params, {}, mask, MODEL, None, jax.random.PRNGKey(0), densities,
-                                         "global", 1)
+    how, network = at_init.Pruning(scorer, MODEL, "global"), {"params": params}
+    stacked = at_init.masks_at_densities(how, network, mask, None, jax.random.PRNGKey(0), densities)
     for i, d in enumerate(densities):
-        one = at_init.mask_at_density(scorer, params, {}, mask, MODEL, None, jax.random.PRNGKey(0), d, "global", 1)
+        one = at_init.mask_at_density(how, network, mask, None, jax.random.PRNGKey(0), d)
         assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a[i] == b)), stacked, one))
-    inverted = at_init.mask_at_density(scorer, params, {}, mask, MODEL, None, jax.random.PRNGKey(0), 0.5, "global",
-                                       1, invert=True)
+    inverted = at_init.mask_at_density(at_init.Pruning(scorer, MODEL, "global", invert=True), network, mask, None,
+                                       jax.random.PRNGKey(0), 0.5)
     w = jnp.concatenate([jnp.abs(params[n]["kernel"]).ravel() for n in ("Dense_0", "Dense_1")])
     kept = jnp.concatenate([inverted[n]["kernel"].ravel() for n in ("Dense_0", "Dense_1")])
     assert float(jnp.max(w[kept])) <= float(jnp.min(w[~kept]))

@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlth.lottery import imp
+from jaxlth.pruning import imp
 from jaxlth.training import setup as setup_lib
 from jaxlth.training import swa
-from jaxlth.training.state import copy
+from jaxlth.sharding import copy
 from tests.conftest import tiny_config
 
 

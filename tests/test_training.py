@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
+from jaxlth import sharding
 from jaxlth.pruning import masks
 from jaxlth.training import setup as setup_lib
-from jaxlth.training import state as state_lib
 from tests.conftest import tiny_config as tiny
 
 
@@ -114,7 +114,7 @@ def test_evaluation_handles_a_remainder_batch():
 def test_state_copy_survives_donation():
     setup = setup_lib.build(tiny_config())
     state = setup.init_state()
-    kept = state_lib.copy(state)
+    kept = sharding.copy(state)
     before = np.asarray(kept.params["hidden_0"]["kernel"])
     setup.program.train_chunk(state, {}, setup.data, 0, num_steps=2)
     np.testing.assert_array_equal(np.asarray(kept.params["hidden_0"]["kernel"]), before)

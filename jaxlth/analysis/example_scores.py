@@ -24,7 +24,7 @@ from jax import lax
 
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training.functions import cross_entropy, logits
-from jaxlth.training.history import average, forgetting  # noqa: F401  (re-exported: the scores' API)
+from jaxlth.subsets import average, forgetting  # noqa: F401  (re-exported: the scores' API)
 
 PyTree = Any
 

@@ -107,12 +107,12 @@ def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labe
     return {"loss": loss, "accuracy": acc, "error": 1.0 - acc}
 
 
-def bn_batches_from(images: jax.Array, num_batches: int, batch_size: int,
-                    seed: int = rng.BN_BATCHES_SEED) -> jax.Array | None:
-    """``(num_batches, batch_size, ...)`` unaugmented training images of a fixed random subset."""
+def bn_batches_from(images: jax.Array, num_batches: int, batch_size: int) -> jax.Array | None:
+    """``(num_batches, batch_size, ...)`` unaugmented training images of a fixed random subset
+    (the order of :data:`jaxlth.rng.BN_BATCHES`)."""
     if num_batches <= 0:
         return None
-    take = jax.random.permutation(jax.random.PRNGKey(seed), images.shape[0])[: num_batches * batch_size]
+    take = rng.fixed_order(rng.BN_BATCHES, images.shape[0])[: num_batches * batch_size]
     return images[take].reshape(num_batches, batch_size, *images.shape[1:])
 
 

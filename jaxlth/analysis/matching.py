@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 from scipy.optimize import linear_sum_assignment
+from jaxlth.analysis import permutations
 
 PyTree = Any
 
@@ -98,8 +99,6 @@ def activation_matching(symmetry, params_a: PyTree, stats_a: PyTree, params_b: P
     (Ainsworth et al. 2023's activation matching; a group's activations are all the values of
     the forward pass that carry it, e.g. every block's output along a residual stage). The inner
     products are accumulated over chunks of ``chunk`` inputs, so memory stays that of one chunk."""
-    from jaxlth.analysis import permutations  # noqa: PLC0415
-
     costs = {}
     for start in range(0, x.shape[0], chunk):
         part = x[start:start + chunk]

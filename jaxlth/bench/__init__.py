@@ -18,19 +18,19 @@ the same copies trained one after the other (``--epochs`` each), and the cost of
 30-point interpolation path in one compiled call (:func:`jaxlth.analysis.interpolate`) with 30
 separate test-set evaluations of the same networks.
 
-``landscape`` (:mod:`jaxlth.bench.landscape`) times curvature measurements
+``landscape`` (:mod:`jaxlth.bench.hessian_speed`) times curvature measurements
 (:mod:`jaxlth.analysis.curvature`) of LeNet-300-100 on a
 10,000-example subset (eval-mode loss, chunks of 1,000) for 1 and 4 replicates vmapped in one
 program: one Hessian-vector product, the top 20 eigenvalues (60 Lanczos steps, full
 reorthogonalisation) and a Hutchinson trace with 100 Rademacher probes (compiled ahead of time).
 
-``scores`` (:mod:`jaxlth.bench.scores`) times per-example EL2N and GraNd and the cost of tracking
+``scores`` (:mod:`jaxlth.bench.scoring_speed`) times per-example EL2N and GraNd and the cost of tracking
 forgetting events during training.
 
-``pruning`` (:mod:`jaxlth.bench.pruning`) times the masks of every pruning-at-initialisation method
+``pruning`` (:mod:`jaxlth.bench.mask_speed`) times the masks of every pruning-at-initialisation method
 against training steps.
 
-``conv`` (:mod:`jaxlth.bench.conv`) measures ResNet-20 and VGG-16 on CIFAR-10-shaped data: images/s
+``conv`` (:mod:`jaxlth.bench.conv_speed`) measures ResNet-20 and VGG-16 on CIFAR-10-shaped data: images/s
 per replicate for ``--replicates``, FLOP/s against the device's matmul ceiling, a step's memory,
 and jaxlth's step against a plain Flax + optax loop (``--dtype bfloat16`` for mixed precision).
 
@@ -41,98 +41,16 @@ Timings exclude compilation (each program runs once before it is timed) and take
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import models
 from jaxlth.analysis import alpha_grid, interpolate
-from jaxlth.config import base_config
-from jaxlth.lottery import imp
-from jaxlth.data.dataset import Dataset
+from jaxlth.bench import conv_speed, hessian_speed, mask_speed, scoring_speed
+from jaxlth.bench.harness import LenetBench, best_times, fashion_mnist_sized, lenet_train_flops, matmul_gflops, timed
+from jaxlth.pruning import imp
 from jaxlth.pruning import masks as mask_lib
-from jaxlth.training import optim
-from jaxlth.training.program import Program, Spec, to_device
 from jaxlth.training.state import DATA_STREAM, INIT_STREAM, replicate_keys
-
-LENET_LAYERS = ((784, 300), (300, 100), (100, 10))
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of an ``n x n`` float32 matrix product (the ceiling training is compared to)."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
-    f(a, b).block_until_ready()
-    best = min(_timed(lambda: f(a, b).block_until_ready()) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def lenet_train_flops(batch_size: int) -> float:
-    """Matrix-product FLOPs of one LeNet-300-100 training step: forward, weight and input grads.
-
-    The first layer's input gradient is not needed (inputs are data), so it is not counted.
-    """
-    forward = sum(2 * batch_size * i * o for i, o in LENET_LAYERS)
-    input_grads = sum(2 * batch_size * i * o for i, o in LENET_LAYERS[1:])
-    return 2 * forward + input_grads
-
-
-def fashion_mnist_sized(num_train: int = 60_000, num_test: int = 10_000) -> Dataset:
-    rng = np.random.default_rng(0)
-    return Dataset(
-        name="fashion_mnist_sized_random",
-        train_images=rng.integers(0, 256, (num_train, 28, 28, 1), dtype=np.uint8),
-        train_labels=rng.integers(0, 10, num_train).astype(np.int32),
-        test_images=rng.integers(0, 256, (num_test, 28, 28, 1), dtype=np.uint8),
-        test_labels=rng.integers(0, 10, num_test).astype(np.int32),
-        num_classes=10, mean=(0.286,), std=(0.353,), source="random",
-    )
-
-
-class LenetBench:
-    """LeNet-300-100 with the OpenLTH recipe, ready to time chunks of training."""
-
-    def __init__(self, dataset: Dataset, batch_size: int):
-        config = base_config()
-        config.train.batch_size = batch_size
-        self.steps_per_epoch = dataset.num_train // batch_size
-        spec = Spec(batch_size, self.steps_per_epoch, dataset.num_train, dataset.image_shape, dataset.mean,
-                    dataset.std, dataset.pixel_scale, dataset.augmentation, eval_batch_size=2000)
-        model = models.get_model("lenet_300_100", dataset.num_classes)
-        self.program = Program(model, optim.make_optimizer(config.train),
-                               optim.make_schedule(config.train, self.steps_per_epoch, 10**9), spec)
-        self.data = to_device(dataset)
-
-    def state(self, replicates: int):
-        return self.program.init(replicate_keys(0, replicates, INIT_STREAM), replicate_keys(0, replicates, DATA_STREAM))
-
-    def runner(self, replicates: int, mask_density: float | None, num_steps: int):
-        """A function that trains ``num_steps`` steps of ``replicates`` replicates (compiled, warm)."""
-        state = self.state(replicates)
-        mask = {}
-        if mask_density is not None:
-            dense = mask_lib.ones_like(state.params, ["output"])
-            mask = jax.tree.map(lambda m: jax.random.bernoulli(jax.random.PRNGKey(0), mask_density, m.shape), dense)
-        holder = [state]
-
-        def run():
-            holder[0], metrics = self.program.train_chunk(holder[0], mask, self.data, 0, num_steps=num_steps)
-            jax.block_until_ready((holder[0], metrics))
-
-        run()  # compile and warm up
-        return run
-
-
-def best_times(runs: dict, repeats: int) -> dict:
-    """Best wall time of each run, measured round-robin so that machine noise hits all alike."""
-    best = {name: float("inf") for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            best[name] = min(best[name], _timed(run))
-    return best
 
 
 def imp_level_seconds(bench: LenetBench, replicates: int, epochs: int = 40) -> float:
@@ -147,7 +65,7 @@ def imp_level_seconds(bench: LenetBench, replicates: int, epochs: int = 40) -> f
             _, acc = bench.program.evaluate(state.params, state.batch_stats, data.test_images, data.test_labels)
             np.asarray(acc)  # a host sync per evaluation, as the real loop does
 
-    return _timed(level)
+    return timed(level)
 
 
 def prune_seconds(bench: LenetBench, replicates: int, repeats: int) -> float:
@@ -155,7 +73,7 @@ def prune_seconds(bench: LenetBench, replicates: int, repeats: int) -> float:
     params = bench.state(replicates).params
     mask = mask_lib.ones_like(params, ["output"])
     jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global"))
-    return min(_timed(lambda: jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global")))
+    return min(timed(lambda: jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global")))
                for _ in range(repeats))
 
 
@@ -217,12 +135,6 @@ def instability_suite(args) -> None:
           f"({path['separate'] / path['path']:.2f}x the path) |")
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("suite", nargs="?", default="train",
@@ -247,21 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.suite in ("instability", "all"):
         instability_suite(args)
     if args.suite in ("landscape", "all"):
-        from jaxlth.bench import landscape  # noqa: PLC0415
-
-        landscape.suite(args)
+        hessian_speed.suite(args)
     if args.suite in ("scores", "all"):
-        from jaxlth.bench import scores  # noqa: PLC0415
-
-        scores.suite(args)
+        scoring_speed.suite(args)
     if args.suite in ("pruning", "all"):
-        from jaxlth.bench import pruning  # noqa: PLC0415
-
-        pruning.suite(args)
+        mask_speed.suite(args)
     if args.suite in ("conv", "all"):
-        from jaxlth.bench import conv  # noqa: PLC0415
-
-        conv.suite(args)
+        conv_speed.suite(args)
 
 
 def train_suite(args) -> None:

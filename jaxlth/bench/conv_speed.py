@@ -31,12 +31,13 @@ import numpy as np
 import optax
 
 from jaxlth import models, rng
-from jaxlth.config import base_config
+from jaxlth.fields import common_config
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from jaxlth.training import memory
 from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec
+from jaxlth.training.setup import step_loop
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR_EPOCH = 50_000  # images in one CIFAR-10 training epoch
@@ -84,9 +85,7 @@ def cifar_shaped(num_train: int = 50_000, num_test: int = 1_000) -> DeviceData:
 
 def program_for(name: str, num_train: int, batch_size: int = 128, dtype: str = "float32") -> Program:
     """jaxlth's program of ``name`` with the CIFAR recipes' SGD (lr 0.1, momentum 0.9, wd 1e-4)."""
-    from jaxlth.training.setup import step_loop  # noqa: PLC0415
-
-    c = base_config()
+    c = common_config()
     c.train.lr, c.train.momentum, c.train.weight_decay = 0.1, 0.9, 1e-4
     steps_per_epoch = num_train // batch_size
     spec = Spec(batch_size=batch_size, steps_per_epoch=steps_per_epoch, num_train=num_train, image_shape=(32, 32, 3),

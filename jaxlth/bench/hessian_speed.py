@@ -6,7 +6,7 @@ import jax
 
 from jaxlth import models
 from jaxlth.analysis import curvature
-from jaxlth.bench import LenetBench, best_times, fashion_mnist_sized
+from jaxlth.bench.harness import LenetBench, best_times, fashion_mnist_sized
 
 
 def landscape_seconds(bench: LenetBench, replicates: int, repeats: int) -> dict:

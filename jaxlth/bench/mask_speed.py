@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxlth.experiments import scoring
 from jaxlth.pruning import at_init, masks as mask_lib, scorers
+from jaxlth.bench.harness import LenetBench, best_times, fashion_mnist_sized
 from jaxlth.training import functions as fn
 
 REPLICATES = 4
@@ -32,19 +33,16 @@ def mask_runner(bench, method: str):
     data = (jnp.broadcast_to(x[None, None], (REPLICATES, 1, *x.shape)),
             jnp.broadcast_to(bench.data.train_labels[None, None, :n], (REPLICATES, 1, n)))
 
-    def one(params, batch_stats, m, d, key):
-        return at_init.masks_at_densities(scorer, params, batch_stats, m, model, d, key, jnp.asarray(DENSITIES),
-                                          at_init.METHODS[method].scope or "global", scorer.rounds)
+    how = at_init.Pruning(scorer, model, at_init.METHODS[method].scope or "global", scorer.rounds)
 
-    compiled = jax.jit(jax.vmap(one)).lower(network["params"], network["batch_stats"], dense, data,
-                                            state.data_key).compile()
-    return lambda: jax.block_until_ready(compiled(network["params"], network["batch_stats"], dense, data,
-                                                  state.data_key))
+    def one(replicate_network, m, d, key):
+        return at_init.masks_at_densities(how, replicate_network, m, d, key, jnp.asarray(DENSITIES))
+
+    compiled = jax.jit(jax.vmap(one)).lower(network, dense, data, state.data_key).compile()
+    return lambda: jax.block_until_ready(compiled(network, dense, data, state.data_key))
 
 
 def suite(args) -> None:
-    from jaxlth.bench import LenetBench, best_times, fashion_mnist_sized  # noqa: PLC0415
-
     bench = LenetBench(fashion_mnist_sized(), 128)
     steps = 100
     runs = {"train": bench.runner(REPLICATES, 0.5, steps)}

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlth.analysis import example_scores
+from jaxlth.bench.harness import LenetBench, best_times, fashion_mnist_sized
 from jaxlth.training import history as history_lib
 from jaxlth.training.state import with_examples
 
@@ -45,8 +46,6 @@ def score_runner(bench, replicates: int, kind: str):
 
 
 def suite(args) -> None:
-    from jaxlth.bench import LenetBench, best_times, fashion_mnist_sized  # noqa: PLC0415
-
     bench = LenetBench(fashion_mnist_sized(), 128)
     epoch = bench.steps_per_epoch
     runs = {"epoch": bench.runner(REPLICATES, None, epoch), "tracked": tracked_runner(bench, REPLICATES, epoch),

@@ -14,7 +14,7 @@ from jaxlth.data.dataset import Dataset, padded
 from jaxlth.errors import UserError
 from jaxlth.data.sources import STREAMING_ONLY, load_source
 from jaxlth.data import selection
-from jaxlth.data.subsets import check_fractions, randomize_labels, subsample
+from jaxlth.data.sampling import check_fractions, randomize_labels, subsample
 
 __all__ = ["Dataset", "augment_batch", "default_config", "load_dataset", "normalize", "open_streamed",
            "randomize_labels", "streams", "subsample"]
@@ -63,7 +63,7 @@ def streams(data_cfg) -> bool:
 def open_streamed(data_cfg):
     """The :class:`~jaxlth.data.streaming.StreamedDataset` of ``data_cfg`` (``data.dir`` or
     ``$JAXLTH_DATA_DIR/<name>``), its images cropped to ``data.image_size``."""
-    from jaxlth.data import streaming  # noqa: PLC0415  (grain and PIL only for streamed data)
+    from jaxlth.data import streaming  # (grain and PIL only for streamed data)
 
     for field, plain in (("subsample_fraction", 1.0), ("random_labels_fraction", 0.0), ("pad_to", 0)):
         if data_cfg.get(field, plain) != plain:

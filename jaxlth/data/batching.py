@@ -18,12 +18,12 @@ from jaxlth import rng
 
 def order_key(data_key: jax.Array) -> jax.Array:
     """The key that fixes the data order (one replicate)."""
-    return jax.random.fold_in(data_key, rng.ORDER)
+    return rng.ORDER.key(data_key)
 
 
 def augment_key(data_key: jax.Array, step: jax.Array) -> jax.Array:
     """The key for the augmentation of the batch at global ``step`` (one replicate)."""
-    return jax.random.fold_in(jax.random.fold_in(data_key, rng.AUGMENT), step)
+    return jax.random.fold_in(rng.AUGMENT.key(data_key), step)
 
 
 def epoch_permutation(data_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:

@@ -28,7 +28,7 @@ INFO_FILE = "dataset.json"
 def encode(image: np.ndarray | bytes, label: int, image_format: str = "PNG") -> bytes:
     """One record: ``label`` and ``image`` (``(H, W, C)`` uint8, or bytes already encoded)."""
     if not isinstance(image, (bytes, bytearray)):
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
 
         buffer = io.BytesIO()
         pixels = np.asarray(image, np.uint8)
@@ -39,7 +39,7 @@ def encode(image: np.ndarray | bytes, label: int, image_format: str = "PNG") -> 
 
 def read_example(record: bytes, channels: int) -> tuple[np.ndarray, int]:
     """``((H, W, channels) uint8 image, label)`` of one record."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     (label,) = struct.unpack_from("<I", record)
     with Image.open(io.BytesIO(record[4:])) as image:
@@ -49,7 +49,7 @@ def read_example(record: bytes, channels: int) -> tuple[np.ndarray, int]:
 
 def write_split(path: str, records: Iterable[bytes]) -> int:
     """Writes ``records`` to one ArrayRecord file (one record per group: fast random access)."""
-    from array_record.python.array_record_module import ArrayRecordWriter  # noqa: PLC0415
+    from array_record.python.array_record_module import ArrayRecordWriter
 
     writer = ArrayRecordWriter(path, "group_size:1")
     count = 0

@@ -24,7 +24,7 @@ from jaxlth.errors import UserError
 
 KEEPS = ("all", "hardest", "easiest", "random", "window")
 NEEDS_SCORES = ("hardest", "easiest", "window")
-_TIES_TAG, _RANDOM_TAG = 3, 4  # numpy streams of SeedSequence([seed, tag]) (jaxlth.data.subsets uses 1, 2)
+_TIES_TAG, _RANDOM_TAG = 3, 4  # numpy streams of SeedSequence([seed, tag]) (jaxlth.data.sampling uses 1, 2)
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -73,14 +73,14 @@ def open_dataset(folder: str, name: str, image_size: int) -> StreamedDataset:
 
 
 def _count(files: Sequence[str]) -> int:
-    import grain  # noqa: PLC0415
+    import grain
 
     return len(grain.sources.ArrayRecordDataSource(list(files)))
 
 
 # ----- host image transforms (numpy in, numpy out) -------------------------------------------------
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     if image.shape[:2] == (height, width):
         return image
@@ -126,7 +126,7 @@ class Stream:
 
     def __init__(self, dataset: StreamedDataset, batch_size: int, steps_per_epoch: int, eval_batch_size: int,
                  threads: int = 8, read_ahead_steps: int = 2):
-        import grain  # noqa: PLC0415
+        import grain
 
         self.dataset, self.batch_size, self.steps_per_epoch = dataset, batch_size, steps_per_epoch
         self.eval_batch_size, self.threads, self.read_ahead_steps = eval_batch_size, threads, read_ahead_steps
@@ -159,7 +159,7 @@ class Stream:
         """The Grain dataset of the training batches of ``keys`` (one per local replicate), of the
         examples at ``positions`` of each batch: element ``s`` is ``((R_local, P, H, W, C) uint8,
         (R_local, P) int32)`` of step ``s``."""
-        import grain  # noqa: PLC0415
+        import grain
 
         keys, positions = tuple(keys), tuple(positions)
         per_step = len(keys) * len(positions)
@@ -182,7 +182,7 @@ class Stream:
         ``start .. start + count - 1`` (their examples at ``positions``, default all ``B``), read
         ahead on Grain's threads (a sequential reader keeps its iterator: the next call goes on
         where this one stopped)."""
-        import grain  # noqa: PLC0415
+        import grain
 
         keys = tuple(tuple(int(v) for v in k) for k in keys)
         positions = tuple(range(self.batch_size) if positions is None else positions)

@@ -1,4 +1,5 @@
-"""Experiments by name: each is a module here that declares ``EXPERIMENT`` (see ``protocol``).
+"""Experiments by name: each kind is a folder here whose ``__init__.py`` declares ``EXPERIMENT``
+(:mod:`jaxlth.experiments.protocol`); the plain modules beside the folders are what the kinds share.
 
 ``run(config, workdir)`` is the one entry point, from the command line and from Python.
 """
@@ -7,7 +8,14 @@ from __future__ import annotations
 
 import os
 
+import jax
+
+from jaxlth import fields, processes, records, workdir as workdir_lib
 from jaxlth.errors import UserError
+from jaxlth.experiments import recipes, registry
+from jaxlth.experiments.context import Context
+from jaxlth.layout import Layout
+from jaxlth.training import setup as setup_lib
 
 # Where compiled XLA programs are kept between processes, unless JAX's own setting or
 # $JAXLTH_COMPILATION_CACHE (a folder, or "off") says otherwise.
@@ -22,8 +30,6 @@ def enable_compilation_cache() -> str | None:
     run, a rerun with more levels or a second seed sweep then loads its compiled programs from
     disk instead of compiling them again; results are unchanged bit for bit.
     """
-    import jax  # noqa: PLC0415
-
     if jax.config.jax_compilation_cache_dir:
         return jax.config.jax_compilation_cache_dir
     path = os.environ.get("JAXLTH_COMPILATION_CACHE", DEFAULT_COMPILATION_CACHE)
@@ -41,40 +47,46 @@ def run(config, workdir: str):
     experiment's summary table and writes its figures at the end. Returns what the experiment's
     ``run`` returns.
     """
-    from jaxlth import config as config_lib  # noqa: PLC0415 (light imports for --help)
-    from jaxlth import processes, records, results, workdir as workdir_lib  # noqa: PLC0415
-    from jaxlth.layout import Layout  # noqa: PLC0415
-    from jaxlth.experiments import registry  # noqa: PLC0415
-    from jaxlth.experiments.context import Context  # noqa: PLC0415
-    from jaxlth.training import setup as setup_lib  # noqa: PLC0415
-
-    experiment = registry.get(config.experiment)
-    config_lib.validate(config)
+    experiment = recipes.validate(config)
     primary = processes.is_primary()  # the others check the workdir once process 0 has claimed it
     if primary:
-        workdir_lib.claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
+        claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
         damaged = records.check(Layout(workdir).results_file)
         if damaged:
             raise UserError(f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
                             "held cannot be recomputed from the checkpoints)")
-    context = Context(config, workdir, experiment.columns)
+    context = Context(config, workdir, experiment)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
     setup_lib.check_prunable(context.setup)
     if primary:
-        workdir_lib.claim(workdir, config)
+        claim(workdir, config)
     processes.barrier("jaxlth: workdir claimed")
     if not primary:
-        workdir_lib.claim(workdir, config, write=False)
+        claim(workdir, config, write=False)
     with workdir_lib.Lock(context.layout):
         print(description, flush=True)
         outcome = experiment.run(context)
         if experiment.report is not None and primary:
-            text, paths = experiment.report(results.load(workdir).table, context.layout.plots)
+            text, paths = experiment.report(experiment.reader(workdir, experiment.arms.main), context.layout.plots)
             print(text, flush=True)
             if paths:
                 print("figures: " + ", ".join(paths), flush=True)
-        workdir_lib.mark_finished(workdir, config)
+        workdir_lib.mark_finished(workdir, recipes.finished_view(fields.to_dict(config), experiment))
     return outcome
 
 
-__all__ = ["DEFAULT_COMPILATION_CACHE", "UserError", "enable_compilation_cache", "run"]
+def claim(workdir: str, config, write: bool = True) -> bool:
+    """Makes ``workdir`` the config's, or checks that it is (:func:`jaxlth.workdir.claim`): a rerun
+    may change only what its experiment allows. True when the workdir held the run already."""
+    experiment = registry.of_config(config)
+    return workdir_lib.claim(workdir, config, lambda saved, current: recipes.rerun_differences(saved, current, experiment),
+                             write)
+
+
+def finished(workdir: str, config) -> bool:
+    """Whether ``workdir`` last finished with ``config`` (in every field its experiment reads)."""
+    experiment = recipes.validate(config)
+    return workdir_lib.finished(workdir, recipes.finished_view(fields.to_dict(config), experiment), recipes.defaults())
+
+
+__all__ = ["DEFAULT_COMPILATION_CACHE", "UserError", "claim", "enable_compilation_cache", "finished", "run"]

@@ -10,7 +10,8 @@ builds the checkpoint scaffold itself:
   so a kill between the artifact's commit and its rows loses nothing;
 * ``context.train(name, segment, ...)``: a resumable training segment with its checkpoints and a
   recorder for its rows;
-* ``context.record`` / ``context.replace_rows``: measurement rows into ``results.csv``.
+* ``context.record`` / ``context.replace_rows``: measurement rows into ``results.csv``, each
+  stamped with the experiment's name (``experiment`` column).
 """
 
 from __future__ import annotations
@@ -37,19 +38,19 @@ def network_of(state: TrainState) -> dict:
 
 
 class Recorder:
-    """A training segment's rows: ``labels`` plus, for stacked position ``i``, ``coords[i]``
+    """A training segment's rows: ``labels`` plus, for stacked position ``i``, ``coordinates[i]``
     (one dict, or a list of dicts: one row each)."""
 
-    def __init__(self, context: "Context", labels: dict, coords: Sequence[dict] | None = None):
-        self.context, self.labels, self.coords = context, dict(labels), coords
+    def __init__(self, context: "Context", labels: dict, coordinates: Sequence[dict] | None = None):
+        self.context, self.labels, self.coordinates = context, context.labelled(labels), coordinates
 
-    def places(self, i: int) -> list[dict]:
-        """The coordinates of stacked position ``i``: ``coords[i]`` (a dict, or a list of dicts when
+    def of(self, i: int) -> list[dict]:
+        """The coordinates of stacked position ``i``: ``coordinates[i]`` (a dict, or a list of dicts when
         one network stands for several, e.g. the dense level shared by every prune fraction)."""
-        if self.coords is None:
+        if self.coordinates is None:
             return [{"replicate": i}]
-        where = self.coords[i]
-        return list(where) if isinstance(where, (list, tuple)) else [where]
+        found = self.coordinates[i]
+        return list(found) if isinstance(found, (list, tuple)) else [found]
 
     def restart(self, step: int, end: int, resumed: bool) -> None:
         mine = records.matches(self.labels)
@@ -67,24 +68,25 @@ class Recorder:
         for split, by_metric in metrics.items():
             for metric, values in by_metric.items():
                 for i, value in enumerate(np.asarray(values)):
-                    for where in self.places(i):
-                        rows.append(dict(self.labels, **where, density=float(density[i]), step=step, epoch=epoch,
-                                         split=split, metric=metric, value=float(value)))
+                    for coordinates in self.of(i):
+                        rows.append(dict(self.labels, **coordinates, density=float(density[i]), step=step,
+                                         epoch=epoch, split=split, metric=metric, value=float(value)))
         self.context.record(rows)
 
     def describe(self, positions: list[int]) -> str:
         head = ", ".join(f"{k} {self.labels[k]}" for k in ("arm", "level") if k in self.labels)
-        where = "; ".join(", ".join(f"{k} {v}" for k, v in self.places(i)[0].items()) for i in positions)
-        return f"{head}: {where}" if head else where
+        found = "; ".join(", ".join(f"{k} {v}" for k, v in self.of(i)[0].items()) for i in positions)
+        return f"{head}: {found}" if head else found
 
 
 class Context:
-    """One experiment's run in one workdir."""
+    """One experiment's run in one workdir (``experiment``: its declaration)."""
 
-    def __init__(self, config, workdir: str, columns: Sequence[str] = ()):
+    def __init__(self, config, workdir: str, experiment):
         self.config = config
+        self.experiment = experiment
         self.layout = Layout(workdir)
-        self.columns = (*records.CORE_COLUMNS, *columns)
+        self.columns = (*records.CORE_COLUMNS, *experiment.columns)
         self._setup = None
 
     @property
@@ -98,19 +100,27 @@ class Context:
         """A step spec of the config in iterations."""
         return self.setup.to_steps(spec, field)
 
-    # ----- rows -------------------------------------------------------------------------------------
-    def record(self, rows: Sequence[dict]) -> None:
-        """Appends measurement rows to ``results.csv``."""
-        records.append(self.layout.results_file, rows, self.columns)
+    def program(self, program=None):
+        """``program``, or the setup's when ``None``: the one place that default is taken."""
+        return program if program is not None else self.setup.program
 
-    def replace_rows(self, labels: dict, rows: Sequence[dict], where: Callable[[dict], bool] | None = None) -> None:
-        """Drops the rows matching ``labels`` (and ``where``), then appends ``rows``: idempotent."""
-        match = records.matches(labels)
-        records.drop(self.layout.results_file, lambda row: match(row) and (where is None or where(row)))
+    # ----- rows -------------------------------------------------------------------------------------
+    def labelled(self, labels: dict) -> dict:
+        """``labels`` with the experiment's name (``experiment``) unless they name it."""
+        return {"experiment": self.experiment.name, **labels}
+
+    def record(self, rows: Sequence[dict]) -> None:
+        """Appends measurement rows to ``results.csv``, each stamped with the experiment's name."""
+        records.append(self.layout.results_file, [self.labelled(row) for row in rows], self.columns)
+
+    def replace_rows(self, labels: dict, rows: Sequence[dict], matching: Callable[[dict], bool] | None = None) -> None:
+        """Drops this experiment's rows matching ``labels`` (and the predicate ``matching``), then appends ``rows``."""
+        match = records.matches(self.labelled(labels))
+        records.drop(self.layout.results_file, lambda row: match(row) and (matching is None or matching(row)))
         self.record(rows)
 
     def has_rows(self, labels: dict) -> bool:
-        match = records.matches(labels)
+        match = records.matches(self.labelled(labels))
         return any(match(row) for row in records.read_rows(self.layout.results_file))
 
     # ----- artifacts ----------------------------------------------------------------------------------
@@ -157,17 +167,17 @@ class Context:
                             on_nan=self.config.get("on_nan", "stop"), chunk_every=s.chunk_every)
 
     def train(self, name: str, segment: loop.Segment, mask: PyTree, initial_state: Callable[[], TrainState],
-              labels: dict, coords: Sequence[dict] | None = None, program=None,
+              labels: dict, coordinates: Sequence[dict] | None = None, program=None,
               keep: int | None = None) -> TrainState:
         """Trains (or resumes) ``segment`` with checkpoints in ``checkpoints/<name>``; rows get ``labels``.
 
-        ``coords[i]`` are the coordinates of stacked position ``i`` (default ``{"replicate": i}``);
-        ``program`` defaults to the setup's.
+        ``coordinates[i]`` are the row coordinates of stacked position ``i`` (default
+        ``{"replicate": i}``); ``program`` defaults to the setup's.
         """
         checkpoints = checkpoint.Checkpoints(self.layout.checkpoints(name), keep or self.config.keep_checkpoints)
         try:
-            return loop.run_segment(program or self.setup.program, self.setup.data, mask, segment, initial_state,
-                                    checkpoints, Recorder(self, labels, coords), place=self.setup.place)
+            return loop.run_segment(self.program(program), self.setup.data, mask, segment, initial_state,
+                                    checkpoints, Recorder(self, labels, coordinates), place=self.setup.place)
         finally:
             checkpoints.close()
 

@@ -1,28 +1,57 @@
-"""The networks experiments share: initialisation, the rewind point, a level's starting state.
+"""The networks experiments share: initialisation, the rewind point, a level's starting state and
+its training, a mask's density rows.
 
 Each is cached in the workdir (computed once, loaded after), with all replicates stacked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 
-from jaxlth import arms, sharding, subsets
-from jaxlth import steps as step_specs
+from jaxlth import sharding
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
-from jaxlth.lottery import imp
+from jaxlth.pruning import imp
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
-from jaxlth.training.state import ExampleState, TrainState, copy as device_copy, with_examples
+from jaxlth.training.state import TrainState
 
 PyTree = Any
 INIT = "init"
 REWIND = "rewind"
+PRETRAIN = "pretrain"  # the arm of the dense training 0 -> k that makes the rewind point
 TRUNK_STATES = "trunk_states"  # checkpoints of a trunk's full training state at every step asked for
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmLevel:
+    """One arm at one level: what its training starts from and the steps it trains.
+
+    ``network``: the starting ``{"params", "batch_stats"}``, stacked; ``program``: ``None`` for the
+    setup's; ``coordinates``: the row coordinates of each stacked network (``None``:
+    ``{"replicate": i}``; more networks than replicates: ``len(coordinates) // R`` copies of each).
+    """
+
+    arm: str
+    level: int
+    mask: PyTree
+    network: dict
+    start: int
+    end: int
+    program: Any = None
+    coordinates: list | None = None
+
+    @property
+    def name(self) -> str:
+        """``<arm>/level_LL``: where its artifacts and checkpoints go."""
+        return f"{self.arm}/{level_name(self.level)}"
+
+    def labels(self) -> dict:
+        return {"arm": self.arm, "level": self.level}
 
 
 def init_network(ctx: Context) -> dict:
@@ -44,7 +73,7 @@ def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], l
         if step > start_step:
             state = ctx.train(f"trunk_{start_step}_{step}",
                               ctx.segment(start_step, step, f"{description} to step {step}", eval_train=False),
-                              {}, lambda: device_copy(start), labels, program=program)
+                              {}, lambda: sharding.copy(start), labels, program=program)
         else:
             state = start
         states.save(step, state)
@@ -59,7 +88,7 @@ def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies:
     statistics copied, a fresh optimizer state, the replicates' own data keys (each repeated for
     the ``copies`` of a replicate stacked as :mod:`jaxlth.training.copies` lays them out), or
     ``data_keys()`` when given (copies with their own SGD noise)."""
-    program = program or ctx.setup.program
+    program = ctx.program(program)
 
     def initial_state() -> TrainState:
         params = imp.on_mask(network["params"], mask)
@@ -72,75 +101,47 @@ def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies:
     return initial_state
 
 
-def train_level(ctx: Context, arm: str, level: int, mask: PyTree, network: dict, start: int, end: int,
-                description: str, program=None, coords: list | None = None) -> TrainState:
-    """Trains ``network`` on ``mask`` over ``[start, end)`` as ``arm`` at ``level`` (resumable).
-
-    ``coords``: the rows' coordinates per stacked network (:meth:`Context.train`); when they are
-    more than the replicates, the leaves hold ``len(coords) // R`` copies of each replicate.
-    """
-    name = f"{arm}/{level_name(level)}"
-    labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level}
-    copies = len(coords) // ctx.config.replicates if coords is not None else 1
-    return ctx.train(name, ctx.segment(start, end, description), mask,
-                     start_state(ctx, network, mask, program, copies), labels, coords=coords, program=program)
+def train_level(ctx: Context, level: ArmLevel, description: str | None = None) -> TrainState:
+    """Trains ``level.network`` on ``level.mask`` over ``[level.start, level.end)`` (resumable)."""
+    copies = len(level.coordinates) // ctx.config.replicates if level.coordinates is not None else 1
+    segment = ctx.segment(level.start, level.end, description or f"{level.arm} level {level.level}")
+    return ctx.train(level.name, segment, level.mask,
+                     start_state(ctx, level.network, level.mask, level.program, copies), level.labels(),
+                     coordinates=level.coordinates, program=level.program)
 
 
-def rewind_network(ctx: Context, rewind_step: int, pretrain=None) -> dict:
+def trained(ctx: Context, level: ArmLevel, description: str | None = None) -> dict:
+    """The network of ``level`` trained (``<arm>/level_LL/final``; loaded when on disk)."""
+    return ctx.trained(level.name, lambda: train_level(ctx, level, description))
+
+
+def rewind_network(ctx: Context, rewind_step: int, pretrain: Callable[[dict], dict] | None = None) -> dict:
     """Params and batch statistics at ``rewind_step``: dense training ``0 -> k`` once (artifact ``rewind``).
 
-    ``pretrain``: a subset spec (``lottery.pretrain_data``) whose examples the pretraining runs on
-    instead of the whole training set (:func:`pretrain_on_subset`); ``None`` or ``keep="all"``: all.
+    ``pretrain(init)``: another way to make the rewind network from the initialisation (e.g. the
+    lottery's pretraining on a data diet); ``None``: training ``0 -> k`` on the whole training set.
     """
 
     def compute() -> dict:
         init = init_network(ctx)
-        if pretrain is not None and pretrain.keep != "all":
-            return pretrain_on_subset(ctx, init, pretrain, rewind_step)
+        if pretrain is not None:
+            return pretrain(init)
         if rewind_step == 0:
             return init
-        return network_of(train_level(ctx, arms.PRETRAIN, 0, {}, init, 0, rewind_step, "pretrain to rewind step"))
+        return network_of(train_level(ctx, ArmLevel(PRETRAIN, 0, {}, init, 0, rewind_step),
+                                      "pretrain to rewind step"))
 
     return ctx.cached(REWIND, compute)
 
 
-def pretrain_on_subset(ctx: Context, init: dict, spec, rewind_step: int) -> dict:
-    """The rewind network pretrained from ``init`` on the examples ``spec`` keeps (Paul et al. 2022).
-
-    Each replicate trains on its own examples (random subsets: seed ``spec.seed + r``; score-chosen
-    subsets are the same for all), saved as ``pretrain/examples`` ``(R, n)``, for ``spec.steps``
-    (a step spec whose epochs are epochs of the subset; ``""``: the rewind step ``k``) with the
-    learning-rate schedule of the full run at the same step numbers. Levels then train on the
-    whole training set from the rewind step ``k``.
-    """
-    setup = ctx.setup
-    examples = ctx.cached(f"{arms.PRETRAIN}/examples", lambda: subsets.per_replicate(
-        spec, setup.dataset.train_labels, ctx.config.replicates, "lottery.pretrain_data"))
-    n = int(examples.shape[1])
-    chosen = setup.for_examples(n)
-    steps = rewind_step if not spec.steps else step_specs.to_steps(spec.steps, chosen.program.spec.steps_per_epoch,
-                                                                   "lottery.pretrain_data.steps")
-    if steps == 0:
-        return init
-    plain = start_state(ctx, init, {}, chosen.program)
-
-    def initial_state() -> ExampleState:
-        return setup.place(with_examples(plain(), examples))
-
-    labels = {"experiment": ctx.config.experiment, "arm": arms.PRETRAIN, "level": 0}
-    state = ctx.train(f"{arms.PRETRAIN}/{level_name(0)}", ctx.segment(0, steps, f"pretrain on {n} examples"), {},
-                      initial_state, labels, program=chosen.program)
-    return network_of(state)
-
-
-def mask_rows(ctx: Context, arm: str, level: int, step: int, places: list | None = None,
+def mask_rows(ctx: Context, arm: str, level: int, step: int, coordinates: list | None = None,
               **fixed) -> tuple[dict, Callable]:
     """``(labels, make_rows)`` of a mask's per-layer density rows, for :meth:`Context.cached`.
 
-    ``places[i]``: the coordinates of stacked mask ``i`` (default ``{"replicate": i}``); ``fixed``
-    coordinates go into every row.
+    ``coordinates[i]``: the row coordinates of stacked mask ``i`` (default ``{"replicate": i}``);
+    ``fixed`` coordinates go into every row.
     """
-    labels = {"experiment": ctx.config.experiment, "arm": arm, "level": level, "split": "mask"}
+    labels = {"arm": arm, "level": level, "split": "mask"}
 
     def make(mask) -> list[dict]:
         overall = sharding.to_host(mask_lib.density(mask, replicate_axis=True))
@@ -148,8 +149,8 @@ def mask_rows(ctx: Context, arm: str, level: int, step: int, places: list | None
         rows = []
         for layer, values in sharding.to_host(mask_lib.layer_density(mask, replicate_axis=True)).items():
             for i, value in enumerate(values):
-                where = places[i] if places is not None else {"replicate": i}
-                rows.append(dict(labels, **fixed, **where, density=float(overall[i]), step=step, epoch=epoch,
+                found = coordinates[i] if coordinates is not None else {"replicate": i}
+                rows.append(dict(labels, **fixed, **found, density=float(overall[i]), step=step, epoch=epoch,
                                  metric="density", value=float(value), layer=layer))
         return rows
 

@@ -1,17 +1,25 @@
-"""The experiment protocol: what a module declares to be an experiment kind.
+"""The experiment protocol: what a folder declares to be an experiment kind.
 
-A module of ``jaxlth.experiments`` (or a package inside it) becomes the experiment
-``config.experiment == NAME`` by defining ``EXPERIMENT = Experiment(...)``; the registry finds it,
-``base_config()`` adds its config block, the CLI lists it, and ``jaxlth.experiments.run`` runs it.
-Nothing else in jaxlth needs to change. See ``docs/design.md`` ("Adding an experiment").
+A folder of ``jaxlth/experiments/`` (or a module outside jaxlth, named by ``experiment_module`` or
+by an entry point of the group ``jaxlth.experiments``) becomes the experiment ``NAME`` by defining
+``EXPERIMENT = Experiment(name="NAME", ...)``. Every question shared code asks about an experiment
+is answered by its declaration: its config block, the fields it reads, whether it can stream its
+data, its random streams, the columns and arms of its rows, its reader, its report and figures.
+Nothing else in jaxlth names an experiment. See ``docs/design.md`` and ``docs/extending.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import Any, Callable
 
 import ml_collections
+
+from jaxlth import rng, runs
+from jaxlth.legend import MAIN, Arms
+
+__all__ = ["MAIN", "Arms", "Experiment"]
 
 
 def _nothing(config) -> None:
@@ -22,7 +30,7 @@ def _one_each(config) -> tuple[int, int]:
     return 1, 1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity
 class Experiment:
     """An experiment kind.
 
@@ -35,12 +43,22 @@ class Experiment:
       validate: ``validate(config)`` raises :class:`~jaxlth.errors.UserError` with one sentence;
         it runs before any data is loaded and before anything is written.
       columns: the extra coordinates its rows carry in ``results.csv`` besides the core columns.
+      arms: its arms (:class:`jaxlth.legend.Arms`): their legend labels in order, the main arm (the
+        one the results API reads when none is named), the arms its tables leave out.
+      streams: its random streams (:class:`jaxlth.rng.Stream`), checked against every other.
+      streamable: whether it can train on a streamed dataset (read in training order only).
+      tuple_fields: dotted fields of its block that take a number or a tuple of numbers on the
+        command line (``--config.lottery.prune_fraction=0.2,0.4``).
       may_change: dotted config fields a rerun on an existing workdir may change (e.g. a level
         count that grows); every other field it reads must equal the saved config.
-      reads: dotted fields of other blocks it reads (e.g. ``lottery.layers_to_ignore``); with its
-        own block and the common fields they are what a workdir's saved config must match.
-      report: ``report(table, plots_dir) -> (text, [figure paths])``: the terminal summary and the
-        figures of a (possibly unfinished) run, from its results table.
+      reads: dotted fields of other experiments' blocks it reads; with the common fields and its
+        own block they are what a workdir's saved config must match.
+      reader: the class ``jaxlth.results.load`` returns for its runs (:class:`jaxlth.runs.Run` or a
+        subclass adding its readers, e.g. ``run.scores(...)``).
+      report: ``report(run, plots_dir) -> (text, [figure paths])``: the terminal summary and the
+        figures of a (possibly unfinished) run, from its reader.
+      figures: a module whose ``__all__`` names its public tables and figures: they are
+        ``jaxlth.plots.NAME`` too.
       order: position in listings (``train`` first).
       widths: ``widths(config) -> (trained, evaluated)``: the networks per replicate its widest
         training and evaluation programs stack on the vmapped axis (copies, densities, particles,
@@ -54,8 +72,20 @@ class Experiment:
     defaults: Callable[[], ml_collections.ConfigDict] | None = None
     validate: Callable[[ml_collections.ConfigDict], None] = _nothing
     columns: tuple[str, ...] = ()
+    arms: Arms = Arms()
+    streams: tuple[rng.Stream, ...] = ()
+    streamable: bool = False
+    tuple_fields: tuple[str, ...] = ()
     may_change: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
+    reader: type = runs.Run
     report: Callable[[Any, str], tuple[str, list[str]]] | None = None
+    figures: types.ModuleType | None = None
     order: int = 100
     widths: Callable[[ml_collections.ConfigDict], tuple[int, int]] = _one_each
+
+    def figure_names(self) -> dict[str, Any]:
+        """``{name: object}`` of the public tables and figures of :attr:`figures`."""
+        if self.figures is None:
+            return {}
+        return {name: getattr(self.figures, name) for name in getattr(self.figures, "__all__", ())}

@@ -16,6 +16,7 @@ import jax
 from jaxlth.errors import UserError
 from jaxlth.experiments import registry
 from jaxlth.training import memory
+from jaxlth.training import setup as setup_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +55,11 @@ def choose(config, dataset=None, wanted: int | None = None, widths: tuple[int, i
     replicate (trained, evaluated) to plan for beyond the experiment's own, for a run whose
     replicates a later, wider run on it shares (an instability analysis of a lottery run). Raises
     :class:`~jaxlth.errors.UserError` when not even one replicate fits on a device."""
-    from jaxlth.training import setup as setup_lib  # noqa: PLC0415
-
     devices = jax.device_count()
     wanted = max(2, devices) if wanted is None else int(wanted)
     if wanted < 1:
         raise UserError(f"wanted replicates must be positive, got {wanted}")
-    own = registry.get(config.experiment).widths(config)
+    own = registry.of_config(config).widths(config)
     widths = tuple(max(1, int(a), int(b)) for a, b in zip(own, widths))
     free = memory.free_bytes()  # before the probe below puts its copy of the dataset on the device
     probe = config.copy_and_resolve_references()
@@ -68,7 +67,7 @@ def choose(config, dataset=None, wanted: int | None = None, widths: tuple[int, i
     setup = setup_lib.build(probe, dataset)
     steps = min(setup.eval_every, setup.total_steps, setup.chunk_every or setup.total_steps)
     footprint = memory.measure(setup.program, setup.data, num_steps=max(1, steps),
-                               layers_to_ignore=tuple(config.lottery.layers_to_ignore))
+                               layers_to_ignore=tuple(config.pruning.layers_to_ignore))
     per_device = footprint.most(free, widths)
     if per_device < 1:
         raise UserError(

@@ -3,7 +3,7 @@ vmapped calls that turn every replicate's network into masks (:mod:`jaxlth.pruni
 
 Shared by ``prune_at_init`` (masks at initialisation or at step k) and ``lottery.scorer`` (IMP
 levels pruned by another scorer). Replicate ``r`` scores on its own ``per_class`` examples of
-every class (unaugmented, chosen with ``rng.scoring_example_keys``) in batches of
+every class (unaugmented, chosen with the stream :data:`SCORING_EXAMPLES`) in batches of
 :func:`jaxlth.pruning.at_init.chunking`.
 """
 
@@ -24,6 +24,8 @@ from jaxlth.training import functions as fn
 from jaxlth.training.setup import Setup
 
 PyTree = Any
+SCORING_EXAMPLES = rng.Stream("scoring examples (SNIP, GraSP) of replicate r: per_class examples of each class",
+                              rng.DATA_KEY, 4000)
 
 
 def model(setup: Setup, batch_statistics: bool = True) -> scorers.Model:
@@ -62,7 +64,7 @@ def batches(setup: Setup, per_class: int) -> tuple[jax.Array, jax.Array] | None:
         x = fn.preprocess(data.train_images[idx], spec)
         return x.reshape(k, b, *x.shape[1:]), data.train_labels[idx].reshape(k, b)
 
-    return jax.jit(jax.vmap(of_replicate))(rng.scoring_example_keys(setup.data_keys()))
+    return jax.jit(jax.vmap(of_replicate))(jax.vmap(SCORING_EXAMPLES.key)(setup.data_keys()))
 
 
 def method_keys(config, method: str, level: int = 0) -> jax.Array:
@@ -70,46 +72,42 @@ def method_keys(config, method: str, level: int = 0) -> jax.Array:
     return rng.replicate_keys(config.seed, config.replicates, rng.method_stream(method, level))
 
 
-@functools.partial(jax.jit, static_argnames=("scorer", "model_", "scope", "rounds", "invert"))
-def _masks_at_densities(network, mask, data, keys, densities, *, scorer, model_, scope, rounds, invert):
-    def one(params, batch_stats, m, replicate_data, key):
-        return at_init.masks_at_densities(scorer, params, batch_stats, m, model_, replicate_data, key, densities, scope,
-                                          rounds, invert)
+@functools.partial(jax.jit, static_argnames="how")
+def _masks_at_densities(network, mask, data, keys, densities, *, how: at_init.Pruning):
+    def one(replicate_network, m, replicate_data, key):
+        return at_init.masks_at_densities(how, replicate_network, m, replicate_data, key, densities)
 
-    return jax.vmap(one)(network["params"], network["batch_stats"], mask, data, keys)
-
-
-def masks_at_densities(setup: Setup, method: at_init.Method, network: dict, mask: PyTree, data, keys: jax.Array,
-                       densities, scope: str, rounds: int, invert: bool = False,
-                       batch_statistics: bool = True) -> PyTree:
-    """Masks ``(R, D, ...)``: replicate ``r``'s ``network`` pruned by ``method`` from ``mask`` to each density.
-
-    ``scope``: the experiment's, unless the method fixes its own; ``rounds``: 0 for the scorer's own.
-    """
-    scorer = scorers.SCORERS[method.scorer]
-    return _masks_at_densities(network, mask, data, keys, jnp.asarray(densities, jnp.float32), scorer=scorer,
-                               model_=model(setup, batch_statistics), scope=method.scope or scope,
-                               rounds=rounds or scorer.rounds, invert=invert)
+    return jax.vmap(one)(network, mask, data, keys)
 
 
-@functools.partial(jax.jit, static_argnames=("scorer", "model_", "scope", "rounds"))
-def _prune_each(network, mask, data, keys, fractions, *, scorer, model_, scope, rounds):
-    def one(params, batch_stats, m, replicate_data, key, fraction):
-        return at_init.prune_fraction(scorer, params, batch_stats, m, model_, replicate_data, key, fraction, scope,
-                                      rounds)
+def pruning(setup: Setup, scorer_name: str, scope: str, rounds: int = 0, invert: bool = False,
+            batch_statistics: bool = True) -> at_init.Pruning:
+    """How ``scorer_name`` prunes the setup's networks (``rounds`` 0: the scorer's own; ``batch_statistics``:
+    BatchNorm normalises with the batch's statistics while scoring, else with the running ones)."""
+    scorer = scorers.SCORERS[scorer_name]
+    return at_init.Pruning(scorer, model(setup, batch_statistics), scope, rounds or scorer.rounds, invert)
 
-    return jax.vmap(one)(network["params"], network["batch_stats"], mask, data, keys, fractions)
+
+def masks_at_densities(how: at_init.Pruning, network: dict, mask: PyTree, data, keys: jax.Array, densities) -> PyTree:
+    """Masks ``(R, D, ...)``: replicate ``r``'s ``network`` pruned as ``how`` says from ``mask`` to each density."""
+    return _masks_at_densities(network, mask, data, keys, jnp.asarray(densities, jnp.float32), how=how)
 
 
-def prune_each(setup: Setup, scorer_name: str, network: dict, mask: PyTree, data, keys: jax.Array,
-               fractions: jax.Array, scope: str, rounds: int, copies: int = 1) -> PyTree:
-    """Each stacked network (``R * copies``) minus ``ceil(fractions[i] * remaining)`` weights by the scorer.
+@functools.partial(jax.jit, static_argnames="how")
+def _prune_each(network, mask, data, keys, fractions, *, how: at_init.Pruning):
+    def one(replicate_network, m, replicate_data, key, fraction):
+        return at_init.prune_fraction(how, replicate_network, m, replicate_data, key, fraction)
+
+    return jax.vmap(one)(network, mask, data, keys, fractions)
+
+
+def prune_each(how: at_init.Pruning, network: dict, mask: PyTree, data, keys: jax.Array, fractions: jax.Array,
+               copies: int = 1) -> PyTree:
+    """Each stacked network (``R * copies``) minus ``ceil(fractions[i] * remaining)`` weights as ``how`` says.
 
     ``data`` and ``keys`` have one entry per replicate; copy ``c`` of replicate ``r`` uses replicate
     ``r``'s (the copies are the fractions of a prune-fraction sweep).
     """
     if copies > 1:
         data, keys = copies_lib.repeat(data, copies), copies_lib.repeat(keys, copies)
-    scorer = scorers.SCORERS[scorer_name]
-    return _prune_each(network, mask, data, keys, jnp.asarray(fractions, jnp.float32), scorer=scorer,
-                       model_=model(setup), scope=scope, rounds=rounds or scorer.rounds)
+    return _prune_each(network, mask, data, keys, jnp.asarray(fractions, jnp.float32), how=how)

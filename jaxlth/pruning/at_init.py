@@ -73,50 +73,58 @@ def check_data(scorer_: scorers_lib.Scorer, batches) -> None:
                         f"(a data-free method such as synflow, magnitude or random needs none)")
 
 
-def _scores(scorer_: scorers_lib.Scorer, params, batch_stats, mask, model, batches, key, invert: bool) -> PyTree:
-    """The scores of the pruned network ``params ⊙ mask`` (negated when ``invert``)."""
-    check_data(scorer_, batches)
-    scores = scorer_.score(mask_lib.apply(params, mask), batch_stats, mask, model, batches, key)
-    return jax.tree.map(jnp.negative, scores) if invert else scores
+@dataclasses.dataclass(frozen=True)
+class Pruning:
+    """How a scorer prunes one replicate's network: the scorer, the model it sees, the scope of the
+    rule, the number of rounds and whether the scores are negated (the most important weights go).
+    Hashable: it is a static argument of the compiled functions that use it."""
+
+    scorer: scorers_lib.Scorer
+    model: scorers_lib.Model
+    scope: str
+    rounds: int = 1
+    invert: bool = False
 
 
-def mask_at_density(scorer_: scorers_lib.Scorer, params, batch_stats, mask, model, batches, key, density,
-                    scope: str, rounds: int, invert: bool = False) -> PyTree:
-    """``mask`` pruned to ``density`` in ``rounds`` rounds (round ``k`` scores with ``fold_in(key, k)``)."""
+def scores_of(how: Pruning, network: dict, mask: PyTree, batches, key) -> PyTree:
+    """The scores of the pruned network ``params ⊙ mask`` (negated when ``how.invert``)."""
+    check_data(how.scorer, batches)
+    params = mask_lib.apply(network["params"], mask)
+    scores = how.scorer.score(params, network.get("batch_stats", {}), mask, how.model, batches, key)
+    return jax.tree.map(jnp.negative, scores) if how.invert else scores
+
+
+def mask_at_density(how: Pruning, network: dict, mask: PyTree, batches, key, density) -> PyTree:
+    """``mask`` pruned to ``density`` in ``how.rounds`` rounds (round ``k`` scores with ``fold_in(key, k)``)."""
     start = mask_lib.density(mask)
 
     def one_round(k, current):
-        target = jnp.where(k == rounds - 1, density, start * (density / start) ** ((k + 1) / rounds))
-        scores = _scores(scorer_, params, batch_stats, current, model, batches, rng.round_key(key, k), invert)
-        return prune_lib.prune_to_density(scores, current, target, scope)
+        target = jnp.where(k == how.rounds - 1, density, start * (density / start) ** ((k + 1) / how.rounds))
+        scores = scores_of(how, network, current, batches, rng.round_key(key, k))
+        return prune_lib.prune_to_density(scores, current, target, how.scope)
 
-    if rounds == 1:
+    if how.rounds == 1:
         return one_round(0, mask)
-    return jax.lax.fori_loop(0, rounds, one_round, mask)
+    return jax.lax.fori_loop(0, how.rounds, one_round, mask)
 
 
-def masks_at_densities(scorer_: scorers_lib.Scorer, params, batch_stats, mask, model, batches, key,
-                       densities: jax.Array, scope: str, rounds: int, invert: bool = False) -> PyTree:
+def masks_at_densities(how: Pruning, network: dict, mask: PyTree, batches, key, densities: jax.Array) -> PyTree:
     """Masks ``(D, ...)``, one per density: one-round scorers score once and prune ``D`` times;
     iterative ones run their rounds for every density (vmapped)."""
-    if rounds == 1:
-        scores = _scores(scorer_, params, batch_stats, mask, model, batches, rng.round_key(key, 0), invert)
-        return jax.vmap(lambda d: prune_lib.prune_to_density(scores, mask, d, scope))(densities)
-    return jax.vmap(lambda d: mask_at_density(scorer_, params, batch_stats, mask, model, batches, key, d, scope,
-                                              rounds, invert))(densities)
+    if how.rounds == 1:
+        scores = scores_of(how, network, mask, batches, rng.round_key(key, 0))
+        return jax.vmap(lambda d: prune_lib.prune_to_density(scores, mask, d, how.scope))(densities)
+    return jax.vmap(lambda d: mask_at_density(how, network, mask, batches, key, d))(densities)
 
 
-def prune_fraction(scorer_: scorers_lib.Scorer, params, batch_stats, mask, model, batches, key, fraction,
-                   scope: str, rounds: int) -> PyTree:
-    """``mask`` minus ``ceil(fraction * remaining)`` weights by ``scorer_`` (an IMP level with another
+def prune_fraction(how: Pruning, network: dict, mask: PyTree, batches, key, fraction) -> PyTree:
+    """``mask`` minus ``ceil(fraction * remaining)`` weights by ``how.scorer`` (an IMP level with another
     scorer): one round prunes exactly that count; more rounds reach the same density by the schedule."""
-    if rounds == 1:
-        scores = _scores(scorer_, params, batch_stats, mask, model, batches, rng.round_key(key, 0), False)
-        return prune_lib.prune(scores, mask, fraction, scope)
+    if how.rounds == 1:
+        return prune_lib.prune(scores_of(how, network, mask, batches, rng.round_key(key, 0)), mask, fraction, how.scope)
     remaining = sum(jnp.sum(m) for m in jax.tree.leaves(mask))
     kept = remaining - prune_lib.ceil_count(fraction * remaining)
-    density = kept / mask_lib.num_prunable(mask)
-    return mask_at_density(scorer_, params, batch_stats, mask, model, batches, key, density, scope, rounds)
+    return mask_at_density(how, network, mask, batches, key, kept / mask_lib.num_prunable(mask))
 
 
 def balanced_examples(key: jax.Array, labels: jax.Array, per_class: int, num_classes: int) -> jax.Array:

@@ -27,7 +27,6 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxlth.errors import UserError
 from jaxlth.pruning import magnitude
 from jaxlth.pruning import masks as mask_lib
 
@@ -90,10 +89,11 @@ def retrain(key, mask, rewind: Network, fresh: Network | None, options) -> tuple
 
 @dataclasses.dataclass(frozen=True)
 class Branch:
-    """A named control: its transform and whether it needs a freshly initialised network."""
+    """A named control: its transform, its legend label and whether it needs a freshly initialised network."""
 
     name: str
     transform: Callable
+    label: str
     needs_fresh_init: bool = False
     other_training: bool = False
 
@@ -101,23 +101,12 @@ class Branch:
 BRANCHES = {
     b.name: b
     for b in (
-        Branch("random_prune", random_prune),
-        Branch("random_reinit", random_reinit, needs_fresh_init=True),
-        Branch("shuffle", shuffle),
-        Branch("sign_flip", sign_flip),
-        Branch("reinit_keep_sign", reinit_keep_sign, needs_fresh_init=True),
-        Branch("retrain", retrain, other_training=True),
+        Branch("random_prune", random_prune, "random pruning"),
+        Branch("random_reinit", random_reinit, "random reinitialisation", needs_fresh_init=True),
+        Branch("shuffle", shuffle, "shuffled weights"),
+        Branch("sign_flip", sign_flip, "random signs"),
+        Branch("reinit_keep_sign", reinit_keep_sign, "reinitialised, signs kept", needs_fresh_init=True),
+        Branch("retrain", retrain, "retrained (other settings)", other_training=True),
     )
 }
 
-
-def get(names) -> list[Branch]:
-    """The branches named in ``lottery.branches`` (in that order)."""
-    out = []
-    for name in names:
-        if name not in BRANCHES:
-            raise UserError(f"unknown lottery branch {name!r}; known branches: {', '.join(BRANCHES)}")
-        out.append(BRANCHES[name])
-    if len(set(names)) != len(names):
-        raise UserError(f"lottery.branches lists a branch twice: {list(names)}")
-    return out

@@ -12,13 +12,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxlth.errors import UserError
 from jaxlth.pruning import magnitude
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.pruning import prune as prune_lib
 
 PyTree = Any
-RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")
+RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")  # how a pruned level retrains (Renda et al. 2020)
 SCOPES = prune_lib.SCOPES  # global | layerwise | erk (jaxlth.pruning.prune)
 
 
@@ -63,54 +62,3 @@ def on_mask(params: PyTree, mask: PyTree) -> PyTree:
     """``params`` with pruned weights set to 0 (a new tree: safe to donate)."""
     return jax.tree.map(lambda x: x.copy(), mask_lib.apply(params, mask))
 
-
-def check_settings(config) -> None:
-    """Raises UserError for lottery settings that cannot work (needs no data)."""
-    lot = config.lottery
-    if not (isinstance(lot.levels, int) and lot.levels >= 0):
-        raise UserError(f"lottery.levels must be a non-negative integer, got {lot.levels!r}")
-    fractions(config)
-    if lot.scope not in SCOPES:
-        raise UserError(f"unknown lottery.scope {lot.scope!r}; choose {', '.join(SCOPES)}")
-    if lot.retrain not in RETRAIN_MODES:
-        raise UserError(f"unknown lottery.retrain {lot.retrain!r}; choose one of {', '.join(RETRAIN_MODES)}")
-
-
-def fractions(config) -> tuple[float, ...]:
-    """``lottery.prune_fraction`` as a tuple: one number, or the fractions of a sweep, each in (0, 1).
-
-    Raises UserError for an empty sweep, a value outside (0, 1) or one listed twice.
-    """
-    value = config.lottery.prune_fraction
-    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    try:
-        values = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise UserError(f"lottery.prune_fraction must be a number or a tuple of numbers, got {value!r}") from None
-    if not values:
-        raise UserError("lottery.prune_fraction is an empty tuple; give one fraction or several, e.g. (0.2, 0.4)")
-    if any(not 0.0 < v < 1.0 for v in values):
-        raise UserError(f"lottery.prune_fraction must be in (0, 1), got {value!r}")
-    if len(set(values)) != len(values):
-        raise UserError(f"lottery.prune_fraction lists a fraction twice: {value!r}")
-    return values
-
-
-def check(config, rewind_step: int, total_steps: int) -> None:
-    """:func:`check_settings`, and the rewind step (in iterations) against the length of training."""
-    check_settings(config)
-    lot = config.lottery
-    if not 0 <= rewind_step < total_steps:
-        raise UserError(f"lottery.rewind ({lot.rewind} = {rewind_step} steps) must come before the end of "
-                        f"training ({config.train.steps} = {total_steps} steps)")
-
-
-def parse_overrides(text: str) -> dict[str, str]:
-    """``"lr=0.05,optimizer=adam"`` -> ``{"lr": "0.05", "optimizer": "adam"}``."""
-    out = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        if "=" not in item:
-            raise UserError(f"lottery.retrain_overrides item {item!r} is not of the form key=value")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 def empty(num_examples: int, replicates: int | None = None) -> dict:
     """The history before training of ``num_examples`` training examples: each array ``(N,)``, or
@@ -36,14 +35,3 @@ def update(history: dict, indices: jax.Array, correct: jax.Array) -> dict:
         "presentations": history["presentations"].at[indices].add(1),
     }
 
-
-def forgetting(history: dict) -> np.ndarray:
-    """Forgetting scores from histories (``(N,)`` arrays, or stacked ``(R, N)``): the number of
-    forgetting events, ``inf`` for an example never learned (it ranks as hardest)."""
-    events = np.asarray(history["forgetting_events"], np.float32)
-    return np.where(np.asarray(history["learned"]), events, np.inf).astype(np.float32)
-
-
-def average(per_replicate: np.ndarray) -> np.ndarray:
-    """``(R, N) -> (N,)``: the mean over replicates (an ``inf`` in any replicate stays ``inf``)."""
-    return np.mean(np.asarray(per_replicate, np.float64), axis=0).astype(np.float32)

@@ -21,6 +21,7 @@ from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
 from jaxlth import rng
 from jaxlth.training.state import TrainState
+from jaxlth.training import functions as fn
 
 
 @dataclasses.dataclass
@@ -53,7 +54,7 @@ class Setup:
 
     def dense_mask(self, params) -> dict:
         """All-True mask over the prunable kernels (with the replicate axis)."""
-        return mask_lib.ones_like(params, tuple(self.config.lottery.layers_to_ignore))
+        return mask_lib.ones_like(params, tuple(self.config.pruning.layers_to_ignore))
 
     def to_steps(self, spec, field: str) -> int:
         return step_specs.to_steps(spec, self.steps_per_epoch, field)
@@ -136,8 +137,8 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
     mesh = sharding.stream_mesh(config.replicates, batch_size) if streamed else sharding.replica_mesh(config.replicates)
     chunk_every = 0
     if streamed:
-        from jaxlth.data.streaming import Stream  # noqa: PLC0415  (grain only for streamed data)
-        from jaxlth.training.streamed import StreamProgram  # noqa: PLC0415
+        from jaxlth.data.streaming import Stream  # (grain only for streamed data)
+        from jaxlth.training.streamed import StreamProgram
 
         chunk_every = _positive(config.data.stream_chunk_steps, "data.stream_chunk_steps")
         data = Stream(dataset, batch_size, steps_per_epoch, config.eval_batch_size,
@@ -165,19 +166,17 @@ def step_loop(model, spec: Spec) -> str:
     else ``"scan"``. Fixed by model and platform, so a resumed run runs the programs it ran before."""
     if jax.default_backend() != "cpu":
         return "scan"
-    from jaxlth.training import functions as fn  # noqa: PLC0415
-
     params = jax.eval_shape(lambda key: fn.init(model, spec, key)[0], jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
     return "host" if any(leaf.ndim >= 3 for leaf in jax.tree.leaves(params)) else "scan"
 
 
 def check_prunable(setup: Setup) -> None:
-    """Refuses ``lottery.layers_to_ignore`` patterns that leave no kernel to prune (one sentence)."""
-    ignore = tuple(setup.config.lottery.layers_to_ignore)
+    """Refuses ``pruning.layers_to_ignore`` patterns that leave no kernel to prune (one sentence)."""
+    ignore = tuple(setup.config.pruning.layers_to_ignore)
     params = jax.eval_shape(setup.init_state).params
     if ignore and not mask_lib.prunable_paths(params, ignore):
         kernels = [mask_lib.layer_name(p) for p in mask_lib.prunable_paths(params)]
-        raise UserError(f"lottery.layers_to_ignore {ignore} matches every prunable layer of {setup.config.model.name} "
+        raise UserError(f"pruning.layers_to_ignore {ignore} matches every prunable layer of {setup.config.model.name} "
                         f"({', '.join(kernels)}): nothing is left to prune")
 
 

@@ -56,7 +56,3 @@ replicate_keys = rng.replicate_keys
 INIT_STREAM = rng.INIT
 DATA_STREAM = rng.DATA
 
-
-def copy(tree: PyTree) -> PyTree:
-    """A fresh device copy of every array leaf (to keep a state whose buffers get donated)."""
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)

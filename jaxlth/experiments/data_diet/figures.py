@@ -8,8 +8,10 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth.plots.common import _new_axes, _render, write_figures
+from jaxlth import drawing, tables
 
+__all__ = ["DATA_DIET_FIGURE", "diet_final", "data_diet_table", "format_data_diet", "data_diet_curve",
+           "save_data_diet_figures"]
 DATA_DIET_FIGURE = "data_diet.png"
 FULL = "none"  # the score of the full-data reference rows
 LABELS = {"el2n": "EL2N", "grand": "GraNd", "forgetting": "forgetting", "random": "random pruning"}
@@ -67,12 +69,12 @@ def format_data_diet(table: pd.DataFrame, split: str = "test") -> str:
                 cells.append(f"{100 * r['mean']:.2f}" + ("" if pd.isna(r["std"]) else f" ± {100 * r['std']:.2f}"))
         body.append([f"{100 * fraction:.0f}", *cells])
     title = f"data diet: final {split} accuracy (%) by % of the training set pruned (mean ± std over replicates)"
-    return "\n".join([title, *_render(["% pruned", *[LABELS.get(s, s) for s in scores]], body)])
+    return "\n".join([title, *tables.render(["% pruned", *[LABELS.get(s, s) for s in scores]], body)])
 
 
 def data_diet_curve(table: pd.DataFrame, split: str = "test", ax=None):
     """Final ``split`` accuracy against the percentage of training data pruned, one line per score."""
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     stats = data_diet_table(table, split)
     for i, (score, rows) in enumerate(stats.groupby("score", sort=True)):
         rows = rows.sort_values("pruned_fraction")
@@ -89,4 +91,10 @@ def data_diet_curve(table: pd.DataFrame, split: str = "test", ax=None):
 
 
 def save_data_diet_figures(table: pd.DataFrame, directory: str) -> list[str]:
-    return write_figures(directory, [(DATA_DIET_FIGURE, functools.partial(data_diet_curve, table))])
+    return drawing.write_figures(directory, [(DATA_DIET_FIGURE, functools.partial(data_diet_curve, table))])
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The accuracy per pruned fraction and score, and the figure."""
+    table = run.table
+    return format_data_diet(table), save_data_diet_figures(table, directory)

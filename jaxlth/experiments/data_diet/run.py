@@ -19,67 +19,20 @@ carry ``score`` and ``pruned_fraction``. Figure: ``plots/data_diet.png``.
 
 from __future__ import annotations
 
-import ml_collections
 import numpy as np
 
-from jaxlth import arms, subsets
-from jaxlth import config as config_lib
-from jaxlth.data import selection
-from jaxlth.errors import UserError
+from jaxlth import subsets
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.protocol import Experiment
-from jaxlth.layout import diet_name
+from jaxlth.experiments.data_diet.block import NONE, spec_for
+from jaxlth.experiments.protocol import MAIN
 from jaxlth.training import copies as copies_lib
 from jaxlth.training.state import ExampleState, with_examples
 
-RANDOM, NONE = "random", "none"
-SCORES = ("el2n", "grand", "forgetting", RANDOM)
-BUDGETS = ("steps", "epochs")
 
-
-def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.scores_workdir = ""  # a finished scores run of this training set
-    c.scores = ("el2n", "grand", "forgetting", "random")  # one line each; random: random pruning
-    c.pruned_fractions = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # of the training set removed
-    c.keep = "hardest"  # hardest: the easiest examples are pruned (the paper) | easiest
-    c.score_step = ""  # the step of the scores run whose EL2N/GraNd are used ("": its last)
-    c.class_balanced = False  # prune the same number of examples from every class
-    c.budget = "steps"  # steps: the full data's iterations and schedule | epochs: train.steps in subset epochs
-    return c
-
-
-def spec_for(config, score: str, fraction: float, seed: int) -> ml_collections.ConfigDict:
-    """The subset spec (:mod:`jaxlth.data.selection`) that prunes ``fraction`` by ``score``."""
-    dd = config.data_diet
-    spec = selection.default_config()
-    spec.keep = RANDOM if score == RANDOM else dd.keep
-    spec.fraction = 1.0 - float(fraction)
-    spec.scores_workdir, spec.score, spec.score_step = dd.scores_workdir, score, dd.score_step
-    spec.class_balanced, spec.seed = bool(dd.class_balanced), int(seed)
-    return spec
-
-
-def validate(config) -> None:
-    dd = config.data_diet
-    names = tuple(dd.scores)
-    unknown = [s for s in names if s not in SCORES]
-    if unknown or not names or len(set(names)) != len(names):
-        raise UserError(f"data_diet.scores must list distinct scores from {', '.join(SCORES)}, got {names!r}")
-    fractions = tuple(float(f) for f in dd.pruned_fractions)
-    if not fractions or any(not 0.0 < f < 1.0 for f in fractions) or len(set(fractions)) != len(fractions):
-        raise UserError(f"data_diet.pruned_fractions must be distinct numbers in (0, 1), got {tuple(dd.pruned_fractions)!r}")
-    if dd.keep not in ("hardest", "easiest"):
-        raise UserError(f"data_diet.keep must be 'hardest' or 'easiest', got {dd.keep!r}")
-    if dd.budget not in BUDGETS:
-        raise UserError(f"data_diet.budget must be one of {', '.join(BUDGETS)}, got {dd.budget!r}")
-    if any(s != RANDOM for s in names) and not dd.scores_workdir:
-        raise UserError("data_diet.scores_workdir is required for scores other than random: a finished scores run")
-    for score in names:
-        spec = spec_for(config, score, fractions[0], 0)
-        selection.check(spec, "data_diet")
-        subsets.check_source(spec, config_lib.to_dict(config)["data"], "data_diet")
+def diet_name(pruned_fraction: float) -> str:
+    """``0.3 -> "data_diet/pruned_0.3000"``: the networks trained with that fraction of the data pruned."""
+    return f"data_diet/pruned_{float(pruned_fraction):.4f}"
 
 
 def subsets_at(ctx: Context, fraction: float) -> np.ndarray:
@@ -100,17 +53,17 @@ def train_fraction(ctx: Context, fraction: float) -> None:
     examples = ctx.cached(f"{name}/examples", lambda: subsets_at(ctx, fraction))
     n = int(examples.shape[1])
     chosen = setup.for_examples(n, keep_iterations=config.data_diet.budget == "steps")
-    coords = [{"replicate": r, "score": s} for r in range(config.replicates) for s in names]
+    coordinates = [{"replicate": r, "score": s} for r in range(config.replicates) for s in names]
     init = copies_lib.repeat(networks.init_network(ctx), len(names))
     plain = networks.start_state(ctx, init, {}, chosen.program, copies=len(names))
 
     def initial_state() -> ExampleState:
         return setup.place(with_examples(plain(), examples))
 
-    labels = {"experiment": "data_diet", "arm": arms.MAIN, "level": 0, "pruned_fraction": float(fraction)}
-    segment = ctx.segment(0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coords)} networks",
+    labels = {"arm": MAIN, "level": 0, "pruned_fraction": float(fraction)}
+    segment = ctx.segment(0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coordinates)} networks",
                           setup=chosen)
-    ctx.trained(name, lambda: ctx.train(name, segment, {}, initial_state, labels, coords=coords,
+    ctx.trained(name, lambda: ctx.train(name, segment, {}, initial_state, labels, coordinates=coordinates,
                                         program=chosen.program))
 
 
@@ -120,35 +73,9 @@ def run(ctx: Context) -> None:
     print(f"data diet: {', '.join(dd.scores)} x pruned fractions {', '.join(f'{f:g}' for f in fractions)} "
           f"(keep the {dd.keep}, budget {dd.budget}) of {setup.dataset.num_train} training examples", flush=True)
     name = diet_name(0.0)
-    labels = {"experiment": "data_diet", "arm": arms.MAIN, "level": 0, "pruned_fraction": 0.0}
-    coords = [{"replicate": r, "score": NONE} for r in range(ctx.config.replicates)]
+    labels = {"arm": MAIN, "level": 0, "pruned_fraction": 0.0}
+    coordinates = [{"replicate": r, "score": NONE} for r in range(ctx.config.replicates)]
     ctx.trained(name, lambda: ctx.train(name, ctx.segment(0, setup.total_steps, "full training set"), {},
-                                        setup.init_state, labels, coords=coords))
+                                        setup.init_state, labels, coordinates=coordinates))
     for fraction in fractions:
         train_fraction(ctx, fraction)
-
-
-def report(table, directory: str) -> tuple[str, list[str]]:
-    from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
-
-    return plots.format_data_diet(table), plots.save_data_diet_figures(table, directory)
-
-
-def widths(config) -> tuple[int, int]:
-    """One network per score trains at once on its subset."""
-    count = max(1, len(config.data_diet.scores))
-    return count, count
-
-
-EXPERIMENT = Experiment(
-    name="data_diet",
-    summary="train on the training set pruned by EL2N, GraNd, forgetting or at random",
-    run=run,
-    defaults=defaults,
-    validate=validate,
-    columns=("score", "pruned_fraction"),
-    may_change=("data_diet.pruned_fractions", "data_diet.scores"),
-    report=report,
-    order=7,
-    widths=widths,
-)

@@ -1,11 +1,5 @@
-"""Tables and figures of the instability experiment (linear mode connectivity).
-
-Barrier rows (``metric`` ``barrier_frankle`` / ``barrier_paul``) and interpolation curves
-(``metric=error`` with ``alpha``) of three analyses: copies spawned at ``spawn_step``
-(arm ``copies``), successive IMP levels (arm ``between_levels``, ``pair`` ``"L-L+1"``) and
-perturbations of the rewind point (arm ``perturb``, keyed by ``noise_scale``; tables written
-before that column existed hold the scale in ``pair``).
-"""
+"""Tables and figures of the instability experiment (linear mode connectivity): barriers against the
+spawn step, interpolation curves, successive IMP levels, perturbation, alignment; the terminal report."""
 
 from __future__ import annotations
 
@@ -14,117 +8,57 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms
-from jaxlth.plots.common import _layer_colors, _new_axes, _weights_axis, _with_columns, write_figures
+from jaxlth import drawing
+from jaxlth.experiments.instability.alignment_figures import (ALIGNMENT_FIGURE, alignment_table, barrier_alignment,
+                                                              format_alignment)
+from jaxlth.experiments.instability.arms import BETWEEN_LEVELS, COPIES, PERTURB
+from jaxlth.experiments.instability.barrier_tables import (BARRIERS, barriers, curves, key_of, noise_scale, percent_pm,
+                                                           rows_of, sort_key)
 
 BARRIER_FIGURE = "barrier_vs_spawn_step.png"
 CURVES_FIGURE = "interpolation_curves.png"
 LEVELS_FIGURE = "barrier_between_levels.png"
 PERTURB_FIGURE = "barrier_vs_perturbation.png"
-BARRIERS = {"barrier_frankle": "Frankle et al. 2020", "barrier_paul": "Paul et al. 2022"}
-
-# The optional columns of instability rows; tables of other experiments may lack them.
-_OPTIONAL = ("spawn_step", "pair", "alpha", "noise_scale", "align")
-
-
-def _instability(table: pd.DataFrame, arm: str, align: str | None = "none") -> pd.DataFrame:
-    """The instability rows of ``arm`` measured with alignment ``align`` (``None``: every alignment;
-    rows written before alignments existed count as ``"none"``)."""
-    rows = table[(table["arm"] == arm)]
-    if "experiment" in rows:
-        rows = rows[rows["experiment"] == "instability"]
-    rows = _with_columns(rows, *_OPTIONAL)
-    modes = rows["align"].fillna("none").replace("", "none")
-    return rows.assign(align=modes) if align is None else rows[modes == align].assign(align=align)
-
-
-def _noise_scale(rows: pd.DataFrame) -> pd.Series:
-    """The numeric noise scale of perturbation rows: ``noise_scale``, else ``pair`` (older tables)."""
-    scale = pd.to_numeric(rows["noise_scale"], errors="coerce")
-    return scale.fillna(pd.to_numeric(rows["pair"], errors="coerce")).astype(float)
-
-
-def _key(arm: str) -> str:
-    """The column that tells the curves and barriers of ``arm`` apart."""
-    return {arms.COPIES: "spawn_step", arms.PERTURB: "noise_scale"}.get(arm, "pair")
-
-
-def barriers(table: pd.DataFrame, arm: str = arms.COPIES) -> pd.DataFrame:
-    """Barrier mean and std (over replicates and pairs) per level, spawn step, pair kind and split.
-
-    Columns: ``level, spawn_step, pair, split, metric, mean, std, n`` (errors as fractions).
-    For ``arm="copies"`` pairs of copies are pooled (``pair`` is ``"all"``); for ``arm="perturb"``
-    the column ``noise_scale`` (a float) replaces ``pair``.
-    """
-    key = "noise_scale" if arm == arms.PERTURB else "pair"
-    keys = ["level", "spawn_step", key, "split", "metric"]
-    rows = _instability(table, arm)
-    rows = rows[rows["metric"].isin(list(BARRIERS))].copy()
-    if rows.empty:
-        return pd.DataFrame(columns=[*keys, "mean", "std", "n"])
-    if arm == arms.COPIES:
-        rows["pair"] = "all"
-    if arm == arms.PERTURB:
-        rows["noise_scale"] = _noise_scale(rows)
-    rows["spawn_step"] = pd.to_numeric(rows["spawn_step"], errors="coerce")
-    grouped = rows.groupby(keys, dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
-    return grouped.rename(columns={"count": "n"})
-
-
-def _pm(mean: float, std: float) -> str:
-    return f"{100 * mean:.2f}" if not np.isfinite(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def _sort_key(value):
-    return float(value) if str(value).replace(".", "", 1).isdigit() else str(value)
+__all__ = ["BARRIER_FIGURE", "CURVES_FIGURE", "LEVELS_FIGURE", "PERTURB_FIGURE", "BARRIERS", "barriers",
+           "format_barriers", "barrier_vs_spawn_step", "interpolation_curves", "barrier_between_levels",
+           "barrier_vs_perturbation", "save_instability_figures", "ALIGNMENT_FIGURE", "alignment_table",
+           "format_alignment", "barrier_alignment", "noise_scale"]
 
 
 def format_barriers(table: pd.DataFrame) -> str:
     """Terminal tables of the barriers (in % error) of each analysis present in ``table``."""
     out = []
-    for arm, title in ((arms.COPIES, "instability: error barrier between copies (%)"),
-                       (arms.BETWEEN_LEVELS, "barrier between successive IMP levels (%)"),
-                       (arms.PERTURB, "barrier to the unperturbed network, by noise scale (%)")):
+    for arm, title in ((COPIES, "instability: error barrier between copies (%)"),
+                       (BETWEEN_LEVELS, "barrier between successive IMP levels (%)"),
+                       (PERTURB, "barrier to the unperturbed network, by noise scale (%)")):
         frame = barriers(table, arm)
         if frame.empty:
             continue
-        key = {arms.COPIES: "spawn_step", arms.BETWEEN_LEVELS: "level"}.get(arm, "noise_scale")
+        key = {COPIES: "spawn_step", BETWEEN_LEVELS: "level"}.get(arm, "noise_scale")
         wide = {}
         for r in frame.itertuples():
             k = getattr(r, key)
             k = int(k) if key == "spawn_step" and np.isfinite(k) else k
-            wide.setdefault(k, {})[f"{r.split} {r.metric.split('_')[1]}"] = _pm(r.mean, r.std)
+            wide.setdefault(k, {})[f"{r.split} {r.metric.split('_')[1]}"] = percent_pm(r.mean, r.std)
         columns = sorted({c for v in wide.values() for c in v})
         header = {"spawn_step": "spawn step", "level": "level", "noise_scale": "scale"}[key]
         lines = [title, f"{header:>10}  " + "  ".join(f"{c:>16}" for c in columns)]
-        if arm == arms.BETWEEN_LEVELS:
+        if arm == BETWEEN_LEVELS:
             lines[1] += "  matching"
-        ordered = sorted(wide, key=float) if key == "noise_scale" else sorted(wide, key=_sort_key)
+        ordered = sorted(wide, key=float) if key == "noise_scale" else sorted(wide, key=sort_key)
         for k in ordered:
             text = f"{k:g}" if key == "noise_scale" else str(k)
             line = f"{text:>10}  " + "  ".join(f"{wide[k].get(c, '-'):>16}" for c in columns)
-            if arm == arms.BETWEEN_LEVELS:
-                matching = _instability(table, arm)
+            if arm == BETWEEN_LEVELS:
+                matching = rows_of(table, arm)
                 matching = matching[(matching["metric"] == "matching") & (matching["level"] == k)]["value"]
                 line += f"  {matching.mean():.0%}" if len(matching) else "  -"
             lines.append(line)
         out.append("\n".join(lines))
-    from jaxlth.plots.alignment import format_alignment  # noqa: PLC0415 (it builds on this module)
-
     aligned = format_alignment(table)
     if aligned:
         out.append(aligned)
     return "\n\n".join(out) if out else "no barriers measured yet"
-
-
-def _curves(table: pd.DataFrame, arm: str, split: str) -> pd.DataFrame:
-    """The ``split`` error rows along interpolation paths of ``arm``, ``alpha`` numeric."""
-    rows = _instability(table, arm)
-    rows = rows[(rows["metric"] == "error") & (rows["split"] == split)].copy()
-    rows["alpha"] = pd.to_numeric(rows["alpha"], errors="coerce")
-    if arm == arms.PERTURB:
-        rows["noise_scale"] = _noise_scale(rows)
-    return rows.dropna(subset=["alpha"])
 
 
 def _barriers_by_split(table: pd.DataFrame, arm: str, metric: str, what: str):
@@ -138,8 +72,8 @@ def _barriers_by_split(table: pd.DataFrame, arm: str, metric: str, what: str):
 
 def barrier_vs_spawn_step(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
     """Instability (barrier between copies, %) against the spawn step (symmetric log x axis)."""
-    ax = _new_axes(ax)
-    by_split = _barriers_by_split(table, arms.COPIES, metric, "barriers between copies")
+    ax = drawing.new_axes(ax)
+    by_split = _barriers_by_split(table, COPIES, metric, "barriers between copies")
     steps = by_split.obj["spawn_step"]
     for i, (split, rows) in enumerate(by_split):
         rows = rows.sort_values("spawn_step")
@@ -156,22 +90,22 @@ def barrier_vs_spawn_step(table: pd.DataFrame, ax=None, metric: str = "barrier_f
     return ax
 
 
-def interpolation_curves(table: pd.DataFrame, ax=None, split: str = "test", arm: str = arms.COPIES):
+def interpolation_curves(table: pd.DataFrame, ax=None, split: str = "test", arm: str = COPIES):
     """Error (%) along the path between two networks against alpha, one line per spawn step.
 
     For ``arm="perturb"`` one line per noise scale, for other arms one per ``pair``.
     """
-    ax = _new_axes(ax)
-    rows = _curves(table, arm, split)
+    ax = drawing.new_axes(ax)
+    rows = curves(table, arm, split)
     if rows.empty:
         raise ValueError(f"the table holds no {split} interpolation curves for {arm!r}")
-    key = _key(arm)
+    key = key_of(arm)
     numeric = key != "pair"
     label = {"spawn_step": lambda v: f"k = {int(float(v))}", "noise_scale": lambda v: f"{v:g}"}.get(key, str)
     groups = list(rows.groupby(key))
     for i, (value, group) in enumerate(sorted(groups, key=lambda g: float(g[0]) if numeric else 0)):
         curve = group.groupby("alpha")["value"].agg(["mean", "std"]).reset_index()
-        color = _layer_colors(len(groups))[i]
+        color = drawing.layer_colors(len(groups))[i]
         ax.plot(curve["alpha"], 100 * curve["mean"], color=color, label=label(value))
         ax.fill_between(curve["alpha"], 100 * (curve["mean"] - curve["std"].fillna(0)),
                         100 * (curve["mean"] + curve["std"].fillna(0)), color=color, alpha=0.15, linewidth=0)
@@ -185,8 +119,8 @@ def interpolation_curves(table: pd.DataFrame, ax=None, split: str = "test", arm:
 
 def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
     """Barrier between levels L and L+1 and the test accuracy of L+1 against % weights remaining."""
-    ax = _new_axes(ax)
-    rows = _instability(table, arms.BETWEEN_LEVELS)
+    ax = drawing.new_axes(ax)
+    rows = rows_of(table, BETWEEN_LEVELS)
     barrier = rows[(rows["metric"] == metric) & (rows["split"] == "test")]
     if barrier.empty:
         raise ValueError("the table holds no barriers between levels")
@@ -196,9 +130,9 @@ def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_
     ax.plot(x, 100 * by_level["mean"], marker="o", color="C3", label=f"barrier L→L+1 ({BARRIERS[metric]})")
     ax.fill_between(x, 100 * (by_level["mean"] - by_level["std"].fillna(0)),
                     100 * (by_level["mean"] + by_level["std"].fillna(0)), color="C3", alpha=0.2, linewidth=0)
-    _weights_axis(ax, x, "weights remaining at level L+1 (%)")
+    drawing.weights_axis(ax, x, "weights remaining at level L+1 (%)")
     ax.set_ylabel("test error barrier (%)", color="C3")
-    ends = _curves(table, arms.BETWEEN_LEVELS, "test")
+    ends = curves(table, BETWEEN_LEVELS, "test")
     ends = ends[ends["alpha"] == 1.0]
     if not ends.empty:
         acc = ends.groupby("level").agg(density=("density", "mean"), value=("value", "mean")).reset_index()
@@ -212,8 +146,8 @@ def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_
 
 def barrier_vs_perturbation(table: pd.DataFrame, ax=None, metric: str = "barrier_frankle"):
     """Barrier between perturbed-then-trained and trained networks against the noise scale."""
-    ax = _new_axes(ax)
-    for i, (split, rows) in enumerate(_barriers_by_split(table, arms.PERTURB, metric, "perturbation barriers")):
+    ax = drawing.new_axes(ax)
+    for i, (split, rows) in enumerate(_barriers_by_split(table, PERTURB, metric, "perturbation barriers")):
         rows = rows.sort_values("noise_scale")
         ax.errorbar(rows["noise_scale"], 100 * rows["mean"], yerr=100 * rows["std"].fillna(0), marker="o",
                     color=f"C{i}", label=f"{split} error", capsize=3)
@@ -229,17 +163,21 @@ def barrier_vs_perturbation(table: pd.DataFrame, ax=None, metric: str = "barrier
 def save_instability_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
     """Writes the figures of the instability analyses present in ``table``; returns their paths."""
     jobs = []
-    if not barriers(table, arms.COPIES).empty:
+    if not barriers(table, COPIES).empty:
         jobs.append((BARRIER_FIGURE, barrier_vs_spawn_step))
-        if not _curves(table, arms.COPIES, "test").empty:
+        if not curves(table, COPIES, "test").empty:
             jobs.append((CURVES_FIGURE, interpolation_curves))
-    if not barriers(table, arms.BETWEEN_LEVELS).empty:
+    if not barriers(table, BETWEEN_LEVELS).empty:
         jobs.append((LEVELS_FIGURE, barrier_between_levels))
-    if not barriers(table, arms.PERTURB).empty:
+    if not barriers(table, PERTURB).empty:
         jobs.append((PERTURB_FIGURE, barrier_vs_perturbation))
-    from jaxlth.plots.alignment import ALIGNMENT_FIGURE, alignment_table, barrier_alignment  # noqa: PLC0415
-
     frame = alignment_table(table)
     if not frame.empty and set(frame["align"]) != {"none"}:
         jobs.append((ALIGNMENT_FIGURE, barrier_alignment))
-    return write_figures(directory, [(name, functools.partial(draw, table)) for name, draw in jobs], dpi)
+    return drawing.write_figures(directory, [(name, functools.partial(draw, table)) for name, draw in jobs], dpi)
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The barrier tables and the figures of the analyses present."""
+    table = run.table
+    return format_barriers(table), save_instability_figures(table, directory)

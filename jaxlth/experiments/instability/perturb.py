@@ -14,13 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jaxlth import arms, rng
+from jaxlth import rng
 from jaxlth import steps as step_specs
+from jaxlth.experiments.instability.arms import PERTURB
+from jaxlth.experiments.instability.streams import PERTURBATION
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 from jaxlth.training.state import TrainState
 
-MEASURED = f"{arms.PERTURB}/measured"
+MEASURED = f"{PERTURB}/measured"
 
 
 def perturb(params, key, paths, scale):
@@ -62,17 +64,17 @@ def run(scaffold) -> None:
 
     def initial_state():
         state = copies_lib.repeat(base, groups)
-        noise_keys = rng.copy_keys(base.data_key, groups, rng.PERTURB)
+        noise_keys = rng.copy_keys(base.data_key, groups, PERTURBATION)
         paths = list(traverse_util.flatten_dict(scaffold.mask)) if jax.tree.leaves(scaffold.mask) else \
-            mask_lib.prunable_paths(base.params, tuple(scaffold.config.lottery.layers_to_ignore))
+            mask_lib.prunable_paths(base.params, tuple(scaffold.config.pruning.layers_to_ignore))
         params = jax.vmap(lambda p, k, s: perturb(p, k, paths, s))(state.params, noise_keys, scale_per_copy)
         params = mask_lib.apply(params, mask) if jax.tree.leaves(mask) else params
         return state.replace(params=params, data_key=copies_lib.repeat(base.data_key, groups))
 
     level = max(scaffold.level, 0)
-    final = scaffold.trained(arms.PERTURB, {"arm": arms.PERTURB, "level": level}, start_step, mask, initial_state,
+    final = scaffold.trained(PERTURB, {"arm": PERTURB, "level": level}, start_step, mask, initial_state,
                              f"{len(scales)} perturbations and the original")
     per_group = copies_lib.split(final, groups)
     pairs = [({"noise_scale": scale}, per_group[0], per_group[g + 1]) for g, scale in enumerate(scales)]
-    scaffold.record_paths(arms.PERTURB, level, scaffold.density(), start_step, pairs)
+    scaffold.record_paths(PERTURB, level, scaffold.density(), start_step, pairs)
     ctx.mark_done(scaffold.marker(MEASURED))

@@ -7,14 +7,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import arms, rng
+from jaxlth import rng
 from jaxlth import steps as step_specs
 from jaxlth.analysis import alignment, barriers, connectivity, repair
 from jaxlth.analysis import interpolation as interp
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.source import lottery_source
+from jaxlth.experiments.instability.arms import TRUNK
+from jaxlth.experiments.lottery.source import lottery_source
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training.state import TrainState
 
@@ -68,7 +69,7 @@ class Scaffold:
     # ----- training ---------------------------------------------------------------------------------
     def trunk_state(self, step: int) -> TrainState:
         """The dense trunk's full training state at ``step`` (trained once, kept for every step asked)."""
-        labels = {"experiment": "instability", "arm": arms.TRUNK, "level": 0}
+        labels = {"arm": TRUNK, "level": 0}
         return networks.state_at(self.ctx, step, self.setup.init_state, labels, "trunk")
 
     def spawn_state(self, step: int) -> TrainState:
@@ -86,7 +87,7 @@ class Scaffold:
         """``name/final``: a stack of networks trained ``start_step -> T`` (rows labelled ``labels``)."""
         segment = self.ctx.segment(start_step, self.total_steps, description, eval_train=False)
         return self.ctx.trained(name, lambda: self.ctx.train(name, segment, mask, initial_state,
-                                                             dict(experiment="instability", **labels)))
+                                                             labels))
 
     # ----- measuring --------------------------------------------------------------------------------
     def marker(self, name: str) -> str:
@@ -124,7 +125,7 @@ class Scaffold:
         ``instability.align`` (B's units permuted to A's first, and with ``+repair`` every network on
         the path REPAIRed; rows carry the entry in ``align``), and records its rows (replacing earlier
         rows of the same arm, level and spawn step)."""
-        labels = {"experiment": "instability", "arm": arm, "level": level, "spawn_step": spawn_step}
+        labels = {"arm": arm, "level": level, "spawn_step": spawn_step}
         base = dict(labels, step=self.total_steps, epoch=round(self.total_steps / self.setup.steps_per_epoch, 4))
         rows = []
         for where, net_a, net_b in pairs:
@@ -144,4 +145,4 @@ class Scaffold:
                                                  alpha=round(float(alpha), 6)))
                         for metric in ("barrier_frankle", "barrier_paul"):
                             rows.append(dict(common, metric=metric, value=float(found[metric][r])))
-        self.ctx.replace_rows(labels, rows, where=lambda row: row.get("metric") in PATH_METRICS)
+        self.ctx.replace_rows(labels, rows, matching=lambda row: row.get("metric") in PATH_METRICS)

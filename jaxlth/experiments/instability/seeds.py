@@ -12,9 +12,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxlth import arms
+from jaxlth.experiments.instability.arms import SEEDS
 
-MEASURED = f"{arms.SEEDS}/measured"
+MEASURED = f"{SEEDS}/measured"
 
 
 def run(scaffold) -> None:
@@ -27,5 +27,5 @@ def run(scaffold) -> None:
     second = jax.tree.map(lambda x: x[1:], network)
     density = np.ones(replicates)
     pairs = [({"pair": "r-(r+1)"}, first, second)]
-    scaffold.record_paths(arms.SEEDS, 0, density, "", pairs)
+    scaffold.record_paths(SEEDS, 0, density, "", pairs)
     ctx.mark_done(scaffold.marker(MEASURED))

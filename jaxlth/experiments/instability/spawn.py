@@ -14,8 +14,9 @@ import itertools
 
 import jax
 
-from jaxlth import arms, rng
-from jaxlth.layout import spawn_name
+from jaxlth import rng
+from jaxlth.experiments.instability.arms import COPIES, spawn_name
+from jaxlth.experiments.instability.streams import COPY
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 
@@ -35,11 +36,11 @@ def run(scaffold) -> None:
         def initial_state(trunk=trunk, mask=mask):
             state = copies_lib.repeat(trunk, copies)
             params = mask_lib.apply(state.params, mask) if jax.tree.leaves(mask) else state.params
-            return state.replace(params=params, data_key=rng.copy_keys(trunk.data_key, copies, rng.COPY))
+            return state.replace(params=params, data_key=rng.copy_keys(trunk.data_key, copies, COPY))
 
-        final = scaffold.trained(name, {"arm": arms.COPIES, "level": level, "spawn_step": k}, k, mask,
+        final = scaffold.trained(name, {"arm": COPIES, "level": level, "spawn_step": k}, k, mask,
                                  initial_state, f"{copies} copies from step {k}")
         per_copy = copies_lib.split(final, copies)
         pairs = [({"pair": f"{i}-{j}"}, per_copy[i], per_copy[j]) for i, j in itertools.combinations(range(copies), 2)]
-        scaffold.record_paths(arms.COPIES, level, density, k, pairs)
+        scaffold.record_paths(COPIES, level, density, k, pairs)
         ctx.mark_done(scaffold.marker(f"{name}/{MEASURED}"))

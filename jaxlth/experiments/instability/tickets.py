@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import arms
+from jaxlth.experiments.instability.arms import TICKET_VS_REINIT
+from jaxlth.experiments.lottery.arms import IMP
 from jaxlth.pruning import masks as mask_lib
 
 REINIT = "random_reinit"
@@ -21,13 +22,13 @@ REINIT = "random_reinit"
 
 def run(scaffold) -> None:
     ctx, source = scaffold.ctx, scaffold.source
-    levels = [level for level in source.levels(arms.IMP) if level > 0 and level in source.levels(REINIT)]
-    marker = scaffold.marker(f"{arms.TICKET_VS_REINIT}/measured_{len(levels)}")
+    levels = [level for level in source.levels(IMP) if level > 0 and level in source.levels(REINIT)]
+    marker = scaffold.marker(f"{TICKET_VS_REINIT}/measured_{len(levels)}")
     if ctx.done(marker) or not levels:
         return
     for level in levels:
         ticket = jax.tree.map(jnp.asarray, source.network(level))
         reinit = jax.tree.map(jnp.asarray, source.network(level, arm=REINIT))
         density = np.asarray(mask_lib.density(jax.tree.map(jnp.asarray, source.mask(level)), replicate_axis=True))
-        scaffold.record_paths(arms.TICKET_VS_REINIT, level, density, "", [({"pair": "imp-reinit"}, ticket, reinit)])
+        scaffold.record_paths(TICKET_VS_REINIT, level, density, "", [({"pair": "imp-reinit"}, ticket, reinit)])
     ctx.mark_done(marker)

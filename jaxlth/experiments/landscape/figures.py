@@ -14,15 +14,19 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth.plots.common import _layer_colors, _new_axes, _render, _weights_axis, write_figures
+from jaxlth import drawing, tables
 
+__all__ = ["EIGENVALUE_FIGURE", "PROJECTION_FIGURE", "PREDICTION_FIGURE", "FRACTION_FIGURE", "curvature_table",
+           "projection_table", "format_landscape", "lambda_max_vs_sparsity", "projection_error",
+           "predicted_vs_measured", "curvature_vs_fraction", "save_landscape_figures"]
 EIGENVALUE_FIGURE = "lambda_max_vs_sparsity.png"
 PROJECTION_FIGURE = "projection_error.png"
 PREDICTION_FIGURE = "predicted_vs_measured_loss.png"
 FRACTION_FIGURE = "curvature_vs_prune_fraction.png"
 
 
-def _rows(table: pd.DataFrame, metric: str, split: str = "train") -> pd.DataFrame:
+def landscape_rows(table: pd.DataFrame, metric: str, split: str = "train") -> pd.DataFrame:
+    """The landscape rows of ``metric`` on ``split``, ``prune_fraction`` -1 for a source without one."""
     rows = table[(table["experiment"] == "landscape") & (table["metric"] == metric) & (table["split"] == split)]
     rows = rows.astype({"level": int, "replicate": float, "density": float, "value": float})
     if "prune_fraction" not in rows.columns:
@@ -33,9 +37,9 @@ def _rows(table: pd.DataFrame, metric: str, split: str = "train") -> pd.DataFram
 def curvature_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (prune_fraction, level): ``density``, ``lambda_max`` (mean, ``lambda_max_std``) and
     ``trace`` (mean over replicates); ``prune_fraction`` is -1 for a source without ``prune_fraction``."""
-    top = _rows(table, "eigenvalue")
+    top = landscape_rows(table, "eigenvalue")
     top = top[top["rank"].astype(float) == 1]
-    trace = _rows(table, "trace")
+    trace = landscape_rows(table, "trace")
     columns = ["prune_fraction", "level", "density", "lambda_max", "lambda_max_std", "trace"]
     if top.empty:
         return pd.DataFrame(columns=columns)
@@ -49,7 +53,7 @@ def curvature_table(table: pd.DataFrame) -> pd.DataFrame:
 def projection_table(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Per (prune_fraction, level, projection): mean ``split`` error at the pruned end (alpha = 1)
     and ``max_error`` along the segment (its highest point, the path's worst network)."""
-    rows = _rows(table, "error", split)
+    rows = landscape_rows(table, "error", split)
     columns = ["prune_fraction", "level", "projection", "density", "error", "max_error"]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -79,7 +83,7 @@ def format_landscape(table: pd.DataFrame) -> str:
                      *(f"{100 * mine['error'][p]:.2f}" if p in mine.index else "-" for p in fractions)])
     title = ("landscape: top Hessian eigenvalue and trace at each level's trained network (mean over replicates); "
              "test error (%) after pruning a further fraction p without retraining")
-    return "\n".join([title, *_render(header, body)])
+    return "\n".join([title, *tables.render(header, body)])
 
 
 def lambda_max_vs_sparsity(table: pd.DataFrame, ax=None):
@@ -87,13 +91,13 @@ def lambda_max_vs_sparsity(table: pd.DataFrame, ax=None):
     curv = curvature_table(table)
     if curv.empty:
         raise ValueError("the results table holds no landscape eigenvalues")
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     for i, (p, rows) in enumerate(curv.groupby("prune_fraction")):
         x, y = 100 * rows["density"].to_numpy(), rows["lambda_max"].to_numpy()
         s = np.nan_to_num(rows["lambda_max_std"].to_numpy())
         ax.plot(x, y, marker="o", color=f"C{i % 10}", label="IMP" if p < 0 else f"IMP, p = {p:g}")
         ax.fill_between(x, y - s, y + s, color=f"C{i % 10}", alpha=0.2, linewidth=0)
-    _weights_axis(ax, 100 * curv["density"])
+    drawing.weights_axis(ax, 100 * curv["density"])
     ax.set_ylabel(r"$\lambda_{max}$ of the training-loss Hessian")
     ax.set_title("Sharpness at the end of training, per level")
     ax.grid(True, alpha=0.3)
@@ -109,9 +113,9 @@ def projection_error(table: pd.DataFrame, ax=None, split: str = "test", prune_fr
         raise ValueError("the results table holds no landscape projections")
     chosen = proj["prune_fraction"].min() if prune_fraction is None else float(prune_fraction)
     proj = proj[proj["prune_fraction"] == chosen]
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     levels = sorted(proj["level"].unique())
-    for level, color in zip(levels, _layer_colors(len(levels))):
+    for level, color in zip(levels, drawing.layer_colors(len(levels))):
         rows = proj[proj["level"] == level]
         ax.plot(rows["projection"], 100 * rows["error"], marker="o", markersize=3, color=color,
                 label=f"level {level} ({100 * rows['density'].iloc[0]:.3g}%)")
@@ -126,14 +130,14 @@ def projection_error(table: pd.DataFrame, ax=None, split: str = "test", prune_fr
 def predicted_vs_measured(table: pd.DataFrame, ax=None):
     """Measured loss change of each projection against ``g.delta + 1/2 delta' H delta`` (log-log
     when all are positive); the diagonal is a perfect quadratic model."""
-    measured, first, second = (_rows(table, m) for m in ("loss_change", "first_order", "second_order"))
+    measured, first, second = (landscape_rows(table, m) for m in ("loss_change", "first_order", "second_order"))
     if measured.empty:
         raise ValueError("the results table holds no landscape loss changes")
     keys = ["prune_fraction", "level", "replicate", "projection"]
     merged = measured.merge(first[keys + ["value"]], on=keys, suffixes=("", "_first")).merge(
         second[keys + ["value"]].rename(columns={"value": "value_second"}), on=keys)
     predicted = merged["value_first"] + merged["value_second"]
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     points = ax.scatter(predicted, merged["value"], c=merged["projection"].astype(float), cmap="viridis", s=12)
     ax.figure.colorbar(points, ax=ax, label="further fraction pruned, p")
     values = np.concatenate([predicted.to_numpy(), merged["value"].to_numpy()])
@@ -153,12 +157,12 @@ def curvature_vs_fraction(table: pd.DataFrame, ax=None):
     """(sweep sources) Each (prune fraction, level L): lambda_max at level L against the fraction,
     filled where level L + 1 of that fraction is matching, hollow where it is not."""
     curv = curvature_table(table)
-    matching = _rows(table, "matching", "test")
+    matching = landscape_rows(table, "matching", "test")
     if curv.empty or matching.empty:
         raise ValueError("the results table holds no sweep matching rows and eigenvalues")
     nxt = matching.assign(level=matching["level"] - 1)[["prune_fraction", "level", "value"]]
     merged = curv.merge(nxt.rename(columns={"value": "next_matching"}), on=["prune_fraction", "level"])
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     ok = merged["next_matching"] > 0.5
     ax.scatter(merged["lambda_max"][ok], merged["prune_fraction"][ok], color="C2", label="next level matching")
     ax.scatter(merged["lambda_max"][~ok], merged["prune_fraction"][~ok], facecolors="white", edgecolors="C3",
@@ -179,6 +183,12 @@ def save_landscape_figures(table: pd.DataFrame, directory: str, dpi: int = 150) 
         jobs.append((EIGENVALUE_FIGURE, functools.partial(lambda_max_vs_sparsity, table)))
         jobs.append((PROJECTION_FIGURE, functools.partial(projection_error, table)))
         jobs.append((PREDICTION_FIGURE, functools.partial(predicted_vs_measured, table)))
-        if not _rows(table, "matching", "test").empty:
+        if not landscape_rows(table, "matching", "test").empty:
             jobs.append((FRACTION_FIGURE, functools.partial(curvature_vs_fraction, table)))
-    return write_figures(directory, jobs, dpi)
+    return drawing.write_figures(directory, jobs, dpi)
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The curvature table and the figures."""
+    table = run.table
+    return format_landscape(table), save_landscape_figures(table, directory)

@@ -23,61 +23,61 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import arms, rng
+from jaxlth import rng
 from jaxlth.analysis import interpolation as interp
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context, network_of
+from jaxlth.experiments.lottery.arms import IMP, PARTICLES, SWA
+from jaxlth.experiments.lottery.streams import PARTICLE
+from jaxlth.experiments.networks import ArmLevel
 from jaxlth.layout import level_name
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 from jaxlth.training import swa
 
 
-def averaged_level(ctx: Context, level: int, mask, network: dict, start: int, end: int, particles: int,
-                   program=None) -> dict:
-    """The ``R`` averaged networks of ``level`` (trained, averaged and evaluated once; loaded after)."""
-    name = f"{arms.IMP}/{level_name(level)}/final"
-    labels = {"experiment": "lottery", "arm": arms.IMP, "level": level, "step": end}
+def averaged_level(ctx: Context, what: ArmLevel, particles: int) -> dict:
+    """The ``R`` averaged networks of IMP's level ``what`` (trained, averaged and evaluated once; loaded after)."""
+    program, level, end = ctx.program(what.program), what.level, what.end
+    labels = {"arm": IMP, "level": level, "step": end}
 
     def compute() -> dict:
-        final = ctx.cached(f"{arms.PARTICLES}/{level_name(level)}/final",
-                           lambda: _particles(ctx, level, mask, network, start, end, particles, program),
-                           rows=_swa_rows(ctx, mask, level, end, particles, program))
+        final = ctx.cached(f"{PARTICLES}/{level_name(level)}/final", lambda: _particles(ctx, what, particles),
+                           rows=_swa_rows(ctx, what.mask, level, end, particles, program))
         return average(ctx, final, particles, program)
 
-    rows = (labels, lambda averaged: _rows(ctx, averaged, mask, level, end, program, arms.IMP))
-    return ctx.cached(name, compute, rows=rows)
+    rows = (labels, lambda averaged: _rows(ctx, averaged, what.mask, level, end, program, IMP))
+    return ctx.cached(f"{IMP}/{level_name(level)}/final", compute, rows=rows)
 
 
 def _swa_rows(ctx: Context, mask, level: int, step: int, particles: int, program=None):
     """With SWA: the rows of every particle's own average (arm ``swa``), BatchNorm recomputed."""
     if _swa_start(ctx) is None:
         return None
-    labels = {"experiment": "lottery", "arm": arms.SWA, "level": level, "step": step}
+    labels = {"arm": SWA, "level": level, "step": step}
 
     def rows(final: dict) -> list[dict]:
         return _rows(ctx, recompute_statistics(ctx, final, program), copies_lib.repeat(mask, particles), level,
-                     step, program, arms.SWA, particles)
+                     step, program, SWA, particles)
     return labels, rows
 
 
-def _particles(ctx: Context, level: int, mask, network: dict, start: int, end: int, particles: int,
-               program=None) -> dict:
+def _particles(ctx: Context, what: ArmLevel, particles: int) -> dict:
     """The ``R * n`` trained particles' networks (their SWA averages with ``average_swa_start``)."""
-    program = program or ctx.setup.program
+    program, level = ctx.program(what.program), what.level
     swa_start = _swa_start(ctx)
     if swa_start is not None:
         program = swa.program_for(program, swa_start, float(ctx.config.lottery.average_swa_lr))
-    stacked_mask = copies_lib.repeat(mask, particles)
+    stacked_mask = copies_lib.repeat(what.mask, particles)
     start_state = networks.start_state(
-        ctx, copies_lib.repeat(network, particles), stacked_mask, program,
-        data_keys=lambda: rng.copy_keys(ctx.setup.data_keys(), particles, rng.PARTICLE))
+        ctx, copies_lib.repeat(what.network, particles), stacked_mask, program,
+        data_keys=lambda: rng.copy_keys(ctx.setup.data_keys(), particles, PARTICLE))
     initial_state = start_state if swa_start is None else (lambda: swa.with_average(start_state()))
-    coords = [{"replicate": r, "particle": p} for r, p in copies_lib.coordinates(ctx.config.replicates, particles)]
-    labels = {"experiment": "lottery", "arm": arms.PARTICLES, "level": level}
-    state = ctx.train(f"{arms.PARTICLES}/{level_name(level)}",
-                      ctx.segment(start, end, f"level {level}: {particles} particles"), stacked_mask, initial_state,
-                      labels, coords=coords, program=program)
+    coordinates = [{"replicate": r, "particle": p}
+                   for r, p in copies_lib.coordinates(ctx.config.replicates, particles)]
+    state = ctx.train(f"{PARTICLES}/{level_name(level)}",
+                      ctx.segment(what.start, what.end, f"level {level}: {particles} particles"), stacked_mask,
+                      initial_state, {"arm": PARTICLES, "level": level}, coordinates=coordinates, program=program)
     return network_of(state) if swa_start is None else swa.averaged_network(state)
 
 
@@ -98,7 +98,7 @@ def average(ctx: Context, particles_network: dict, particles: int, program=None)
 def recompute_statistics(ctx: Context, network: dict, program=None) -> dict:
     """``network`` (stacked) with its BatchNorm statistics recomputed from ``lottery.average_bn_batches``
     training batches (unchanged without BatchNorm or with 0 batches)."""
-    program = program or ctx.setup.program
+    program = ctx.program(program)
     params, stats = network["params"], network["batch_stats"]
     if jax.tree.leaves(stats):
         batches = interp.bn_batches_from(ctx.setup.data.train_images, int(ctx.config.lottery.average_bn_batches),
@@ -111,7 +111,7 @@ def recompute_statistics(ctx: Context, network: dict, program=None) -> dict:
 
 def _rows(ctx: Context, networks_: dict, mask, level: int, step: int, program, arm: str, particles: int = 1) -> list[dict]:
     """Test (and train) loss and accuracy rows of stacked networks (``R`` or ``R * n`` particles)."""
-    program = program or ctx.setup.program
+    program = ctx.program(program)
     data, config = ctx.setup.data, ctx.config
     splits = {"test": (data.test_images, data.test_labels)}
     if config.eval_train:
@@ -123,8 +123,9 @@ def _rows(ctx: Context, networks_: dict, mask, level: int, step: int, program, a
         loss, accuracy = program.evaluate(networks_["params"], networks_["batch_stats"], images, labels)
         for metric, values in (("loss", loss), ("accuracy", accuracy)):
             for i, value in enumerate(np.asarray(values)):
-                where = {"replicate": i} if particles == 1 else {"replicate": i // particles, "particle": i % particles}
-                rows.append({"experiment": "lottery", "arm": arm, "level": level, **where,
+                r, p = copies_lib.coordinates(config.replicates, particles)[i]
+                coordinates = {"replicate": r} if particles == 1 else {"replicate": r, "particle": p}
+                rows.append({"arm": arm, "level": level, **coordinates,
                              "density": float(density[i]), "step": step, "epoch": epoch, "split": split,
                              "metric": metric, "value": float(value)})
     return rows

@@ -1,69 +1,29 @@
-"""Figures of the lottery experiment: accuracy against weights remaining, per-layer mask density."""
+"""Tables and figures of the lottery experiment: accuracy against weights remaining, per-layer mask
+density, a prune-fraction sweep's matching levels (:mod:`.sweep_figures`), the terminal report."""
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 
-import numpy as np
 import pandas as pd
 
-from jaxlth import arms
-from jaxlth.plots.common import (_layer_colors, _metric_label, _new_axes, _scale, _weights_axis,
-                                 dense_reference, summary, write_figures)
+from jaxlth import drawing, storage, tables
+from jaxlth.experiments.lottery.arms import ARMS, IMP
+from jaxlth.experiments.lottery.sweep_figures import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep,
+                                                     largest_matching_fraction, matching_grid, prune_sweep_table,
+                                                     save_sweep_figures, sweep_accuracy)
 
 ACCURACY_FIGURE = "accuracy_vs_weights.png"
 LAYER_DENSITY_FIGURE = "layer_density.png"
+__all__ = ["ACCURACY_FIGURE", "LAYER_DENSITY_FIGURE", "layer_density", "save_figures", "SWEEP_FIGURE",
+           "MATCHING_FIGURE", "prune_sweep_table", "largest_matching_fraction", "format_prune_sweep", "sweep_accuracy",
+           "matching_grid", "save_sweep_figures"]
 
 
-def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", split: str = "test",
-                        title: str | None = None):
-    """Final ``split`` ``metric`` against % of weights remaining, one line per arm.
-
-    The x axis is logarithmic and reversed (100% on the left, as in the lottery-ticket papers);
-    lines are means over replicates with ±1 std shaded; IMP (else the one-shot arm) is drawn
-    first and on top. The dense network, mean ± std, is a grey horizontal band: IMP's level 0,
-    else level 0 of arm ``dense`` or ``main`` (an arm that serves as the band is not also drawn
-    as a line). Returns the Axes.
-
-    Raises:
-      ValueError: when the table holds no final ``split``/``metric`` measurements.
-    """
-    stats = summary(table, split, metric)
-    if stats.empty:
-        raise ValueError(f"the results table holds no {split} {metric} measurements to plot")
-    ax = _new_axes(ax)
-    scale = _scale(metric)
-    dense = dense_reference(stats)
-    if dense is not None:
-        mean, std = scale * dense["mean"], scale * np.nan_to_num(dense["std"])
-        ax.axhspan(mean - std, mean + std, color="0.85", zorder=0)
-        ax.axhline(mean, color="0.4", linestyle="--", linewidth=1.0, zorder=1,
-                   label=f"dense ({mean:.2f}" + (f" ± {std:.2f})" if std else ")"))
-    drawn = arms.order(stats["arm"].unique())
-    if dense is not None and dense["arm"] != arms.IMP:
-        drawn.remove(dense["arm"])
-    main_arm = arms.IMP if arms.IMP in drawn else arms.ONE_SHOT
-    for i, arm in enumerate(drawn):
-        rows = stats[stats["arm"] == arm].sort_values("level")
-        x = rows["percent_remaining"].to_numpy()
-        y = scale * rows["mean"].to_numpy()
-        s = scale * np.nan_to_num(rows["std"].to_numpy())
-        main = arm == main_arm
-        color = f"C{i % 10}"  # the main arm, first in the order, gets matplotlib's first colour
-        ax.plot(x, y, marker="o", markersize=5 if main else 3.5, linewidth=2.2 if main else 1.2,
-                color=color, label=arms.label(arm), zorder=4 if main else 3)
-        ax.fill_between(x, y - s, y + s, color=color, alpha=0.25 if main else 0.15, linewidth=0,
-                        zorder=2)
-    _weights_axis(ax, stats["percent_remaining"])
-    ax.set_ylabel(_metric_label(split, metric))
-    ax.set_title(title or f"{_metric_label(split, metric).replace(' (%)', '')} vs. weights remaining")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
-
-
-def _mask_rows(table: pd.DataFrame, arm: str = arms.IMP) -> pd.DataFrame:
+def mask_rows(table: pd.DataFrame, arm: str = IMP) -> pd.DataFrame:
+    """The per-layer mask density rows of ``arm`` (``layer`` set), with clean dtypes."""
     if "layer" not in table.columns:
         return table.iloc[0:0]
     rows = table[(table["split"] == "mask") & (table["metric"] == "density") & (table["arm"] == arm)]
@@ -71,7 +31,7 @@ def _mask_rows(table: pd.DataFrame, arm: str = arms.IMP) -> pd.DataFrame:
     return rows.astype({"level": int, "density": float, "value": float})
 
 
-def layer_density(table: pd.DataFrame, ax=None, arm: str = arms.IMP):
+def layer_density(table: pd.DataFrame, ax=None, arm: str = IMP):
     """Percentage of weights kept in each prunable layer of ``arm``'s mask against the level.
 
     One line per layer (mean over replicates), the overall density dashed in black, log y axis.
@@ -81,12 +41,12 @@ def layer_density(table: pd.DataFrame, ax=None, arm: str = arms.IMP):
       ValueError: when the table holds no per-layer mask density rows of ``arm``.
     """
     from matplotlib import ticker
-    rows = _mask_rows(table, arm)
+    rows = mask_rows(table, arm)
     if rows.empty:
         raise ValueError(f"the results table holds no per-layer mask densities of arm {arm!r}")
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     layers = list(pd.unique(rows["layer"]))
-    colors = _layer_colors(len(layers))
+    colors = drawing.layer_colors(len(layers))
     for layer, color in zip(layers, colors):
         by_level = rows[rows["layer"] == layer].groupby("level")["value"].mean().sort_index()
         name = str(layer).removesuffix("/kernel")
@@ -101,7 +61,7 @@ def layer_density(table: pd.DataFrame, ax=None, arm: str = arms.IMP):
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel("Pruning level")
     ax.set_ylabel("Weights remaining in layer (%)")
-    ax.set_title(f"Per-layer density of the {arms.label(arm)} mask")
+    ax.set_title(f"Per-layer density of the {ARMS.label(arm)} mask")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="x-small", ncol=max(1, math.ceil((len(layers) + 1) / 16)))
     return ax
@@ -114,8 +74,26 @@ def save_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[st
     rows) is skipped silently. Returns the paths written. Uses no pyplot state.
     """
     jobs = []
-    if not summary(table).empty:
-        jobs.append((ACCURACY_FIGURE, functools.partial(accuracy_vs_weights, table)))
-    if not _mask_rows(table).empty:
+    if not tables.summary(table, arms=ARMS).empty:
+        jobs.append((ACCURACY_FIGURE, functools.partial(drawing.accuracy_vs_weights, table, arms=ARMS)))
+    if not mask_rows(table).empty:
         jobs.append((LAYER_DENSITY_FIGURE, functools.partial(layer_density, table)))
-    return write_figures(directory, jobs, dpi)
+    return drawing.write_figures(directory, jobs, dpi)
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The accuracy table and figures; for a prune-fraction sweep, which levels of each fraction are
+    matching, then each fraction's table (figures ``*_p<fraction>.png``)."""
+    table = run.table
+    fractions = sorted(table["prune_fraction"].dropna().unique()) if "prune_fraction" in table else []
+    if len(fractions) <= 1:
+        return tables.format_summary(table, arms=ARMS), save_figures(table, directory)
+    texts, figures = [format_prune_sweep(table)], save_sweep_figures(table, directory)
+    for p in fractions:
+        rows = table[table["prune_fraction"] == p]
+        texts.append(f"prune fraction {p:g}: " + tables.format_summary(rows, arms=ARMS))
+        for path in save_figures(rows, directory):
+            stem, ext = os.path.splitext(path)
+            storage.replace(path, f"{stem}_p{p:g}{ext}")
+            figures.append(f"{stem}_p{p:g}{ext}")
+    return "\n\n".join(texts), figures

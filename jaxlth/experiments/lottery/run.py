@@ -42,84 +42,17 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from jaxlth import arms, rng, storage, subsets
-from jaxlth import config as config_lib
-from jaxlth.data import selection
-from jaxlth import steps as step_specs
-from jaxlth.errors import UserError
-from jaxlth.experiments import averaging, networks, scoring
+from jaxlth import rng
+from jaxlth.experiments import networks, scoring
 from jaxlth.experiments.context import Context, network_of
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.lottery import averaging, block, pretrain
+from jaxlth.experiments.lottery.arms import IMP
+from jaxlth.experiments.networks import ArmLevel
 from jaxlth.layout import level_name
-from jaxlth.lottery import branches as branches_lib
-from jaxlth.lottery import imp
-from jaxlth.pruning import at_init
+from jaxlth.pruning import at_init, imp
+from jaxlth.pruning import branches as branches_lib
 from jaxlth.training import copies as copies_lib
-
-
-def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict(type_safe=False)  # prune_fraction: a number or a tuple (a sweep)
-    c.levels = 0  # pruning levels after the dense level 0
-    c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
-    c.prune_fraction = 0.2  # of the remaining prunable weights, per level; a tuple sweeps fractions
-    c.scope = "global"  # global | layerwise | erk: how magnitude pruning spreads over layers
-    c.layers_to_ignore = ()  # regular expressions matched against e.g. "output/kernel"
-    c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
-    c.branches = ()  # control arms run at every pruned level, see jaxlth/lottery/branches.py
-    c.random_prune_scope = "layerwise"  # random_prune: same per-layer density | global density
-    c.retrain_overrides = ""  # retrain branch: train fields, e.g. "lr=0.05,optimizer=adam"
-    c.scorer = "magnitude"  # what each level ranks: magnitude | random | snip | grasp | synflow (jaxlth/pruning)
-    c.scorer_rounds = 0  # the scorer's rounds per level (exponential schedule); 0: its own (SynFlow 100)
-    c.scorer_examples_per_class = 10  # training examples of each class a data scorer (snip, grasp) uses
-    c.average_copies = 1  # > 1: each level trains this many particles and continues from their average (SWAMP)
-    c.average_bn_batches = 10  # training batches the average's BatchNorm statistics are recomputed from
-    c.average_swa_start = ""  # step spec: each particle also averages its iterates at every epoch end from here (SWAMP)
-    c.average_swa_lr = 0.0  # > 0: the constant learning rate from average_swa_start on; 0: the run's schedule
-    c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
-    c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
-    return c
-
-
-def validate(config) -> None:
-    """The lottery settings, checked without the data (the rewind step against the length of
-    training too, when that does not depend on the epoch length)."""
-    imp.check_settings(config)
-    branches_lib.get(tuple(config.lottery.branches))
-    scorer = at_init.scorer(config.lottery.scorer, "lottery.scorer")
-    for field, least in (("scorer_rounds", 0), ("scorer_examples_per_class", 0), ("average_copies", 1),
-                         ("average_bn_batches", 0)):
-        value = config.lottery[field]
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise UserError(f"lottery.{field} must be an integer >= {least}, got {value!r}")
-    swa_start = config.lottery.average_swa_start
-    if (config.lottery.average_copies > 1 or swa_start) and len(imp.fractions(config)) > 1:
-        raise UserError("lottery.average_copies > 1 and lottery.average_swa_start need one lottery.prune_fraction, "
-                        "not a sweep")
-    if swa_start:
-        step_specs.parse(swa_start, "lottery.average_swa_start")
-        if step_specs.before(swa_start, config.train.steps, "lottery.average_swa_start", "train.steps") is False:
-            raise UserError(f"lottery.average_swa_start ({swa_start}) must come before the end of training "
-                            f"({config.train.steps})")
-    swa_lr = config.lottery.average_swa_lr
-    if isinstance(swa_lr, bool) or not isinstance(swa_lr, (int, float)) or not swa_lr >= 0:
-        raise UserError(f"lottery.average_swa_lr must be a number >= 0, got {swa_lr!r}")
-    if scorer.needs_data and config.lottery.scorer_examples_per_class == 0:
-        raise UserError(f"lottery.scorer {scorer.name} scores on training examples, but "
-                        f"lottery.scorer_examples_per_class = 0 gives it none")
-    for key in imp.parse_overrides(config.lottery.retrain_overrides):
-        if key not in config.train:
-            raise UserError(f"lottery.retrain_overrides names train.{key}, which does not exist; "
-                            f"fields: {', '.join(sorted(config.train))}")
-    pretrain = config.lottery.pretrain_data
-    selection.check(pretrain, "lottery.pretrain_data")
-    subsets.check_source(pretrain, config_lib.to_dict(config)["data"], "lottery.pretrain_data")
-    if pretrain.steps:
-        step_specs.parse(pretrain.steps, "lottery.pretrain_data.steps")
-    if step_specs.before(config.lottery.rewind, config.train.steps, "lottery.rewind", "train.steps") is False:
-        raise UserError(f"lottery.rewind ({config.lottery.rewind}) must come before the end of training "
-                        f"({config.train.steps})")
 
 
 class Lottery:
@@ -131,16 +64,16 @@ class Lottery:
         self.setup = setup = ctx.setup
         self.rewind_step = ctx.steps(config.lottery.rewind, "lottery.rewind")
         self.total_steps = setup.total_steps
-        imp.check(config, self.rewind_step, self.total_steps)
-        self.branches = branches_lib.get(tuple(config.lottery.branches))
-        self.fractions = imp.fractions(config)
+        block.check_rewind(config, self.rewind_step, self.total_steps)
+        self.branches = block.branches(tuple(config.lottery.branches))
+        self.fractions = block.fractions(config)
         self.copies = len(self.fractions)
         self.particles = int(config.lottery.average_copies)
         self.averaging = self.particles > 1 or bool(config.lottery.average_swa_start)
-        coordinates = copies_lib.coordinates(config.replicates, self.copies)
-        self.places = [{"replicate": r, "prune_fraction": self.fractions[f]} for r, f in coordinates]
-        self.position_fractions = jnp.asarray([self.fractions[f] for _, f in coordinates], jnp.float32)
-        overrides = imp.parse_overrides(config.lottery.retrain_overrides)
+        stack = copies_lib.coordinates(config.replicates, self.copies)
+        self.coordinates = [{"replicate": r, "prune_fraction": self.fractions[f]} for r, f in stack]
+        self.position_fractions = jnp.asarray([self.fractions[f] for _, f in stack], jnp.float32)
+        overrides = block.parse_overrides(config.lottery.retrain_overrides)
         self.retrain_setup = setup.with_train(**overrides) if overrides else setup
         if config.lottery.retrain == "finetune":
             final_lr = float(setup.program.schedule(jnp.int32(self.total_steps - 1)))
@@ -153,31 +86,34 @@ class Lottery:
     def trained(self, arm: str, level: int, mask, network: dict, setup) -> dict:
         """The ``R * F`` networks of ``arm`` at ``level`` trained k -> T (loaded when already on disk);
         IMP with ``average_copies > 1`` or SWA: the average of its particles (:mod:`.averaging`)."""
-        if arm == arms.IMP and self.averaging:
-            return averaging.averaged_level(self.ctx, level, mask, network, self.rewind_step, self.total_steps,
-                                            self.particles, program=setup.program)
-        return self.ctx.trained(f"{arm}/{level_name(level)}", lambda: networks.train_level(
-            self.ctx, arm, level, mask, network, self.rewind_step, self.total_steps, f"{arm} level {level}",
-            program=setup.program, coords=self.places))
+        what = ArmLevel(arm, level, mask, network, self.rewind_step, self.total_steps, setup.program,
+                        self.coordinates)
+        if arm == IMP and self.averaging:
+            return averaging.averaged_level(self.ctx, what, self.particles)
+        return networks.trained(self.ctx, what)
 
     def dense(self, mask) -> dict:
         """Level 0: the dense network of each replicate, trained once and shared by every fraction."""
         if self.averaging:
-            return self.trained(arms.IMP, 0, mask, self.rewind, self.setup)
+            return self.trained(IMP, 0, mask, self.rewind, self.setup)
 
         def train() -> dict:
-            shared = [[dict(place, replicate=r) for place in self.places[r * self.copies:(r + 1) * self.copies]]
+            shared = [[self.coordinates[i] for i in copies_lib.positions(self.config.replicates, self.copies, r)]
                       for r in range(self.config.replicates)]
-            state = networks.train_level(self.ctx, arms.IMP, 0, copies_lib.select(mask, 0, self.copies), self.rewind,
-                                         self.rewind_step, self.total_steps, "imp level 0", coords=shared)
+            state = networks.train_level(self.ctx, ArmLevel(IMP, 0, copies_lib.select(mask, 0, self.copies),
+                                                            self.rewind, self.rewind_step, self.total_steps,
+                                                            coordinates=shared))
             return self.stacked(network_of(state))
 
-        return self.ctx.cached(f"{arms.IMP}/{level_name(0)}/final", train)
+        return self.ctx.cached(f"{IMP}/{level_name(0)}/final", train)
 
     @functools.cached_property
     def rewind(self) -> dict:
         """The rewind network of each replicate (trained 0 -> k once, then loaded)."""
-        return networks.rewind_network(self.ctx, self.rewind_step, self.config.lottery.pretrain_data)
+        spec = self.config.lottery.pretrain_data
+        on_subset = None if spec.keep == "all" else functools.partial(pretrain.on_subset, self.ctx, spec=spec,
+                                                                       rewind_step=self.rewind_step)
+        return networks.rewind_network(self.ctx, self.rewind_step, on_subset)
 
     @functools.cached_property
     def scoring_data(self):
@@ -191,7 +127,7 @@ class Lottery:
     def mask(self, arm: str, level: int, compute) -> dict:
         """The mask of ``arm`` at ``level`` (saved once, with its per-layer density rows)."""
         return self.ctx.cached(f"{arm}/{level_name(level)}/mask", compute,
-                               rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step, self.places))
+                               rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step, self.coordinates))
 
     def imp_mask(self, level: int, previous_final: dict | None, previous_mask) -> dict:
         """The IMP masks of ``level``, one per stacked network (dense at level 0)."""
@@ -201,11 +137,12 @@ class Lottery:
             lot = self.config.lottery
             if lot.scorer == "magnitude":
                 return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions, lot.scope)
-            return scoring.prune_each(self.setup, lot.scorer, previous_final, previous_mask, self.scoring_data,
+            how = scoring.pruning(self.setup, lot.scorer, lot.scope, lot.scorer_rounds)
+            return scoring.prune_each(how, previous_final, previous_mask, self.scoring_data,
                                       scoring.method_keys(self.config, lot.scorer, level), self.position_fractions,
-                                      lot.scope, lot.scorer_rounds, self.copies)
+                                      self.copies)
 
-        return self.mask(arms.IMP, level, compute)
+        return self.mask(IMP, level, compute)
 
     def branch(self, branch: branches_lib.Branch, level: int, imp_mask, rewind: dict) -> None:
         """Transforms (IMP mask, rewind network) as ``branch`` says and trains the result."""
@@ -242,7 +179,7 @@ class Lottery:
                 continue
             start = rewind if lot.retrain == "weight_rewind" else final
             setup = self.finetune_setup if lot.retrain == "finetune" else self.setup
-            final = self.trained(arms.IMP, level, mask, start, setup)
+            final = self.trained(IMP, level, mask, start, setup)
             for branch in self.branches:
                 self.branch(branch, level, mask, rewind)
 
@@ -257,43 +194,3 @@ def run(ctx: Context) -> None:
           f"{', in one vmapped program' if lottery.copies > 1 else ''}), {lot.retrain} to step "
           f"{lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}", flush=True)
     lottery.run()
-
-
-def report(table, directory: str) -> tuple[str, list[str]]:
-    """The accuracy table and figures; for a prune-fraction sweep, which levels of each fraction are
-    matching, then each fraction's table (figures ``*_p<fraction>.png``)."""
-    import os  # noqa: PLC0415
-
-    from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
-
-    fractions = sorted(table["prune_fraction"].dropna().unique()) if "prune_fraction" in table else []
-    if len(fractions) <= 1:
-        return plots.format_summary(table), plots.save_figures(table, directory)
-    texts, figures = [plots.format_prune_sweep(table)], plots.save_sweep_figures(table, directory)
-    for p in fractions:
-        rows = table[table["prune_fraction"] == p]
-        texts.append(f"prune fraction {p:g}: " + plots.format_summary(rows))
-        for path in plots.save_figures(rows, directory):
-            stem, ext = os.path.splitext(path)
-            storage.replace(path, f"{stem}_p{p:g}{ext}")
-            figures.append(f"{stem}_p{p:g}{ext}")
-    return "\n\n".join(texts), figures
-
-
-def widths(config) -> tuple[int, int]:
-    """A prune-fraction sweep trains its ``F`` fractions at once, SWAMP its particles."""
-    return (max(len(imp.fractions(config)), int(config.lottery.average_copies)),) * 2
-
-
-EXPERIMENT = Experiment(
-    name="lottery",
-    summary="iterative magnitude pruning with rewinding, and control branches",
-    run=run,
-    defaults=defaults,
-    validate=validate,
-    columns=("prune_fraction", "layer", "particle"),
-    may_change=("lottery.levels", "lottery.branches"),
-    report=report,
-    order=1,
-    widths=widths,
-)

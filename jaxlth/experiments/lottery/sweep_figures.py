@@ -13,9 +13,9 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms
+from jaxlth import drawing, tables
 from jaxlth.analysis.connectivity import is_matching, matching_epsilon
-from jaxlth.plots.common import _new_axes, _render, _weights_axis, final_metrics, write_figures
+from jaxlth.experiments.lottery.arms import ARMS, IMP
 
 SWEEP_FIGURE = "prune_fraction_sweep.png"
 MATCHING_FIGURE = "matching_by_fraction.png"
@@ -27,8 +27,8 @@ def _final(table: pd.DataFrame, split: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["prune_fraction", "level", "replicate", "density", "value"])
     parts = []
     for p, rows in table[table["prune_fraction"].notna()].groupby("prune_fraction"):
-        final = final_metrics(rows, split, "accuracy")
-        parts.append(final[final["arm"] == arms.IMP].assign(prune_fraction=float(p)))
+        final = tables.final_metrics(rows, split, "accuracy", ARMS)
+        parts.append(final[final["arm"] == IMP].assign(prune_fraction=float(p)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["prune_fraction", "level"])
 
 
@@ -84,7 +84,7 @@ def format_prune_sweep(table: pd.DataFrame, split: str = "test", epsilon: float 
              "-" if np.isnan(largest[level]) else f"{largest[level]:g}"] for level in levels]
     title = (f"prune-fraction sweep: weights remaining and final {split} error (%) per level; "
              "* = matching (within epsilon of dense)")
-    return "\n".join([title, *_render(header, body)])
+    return "\n".join([title, *tables.render(header, body)])
 
 
 def sweep_accuracy(table: pd.DataFrame, ax=None, split: str = "test", epsilon: float = -1.0):
@@ -93,7 +93,7 @@ def sweep_accuracy(table: pd.DataFrame, ax=None, split: str = "test", epsilon: f
     sweep = prune_sweep_table(table, split, epsilon)
     if sweep.empty:
         raise ValueError("the results table holds no prune-fraction sweep")
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     dense = sweep[sweep["level"] == 0]["error"].mean()
     final = _final(table, split)
     dense_errors = 1.0 - final[final["level"] == 0].groupby("replicate")["value"].mean().to_numpy()
@@ -105,7 +105,7 @@ def sweep_accuracy(table: pd.DataFrame, ax=None, split: str = "test", epsilon: f
         match = rows["matching"].to_numpy(bool)
         ax.scatter(x[match], y[match], color=color, s=22, zorder=3)
         ax.scatter(x[~match], y[~match], facecolors="white", edgecolors=color, s=22, zorder=3)
-    _weights_axis(ax, 100 * sweep["density"])
+    drawing.weights_axis(ax, 100 * sweep["density"])
     ax.set_ylabel(f"{split.capitalize()} error (%)")
     ax.set_title("IMP per prune fraction (filled: matching)")
     ax.grid(True, alpha=0.3)
@@ -118,7 +118,7 @@ def matching_grid(table: pd.DataFrame, ax=None, split: str = "test", epsilon: fl
     sweep = prune_sweep_table(table, split, epsilon)
     if sweep.empty:
         raise ValueError("the results table holds no prune-fraction sweep")
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     grid = sweep.pivot(index="prune_fraction", columns="level", values="matching_replicates")
     image = ax.imshow(grid.to_numpy(float), origin="lower", aspect="auto", cmap="RdYlGn", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
@@ -133,6 +133,6 @@ def matching_grid(table: pd.DataFrame, ax=None, split: str = "test", epsilon: fl
 def save_sweep_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
     """Writes :data:`SWEEP_FIGURE` and :data:`MATCHING_FIGURE` (nothing before the first final accuracy)."""
     if prune_sweep_table(table).empty:
-        return write_figures(directory, [], dpi)
-    return write_figures(directory, [(SWEEP_FIGURE, functools.partial(sweep_accuracy, table)),
+        return drawing.write_figures(directory, [], dpi)
+    return drawing.write_figures(directory, [(SWEEP_FIGURE, functools.partial(sweep_accuracy, table)),
                                      (MATCHING_FIGURE, functools.partial(matching_grid, table))], dpi)

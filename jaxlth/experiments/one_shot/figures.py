@@ -10,16 +10,16 @@ import functools
 
 import pandas as pd
 
-from jaxlth import arms
-from jaxlth.plots.common import _pm_cell, _render, _scale, _with_columns, dense_reference, summary, write_figures
-from jaxlth.plots.lottery import accuracy_vs_weights
+from jaxlth import drawing, tables
+from jaxlth.experiments.one_shot.arms import ARMS, DENSE, ONE_SHOT
 
 ONE_SHOT_FIGURE = "accuracy_vs_weights.png"
+__all__ = ["ONE_SHOT_FIGURE", "format_one_shot", "save_one_shot_figures"]
 
 
 def _targets(table: pd.DataFrame) -> pd.Series:
     """The target density (fraction) of each level of the one-shot arm, indexed by level."""
-    rows = _with_columns(table[table["arm"] == arms.ONE_SHOT], "target_density").dropna(subset=["level"])
+    rows = tables.with_columns(table[table["arm"] == ONE_SHOT], "target_density").dropna(subset=["level"])
     target = pd.to_numeric(rows["target_density"], errors="coerce")
     return target.groupby(rows["level"].astype(int)).first()
 
@@ -32,16 +32,16 @@ def format_one_shot(table: pd.DataFrame, split: str = "test", metric: str = "acc
     as ``mean ± std`` over replicates (accuracy in percent) and its difference to the dense network
     (``-`` without one), whose value the title gives.
     """
-    stats = summary(table, split, metric)
-    pruned = stats[stats["arm"] == arms.ONE_SHOT].sort_values("level")
+    stats = tables.summary(table, split, metric, ARMS)
+    pruned = stats[stats["arm"] == ONE_SHOT].sort_values("level")
     if pruned.empty:
         return f"no final {split} {metric} measurements of one-shot pruning yet"
-    scale = _scale(metric)
+    scale = tables.scale(metric)
     unit = " (%)" if metric == "accuracy" else ""
     title = f"one-shot magnitude pruning: final {split} {metric}{unit}, mean ± std over replicates"
-    dense = dense_reference(stats)
+    dense = tables.dense_reference(stats, ARMS)
     if dense is not None:
-        title += f"; dense {_pm_cell(scale * dense['mean'], scale * dense['std'])}"
+        title += f"; dense {tables.pm_cell(scale * dense['mean'], scale * dense['std'])}"
     targets = _targets(table)
 
     def target(level: int) -> str:
@@ -51,21 +51,27 @@ def format_one_shot(table: pd.DataFrame, split: str = "test", metric: str = "acc
     body = []
     for row in pruned.itertuples():
         delta = "-" if dense is None else f"{scale * (row.mean - dense['mean']):+.2f}"
-        cell = _pm_cell(scale * row.mean, scale * row.std)
+        cell = tables.pm_cell(scale * row.mean, scale * row.std)
         body.append([target(row.level), f"{row.percent_remaining:.2f}", cell, delta])
-    return "\n".join([title, *_render(["target %", "% weights", metric, "vs dense"], body)])
+    return "\n".join([title, *tables.render(["target %", "% weights", metric, "vs dense"], body)])
 
 
 def save_one_shot_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
     """Writes :data:`ONE_SHOT_FIGURE` into ``directory``: the one-shot arm against weights remaining.
 
-    The dense network (arm ``dense`` or ``main``) is the grey band (see
-    :func:`jaxlth.plots.accuracy_vs_weights`); other arms are left out. The directory is created; without final test
+    The dense network (arm ``dense``) is the grey band (see
+    :func:`jaxlth.drawing.accuracy_vs_weights`); other arms are left out. The directory is created; without final test
     accuracies of the one-shot arm nothing is drawn. Returns the paths written. Uses no pyplot state.
     """
-    rows = table[table["arm"].isin([arms.ONE_SHOT, arms.DENSE, arms.MAIN])]
+    rows = table[table["arm"].isin([ONE_SHOT, DENSE])]
     jobs = []
-    if (summary(rows)["arm"] == arms.ONE_SHOT).any():
+    if (tables.summary(rows, arms=ARMS)["arm"] == ONE_SHOT).any():
         title = "One-shot magnitude pruning: test accuracy vs. weights remaining"
-        jobs.append((ONE_SHOT_FIGURE, functools.partial(accuracy_vs_weights, rows, title=title)))
-    return write_figures(directory, jobs, dpi)
+        jobs.append((ONE_SHOT_FIGURE, functools.partial(drawing.accuracy_vs_weights, rows, title=title, arms=ARMS)))
+    return drawing.write_figures(directory, jobs, dpi)
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The table of the target densities and the figure."""
+    table = run.table
+    return format_one_shot(table), save_one_shot_figures(table, directory)

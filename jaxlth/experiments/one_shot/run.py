@@ -21,44 +21,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from jaxlth import arms
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context, network_of
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.networks import ArmLevel
+from jaxlth.experiments.one_shot.arms import DENSE, ONE_SHOT
 from jaxlth.layout import level_name
-from jaxlth.lottery import imp
-from jaxlth import steps as step_specs
+from jaxlth.pruning import imp
 from jaxlth.training import copies as copies_lib
 from jaxlth.training.state import TrainState
-
-
-def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.densities = (0.5, 0.2, 0.1, 0.05, 0.02)  # target fractions of the prunable weights kept, in (0, 1)
-    c.rewind = "0it"  # step spec k: retraining starts from the network at step k
-    c.scope = "global"  # global | layerwise | erk magnitude ranking
-    c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
-    return c
-
-
-def validate(config) -> None:
-    one = config.one_shot
-    densities = [float(d) for d in one.densities]
-    if not densities:
-        raise UserError("one_shot.densities is empty; give target densities such as (0.5, 0.2, 0.1)")
-    if any(not 0.0 < d < 1.0 for d in densities):
-        raise UserError(f"one_shot.densities must lie in (0, 1), got {tuple(densities)}")
-    if len(set(densities)) != len(densities):
-        raise UserError(f"one_shot.densities lists a density twice: {tuple(densities)}")
-    if one.scope not in imp.SCOPES:
-        raise UserError(f"unknown one_shot.scope {one.scope!r}; choose {', '.join(imp.SCOPES)}")
-    if one.retrain not in imp.RETRAIN_MODES:
-        raise UserError(f"unknown one_shot.retrain {one.retrain!r}; choose one of {', '.join(imp.RETRAIN_MODES)}")
-    if step_specs.before(one.rewind, config.train.steps, "one_shot.rewind", "train.steps") is False:
-        raise UserError(f"one_shot.rewind ({one.rewind}) must come before the end of training ({config.train.steps})")
 
 
 def run(ctx: Context) -> None:
@@ -72,11 +44,10 @@ def run(ctx: Context) -> None:
           f"{one.retrain} to step {k}", flush=True)
 
     rewind = networks.rewind_network(ctx, k)
-    dense_mask = ctx.cached(f"{arms.DENSE}/{level_name(0)}/mask",
+    dense_mask = ctx.cached(f"{DENSE}/{level_name(0)}/mask",
                             lambda: setup.dense_mask(networks.init_network(ctx)["params"]),
-                            rows=networks.mask_rows(ctx, arms.DENSE, 0, k))
-    dense = ctx.trained(f"{arms.DENSE}/{level_name(0)}", lambda: networks.train_level(
-        ctx, arms.DENSE, 0, dense_mask, rewind, k, total, "dense"))
+                            rows=networks.mask_rows(ctx, DENSE, 0, k))
+    dense = networks.trained(ctx, ArmLevel(DENSE, 0, dense_mask, rewind, k, total), "dense")
     pruned = []  # every density's masks, computed in one call the first time one is missing
 
     def mask_at(i: int):
@@ -84,15 +55,15 @@ def run(ctx: Context) -> None:
             pruned.append(imp.prune_to_densities(dense["params"], dense_mask, jnp.asarray(densities), one.scope))
         return jax.tree.map(lambda m: m[i], pruned[0])
 
-    masks = [ctx.cached(f"{arms.ONE_SHOT}/{level_name(i + 1)}/mask", lambda i=i: mask_at(i),
-                        rows=networks.mask_rows(ctx, arms.ONE_SHOT, i + 1, k, target_density=d))
+    masks = [ctx.cached(f"{ONE_SHOT}/{level_name(i + 1)}/mask", lambda i=i: mask_at(i),
+                        rows=networks.mask_rows(ctx, ONE_SHOT, i + 1, k, target_density=d))
              for i, d in enumerate(densities)]
     _retrain(ctx, densities, masks, rewind if one.retrain == "weight_rewind" else dense, k, total)
 
 
 def _retrain(ctx: Context, densities: list[float], masks: list, start: dict, k: int, total: int) -> None:
     """Trains every (replicate, density) together; saves each density's networks as its level."""
-    names = [f"{arms.ONE_SHOT}/{level_name(i + 1)}" for i in range(len(densities))]
+    names = [f"{ONE_SHOT}/{level_name(i + 1)}" for i in range(len(densities))]
     if all(ctx.exists(f"{name}/final") for name in names):
         return
     setup, count = ctx.setup, len(densities)
@@ -108,35 +79,9 @@ def _retrain(ctx: Context, densities: list[float], masks: list, start: dict, k: 
         return TrainState(params, batch_stats, program.fresh_opt_state(params),
                           copies_lib.repeat(setup.data_keys(), count))  # each density sees the dense run's data order
 
-    coords = [{"replicate": r, "level": d + 1, "target_density": densities[d]}
-              for r, d in copies_lib.coordinates(ctx.config.replicates, count)]
-    state = ctx.train(arms.ONE_SHOT, ctx.segment(k, total, f"{count} densities"), mask, initial_state,
-                      {"experiment": "one_shot", "arm": arms.ONE_SHOT}, coords=coords, program=program)
+    coordinates = [{"replicate": r, "level": d + 1, "target_density": densities[d]}
+                   for r, d in copies_lib.coordinates(ctx.config.replicates, count)]
+    state = ctx.train(ONE_SHOT, ctx.segment(k, total, f"{count} densities"), mask, initial_state,
+                      {"arm": ONE_SHOT}, coordinates=coordinates, program=program)
     for d, network in enumerate(copies_lib.split(network_of(state), count)):
         ctx.save(f"{names[d]}/final", network)
-
-
-def report(table, directory: str) -> tuple[str, list[str]]:
-    from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
-
-    return plots.format_one_shot(table), plots.save_one_shot_figures(table, directory)
-
-
-def widths(config) -> tuple[int, int]:
-    """Every density retrains at once."""
-    count = max(1, len(config.one_shot.densities))
-    return count, count
-
-
-EXPERIMENT = Experiment(
-    name="one_shot",
-    summary="one-shot magnitude pruning to several densities, retrained from the rewind point",
-    run=run,
-    defaults=defaults,
-    validate=validate,
-    columns=("target_density", "layer"),
-    reads=("lottery.layers_to_ignore",),
-    report=report,
-    order=3,
-    widths=widths,
-)

@@ -8,20 +8,17 @@ Rows carry ``method`` (``random``, ``magnitude``, ``snip``, ``grasp``, ``synflow
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 
-from jaxlth.plots.common import (_metric_label, _percent_ticks, _pm_cell, _render, _scale, _weights_axis,
-                                 _with_columns, summary)
+from jaxlth import drawing, storage, tables
+from jaxlth.experiments.prune_at_init.arms import ARMS, METHOD_LABELS, REFERENCES
 
+__all__ = ["PRUNE_AT_INIT_FIGURE", "ABLATIONS_FIGURE", "prune_at_init_table", "format_prune_at_init",
+           "accuracy_vs_density", "save_prune_at_init_figures"]
 PRUNE_AT_INIT_FIGURE = "prune_at_init.png"
 ABLATIONS_FIGURE = "prune_at_init_ablations.png"
-METHOD_LABELS = {
-    "imp": "IMP, weight rewinding", "lr_rewind": "IMP, learning-rate rewinding", "finetune": "IMP, fine-tuning",
-    "random": "random", "uniform": "random, uniform", "erk": "random, ERK",
-    "magnitude": "magnitude", "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow",
-}
-REFERENCES = ("imp", "lr_rewind", "finetune")
 ABLATION_STYLES = {"none": "-", "shuffle": "--", "reinit": ":", "invert": "-."}
 ABLATION_LABELS = {"none": "", "shuffle": "layerwise shuffled", "reinit": "reinitialised", "invert": "inverted"}
 
@@ -35,9 +32,9 @@ def label(method: str, ablation: str = "none") -> str:
 def prune_at_init_table(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
     """Final ``metric`` per (method, ablation, level): columns ``method, ablation, level, density``
     (mean fraction kept), ``percent_remaining``, ``mean``, ``std`` (over replicates), ``n``."""
-    rows = _with_columns(table, "method", "ablation")
+    rows = tables.with_columns(table, "method", "ablation")
     rows = rows[rows["method"].notna() & (rows["method"].astype(str) != "")]
-    stats = summary(rows, split, metric)
+    stats = tables.summary(rows, split, metric, ARMS)
     columns = ["method", "ablation", "level", "density", "percent_remaining", "mean", "std", "n"]
     if stats.empty:
         return pd.DataFrame(columns=columns)
@@ -57,17 +54,17 @@ def format_prune_at_init(table: pd.DataFrame, split: str = "test", metric: str =
     stats = prune_at_init_table(table, split, metric)
     if stats.empty:
         return f"no final {split} {metric} measurements of pruning at initialisation yet"
-    scale = _scale(metric)
+    scale = tables.scale(metric)
     stats = stats.assign(percent=stats["percent_remaining"].map(lambda p: float(f"{p:.3g}")),
                          row=[label(m, a) for m, a in zip(stats["method"], stats["ablation"])])
     methods = stats[~stats["method"].isin(REFERENCES)]
     percents = sorted(set((methods if not methods.empty else stats)["percent"]), reverse=True)  # references: there
     body = []
     for name, rows in stats.groupby("row", sort=False):
-        cells = {r.percent: _pm_cell(scale * r.mean, scale * r.std) for r in rows.itertuples()}
+        cells = {r.percent: tables.pm_cell(scale * r.mean, scale * r.std) for r in rows.itertuples()}
         body.append([name] + [cells.get(p, "-") for p in percents])
-    title = f"pruning at initialisation: final {_metric_label(split, metric).lower()}, mean ± std over replicates"
-    return "\n".join([title, *_render(["% weights remaining", *(f"{p:g}" for p in percents)], body)])
+    title = f"pruning at initialisation: final {tables.metric_label(split, metric).lower()}, mean ± std over replicates"
+    return "\n".join([title, *tables.render(["% weights remaining", *(f"{p:g}" for p in percents)], body)])
 
 
 def _line(ax, rows: pd.DataFrame, scale: float, **style) -> None:
@@ -84,10 +81,8 @@ def accuracy_vs_density(table: pd.DataFrame, ax=None, split: str = "test", metri
     """Final ``metric`` against weights remaining (log axis, dense on the left): one line per method,
     the references (IMP, LR rewinding) in black and grey; with ``ablations`` the ablated variants
     dashed/dotted in their method's colour. ``methods`` limits the PaI methods drawn."""
-    from jaxlth.plots.common import _new_axes  # noqa: PLC0415
-
-    ax = _new_axes(ax)
-    stats, scale = prune_at_init_table(table, split, metric), _scale(metric)
+    ax = drawing.new_axes(ax)
+    stats, scale = prune_at_init_table(table, split, metric), tables.scale(metric)
     pai = [m for m in dict.fromkeys(stats["method"]) if m not in REFERENCES]
     colors = {m: f"C{i % 10}" for i, m in enumerate(pai)}
     if ablations:  # the panels of one method: random pruning is the grey baseline
@@ -102,11 +97,11 @@ def accuracy_vs_density(table: pd.DataFrame, ax=None, split: str = "test", metri
             _line(ax, rows, scale, color=colors.get(method, "C9"), linestyle=ABLATION_STYLES.get(ablation, "--"),
                   label=label(method, ablation), marker="x" if ablations and method == "random" else "o")
     pruned = stats[stats["level"] > 0]
-    _weights_axis(ax, pruned["percent_remaining"])
+    drawing.weights_axis(ax, pruned["percent_remaining"])
     ticks = pruned[~pruned["method"].isin(REFERENCES)]["percent_remaining"]
     if not ticks.empty:  # ticks at the methods' densities; the references' many levels only set the range
-        _percent_ticks(ax, ticks)
-    ax.set_ylabel(_metric_label(split, metric))
+        drawing.percent_ticks(ax, ticks)
+    ax.set_ylabel(tables.metric_label(split, metric))
     ax.set_title(title or "Pruning at initialisation")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -117,11 +112,7 @@ def save_prune_at_init_figures(table: pd.DataFrame, directory: str, dpi: int = 1
     """Writes :data:`PRUNE_AT_INIT_FIGURE` (every method, no ablations) and, when ablations were run,
     :data:`ABLATIONS_FIGURE` (one panel per method: it, its ablations, random pruning and the
     references). Returns the paths written; uses no pyplot state."""
-    import os  # noqa: PLC0415
-
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
-    from jaxlth import storage  # noqa: PLC0415
+    from matplotlib.figure import Figure
 
     storage.makedirs(directory)
     stats = prune_at_init_table(table)
@@ -143,3 +134,9 @@ def save_prune_at_init_figures(table: pd.DataFrame, directory: str, dpi: int = 1
         written.append(os.path.join(directory, ABLATIONS_FIGURE))
         storage.save_figure(figure, written[-1], dpi=dpi)
     return written
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The accuracy of every method and ablation per density, and the figures."""
+    table = run.table
+    return format_prune_at_init(table), save_prune_at_init_figures(table, directory)

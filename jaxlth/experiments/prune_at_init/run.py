@@ -24,97 +24,18 @@ Density ``densities[i]`` is level ``i + 1`` of each arm; rows carry ``target_den
 
 from __future__ import annotations
 
-import ast
-
 import jax
-import ml_collections
 
 from jaxlth import rng
-from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
-from jaxlth.experiments import networks, scoring, source
+from jaxlth.experiments import networks, scoring
 from jaxlth.experiments.context import Context, network_of
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.lottery.source import lottery_source
+from jaxlth.experiments.prune_at_init.block import NONE, REFERENCE_ARMS, names, sources
+from jaxlth.experiments.lottery.arms import IMP
 from jaxlth.layout import level_name
-from jaxlth.lottery import branches
-from jaxlth.pruning import at_init, prune as prune_lib, scorers
+from jaxlth.pruning import at_init, branches, scorers
 from jaxlth.training import copies as copies_lib
-
-ABLATIONS = ("shuffle", "reinit", "invert")
-NONE = "none"
-BATCHNORM = ("batch", "running")  # the statistics SNIP and GraSP normalise with while scoring
-REFERENCE_ARMS = {"weight_rewind": "imp", "lr_rewind": "lr_rewind", "finetune": "finetune"}
-
-
-def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict(type_safe=False)  # source_workdir: one path or a tuple
-    c.methods = ("random", "magnitude", "snip", "grasp", "synflow")  # + uniform, erk
-    c.densities = (0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)  # fractions kept; (): the sources' levels
-    c.at = "0it"  # step spec k: the network pruned and trained from (0: initialisation)
-    c.scope = "global"  # global | layerwise | erk: how scores are ranked (not uniform / erk methods)
-    c.ablations = ()  # shuffle | reinit | invert, each trained beside every non-random method
-    c.rounds = 0  # scoring rounds (exponential schedule); 0: each scorer's own (SynFlow 100, others 1)
-    c.examples_per_class = 10  # training examples of each class SNIP and GraSP score on
-    c.batchnorm = "batch"  # batch | running: BatchNorm statistics while SNIP and GraSP score
-    c.source_workdir = ""  # lottery workdir(s) drawn as reference lines (IMP, LR rewinding)
-    return c
-
-
-def _names(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-def sources(config) -> tuple[str, ...]:
-    """The reference lottery workdirs (none for ``""``): a path, a tuple of paths, or the command
-    line's ``"('runs/a', 'runs/b')"`` or ``runs/a,runs/b``."""
-    value = config.prune_at_init.source_workdir
-    if isinstance(value, str) and value.strip()[:1] in "([" and value.strip():
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise UserError(f"prune_at_init.source_workdir {value!r} is not a path or a tuple of paths") from None
-    elif isinstance(value, str):
-        value = value.split(",")
-    return tuple(str(s).strip() for s in _names(value) if str(s).strip())
-
-
-def validate(config) -> None:
-    pai = config.prune_at_init
-    methods = [at_init.method(m, "prune_at_init.methods entry") for m in _names(pai.methods)]
-    if not methods:
-        raise UserError("prune_at_init.methods is empty; name methods such as ('random', 'snip', 'synflow')")
-    if len({m.name for m in methods}) != len(methods):
-        raise UserError(f"prune_at_init.methods lists a method twice: {tuple(pai.methods)}")
-    densities = [float(d) for d in _names(pai.densities)]
-    if any(not 0.0 < d < 1.0 for d in densities):
-        raise UserError(f"prune_at_init.densities must lie in (0, 1), got {tuple(densities)}")
-    if len(set(densities)) != len(densities):
-        raise UserError(f"prune_at_init.densities lists a density twice: {tuple(densities)}")
-    if not densities and not sources(config):
-        raise UserError("prune_at_init.densities is empty and no prune_at_init.source_workdir gives its levels")
-    if pai.scope not in prune_lib.SCOPES:
-        raise UserError(f"unknown prune_at_init.scope {pai.scope!r}; choose {', '.join(prune_lib.SCOPES)}")
-    for a in _names(pai.ablations):
-        if a not in ABLATIONS:
-            raise UserError(f"unknown prune_at_init.ablations entry {a!r}; choose from {', '.join(ABLATIONS)}")
-    if len(set(_names(pai.ablations))) != len(_names(pai.ablations)):
-        raise UserError(f"prune_at_init.ablations lists an ablation twice: {tuple(pai.ablations)}")
-    for field in ("rounds", "examples_per_class"):
-        value = pai[field]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise UserError(f"prune_at_init.{field} must be a non-negative integer, got {value!r}")
-    needing = [m.name for m in methods if at_init.scorer(m.scorer, "scorer").needs_data]
-    if needing and pai.examples_per_class == 0:
-        raise UserError(f"prune_at_init.methods {', '.join(needing)} score on training examples, but "
-                        f"prune_at_init.examples_per_class = 0 gives them none")
-    if pai.batchnorm not in BATCHNORM:
-        raise UserError(f"unknown prune_at_init.batchnorm {pai.batchnorm!r}; choose batch or running")
-    if step_specs.before(pai.at, config.train.steps, "prune_at_init.at", "train.steps") is False:
-        raise UserError(f"prune_at_init.at ({pai.at}) must come before the end of training ({config.train.steps})")
-    modes = [source.lottery_source(w, config, "prune_at_init.source_workdir").config["lottery"]["retrain"]
-             for w in sources(config)]
-    if len(set(modes)) != len(modes):
-        raise UserError(f"prune_at_init.source_workdir names two lottery runs with the same lottery.retrain {modes}")
 
 
 def arm(method: str, ablation: str) -> str:
@@ -126,12 +47,12 @@ def copy_references(ctx: Context) -> list[float]:
     """Copies each source's IMP rows (final step of each level) into this run; returns their densities."""
     found = set()
     for workdir in sources(ctx.config):
-        run = source.lottery_source(workdir, ctx.config, "prune_at_init.source_workdir")
+        run = lottery_source(workdir, ctx.config, "prune_at_init.source_workdir")
         table = run.table
-        rows = table[(table["experiment"] == "lottery") & (table["arm"] == "imp") & (table["split"] != "mask")]
+        rows = table[(table["experiment"] == "lottery") & (table["arm"] == IMP) & (table["split"] != "mask")]
         rows = rows[rows["step"] == rows.groupby("level")["step"].transform("max")]
         name = REFERENCE_ARMS[run.config["lottery"]["retrain"]]
-        labels = {"experiment": "prune_at_init", "arm": name}
+        labels = {"arm": name}
         keep = ["level", "replicate", "density", "step", "epoch", "split", "metric", "value"]
         copied = [dict(labels, method=name, ablation=NONE, **{k: r[k] for k in keep})
                   for r in rows.to_dict("records")]
@@ -148,12 +69,12 @@ def run(ctx: Context) -> None:
         raise UserError(f"prune_at_init.at ({pai.at} = {k} steps) must come before the end of training "
                         f"({config.train.steps} = {total} steps)")
     reference_densities = copy_references(ctx)
-    densities = [float(d) for d in _names(pai.densities)] or [d for d in reference_densities if d < 1.0]
-    methods = [at_init.METHODS[m] for m in _names(pai.methods)]
+    densities = [float(d) for d in names(pai.densities)] or [d for d in reference_densities if d < 1.0]
+    methods = [at_init.METHODS[m] for m in names(pai.methods)]
     if any(scorers.SCORERS[m.scorer].needs_data for m in methods):
         scoring.check_examples(setup, pai.examples_per_class, "prune_at_init.examples_per_class")
     print(f"pruning at step {k}: {', '.join(m.name for m in methods)} to densities "
-          f"{', '.join(f'{d:g}' for d in densities)}; ablations: {', '.join(_names(pai.ablations)) or 'none'}",
+          f"{', '.join(f'{d:g}' for d in densities)}; ablations: {', '.join(names(pai.ablations)) or 'none'}",
           flush=True)
     network = networks.rewind_network(ctx, k)
     dense_mask = setup.dense_mask(networks.init_network(ctx)["params"])
@@ -165,7 +86,7 @@ def run(ctx: Context) -> None:
 def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask, densities: list[float],
                 data: list, k: int, total: int) -> None:
     pai, config, setup = ctx.config.prune_at_init, ctx.config, ctx.setup
-    variants = [NONE] + ([] if method.is_random else list(_names(pai.ablations)))
+    variants = [NONE] + ([] if method.is_random else list(names(pai.ablations)))
     levels = range(1, len(densities) + 1)
     if all(ctx.exists(f"{arm(method.name, v)}/{level_name(i)}/final") for v in variants for i in levels):
         return
@@ -176,9 +97,10 @@ def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask,
         if invert not in scored:
             if not data:
                 data.append(scoring.batches(setup, pai.examples_per_class))
-            scored[invert] = _flat(scoring.masks_at_densities(
-                setup, method, network, dense_mask, data[0], scoring.method_keys(config, method.name),
-                densities, pai.scope, pai.rounds, invert, pai.batchnorm == "batch"))
+            how = scoring.pruning(setup, method.scorer, method.scope or pai.scope, pai.rounds, invert,
+                                  pai.batchnorm == "batch")
+            scored[invert] = _flat(scoring.masks_at_densities(how, network, dense_mask, data[0],
+                                                              scoring.method_keys(config, method.name), densities))
         return scored[invert]
 
     def ablation(variant: str):  # the lottery branch that is the same transform, per (replicate, density)
@@ -223,53 +145,17 @@ def _flat(tree):
 def _train(ctx: Context, method, variants, densities, masks: list, starts: list, k: int, total: int) -> None:
     """Trains every (replicate, variant, density) of ``method`` together; saves each as its level."""
     count = len(densities)
-    names = [f"{arm(method.name, v)}/{level_name(i + 1)}" for v in variants for i in range(count)]
-    if all(ctx.exists(f"{n}/final") for n in names):
+    artifacts = [f"{arm(method.name, v)}/{level_name(i + 1)}" for v in variants for i in range(count)]
+    if all(ctx.exists(f"{n}/final") for n in artifacts):
         return
     mask = copies_lib.stack(masks)  # copy c = variant * D + density of replicate r at r * C + c
     network = copies_lib.stack(starts)
-    coords = [{"replicate": r, "level": c % count + 1, "target_density": densities[c % count],
-               "ablation": variants[c // count], "arm": arm(method.name, variants[c // count])}
-              for r, c in copies_lib.coordinates(ctx.config.replicates, len(names))]
-    labels = {"experiment": "prune_at_init", "method": method.name}
+    layout = copies_lib.coordinates(len(variants), count)  # copy c of a replicate: (variant, density)
+    coordinates = [{"replicate": r, "level": layout[c][1] + 1, "target_density": densities[layout[c][1]],
+                    "ablation": variants[layout[c][0]], "arm": arm(method.name, variants[layout[c][0]])}
+                   for r, c in copies_lib.coordinates(ctx.config.replicates, len(artifacts))]
     state = ctx.train(method.name, ctx.segment(k, total, f"{method.name}: {len(variants)} variants x {count} densities"),
-                      mask, networks.start_state(ctx, network, mask, copies=len(names)), labels, coords=coords)
-    for name, trained in zip(names, copies_lib.split(network_of(state), len(names))):
+                      mask, networks.start_state(ctx, network, mask, copies=len(artifacts)), {"method": method.name},
+                      coordinates=coordinates)
+    for name, trained in zip(artifacts, copies_lib.split(network_of(state), len(artifacts))):
         ctx.save(f"{name}/final", trained)
-
-
-def widths(config) -> tuple[int, int]:
-    """A method trains its densities, times its ablations unless it is random, at once. Densities
-    ``()`` are the sources' pruned levels (read from their ``config.json`` and level folders)."""
-    pai = config.prune_at_init
-    count = len(_names(pai.densities))
-    if not count:
-        found = set()
-        for workdir in sources(config):
-            run = source.lottery_source(workdir, config, "prune_at_init.source_workdir")
-            found |= {round((1 - p) ** level, 6) for p in run.fractions for level in run.levels() if level > 0}
-        count = len(found)
-    ablated = any(not at_init.METHODS[m].is_random for m in _names(pai.methods) if m in at_init.METHODS)
-    width = max(1, count) * (1 + len(_names(pai.ablations)) if ablated else 1)
-    return width, width
-
-
-def report(table, directory: str) -> tuple[str, list[str]]:
-    from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
-
-    return plots.format_prune_at_init(table), plots.save_prune_at_init_figures(table, directory)
-
-
-EXPERIMENT = Experiment(
-    name="prune_at_init",
-    summary="pruning at initialisation (SNIP, GraSP, SynFlow, magnitude, random, ERK) with its ablations",
-    run=run,
-    defaults=defaults,
-    validate=validate,
-    columns=("target_density", "method", "ablation", "layer"),
-    may_change=("prune_at_init.methods", "prune_at_init.ablations", "prune_at_init.source_workdir"),
-    reads=("lottery.layers_to_ignore",),
-    report=report,
-    order=8,
-    widths=widths,
-)

@@ -7,10 +7,11 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth import arms
-from jaxlth.plots.common import _new_axes, _render, summary, write_figures
-from jaxlth.plots.lottery import accuracy_vs_weights
+from jaxlth import drawing, tables
+from jaxlth.experiments.retraining.arms import ARMS, IMP, NO_RETRAIN
 
+__all__ = ["SMALL_WEIGHTS_FIGURE", "NO_RETRAIN_FIGURE", "retraining_table", "format_retraining", "small_weights",
+           "save_retraining_figures"]
 SMALL_WEIGHTS_FIGURE = "retraining_small_weights.png"
 NO_RETRAIN_FIGURE = "no_retrain_accuracy.png"
 MEASURES = {
@@ -31,8 +32,8 @@ def retraining_table(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["level", *MEASURES])
     out = rows.pivot_table(index="level", columns="metric", values="value", aggfunc="mean")
     out = out.reindex(columns=list(MEASURES))
-    stats = summary(table)
-    for arm in (arms.IMP, arms.NO_RETRAIN):
+    stats = tables.summary(table, arms=ARMS)
+    for arm in (IMP, NO_RETRAIN):
         accuracy = stats[stats["arm"] == arm].set_index("level")["mean"]
         out[f"{arm}_accuracy"] = accuracy.reindex(out.index)
     return out.reset_index()
@@ -51,11 +52,11 @@ def format_retraining(table: pd.DataFrame) -> str:
 
     body = [[str(int(r["level"])), pct(r["pruned_were_smallest_trained"]), pct(r["pruned_were_smallest_rewind"]),
              pct(r["chance"]), "-" if pd.isna(r["rank_correlation"]) else f"{r['rank_correlation']:.3f}",
-             pct(r["overlap_with_imp"]), pct(r[f"{arms.IMP}_accuracy"]), pct(r[f"{arms.NO_RETRAIN}_accuracy"])]
+             pct(r["overlap_with_imp"]), pct(r[f"{IMP}_accuracy"]), pct(r[f"{NO_RETRAIN}_accuracy"])]
             for _, r in frame.iterrows()]
     title = ("what retraining is for: % of the weights level L+1 prunes that were already among the smallest, "
              "rank correlation of |w| across retraining, and pruning without retraining (mean over replicates)")
-    return "\n".join([title, *_render(header, body)])
+    return "\n".join([title, *tables.render(header, body)])
 
 
 def small_weights(table: pd.DataFrame, ax=None):
@@ -63,7 +64,7 @@ def small_weights(table: pd.DataFrame, ax=None):
     frame = retraining_table(table)
     if frame.empty:
         raise ValueError("the results table holds no retraining measurements")
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     for i, (metric, label) in enumerate(MEASURES.items()):
         values = frame[metric].to_numpy(float)
         if np.isnan(values).all():
@@ -84,7 +85,13 @@ def save_retraining_figures(table: pd.DataFrame, directory: str, dpi: int = 150)
     jobs = []
     if not retraining_table(table).empty:
         jobs.append((SMALL_WEIGHTS_FIGURE, functools.partial(small_weights, table)))
-    stats = summary(table)
-    if (stats["arm"] == arms.NO_RETRAIN).any():
-        jobs.append((NO_RETRAIN_FIGURE, functools.partial(accuracy_vs_weights, table)))
-    return write_figures(directory, jobs, dpi)
+    stats = tables.summary(table, arms=ARMS)
+    if (stats["arm"] == NO_RETRAIN).any():
+        jobs.append((NO_RETRAIN_FIGURE, functools.partial(drawing.accuracy_vs_weights, table, arms=ARMS)))
+    return drawing.write_figures(directory, jobs, dpi)
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The table of the measures per level and the figures."""
+    table = run.table
+    return format_retraining(table), save_retraining_figures(table, directory)

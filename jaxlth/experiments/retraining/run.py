@@ -24,43 +24,18 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from scipy import stats
 
-from jaxlth import arms
-from jaxlth.errors import UserError
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context, network_of
-from jaxlth.experiments.protocol import Experiment
-from jaxlth.experiments.source import lottery_source
+from jaxlth.experiments.lottery.arms import IMP
+from jaxlth.experiments.lottery.source import lottery_source
+from jaxlth.experiments.retraining.arms import NO_RETRAIN
 from jaxlth.layout import level_name
-from jaxlth.lottery import imp
-from jaxlth.pruning import magnitude
+from jaxlth.pruning import imp, magnitude
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
-
-NO_RETRAIN = arms.NO_RETRAIN
-
-
-def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.source_workdir = ""  # a finished lottery workdir (one prune fraction, weight rewinding)
-    c.train_control = True  # train the no-retraining masks from the rewind point (else only compare masks)
-    return c
-
-
-def validate(config) -> None:
-    re = config.retraining
-    if not re.source_workdir:
-        raise UserError("retraining.source_workdir is required: the finished lottery run to analyse")
-    source = lottery_source(re.source_workdir, config, "retraining.source_workdir")
-    if source.config["lottery"].get("retrain", "weight_rewind") != "weight_rewind":
-        raise UserError(f"retraining.source_workdir {re.source_workdir} retrains by "
-                        f"{source.config['lottery']['retrain']}; this analysis needs weight rewinding")
-    if len(source.levels()) < 2:
-        raise UserError(f"retraining.source_workdir {re.source_workdir} has {len(source.levels())} finished "
-                        f"level(s); this analysis needs at least 2")
 
 
 def _at_mask(tree: dict, mask: dict) -> list[np.ndarray]:
@@ -109,19 +84,19 @@ def run(ctx: Context) -> None:
                                       lot.get("scope", "global"))
             density = float(mask_lib.density(jax.tree.map(jnp.asarray, source.mask(level, r))))
             for metric, value in measured.items():
-                rows.append(dict(experiment="retraining", arm=arms.IMP, level=level, replicate=r, density=density,
-                                 split="mask", metric=metric, value=value))
-    rows += _imp_accuracy(source, config.experiment)
-    ctx.replace_rows({"experiment": "retraining", "arm": arms.IMP}, rows)
+                rows.append(dict(arm=IMP, level=level, replicate=r, density=density, split="mask", metric=metric,
+                                 value=value))
+    rows += _imp_accuracy(source)
+    ctx.replace_rows({"arm": IMP}, rows)
     _control(ctx, source, levels, float(lot["prune_fraction"]), lot.get("scope", "global"))
 
 
-def _imp_accuracy(source, experiment: str) -> list[dict]:
+def _imp_accuracy(source) -> list[dict]:
     """The source's final IMP test accuracies, copied so the control can be compared in one figure."""
     table = source.table
-    final = table[(table["arm"] == arms.IMP) & (table["split"] == "test") & (table["metric"] == "accuracy")]
+    final = table[(table["arm"] == IMP) & (table["split"] == "test") & (table["metric"] == "accuracy")]
     final = final.loc[final.groupby(["level", "replicate"])["step"].idxmax()]
-    return [dict(experiment=experiment, arm=arms.IMP, level=int(r.level), replicate=int(r.replicate),
+    return [dict(arm=IMP, level=int(r.level), replicate=int(r.replicate),
                  density=float(r.density), step=int(r.step), epoch=float(r.epoch), split="test", metric="accuracy",
                  value=float(r.value)) for r in final.itertuples()]
 
@@ -141,10 +116,10 @@ def _control(ctx: Context, source, levels: list[int], fraction: float, scope: st
         overlap = np.asarray(mask_lib.overlap(control, jax.tree.map(jnp.asarray, source.mask(level)),
                                               replicate_axis=True))
         density = mask_lib.replicate_density(control, replicates)
-        overlap_rows += [dict(experiment="retraining", arm=NO_RETRAIN, level=level, replicate=r,
+        overlap_rows += [dict(arm=NO_RETRAIN, level=level, replicate=r,
                               density=float(density[r]), split="mask", metric="overlap_with_imp",
                               value=float(overlap[r])) for r in range(replicates)]
-    ctx.replace_rows({"experiment": "retraining", "metric": "overlap_with_imp"}, overlap_rows)
+    ctx.replace_rows({"metric": "overlap_with_imp"}, overlap_rows)
     if ctx.config.retraining.train_control:
         _train_control(ctx, source, pruned_levels, masks)
 
@@ -158,37 +133,10 @@ def _train_control(ctx: Context, source, levels: list[int], masks: list) -> None
     rewind_step = ctx.steps(source.config["lottery"]["rewind"], "lottery.rewind of the source")
     rewind = copies_lib.repeat(jax.tree.map(jnp.asarray, source.network(0, which="rewind")), count)
     mask = copies_lib.stack(masks)
-    coords = [{"replicate": r, "level": levels[c]} for r, c in copies_lib.coordinates(ctx.config.replicates, count)]
+    coordinates = [{"replicate": r, "level": levels[c]}
+                   for r, c in copies_lib.coordinates(ctx.config.replicates, count)]
     state = ctx.train(NO_RETRAIN, ctx.segment(rewind_step, setup.total_steps, f"{count} no-retraining masks"), mask,
-                      networks.start_state(ctx, rewind, mask, copies=count),
-                      {"experiment": "retraining", "arm": NO_RETRAIN}, coords=coords)
+                      networks.start_state(ctx, rewind, mask, copies=count), {"arm": NO_RETRAIN},
+                      coordinates=coordinates)
     for c, network in enumerate(copies_lib.split(network_of(state), count)):
         ctx.save(f"{names[c]}/final", network)
-
-
-def report(table, directory: str) -> tuple[str, list[str]]:
-    from jaxlth import plots  # noqa: PLC0415 (matplotlib is slow to import)
-
-    return plots.format_retraining(table), plots.save_retraining_figures(table, directory)
-
-
-def widths(config) -> tuple[int, int]:
-    """The control trains a mask for every pruned level of the source at once."""
-    re = config.retraining
-    if not (re.source_workdir and re.train_control):
-        return 1, 1
-    count = sum(level > 0 for level in lottery_source(re.source_workdir, config, "retraining.source_workdir").levels())
-    return max(1, count), max(1, count)
-
-
-EXPERIMENT = Experiment(
-    name="retraining",
-    summary="what retraining is for: new small weights, rank correlations, pruning without retraining",
-    run=run,
-    defaults=defaults,
-    validate=validate,
-    columns=("layer",),
-    report=report,
-    order=5,
-    widths=widths,
-)

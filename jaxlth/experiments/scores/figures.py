@@ -13,18 +13,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from jaxlth import subsets
-from jaxlth.plots.common import _new_axes, _render, write_figures
+from jaxlth import drawing, subsets, tables
 
+__all__ = ["SCORE_FIGURE", "score_table", "format_scores", "score_histogram", "replicate_agreement",
+           "save_score_figures"]
 SCORE_FIGURE = "score_histogram_{name}.png"  # name: el2n_step0000123, grand_step..., forgetting
 
 
-def _available(run) -> list[tuple[str, str, int | None]]:
+def available(run) -> list[tuple[str, str, int | None]]:
     """``[(name, kind, step)]`` of every score the run has saved."""
     kinds = tuple(run.config.get("scores", {}).get("kinds", ()))
     out = [(f"{kind}_step{step:07d}", kind, step) for step in run.score_steps() for kind in subsets.STEP_KINDS
            if kind in kinds]
-    if "forgetting" in kinds and subsets.has_forgetting(run.workdir):
+    if "forgetting" in kinds and run.has_forgetting():
         out.append(("forgetting", "forgetting", None))
     return out
 
@@ -43,7 +44,7 @@ def score_table(run) -> pd.DataFrame:
     """One row per saved score: kind, step, examples, mean, median, 90th percentile (finite values),
     the fraction that is infinite (never learned) and the replicates' rank agreement."""
     rows = []
-    for _, kind, step in _available(run):
+    for _, kind, step in available(run):
         per_replicate = run.scores(kind, step=step, replicates=True)
         mean = run.scores(kind, step=step)
         finite = mean[np.isfinite(mean)]
@@ -68,13 +69,13 @@ def format_scores(run) -> str:
             for _, r in frame.iterrows()]
     header = ["score", "step", "examples", "mean", "median", "p90", "% never learned", "replicate rank corr"]
     title = "per-example scores (mean over replicates; larger = harder)"
-    return "\n".join([title, *_render(header, body)])
+    return "\n".join([title, *tables.render(header, body)])
 
 
 def score_histogram(run, kind: str, step: int | None = None, ax=None, bins: int = 60):
     """Histogram of one score over the training examples (mean over replicates); never-learned
     examples (forgetting = inf) are counted in the title, not drawn."""
-    ax = _new_axes(ax)
+    ax = drawing.new_axes(ax)
     values = run.scores(kind, step=step)
     finite = values[np.isfinite(values)]
     if kind == "forgetting":
@@ -94,5 +95,10 @@ def score_histogram(run, kind: str, step: int | None = None, ax=None, bins: int 
 def save_score_figures(run, directory: str) -> list[str]:
     """One histogram per saved score (:data:`SCORE_FIGURE`)."""
     jobs = [(SCORE_FIGURE.format(name=name), functools.partial(score_histogram, run, kind, step))
-            for name, kind, step in _available(run)]
-    return write_figures(directory, jobs)
+            for name, kind, step in available(run)]
+    return drawing.write_figures(directory, jobs)
+
+
+def report(run, directory: str) -> tuple[str, list[str]]:
+    """The distribution of every saved score and its histogram."""
+    return format_scores(run), save_score_figures(run, directory)

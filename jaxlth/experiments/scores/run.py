@@ -17,47 +17,21 @@ replicates; ``replicates=True`` for ``(R, N)``); choose training subsets from th
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from jaxlth import arms, storage, subsets
+from jaxlth import subsets
 from jaxlth import steps as step_specs
 from jaxlth.analysis import example_scores
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.protocol import MAIN
 from jaxlth.layout import FORGETTING, scores_name
 from jaxlth.training import history as history_lib
 from jaxlth.training.state import ExampleState, with_examples
-
-
-def defaults() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.at = "0it,20ep"  # comma-separated step specs where EL2N and GraNd are computed
-    c.kinds = ("el2n", "grand", "forgetting")  # forgetting: tracked along the whole training
-    c.chunk = 16  # examples per per-example-gradient batch (memory ~ R * chunk * parameters * 4 bytes)
-    return c
-
-
-def validate(config) -> None:
-    sc = config.scores
-    kinds = tuple(sc.kinds)
-    unknown = [k for k in kinds if k not in subsets.SCORE_KINDS]
-    if unknown or not kinds:
-        raise UserError(f"scores.kinds holds {unknown or 'nothing'}; choose from {', '.join(subsets.SCORE_KINDS)}")
-    at = step_specs.parse_list(sc.at, 1, "scores.at")
-    if any(k in subsets.STEP_KINDS for k in kinds) and not at:
-        raise UserError("scores.at is empty: give the steps where EL2N and GraNd are computed, e.g. '0it,20ep'")
-    for spec in filter(None, (s.strip() for s in str(sc.at).split(","))):
-        if step_specs.before(config.train.steps, spec, "train.steps", "scores.at") is True:
-            raise UserError(f"scores.at step {spec} comes after the end of training ({config.train.steps})")
-    if int(sc.chunk) < 1:
-        raise UserError(f"scores.chunk must be a positive number of examples, got {sc.chunk}")
 
 
 def score_function(setup, kinds: tuple[str, ...], chunk: int):
@@ -97,7 +71,7 @@ def run(ctx: Context) -> None:
         examples = jnp.tile(jnp.arange(n, dtype=jnp.int32), (replicates, 1))
         return setup.place(with_examples(plain(), examples, history_lib.empty(n, replicates) if tracking else None))
 
-    labels = {"experiment": "scores", "arm": arms.MAIN, "level": 0}
+    labels = {"arm": MAIN, "level": 0}
     compute = score_function(setup, kinds, int(sc.chunk))
     for step in sorted(set(at) | {end}):
         # trained (or restored) only when an artifact of this step is missing; cached() also rewrites lost rows
@@ -126,26 +100,8 @@ def summary_rows(ctx: Context, step: int, kinds: tuple[str, ...]):
             values["never_learned_fraction"] = 1.0 - learned.mean(axis=1)
         else:
             values = {f"{k}_mean": np.mean(np.asarray(saved[k]), axis=1) for k in kinds if k in subsets.STEP_KINDS}
-        return [dict(experiment="scores", arm=arms.MAIN, level=0, replicate=r, density=1.0, step=step, epoch=epoch,
+        return [dict(arm=MAIN, level=0, replicate=r, density=1.0, step=step, epoch=epoch,
                      split="scores", metric=metric, value=float(value))
                 for metric, per_replicate in values.items() for r, value in enumerate(per_replicate)]
 
-    return {"experiment": "scores", "split": "scores", "step": step, "metric": metrics[0]}, make
-
-
-def report(table, directory: str) -> tuple[str, list[str]]:
-    from jaxlth import plots, results  # noqa: PLC0415 (matplotlib is slow to import)
-
-    run = results.load(os.path.dirname(storage.absolute(directory).rstrip("/")))
-    return plots.format_scores(run), plots.save_score_figures(run, directory)
-
-
-EXPERIMENT = Experiment(
-    name="scores",
-    summary="per-example EL2N, GraNd and forgetting scores (data diet)",
-    run=run,
-    defaults=defaults,
-    validate=validate,
-    report=report,
-    order=6,
-)
+    return {"split": "scores", "step": step, "metric": metrics[0]}, make

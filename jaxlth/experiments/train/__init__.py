@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxlth import arms, sharding
+from jaxlth import sharding
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.protocol import MAIN, Arms, Experiment
+
+ARMS = Arms({MAIN: "dense"})
 
 
 def run(ctx: Context) -> dict:
     """Trains (or resumes) the config; returns the final test metrics per replicate."""
     setup = ctx.setup
     init = networks.init_network(ctx)
-    ctx.cached(f"{arms.MAIN}/level_00/mask", lambda: setup.dense_mask(init["params"]))
-    labels = {"experiment": "train", "arm": arms.MAIN, "level": 0}
-    final = ctx.trained(f"{arms.MAIN}/level_00", lambda: ctx.train(
-        "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, labels))
+    ctx.cached(f"{MAIN}/level_00/mask", lambda: setup.dense_mask(init["params"]))
+    final = ctx.trained(f"{MAIN}/level_00", lambda: ctx.train(
+        "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, {"arm": MAIN, "level": 0}))
     loss, acc = sharding.to_host(setup.program.evaluate_data(final["params"], final["batch_stats"], setup.data, "test"))
     metrics = {"loss": loss, "accuracy": acc}
     print(f"test accuracy after {setup.total_steps} steps: {np.mean(acc):.4f} ± {np.std(acc):.4f} "
@@ -37,6 +38,7 @@ EXPERIMENT = Experiment(
     name="train",
     summary="train R replicates of a dense network",
     run=run,
-    reads=("lottery.layers_to_ignore",),  # the level-0 mask covers the prunable layers
+    arms=ARMS,
+    streamable=True,
     order=0,
 )

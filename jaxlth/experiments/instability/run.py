@@ -1,0 +1,21 @@
+"""The instability analyses, each run when configured, over one shared scaffold."""
+
+from __future__ import annotations
+
+from jaxlth.experiments.context import Context
+from jaxlth.experiments.instability import levels, perturb, seeds, spawn, tickets
+from jaxlth.experiments.instability.scaffold import Scaffold
+
+
+def run(ctx: Context) -> None:
+    """Runs (or resumes) the configured analyses."""
+    scaffold = Scaffold(ctx)
+    if scaffold.spawn_steps:
+        spawn.run(scaffold)
+    if scaffold.ins.between_levels:
+        levels.run(scaffold)
+    perturb.run(scaffold)
+    if scaffold.ins.seed_pairs:
+        seeds.run(scaffold)
+    if scaffold.ins.ticket_vs_reinit:
+        tickets.run(scaffold)

@@ -1,0 +1,30 @@
+"""``experiment = "lottery"``: iterative magnitude pruning with rewinding, and control branches.
+
+The folder: ``block`` (the ``lottery`` config block), ``run`` (the levels, their masks and branches),
+``averaging`` (particles averaged inside IMP), ``pretrain`` (the rewind point on a data diet),
+``arms``, ``streams``, ``reader`` (``run.fractions``, ``prune_fraction=``), ``figures`` and
+``sweep_figures``. See :mod:`jaxlth.experiments.lottery.run` for what is trained.
+"""
+
+from jaxlth.experiments.lottery import block, figures, reader, run, streams
+from jaxlth.experiments.lottery.arms import ARMS
+from jaxlth.experiments.protocol import Experiment
+
+EXPERIMENT = Experiment(
+    name="lottery",
+    summary="iterative magnitude pruning with rewinding, and control branches",
+    run=run.run,
+    defaults=block.defaults,
+    validate=block.validate,
+    columns=("prune_fraction", "layer", "particle"),
+    arms=ARMS,
+    streams=streams.STREAMS,
+    streamable=True,
+    tuple_fields=("lottery.prune_fraction",),
+    may_change=("lottery.levels", "lottery.branches"),
+    reader=reader.LotteryRun,
+    report=figures.report,
+    figures=figures,
+    order=1,
+    widths=block.widths,
+)

@@ -1,0 +1,103 @@
+"""Every table and figure jaxlth makes, by one name: ``jaxlth.plots.NAME``.
+
+Every function takes the DataFrame of ``results.csv`` (``jaxlth.results.load(workdir).table``;
+the per-example score figures take the loaded run), so the same code serves the command line and
+a notebook::
+
+    run = jaxlth.results.load("runs/lenet_lottery")
+    print(jaxlth.plots.format_summary(run.table))
+    jaxlth.plots.accuracy_vs_weights(run.table)
+
+Here: the tables every experiment's rows make (:func:`final_metrics`, :func:`summary`,
+:func:`format_summary`), the accuracy against weights remaining (:func:`accuracy_vs_weights`), all
+labelled and ordered by the arms the table's experiment declares, and runs side by side
+(:mod:`jaxlth.compare`). Every other name is a table or figure an experiment declares
+(``Experiment.figures``, in ``jaxlth/experiments/<name>/``): ``dir(jaxlth.plots)`` lists them, and
+``jaxlth.plots.<experiment>`` is that experiment's whole figures module.
+
+Units: ``density`` columns are fractions of the prunable weights kept (1.0 = dense);
+``percent_remaining`` and the axes show percentages; accuracies are fractions in the table and
+percentages on axes and in :func:`format_summary`. Standard deviations are over replicates
+(sample std, ``ddof=1``; NaN in :func:`summary` for a single replicate).
+
+Functions given ``ax=None`` draw on a new pyplot figure (inline in a notebook; matplotlib falls
+back to the Agg backend without a display). The ``save_*`` functions never touch pyplot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from jaxlth import drawing, tables
+from jaxlth.compare import (BARRIER_COMPARE_FIGURE, COMPARE_FIGURE, accuracy_comparison, barrier_comparison,
+                            comparison_table, format_comparison, rewind_barrier_table, save_comparison_figures)
+from jaxlth.experiments import registry
+from jaxlth.legend import Arms
+
+__all__ = ["arms_of", "final_metrics", "summary", "format_summary", "accuracy_vs_weights", "COMPARE_FIGURE",
+           "BARRIER_COMPARE_FIGURE", "comparison_table", "rewind_barrier_table", "format_comparison",
+           "accuracy_comparison", "barrier_comparison", "save_comparison_figures"]
+
+
+def arms_of(table: pd.DataFrame) -> Arms:
+    """The arms of the experiment whose rows ``table`` holds (its main arm, its labels first), with
+    every other experiment's labels after them (rows copied from another run keep theirs)."""
+    known = registry.all_experiments()
+    names = table["experiment"].dropna().unique() if "experiment" in table else []
+    found = [known[name].arms for name in names if name in known]
+    arms = found[0] if found else Arms()
+    for other in [*found[1:], *(e.arms for e in known.values())]:
+        arms = arms.merged(other)
+    return arms
+
+
+def final_metrics(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
+    """:func:`jaxlth.tables.final_metrics` with the table's arms."""
+    return tables.final_metrics(table, split, metric, arms_of(table))
+
+
+def summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
+    """:func:`jaxlth.tables.summary` with the table's arms."""
+    return tables.summary(table, split, metric, arms_of(table))
+
+
+def format_summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> str:
+    """:func:`jaxlth.tables.format_summary` with the table's arms."""
+    return tables.format_summary(table, split, metric, arms_of(table))
+
+
+def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", split: str = "test",
+                        title: str | None = None):
+    """:func:`jaxlth.drawing.accuracy_vs_weights` with the table's arms."""
+    return drawing.accuracy_vs_weights(table, ax, metric, split, title, arms_of(table))
+
+
+def declared() -> dict[str, Any]:
+    """``{name: object}`` of the tables and figures the experiments declare (the first declaration
+    of a name wins, in listing order)."""
+    out: dict[str, Any] = {}
+    for experiment in registry.all_experiments().values():
+        for name, value in experiment.figure_names().items():
+            out.setdefault(name, value)
+    return out
+
+
+def __getattr__(name: str):
+    """An experiment's table or figure; an experiment's name: its figures module (``jaxlth.plots.landscape``,
+    ``from jaxlth.plots import data_diet``); ``ARM_LABELS``: every experiment's arm labels."""
+    if name == "ARM_LABELS":
+        return dict(arms_of(pd.DataFrame()).labels)
+    found = declared()
+    if name in found:
+        return found[name]
+    experiments = registry.all_experiments()
+    if name in experiments and experiments[name].figures is not None:
+        return experiments[name].figures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    kinds = [name for name, e in registry.all_experiments().items() if e.figures is not None]
+    return sorted({*globals(), *declared(), *kinds, "ARM_LABELS"})

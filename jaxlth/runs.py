@@ -1,0 +1,197 @@
+"""A saved run, read-only: its config, its rows, and the networks and masks of its arms and levels.
+
+:class:`Run` reads what every experiment writes the same way (``config.json``, ``results.csv``,
+``artifacts/<arm>/level_LL/{mask,start,final}``, ``init``, ``rewind``); an experiment whose runs
+hold more (per-example scores, spawned copies, a stack of prune fractions) declares a subclass as
+its ``reader`` and ``jaxlth.results.load`` returns that. Everything comes back as plain Python,
+pandas and numpy objects.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jaxlth import checkpoint, fields, records, storage
+from jaxlth.errors import UserError
+from jaxlth.layout import CONFIG_FILE, Layout, level_name
+from jaxlth.legend import MAIN
+from jaxlth.training import copies as copies_lib
+
+COLUMNS = records.CORE_COLUMNS  # every row has these; each experiment adds its own (Experiment.columns)
+PyTree = Any
+
+
+def read_config(workdir: str) -> dict:
+    """The saved config of the run in ``workdir``, in today's field names (UserError when there is none)."""
+    path = Layout(workdir).config_file
+    if not storage.exists(path):
+        raise UserError(f"{workdir} holds no jaxlth run (no {CONFIG_FILE})")
+    try:
+        return fields.migrate_saved(json.loads(storage.read_text(path)))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} cannot be read ({e}); this workdir is damaged") from None
+
+
+class Run:
+    """A finished or running experiment in a workdir, read-only.
+
+    ``default_arm``: the arm read when a method is given none (the experiment's declaration says
+    which). Subclasses add readers and may override :attr:`stacked` (coordinates of several networks
+    saved per replicate) and :meth:`upgrade` (tables written by an older jaxlth).
+    """
+
+    def __init__(self, workdir: str, default_arm: str = MAIN):
+        self.workdir = workdir
+        self.layout = Layout(workdir)
+        self.config: dict = read_config(workdir)
+        self.default_arm = default_arm
+
+    @property
+    def experiment(self) -> str:
+        return self.config["experiment"]
+
+    @property
+    def stacked(self) -> dict[str, tuple]:
+        """``{coordinate: values}`` of networks its artifacts stack per replicate beyond the replicates
+        (e.g. a prune-fraction sweep's fractions); ``{}`` when each artifact holds the ``R`` replicates."""
+        return {}
+
+    def upgrade(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A table written by an older jaxlth in today's terms (unchanged here)."""
+        return table
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """All measurements as a tidy DataFrame (empty with the right columns before the first)."""
+        path = self.layout.results_file
+        if not storage.exists(path):
+            return pd.DataFrame(columns=list(COLUMNS))
+        text, cut = records.complete_text(path)
+        if cut:
+            print(f"jaxlth: {path} ends in a line cut short by a crash; that line is ignored", file=sys.stderr)
+        return self.upgrade(pd.read_csv(io.StringIO(text)))
+
+    def levels(self, arm: str | None = None) -> list[int]:
+        """The levels of ``arm`` whose training has finished (their final network is saved)."""
+        base = self.layout.arm_dir(arm or self.default_arm)
+        if not storage.isdir(base):
+            return []
+        found = []
+        for name in storage.listdir(base):
+            if name.startswith("level_") and checkpoint.artifact_exists(os.path.join(base, name, "final")):
+                found.append(int(name[len("level_"):]))
+        return sorted(found)
+
+    def level(self, level: int | None, arm: str) -> int:
+        """``level`` if ``arm`` finished it (``None``: its last finished level), else UserError."""
+        done = self.levels(arm)
+        if level is None:
+            if not done:
+                raise UserError(f"{self.workdir} has no finished level of arm {arm!r} yet")
+            return done[-1]
+        if level not in done:
+            raise UserError(f"level {level} of arm {arm!r} is not finished in {self.workdir}; finished: {done}")
+        return level
+
+    def select(self, tree: PyTree, replicate: int | None, **coordinates) -> PyTree:
+        """``tree``'s networks of ``replicate`` (all: ``None``) and of the stacked ``coordinates``
+        (e.g. ``prune_fraction=0.4``; a coordinate not given keeps all its networks)."""
+        replicates = self.config["replicates"]
+        if replicate is not None and not 0 <= replicate < replicates:
+            raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
+        stacked = self.stacked
+        unknown = [k for k, v in coordinates.items() if v is not None and k not in stacked]
+        if unknown:
+            raise UserError(f"a {self.experiment!r} run stacks no {unknown[0]}; its networks are selected by "
+                            f"replicate{''.join(', ' + k for k in stacked)}")
+        count = int(np.prod([len(v) for v in stacked.values()])) if stacked else 1
+        if count == 1 and all(v is None for v in coordinates.values()):
+            return tree if replicate is None else map_tree(tree, lambda x: np.asarray(x)[replicate])
+        copy = None
+        for name, values in stacked.items():  # one stacked coordinate (a sweep) today
+            wanted = coordinates.get(name)
+            if wanted is not None:
+                matches = [i for i, v in enumerate(values) if abs(float(v) - float(wanted)) < 1e-9]
+                if not matches:
+                    raise UserError(f"{name} {wanted} is not one of this run's {tuple(values)}")
+                copy = matches[0]
+        if leading(tree) == replicates and count > 1:  # shared by every stacked network (init, rewind point)
+            tree = map_tree(tree, lambda x: np.repeat(np.asarray(x), count, axis=0))
+        rows = copies_lib.positions(replicates, count, replicate, copy)
+        pick = rows[0] if replicate is not None and copy is not None else rows
+        return map_tree(tree, lambda x: np.asarray(x)[pick])
+
+    def load(self, name: str) -> PyTree:
+        """The artifact ``name`` (``init``, ``imp/level_03/mask``, ...) as numpy arrays."""
+        return checkpoint.load_artifact(self.layout.artifact(name))
+
+    def network(self, level: int | None = None, replicate: int | None = None, which: str = "final",
+                arm: str | None = None, **coordinates) -> dict:
+        """``{"params", "batch_stats"}`` of a network as numpy arrays (see :meth:`params`)."""
+        arm = arm or self.default_arm
+        if which == "init":
+            network = self.load("init")
+        elif which == "final":
+            network = self.load(f"{arm}/{level_name(self.level(level, arm))}/final")
+        elif which == "rewind":
+            if not checkpoint.artifact_exists(self.layout.artifact("rewind")):
+                raise UserError(f"a {self.experiment!r} run has no rewind point")
+            level = self.level(level, arm)
+            start = self.layout.level_artifact(arm, level, "start")
+            network = checkpoint.load_artifact(start) if checkpoint.artifact_exists(start) else self.load("rewind")
+            network = self.select(network, replicate, **coordinates)
+            network["params"] = apply_mask(network["params"], self.mask(level, replicate, arm, **coordinates))
+            return network
+        else:
+            raise UserError(f"which must be 'init', 'rewind' or 'final', got {which!r}")
+        return self.select(network, replicate, **coordinates)
+
+    def params(self, level: int | None = None, replicate: int | None = None, which: str = "final",
+               arm: str | None = None, **coordinates) -> PyTree:
+        """Parameters as numpy arrays; ``replicate=None`` stacks all replicates on axis 0.
+
+        ``which``: ``"init"`` (step 0), ``"rewind"`` (the network level ``level`` starts from:
+        the rewind weights on its mask, or a branch's transformed weights) or ``"final"``.
+        ``level`` defaults to the last finished level and is ignored by plain training runs;
+        ``arm`` defaults to the experiment's main arm. ``coordinates``: of networks stacked per replicate
+        (a prune-fraction sweep stacks ``R * F`` networks; ``prune_fraction=0.4`` picks one fraction's).
+        """
+        return self.network(level, replicate, which, arm, **coordinates)["params"]
+
+    def batch_stats(self, level: int | None = None, replicate: int | None = None, which: str = "final",
+                    arm: str | None = None, **coordinates) -> PyTree:
+        """BatchNorm statistics saved with :meth:`params` (``{}`` for models without BN)."""
+        return self.network(level, replicate, which, arm, **coordinates).get("batch_stats", {})
+
+    def mask(self, level: int | None = None, replicate: int | None = None, arm: str | None = None, **coordinates) -> PyTree:
+        """The mask of a level: booleans over the prunable kernels (all True when dense)."""
+        arm = arm or self.default_arm
+        if level is None:
+            level = self.level(None, arm) if self.levels(arm) else 0
+        return self.select(self.load(f"{arm}/{level_name(level)}/mask"), replicate, **coordinates)
+
+
+def leading(tree: PyTree) -> int:
+    """The size of the leading axis of a nested dict of arrays (0 when it holds none)."""
+    if isinstance(tree, dict):
+        return next((n for n in map(leading, tree.values()) if n), 0)
+    return len(np.asarray(tree))
+
+
+def map_tree(tree: PyTree, fn) -> PyTree:
+    """``fn`` applied to every array of a nested dict."""
+    return {k: map_tree(v, fn) for k, v in tree.items()} if isinstance(tree, dict) else fn(tree)
+
+
+def apply_mask(params: PyTree, mask: PyTree) -> PyTree:
+    """``params`` (numpy) with the weights ``mask`` prunes set to 0."""
+    if isinstance(mask, dict):
+        return {k: apply_mask(v, mask[k]) if k in mask else v for k, v in params.items()}
+    return np.where(mask, params, 0).astype(params.dtype)
