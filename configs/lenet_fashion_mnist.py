@@ -19,8 +19,8 @@ iterations 0, 100, 500 and 2,000, each pair's test and train error barrier along
 for the barrier between successive IMP levels (Paul et al. 2023), and
 ``--config.instability.perturb_scales="(0.1, 0.5, 1.0)"`` for the perturbation experiment.
 
-    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability --workdir runs/lenet_fashion_mnist_instability \
-        --config.replicates=2
+    python -m jaxlth.main --config configs/lenet_fashion_mnist.py:instability \
+        --workdir runs/lenet_fashion_mnist_instability --config.replicates=2
 
 One-shot magnitude pruning (``:one_shot``), the baseline IMP is compared against (Frankle & Carbin 2019):
 the trained dense network pruned once to each density and retrained from initialisation:

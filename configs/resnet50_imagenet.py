@@ -2,7 +2,8 @@
 (its appendix of hyperparameters).
 
 SGD with momentum 0.9, lr 0.4, batch 1024, weight decay 1e-4, 90 epochs: a linear warmup over
-the first 5 epochs, then x0.1 at epochs 30, 60 and 80. Augmentation (the standard ImageNet pipeline of that recipe): random-resized
+the first 5 epochs, then x0.1 at epochs 30, 60 and 80. Augmentation (the standard ImageNet pipeline of that
+recipe): random-resized
 crop to 224 (scale 0.1-1) and horizontal flip for training; resize to 256 and centre crop 224 for
 testing. Lottery: 5 levels of global magnitude pruning of 20% of the remaining weights
 (0.8^5 = 33% left, near the 30% Frankle et al. 2020 study; unverified), weight rewinding to
@@ -15,8 +16,10 @@ train and test (validation) records, written once by ``jaxlth.data.records_io.wr
 Devices the replicates leave split each batch (data parallelism): one replicate on a TPU pod slice
 or GPU cluster (``--distributed``, docs/multi_device.md) uses every device.
 
-    python -m jaxlth.main --config configs/resnet50_imagenet.py --workdir runs/resnet50 --config.data.dir=/data/imagenet2012
-    python -m jaxlth.main --config configs/resnet50_imagenet.py:lottery --workdir runs/resnet50_lottery --config.data.dir=/data/imagenet2012
+    python -m jaxlth.main --config configs/resnet50_imagenet.py --workdir runs/resnet50 \
+        --config.data.dir=/data/imagenet2012
+    python -m jaxlth.main --config configs/resnet50_imagenet.py:lottery --workdir runs/resnet50_lottery \
+        --config.data.dir=/data/imagenet2012
 """
 
 from jaxlth.config import base_config, choose

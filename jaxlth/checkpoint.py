@@ -16,10 +16,10 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from jaxlth import sharding, storage
 from jaxlth.errors import UserError, storage_error
-from absl import logging as absl_logging
 
 PyTree = Any
 
@@ -31,8 +31,9 @@ def _why(what: str, error: Exception) -> str:
 
 
 def _unreadable(what: str, error: Exception) -> UserError:
-    return UserError(f"{_why(what, error)}; move it out of the workdir to resume from the one before, "
-                     "or use a new --workdir")
+    return UserError(
+        f"{_why(what, error)}; move it out of the workdir to resume from the one before, or use a new --workdir"
+    )
 
 
 class Checkpoints:
@@ -66,7 +67,8 @@ class Checkpoints:
     def _read(self, step: int, like: PyTree) -> tuple[PyTree, dict]:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         restored = self._manager.restore(
-            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+        )
         return restored["state"], dict(restored["meta"] or {})
 
     def restore_latest(self, like: PyTree, lowest: int, highest: int) -> tuple[PyTree, int] | None:
@@ -80,8 +82,11 @@ class Checkpoints:
                     return self._read(step, like)[0], step
             except Exception as e:  # Orbax raises many types for damaged files.
                 why = _why(f"at step {step} in {self.directory}", e)
-                print(f"jaxlth: {why}; moved to {self._set_aside(step)}, resuming from an earlier one",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"jaxlth: {why}; moved to {self._set_aside(step)}, resuming from an earlier one",
+                    file=sys.stderr,
+                    flush=True,
+                )
         return None
 
     def _set_aside(self, step: int) -> str:

@@ -44,8 +44,9 @@ def comparison_table(lotteries: dict[str, pd.DataFrame], split: str = "test") ->
     return pd.concat(parts, ignore_index=True)[["run", "level", "percent_remaining", "mean", "std", "n"]]
 
 
-def rewind_barrier_table(instabilities: dict[str, pd.DataFrame], split: str = "test",
-                         metric: str = "barrier_frankle") -> pd.DataFrame:
+def rewind_barrier_table(
+    instabilities: dict[str, pd.DataFrame], split: str = "test", metric: str = "barrier_frankle"
+) -> pd.DataFrame:
     """One row per run: the error barrier between copies spawned at its (first) spawn step."""
     rows = []
     for label, table in instabilities.items():
@@ -53,8 +54,15 @@ def rewind_barrier_table(instabilities: dict[str, pd.DataFrame], split: str = "t
         found = found[(found["split"] == split) & (found["metric"] == metric)]
         if not found.empty:
             first = found.sort_values("spawn_step").iloc[0]
-            rows.append({"run": label, "spawn_step": first["spawn_step"], "mean": first["mean"],
-                         "std": first["std"], "n": first["n"]})
+            rows.append(
+                {
+                    "run": label,
+                    "spawn_step": first["spawn_step"],
+                    "mean": first["mean"],
+                    "std": first["std"],
+                    "n": first["n"],
+                }
+            )
     return pd.DataFrame(rows, columns=["run", "spawn_step", "mean", "std", "n"])
 
 
@@ -69,17 +77,32 @@ def format_comparison(lotteries: dict[str, pd.DataFrame], instabilities: dict[st
             cells = []
             for label in labels:
                 hit = rows[rows["run"] == label]
-                cells.append("-" if hit.empty else f"{100 * hit['mean'].iloc[0]:.2f}" + (
-                    "" if pd.isna(hit["std"].iloc[0]) else f" ± {100 * hit['std'].iloc[0]:.2f}"))
+                cells.append(
+                    "-"
+                    if hit.empty
+                    else f"{100 * hit['mean'].iloc[0]:.2f}"
+                    + ("" if pd.isna(hit["std"].iloc[0]) else f" ± {100 * hit['std'].iloc[0]:.2f}")
+                )
             body.append([str(int(level)), f"{rows['percent_remaining'].mean():.2f}", *cells])
-        lines += ["final IMP test accuracy (%), mean ± std over replicates",
-                  *tables.render(["level", "% weights", *labels], body)]
+        lines += [
+            "final IMP test accuracy (%), mean ± std over replicates",
+            *tables.render(["level", "% weights", *labels], body),
+        ]
     found = rewind_barrier_table(instabilities or {})
     if not found.empty:
-        body = [[r["run"], str(int(r["spawn_step"])), f"{100 * r['mean']:.2f}" +
-                 ("" if pd.isna(r["std"]) else f" ± {100 * r['std']:.2f}")] for _, r in found.iterrows()]
-        lines += ["", "instability of the rewind point: test error barrier between copies (%)",
-                  *tables.render(["run", "step", "barrier"], body)]
+        body = [
+            [
+                r["run"],
+                str(int(r["spawn_step"])),
+                f"{100 * r['mean']:.2f}" + ("" if pd.isna(r["std"]) else f" ± {100 * r['std']:.2f}"),
+            ]
+            for _, r in found.iterrows()
+        ]
+        lines += [
+            "",
+            "instability of the rewind point: test error barrier between copies (%)",
+            *tables.render(["run", "step", "barrier"], body),
+        ]
     return "\n".join(lines) if lines else "nothing to compare yet"
 
 
@@ -114,8 +137,9 @@ def barrier_comparison(instabilities: dict[str, pd.DataFrame], ax=None):
     return ax
 
 
-def save_comparison_figures(lotteries: dict[str, pd.DataFrame], directory: str,
-                            instabilities: dict[str, pd.DataFrame] | None = None) -> list[str]:
+def save_comparison_figures(
+    lotteries: dict[str, pd.DataFrame], directory: str, instabilities: dict[str, pd.DataFrame] | None = None
+) -> list[str]:
     jobs = [(COMPARE_FIGURE, functools.partial(accuracy_comparison, lotteries))]
     if instabilities:
         jobs.append((BARRIER_COMPARE_FIGURE, functools.partial(barrier_comparison, instabilities)))

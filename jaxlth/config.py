@@ -20,8 +20,17 @@ from jaxlth.experiments import registry
 from jaxlth.experiments.recipes import base_config, choose, from_file, validate
 from jaxlth.fields import COMMON_MAY_CHANGE, common_config, load_file, to_dict, unknown_field
 
-__all__ = ["COMMON_MAY_CHANGE", "base_config", "choose", "common_config", "from_file", "load_file",
-           "to_dict", "unknown_field", "validate"]
+__all__ = [
+    "COMMON_MAY_CHANGE",
+    "base_config",
+    "choose",
+    "common_config",
+    "from_file",
+    "load_file",
+    "to_dict",
+    "unknown_field",
+    "validate",
+]
 
 
 def __getattr__(name: str):

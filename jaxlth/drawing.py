@@ -26,6 +26,7 @@ def new_axes(ax):
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
+
     _, ax = plt.subplots(figsize=FIGURE_SIZE)
     return ax
 
@@ -33,6 +34,7 @@ def new_axes(ax):
 def percent_ticks(ax, percents, max_ticks: int = 12) -> None:
     """Major ticks of a log axis at the measured percentages, thinned to at most ``max_ticks``."""
     from matplotlib import ticker
+
     values = sorted({round(float(p), 6) for p in percents}, reverse=True)
     if not values:
         return
@@ -58,6 +60,7 @@ def layer_colors(n: int) -> list:
     if n <= 10:
         return [f"C{i}" for i in range(n)]
     from matplotlib import colormaps
+
     cmap = colormaps["viridis"]
     return [cmap(i / max(1, n - 1)) for i in range(n)]
 
@@ -69,6 +72,7 @@ def write_figures(directory: str, jobs: Sequence[tuple[str, Callable]], dpi: int
     :class:`matplotlib.figure.Figure` (no pyplot state, no display, nothing leaked).
     """
     from matplotlib.figure import Figure
+
     storage.makedirs(directory)
     written = []
     for name, draw in jobs:
@@ -80,8 +84,14 @@ def write_figures(directory: str, jobs: Sequence[tuple[str, Callable]], dpi: int
     return written
 
 
-def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", split: str = "test",
-                        title: str | None = None, arms: Arms = Arms()):
+def accuracy_vs_weights(
+    table: pd.DataFrame,
+    ax=None,
+    metric: str = "accuracy",
+    split: str = "test",
+    title: str | None = None,
+    arms: Arms = Arms(),
+):
     """Final ``split`` ``metric`` against % of weights remaining, one line per arm.
 
     The x axis is logarithmic and reversed (100% on the left, as in the lottery-ticket papers);
@@ -101,8 +111,14 @@ def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", 
     if dense is not None:
         mean, std = factor * dense["mean"], factor * np.nan_to_num(dense["std"])
         ax.axhspan(mean - std, mean + std, color="0.85", zorder=0)
-        ax.axhline(mean, color="0.4", linestyle="--", linewidth=1.0, zorder=1,
-                   label=f"dense ({mean:.2f}" + (f" ± {std:.2f})" if std else ")"))
+        ax.axhline(
+            mean,
+            color="0.4",
+            linestyle="--",
+            linewidth=1.0,
+            zorder=1,
+            label=f"dense ({mean:.2f}" + (f" ± {std:.2f})" if std else ")"),
+        )
     drawn = arms.order(stats["arm"].unique())
     if dense is not None and (stats["arm"] == dense["arm"]).sum() == 1:
         drawn.remove(dense["arm"])
@@ -114,10 +130,17 @@ def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", 
         s = factor * np.nan_to_num(rows["std"].to_numpy())
         main = arm == main_arm
         color = f"C{i % 10}"  # the main arm, first in the order, gets matplotlib's first colour
-        ax.plot(x, y, marker="o", markersize=5 if main else 3.5, linewidth=2.2 if main else 1.2,
-                color=color, label=arms.label(arm), zorder=4 if main else 3)
-        ax.fill_between(x, y - s, y + s, color=color, alpha=0.25 if main else 0.15, linewidth=0,
-                        zorder=2)
+        ax.plot(
+            x,
+            y,
+            marker="o",
+            markersize=5 if main else 3.5,
+            linewidth=2.2 if main else 1.2,
+            color=color,
+            label=arms.label(arm),
+            zorder=4 if main else 3,
+        )
+        ax.fill_between(x, y - s, y + s, color=color, alpha=0.25 if main else 0.15, linewidth=0, zorder=2)
     weights_axis(ax, stats["percent_remaining"])
     ax.set_ylabel(tables.metric_label(split, metric))
     ax.set_title(title or f"{tables.metric_label(split, metric).replace(' (%)', '')} vs. weights remaining")

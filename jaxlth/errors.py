@@ -14,8 +14,10 @@ def storage_error(path: str, error: BaseException) -> UserError | None:
     text = str(error)
     code = getattr(error, "errno", None)
     if code == errno.ENOSPC or "No space left on device" in text or "os_error_code='28'" in text:
-        return UserError(f"no space left on the device holding {path}; free some and rerun the same command "
-                         "(it resumes from the last complete checkpoint)")
+        return UserError(
+            f"no space left on the device holding {path}; free some and rerun the same command "
+            "(it resumes from the last complete checkpoint)"
+        )
     if code == errno.EROFS or "Read-only file system" in text:
         return UserError(f"{path} is on a read-only file system; use a --workdir where jaxlth can write")
     if code in (errno.EACCES, errno.EPERM) or "Permission denied" in text:

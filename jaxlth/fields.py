@@ -29,8 +29,15 @@ from jaxlth.errors import UserError
 # it runs, and where the data comes from (the same dataset from IDX files, TFDS or a download; a
 # notebook picks what works in its runtime), never what is computed. Each experiment adds its own
 # (Experiment.may_change).
-COMMON_MAY_CHANGE = ("progress", "on_nan", "data.source", "data.download", "data.dir", "data.tfds_data_dir",
-                     "data.stream_threads")
+COMMON_MAY_CHANGE = (
+    "progress",
+    "on_nan",
+    "data.source",
+    "data.download",
+    "data.dir",
+    "data.tfds_data_dir",
+    "data.stream_threads",
+)
 DTYPES = ("float32", "bfloat16")  # train.dtype
 ON_NAN = ("stop", "mask_replicate")  # what a replicate whose loss or weights turn non-finite does
 # Old dotted names of fields that moved, and their names now.
@@ -135,8 +142,9 @@ def load_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
 
     Config files are Python by design (the recipes in ``configs/``): loading one runs its code."""
     if not os.path.isfile(path):
-        raise UserError(f"the config file {path} does not exist (configs are in configs/, e.g. "
-                        "configs/lenet_fashion_mnist.py)")
+        raise UserError(
+            f"the config file {path} does not exist (configs are in configs/, e.g. configs/lenet_fashion_mnist.py)"
+        )
     with open(path, encoding="utf-8") as f:
         source = f.read()
     try:
@@ -204,31 +212,47 @@ def _check(condition: bool, message: str) -> None:
 def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) -> None:
     """Raises :class:`UserError` with one sentence for the first problem of the common fields; reads
     no data. ``streaming``: the experiments that can train on a streamed dataset."""
-    _check(isinstance(config.replicates, int) and config.replicates >= 1,
-           f"replicates must be a positive integer, got {config.replicates!r}")
-    _check(isinstance(config.train.batch_size, int) and config.train.batch_size >= 1,
-           f"train.batch_size must be a positive integer, got {config.train.batch_size!r}")
+    _check(
+        isinstance(config.replicates, int) and config.replicates >= 1,
+        f"replicates must be a positive integer, got {config.replicates!r}",
+    )
+    _check(
+        isinstance(config.train.batch_size, int) and config.train.batch_size >= 1,
+        f"train.batch_size must be a positive integer, got {config.train.batch_size!r}",
+    )
     for field in ("train.steps", "eval_every", "checkpoint_every", "train.warmup"):
         spec = step_specs.parse(get(config, field), field)
         _check(field == "train.warmup" or spec.to_steps(1) > 0, f"{field} must be longer than 0 steps")
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
-    _check(config.train.get("dtype", "float32") in DTYPES,
-           f"train.dtype must be one of {', '.join(DTYPES)}, got {config.train.get('dtype')!r}")
-    _check(config.get("on_nan", "stop") in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {config.get('on_nan')!r}")
+    _check(
+        config.train.get("dtype", "float32") in DTYPES,
+        f"train.dtype must be one of {', '.join(DTYPES)}, got {config.train.get('dtype')!r}",
+    )
+    _check(
+        config.get("on_nan", "stop") in ON_NAN,
+        f"on_nan must be one of {', '.join(ON_NAN)}, got {config.get('on_nan')!r}",
+    )
     ignore = config.pruning.layers_to_ignore
-    _check(isinstance(ignore, (tuple, list)) and all(isinstance(p, str) for p in ignore),
-           f"pruning.layers_to_ignore must be a tuple of regular expressions, got {ignore!r}")
+    _check(
+        isinstance(ignore, (tuple, list)) and all(isinstance(p, str) for p in ignore),
+        f"pruning.layers_to_ignore must be a tuple of regular expressions, got {ignore!r}",
+    )
     if "subset" in config.data:
         selection.check(config.data.subset, "data.subset")
         subsets.check_source(config.data.subset, training_set(config), "data.subset")
     if streams(config.data):
         name = config.data.name
-        _check(config.experiment in streaming, f"the {config.experiment} experiment needs the whole dataset in "
-                                               f"memory, and {name} is streamed; streamed datasets serve "
-                                               f"{', '.join(streaming)}")
-        _check(config.data.subset.keep == "all", f"data.subset needs the whole dataset in memory, and {name} is streamed")
+        _check(
+            config.experiment in streaming,
+            f"the {config.experiment} experiment needs the whole dataset in "
+            f"memory, and {name} is streamed; streamed datasets serve "
+            f"{', '.join(streaming)}",
+        )
+        _check(
+            config.data.subset.keep == "all", f"data.subset needs the whole dataset in memory, and {name} is streamed"
+        )
 
 
 def training_set(config: ml_collections.ConfigDict) -> dict:

@@ -41,5 +41,8 @@ class Arms:
 
     def merged(self, other: "Arms") -> "Arms":
         """These arms and ``other``'s (labels of both, this one's first; this main arm)."""
-        return Arms({**self.labels, **{k: v for k, v in other.labels.items() if k not in self.labels}}, self.main,
-                    tuple(dict.fromkeys([*self.hidden, *other.hidden])))
+        return Arms(
+            {**self.labels, **{k: v for k, v in other.labels.items() if k not in self.labels}},
+            self.main,
+            tuple(dict.fromkeys([*self.hidden, *other.hidden])),
+        )

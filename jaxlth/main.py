@@ -24,17 +24,26 @@ from jaxlth.errors import UserError, storage_error
 from jaxlth.experiments import recipes, registry, replicates
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (the experiments are listed above).")
+    "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (the experiments are listed above)."
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for config.json, results.csv, checkpoints and plots.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Join the other processes of this job (jax.distributed): one run over all their devices. "
-    "The cluster (TPU pod slice, SLURM, Open MPI) is detected unless --coordinator is given.")
+    "distributed",
+    False,
+    "Join the other processes of this job (jax.distributed): one run over all their devices. "
+    "The cluster (TPU pod slice, SLURM, Open MPI) is detected unless --coordinator is given.",
+)
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "With --distributed: host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --coordinator: how many processes join.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --coordinator: this process's index, 0 .. num_processes - 1.")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "With --coordinator: this process's index, 0 .. num_processes - 1."
+)
 _FIT = flags.DEFINE_bool(
-    "fit", False, "Print how many replicates of this config the devices' memory holds (XLA's memory analysis of its "
-    "compiled training and evaluation programs) and exit: nothing is trained or written, no --workdir needed.")
+    "fit",
+    False,
+    "Print how many replicates of this config the devices' memory holds (XLA's memory analysis of its "
+    "compiled training and evaluation programs) and exit: nothing is trained or written, no --workdir needed.",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -183,7 +192,9 @@ def _one_line(error: Exception) -> str:
 def _join_processes() -> None:
     """``--distributed``: joins the job's processes before anything uses JAX; only process 0
     prints to the terminal (the others keep stderr for their errors)."""
-    explicit = [f.present for f in (flags.FLAGS["coordinator"], flags.FLAGS["num_processes"], flags.FLAGS["process_id"])]
+    explicit = [
+        f.present for f in (flags.FLAGS["coordinator"], flags.FLAGS["num_processes"], flags.FLAGS["process_id"])
+    ]
     if not _DISTRIBUTED.value:
         if any(explicit):
             fail("--coordinator, --num_processes and --process_id need --distributed")
@@ -209,10 +220,12 @@ def _silence_background_noise() -> None:
         return any(name in text for name in ("orbax", "asyncio", "tensorstore", "coroutine"))
 
     unraisable, thread_hook = sys.unraisablehook, threading.excepthook
-    sys.unraisablehook = lambda u: None if from_background(u.exc_type, u.exc_value, u.exc_traceback, u.object) \
-        else unraisable(u)
-    threading.excepthook = lambda a: None if from_background(a.exc_type, a.exc_value, a.exc_traceback, a.thread) \
-        else thread_hook(a)
+    sys.unraisablehook = lambda u: (
+        None if from_background(u.exc_type, u.exc_value, u.exc_traceback, u.object) else unraisable(u)
+    )
+    threading.excepthook = lambda a: (
+        None if from_background(a.exc_type, a.exc_value, a.exc_traceback, a.thread) else thread_hook(a)
+    )
 
 
 def fail(message: str) -> None:

@@ -31,14 +31,34 @@ from typing import Any
 import pandas as pd
 
 from jaxlth import drawing, tables
-from jaxlth.compare import (BARRIER_COMPARE_FIGURE, COMPARE_FIGURE, accuracy_comparison, barrier_comparison,
-                            comparison_table, format_comparison, rewind_barrier_table, save_comparison_figures)
+from jaxlth.compare import (
+    BARRIER_COMPARE_FIGURE,
+    COMPARE_FIGURE,
+    accuracy_comparison,
+    barrier_comparison,
+    comparison_table,
+    format_comparison,
+    rewind_barrier_table,
+    save_comparison_figures,
+)
 from jaxlth.experiments import registry
 from jaxlth.legend import Arms
 
-__all__ = ["arms_of", "final_metrics", "summary", "format_summary", "accuracy_vs_weights", "COMPARE_FIGURE",
-           "BARRIER_COMPARE_FIGURE", "comparison_table", "rewind_barrier_table", "format_comparison",
-           "accuracy_comparison", "barrier_comparison", "save_comparison_figures"]
+__all__ = [
+    "arms_of",
+    "final_metrics",
+    "summary",
+    "format_summary",
+    "accuracy_vs_weights",
+    "COMPARE_FIGURE",
+    "BARRIER_COMPARE_FIGURE",
+    "comparison_table",
+    "rewind_barrier_table",
+    "format_comparison",
+    "accuracy_comparison",
+    "barrier_comparison",
+    "save_comparison_figures",
+]
 
 
 def arms_of(table: pd.DataFrame) -> Arms:
@@ -68,8 +88,9 @@ def format_summary(table: pd.DataFrame, split: str = "test", metric: str = "accu
     return tables.format_summary(table, split, metric, arms_of(table))
 
 
-def accuracy_vs_weights(table: pd.DataFrame, ax=None, metric: str = "accuracy", split: str = "test",
-                        title: str | None = None):
+def accuracy_vs_weights(
+    table: pd.DataFrame, ax=None, metric: str = "accuracy", split: str = "test", title: str | None = None
+):
     """:func:`jaxlth.drawing.accuracy_vs_weights` with the table's arms."""
     return drawing.accuracy_vs_weights(table, ax, metric, split, title, arms_of(table))
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import os
 
-from jaxlth.errors import UserError
 import jax
 from jax.experimental import multihost_utils
 
+from jaxlth.errors import UserError
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
-               timeout_s: int = 300) -> None:
+
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    timeout_s: int = 300,
+) -> None:
     """Joins this process to the others: ``jax.distributed.initialize``. Must run before any other
     use of JAX in the process.
 
@@ -28,18 +33,28 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     """
     given = [v is not None for v in (coordinator, num_processes, process_id)]
     if any(given) and not all(given):
-        raise UserError("--coordinator, --num_processes and --process_id go together (or none of them, to detect "
-                        "the cluster: TPU pod slice, SLURM, Open MPI)")
+        raise UserError(
+            "--coordinator, --num_processes and --process_id go together (or none of them, to detect "
+            "the cluster: TPU pod slice, SLURM, Open MPI)"
+        )
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise UserError(f"--process_id {process_id} is not one of 0 .. {num_processes - 1} (--num_processes)")
     heartbeat = int(os.environ.get("JAXLTH_HEARTBEAT_TIMEOUT", "100"))  # a dead peer is noticed after this
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout_s,
-                                   heartbeat_timeout_seconds=heartbeat, shutdown_timeout_seconds=heartbeat)
+        jax.distributed.initialize(
+            coordinator,
+            num_processes,
+            process_id,
+            initialization_timeout=timeout_s,
+            heartbeat_timeout_seconds=heartbeat,
+            shutdown_timeout_seconds=heartbeat,
+        )
     except (RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"the processes could not be joined ({first[:300]}); check --coordinator, --num_processes "
-                        "and --process_id, or that this job runs on a cluster JAX detects") from None
+        raise UserError(
+            f"the processes could not be joined ({first[:300]}); check --coordinator, --num_processes "
+            "and --process_id, or that this job runs on a cluster JAX detects"
+        ) from None
 
 
 def count() -> int:

@@ -68,8 +68,12 @@ DATA = Stream("SGD noise of replicate r (its data key)", DATA_SEED, 1)
 ORDER = Stream("data order of epoch e (a permutation): folded with e", DATA_KEY, 0)
 AUGMENT = Stream("augmentation at step s: folded with s", DATA_KEY, 1)
 BN_BATCHES = Stream("the training batches BatchNorm statistics are recomputed from (a fixed order)", CONSTANT, 0)
-EVAL_SUBSET = Stream("the fixed order of training examples paths are measured on (instability's train split), "
-                     "activation matching and REPAIR draw from", CONSTANT, 1)
+EVAL_SUBSET = Stream(
+    "the fixed order of training examples paths are measured on (instability's train split), "
+    "activation matching and REPAIR draw from",
+    CONSTANT,
+    1,
+)
 CORE = (INIT, DATA, ORDER, AUGMENT, BN_BATCHES, EVAL_SUBSET)
 
 LEVEL_STRIDE = 7919  # a prime: branch streams of different levels never collide for < 7919 branches
@@ -83,10 +87,12 @@ def check(streams) -> None:
     for i, a in enumerate(unique):
         if a.offset + a.span > HASHED_FLOOR:
             raise ValueError(f"the stream {a.name!r} reaches {a.offset + a.span}, into the hashed branch streams")
-        for b in unique[i + 1:]:
+        for b in unique[i + 1 :]:
             if a.parent == b.parent and a.offset < b.offset + b.span and b.offset < a.offset + a.span:
-                raise ValueError(f"the random streams {a.name!r} and {b.name!r} overlap: both fold "
-                                 f"{max(a.offset, b.offset)} into {a.parent}")
+                raise ValueError(
+                    f"the random streams {a.name!r} and {b.name!r} overlap: both fold "
+                    f"{max(a.offset, b.offset)} into {a.parent}"
+                )
 
 
 def table(streams) -> list[tuple[str, str]]:
@@ -110,8 +116,9 @@ def copy_keys(data_keys: jax.Array, copies: int, stream: int | Stream) -> jax.Ar
     offset = stream.offset if isinstance(stream, Stream) else stream
     if isinstance(stream, Stream) and copies > stream.span:
         raise ValueError(f"the stream {stream.name!r} has {stream.span} indices, not {copies}")
-    return jnp.stack([jax.random.fold_in(data_keys[r], offset + c)
-                      for r in range(data_keys.shape[0]) for c in range(copies)])
+    return jnp.stack(
+        [jax.random.fold_in(data_keys[r], offset + c) for r in range(data_keys.shape[0]) for c in range(copies)]
+    )
 
 
 def method_stream(method: str, level: int = 0) -> int:

@@ -86,7 +86,7 @@ class Run:
         found = []
         for name in storage.listdir(base):
             if name.startswith("level_") and checkpoint.artifact_exists(os.path.join(base, name, "final")):
-                found.append(int(name[len("level_"):]))
+                found.append(int(name[len("level_") :]))
         return sorted(found)
 
     def level(self, level: int | None, arm: str) -> int:
@@ -109,8 +109,10 @@ class Run:
         stacked = self.stacked
         unknown = [k for k, v in coordinates.items() if v is not None and k not in stacked]
         if unknown:
-            raise UserError(f"a {self.experiment!r} run stacks no {unknown[0]}; its networks are selected by "
-                            f"replicate{''.join(', ' + k for k in stacked)}")
+            raise UserError(
+                f"a {self.experiment!r} run stacks no {unknown[0]}; its networks are selected by "
+                f"replicate{''.join(', ' + k for k in stacked)}"
+            )
         count = int(np.prod([len(v) for v in stacked.values()])) if stacked else 1
         if count == 1 and all(v is None for v in coordinates.values()):
             return tree if replicate is None else map_tree(tree, lambda x: np.asarray(x)[replicate])
@@ -132,8 +134,14 @@ class Run:
         """The artifact ``name`` (``init``, ``imp/level_03/mask``, ...) as numpy arrays."""
         return checkpoint.load_artifact(self.layout.artifact(name))
 
-    def network(self, level: int | None = None, replicate: int | None = None, which: str = "final",
-                arm: str | None = None, **coordinates) -> dict:
+    def network(
+        self,
+        level: int | None = None,
+        replicate: int | None = None,
+        which: str = "final",
+        arm: str | None = None,
+        **coordinates,
+    ) -> dict:
         """``{"params", "batch_stats"}`` of a network as numpy arrays (see :meth:`params`)."""
         arm = arm or self.default_arm
         if which == "init":
@@ -153,8 +161,14 @@ class Run:
             raise UserError(f"which must be 'init', 'rewind' or 'final', got {which!r}")
         return self.select(network, replicate, **coordinates)
 
-    def params(self, level: int | None = None, replicate: int | None = None, which: str = "final",
-               arm: str | None = None, **coordinates) -> PyTree:
+    def params(
+        self,
+        level: int | None = None,
+        replicate: int | None = None,
+        which: str = "final",
+        arm: str | None = None,
+        **coordinates,
+    ) -> PyTree:
         """Parameters as numpy arrays; ``replicate=None`` stacks all replicates on axis 0.
 
         ``which``: ``"init"`` (step 0), ``"rewind"`` (the network level ``level`` starts from:
@@ -165,12 +179,20 @@ class Run:
         """
         return self.network(level, replicate, which, arm, **coordinates)["params"]
 
-    def batch_stats(self, level: int | None = None, replicate: int | None = None, which: str = "final",
-                    arm: str | None = None, **coordinates) -> PyTree:
+    def batch_stats(
+        self,
+        level: int | None = None,
+        replicate: int | None = None,
+        which: str = "final",
+        arm: str | None = None,
+        **coordinates,
+    ) -> PyTree:
         """BatchNorm statistics saved with :meth:`params` (``{}`` for models without BN)."""
         return self.network(level, replicate, which, arm, **coordinates).get("batch_stats", {})
 
-    def mask(self, level: int | None = None, replicate: int | None = None, arm: str | None = None, **coordinates) -> PyTree:
+    def mask(
+        self, level: int | None = None, replicate: int | None = None, arm: str | None = None, **coordinates
+    ) -> PyTree:
         """The mask of a level: booleans over the prunable kernels (all True when dense)."""
         arm = arm or self.default_arm
         if level is None:

@@ -16,10 +16,10 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlth.errors import UserError
-from jax.experimental import multihost_utils
 
 AXIS = "replica"
 BATCH = "batch"  # streamed data only: the examples of a batch split over devices (data parallelism)
@@ -37,8 +37,9 @@ def replica_mesh(num_replicates: int, devices=None) -> Mesh | None:
         by_process.setdefault(device.process_index, []).append(device)
     processes = len(by_process)
     if num_replicates % processes:
-        raise UserError(f"replicates={num_replicates} cannot be split over {processes} processes: choose a multiple "
-                        f"of {processes}")
+        raise UserError(
+            f"replicates={num_replicates} cannot be split over {processes} processes: choose a multiple of {processes}"
+        )
     local = min(len(group) for group in by_process.values())
     per_process = max(d for d in range(1, local + 1) if num_replicates % (processes * d) == 0)
     if processes * per_process <= 1:
@@ -112,6 +113,7 @@ def put(x, target: NamedSharding):
 def to_host(tree: PyTree) -> PyTree:
     """``tree`` as numpy arrays, whole in every process (arrays spread over several processes are
     all-gathered: every process must call this at the same point)."""
+
     def fetch(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
@@ -126,7 +128,9 @@ def describe(mesh: Mesh | None) -> str:
     split = batch_split(mesh)
     if mesh.shape[AXIS] == 1:
         return f"each batch split over {split} devices"
-    return f"replicates sharded over {mesh.shape[AXIS]} devices" + (f", each batch split over {split}" if split > 1 else "")
+    return f"replicates sharded over {mesh.shape[AXIS]} devices" + (
+        f", each batch split over {split}" if split > 1 else ""
+    )
 
 
 def copy(tree: PyTree) -> PyTree:

@@ -47,9 +47,7 @@ def parse(spec: str | int, field: str = "step spec") -> StepSpec:
         return StepSpec(0, spec)
     match = _SPEC.match(str(spec))
     if not str(spec).strip() or match is None or (match.group(1) is None and match.group(2) is None):
-        raise UserError(
-            f"{field} has the malformed step spec {spec!r}: write it like '40ep', '1000it' or '2ep100it'"
-        )
+        raise UserError(f"{field} has the malformed step spec {spec!r}: write it like '40ep', '1000it' or '2ep100it'")
     return StepSpec(int(match.group(1) or 0), int(match.group(2) or 0))
 
 

@@ -14,6 +14,7 @@ writes across processes).
 
 from __future__ import annotations
 
+import glob as glob_lib
 import io
 import os
 
@@ -21,7 +22,6 @@ from etils import epath
 
 from jaxlth import processes
 from jaxlth.errors import UserError
-import glob as glob_lib
 
 
 def _remote(path: str) -> epath.Path:
@@ -30,8 +30,10 @@ def _remote(path: str) -> epath.Path:
         return epath.Path(path)
     except KeyError:
         scheme = str(path).split("://", 1)[0]
-        raise UserError(f"{path}: no file system for {scheme}:// paths (local folders, gs:// and the other "
-                        "schemes of etils.epath can be used)") from None
+        raise UserError(
+            f"{path}: no file system for {scheme}:// paths (local folders, gs:// and the other "
+            "schemes of etils.epath can be used)"
+        ) from None
 
 
 def check_reachable(path: str) -> None:
@@ -169,5 +171,22 @@ def save_figure(figure, path: str, **savefig_kwargs) -> None:
     _remote(path).write_bytes(buffer.getvalue())
 
 
-__all__ = ["is_local", "absolute", "check_reachable", "exists", "isdir", "isfile", "listdir", "makedirs", "size", "read_text", "first_line",
-           "write_text", "append_text", "touch", "replace", "glob", "save_figure"]
+__all__ = [
+    "is_local",
+    "absolute",
+    "check_reachable",
+    "exists",
+    "isdir",
+    "isfile",
+    "listdir",
+    "makedirs",
+    "size",
+    "read_text",
+    "first_line",
+    "write_text",
+    "append_text",
+    "touch",
+    "replace",
+    "glob",
+    "save_figure",
+]

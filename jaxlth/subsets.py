@@ -45,7 +45,7 @@ def steps(workdir: str) -> list[int]:
     base = Layout(workdir).artifact(SCORES)
     if not storage.isdir(base):
         return []
-    found = [int(name[len("step_"):]) for name in storage.listdir(base) if name.startswith("step_")]
+    found = [int(name[len("step_") :]) for name in storage.listdir(base) if name.startswith("step_")]
     return sorted(s for s in found if checkpoint.artifact_exists(Layout(workdir).artifact(scores_name(s))))
 
 
@@ -85,11 +85,12 @@ def load(workdir: str, kind: str, step: str | int | None = None, replicates: boo
         values = np.asarray(saved[kind], np.float32)
     else:
         if not has_forgetting(workdir):
-            raise UserError(f"{workdir} has no forgetting scores (add 'forgetting' to scores.kinds; they are "
-                            "saved when its training ends)")
+            raise UserError(
+                f"{workdir} has no forgetting scores (add 'forgetting' to scores.kinds; they are "
+                "saved when its training ends)"
+            )
         history = checkpoint.load_artifact(layout.artifact(FORGETTING))
-        values = (forgetting(history) if kind == "forgetting"
-                  else (~np.asarray(history["learned"])).astype(np.float32))
+        values = forgetting(history) if kind == "forgetting" else (~np.asarray(history["learned"])).astype(np.float32)
     return values if replicates else average(values)
 
 
@@ -109,8 +110,10 @@ def check_source(spec, data: dict, field: str) -> None:
     differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if differ:
         name = differ[0]
-        raise UserError(f"{field}.scores_workdir {spec.scores_workdir} scored another training set "
-                        f"(data.{name}: {theirs.get(name)!r} there, {ours.get(name)!r} here)")
+        raise UserError(
+            f"{field}.scores_workdir {spec.scores_workdir} scored another training set "
+            f"(data.{name}: {theirs.get(name)!r} there, {ours.get(name)!r} here)"
+        )
     if spec.score not in SCORE_KINDS:
         raise UserError(f"unknown {field}.score {spec.score!r}; choose one of {', '.join(SCORE_KINDS)}")
     if spec.score in STEP_KINDS and spec.score not in source.get("scores", {}).get("kinds", STEP_KINDS):
@@ -126,8 +129,10 @@ def indices(spec, labels: np.ndarray, field: str) -> np.ndarray:
         step = spec.score_step if spec.score in STEP_KINDS else None
         scores = load(spec.scores_workdir, spec.score, step)
         if scores.shape != np.shape(labels):
-            raise UserError(f"{field}.scores_workdir {spec.scores_workdir} scored {scores.shape[0]} training "
-                            f"examples; this training set has {np.shape(labels)[0]}: another dataset")
+            raise UserError(
+                f"{field}.scores_workdir {spec.scores_workdir} scored {scores.shape[0]} training "
+                f"examples; this training set has {np.shape(labels)[0]}: another dataset"
+            )
     return selection.choose(spec, labels, scores, field)
 
 
@@ -151,8 +156,10 @@ def apply(dataset: Dataset, spec) -> Dataset:
     keep = indices(spec, dataset.train_labels, "data.subset")
     rule = spec.keep if spec.keep == "random" else f"{spec.keep} by {spec.score}"
     return dataset.replace(
-        train_images=dataset.train_images[keep], train_labels=dataset.train_labels[keep],
-        source=f"{dataset.source}, train subset {keep.size}/{dataset.num_train} ({rule}, seed {spec.seed})")
+        train_images=dataset.train_images[keep],
+        train_labels=dataset.train_labels[keep],
+        source=f"{dataset.source}, train subset {keep.size}/{dataset.num_train} ({rule}, seed {spec.seed})",
+    )
 
 
 def forgetting(history: dict) -> np.ndarray:

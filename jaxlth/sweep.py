@@ -71,8 +71,10 @@ def load_sweep_file(path: str) -> tuple[str, list[dict]]:
         raise UserError(f"the sweep file {path} fails when imported: {type(e).__name__}: {e}") from None
     config = getattr(module, "CONFIG", None)
     if not isinstance(config, str) or not callable(getattr(module, "get_sweep", None)):
-        raise UserError(f"the sweep file {path} must define CONFIG (a recipe such as "
-                        "'configs/lenet_fashion_mnist.py:lottery') and get_sweep() (a list of overrides)")
+        raise UserError(
+            f"the sweep file {path} must define CONFIG (a recipe such as "
+            "'configs/lenet_fashion_mnist.py:lottery') and get_sweep() (a list of overrides)"
+        )
     overrides = module.get_sweep()
     if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, dict) for o in overrides) or not overrides:
         raise UserError(f"get_sweep() of {path} must return a non-empty list of dicts of overrides")
@@ -151,8 +153,12 @@ def submit(runs: list[Planned], directory: str, executor: str, slurm: dict | Non
     if executor == "slurm":
         pool = submitit.AutoExecutor(folder=folder, cluster="slurm")
         slurm = slurm or {}
-        params = {"timeout_min": int(slurm.get("timeout_min", 24 * 60)), "slurm_signal_delay_s": 120,
-                  "cpus_per_task": int(slurm.get("cpus", 8)), "gpus_per_node": int(slurm.get("gpus", 1))}
+        params = {
+            "timeout_min": int(slurm.get("timeout_min", 24 * 60)),
+            "slurm_signal_delay_s": 120,
+            "cpus_per_task": int(slurm.get("cpus", 8)),
+            "gpus_per_node": int(slurm.get("gpus", 1)),
+        }
         if slurm.get("partition"):
             params["slurm_partition"] = slurm["partition"]
         pool.update_parameters(**params)
@@ -195,8 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config, overrides = args.config, parse_grid(args.grid) if args.grid else [{}]
         runs = plan(config, overrides, args.workdir)
         todo = pending(runs)
-        print(f"sweep of {len(runs)} runs of {config} in {args.workdir}: {len(runs) - len(todo)} finished, "
-              f"{len(todo)} to run", flush=True)
+        print(
+            f"sweep of {len(runs)} runs of {config} in {args.workdir}: {len(runs) - len(todo)} finished, "
+            f"{len(todo)} to run",
+            flush=True,
+        )
         if args.dry_run:
             for run in runs:
                 print(f"  {'to run  ' if run in todo else 'finished'}  {run.name}  {run.overrides}")
@@ -208,8 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"== {run.name}", flush=True)
                 run_one(run)
         else:
-            slurm = {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
-                     "gpus": args.slurm_gpus, "cpus": args.slurm_cpus}
+            slurm = {
+                "partition": args.slurm_partition,
+                "timeout_min": args.slurm_timeout_min,
+                "gpus": args.slurm_gpus,
+                "cpus": args.slurm_cpus,
+            }
             jobs = submit(todo, args.workdir, args.executor, slurm)
             for run, job in zip(todo, jobs):
                 print(f"submitted {run.name}: job {job.job_id}", flush=True)
@@ -219,8 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         job.result()
                     except Exception as e:  # noqa: BLE001 (submitit re-raises the job's error as text)
                         lines = [line for line in str(e).splitlines() if line.strip()]
-                        raise UserError(f"run {run.name} failed: {lines[-1] if lines else type(e).__name__}; "
-                                        f"its log is in {os.path.join(args.workdir, 'submitit')}") from None
+                        raise UserError(
+                            f"run {run.name} failed: {lines[-1] if lines else type(e).__name__}; "
+                            f"its log is in {os.path.join(args.workdir, 'submitit')}"
+                        ) from None
     except UserError as e:
         print(f"jaxlth: error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -39,7 +39,9 @@ def measurements(table: pd.DataFrame, split: str, metric: str, arms: Arms = Arms
     return rows.astype({"level": int, "replicate": int, "step": int, "density": float, "value": float})
 
 
-def final_metrics(table: pd.DataFrame, split: str = "test", metric: str = "accuracy", arms: Arms = Arms()) -> pd.DataFrame:
+def final_metrics(
+    table: pd.DataFrame, split: str = "test", metric: str = "accuracy", arms: Arms = Arms()
+) -> pd.DataFrame:
     """The last measurement (largest ``step``) of every (arm, level, replicate); networks that share
     those coordinates (the particles of an averaged IMP level) are averaged.
 
@@ -52,8 +54,11 @@ def final_metrics(table: pd.DataFrame, split: str = "test", metric: str = "accur
         return pd.DataFrame(columns=columns)
     keys = ["arm", "level", "replicate"]
     rows = rows[rows["step"] == rows.groupby(keys, sort=False)["step"].transform("max")]
-    last = rows.groupby(keys, sort=False).agg(density=("density", "mean"), value=("value", "mean"),
-                                              step=("step", "max")).reset_index()
+    last = (
+        rows.groupby(keys, sort=False)
+        .agg(density=("density", "mean"), value=("value", "mean"), step=("step", "max"))
+        .reset_index()
+    )
     return sort_by_arm(last[columns], arms, "level", "replicate")
 
 
@@ -69,8 +74,9 @@ def summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy", 
     if final.empty:
         return pd.DataFrame(columns=columns)
     grouped = final.groupby(["arm", "level"], sort=False)
-    out = grouped.agg(density=("density", "mean"), mean=("value", "mean"), std=("value", "std"),
-                      n=("value", "size")).reset_index()
+    out = grouped.agg(
+        density=("density", "mean"), mean=("value", "mean"), std=("value", "std"), n=("value", "size")
+    ).reset_index()
     out["percent_remaining"] = 100.0 * out["density"]
     return sort_by_arm(out[columns], arms, "level")
 

@@ -22,8 +22,9 @@ from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout
 
 
-def claim(workdir: str, config: ml_collections.ConfigDict, differ: Callable[[dict, dict], list[str]],
-          write: bool = True) -> bool:
+def claim(
+    workdir: str, config: ml_collections.ConfigDict, differ: Callable[[dict, dict], list[str]], write: bool = True
+) -> bool:
     """Makes ``workdir`` this config's (writing ``config.json``) or checks that it already is.
 
     ``differ(saved, current)``: the fields a rerun would change (both dicts in today's field names).
@@ -46,8 +47,10 @@ def claim(workdir: str, config: ml_collections.ConfigDict, differ: Callable[[dic
             raise UserError(f"{path} cannot be read ({e}); this workdir is damaged, use another --workdir") from None
         saved = fields.migrate_saved(written)
         if saved.get("experiment") != current["experiment"]:
-            raise UserError(f"workdir {workdir} holds a {saved.get('experiment')!r} experiment, not "
-                            f"{current['experiment']!r}; use another --workdir")
+            raise UserError(
+                f"workdir {workdir} holds a {saved.get('experiment')!r} experiment, not "
+                f"{current['experiment']!r}; use another --workdir"
+            )
         diffs = differ(saved, current)
         if diffs:
             more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
@@ -57,8 +60,11 @@ def claim(workdir: str, config: ml_collections.ConfigDict, differ: Callable[[dic
             )
         if write and written != current:  # only fields that may grow or are unread changed: record them
             if saved != written:
-                print(f"jaxlth: {path} was written by an older jaxlth; saved again in today's field names",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"jaxlth: {path} was written by an older jaxlth; saved again in today's field names",
+                    file=sys.stderr,
+                    flush=True,
+                )
             _write(path, current)
         return True
     if storage.isdir(workdir) and storage.listdir(workdir):
@@ -110,8 +116,10 @@ class Lock:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._file.close()
-            raise UserError(f"another jaxlth process is working in {os.path.dirname(self.path)}; wait for it to "
-                            "finish (or stop it) before running here") from None
+            raise UserError(
+                f"another jaxlth process is working in {os.path.dirname(self.path)}; wait for it to "
+                "finish (or stop it) before running here"
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:

@@ -26,8 +26,11 @@ def config_of(name: str, base: str):
     _, arg, overrides = next(r for r in SPEC["runs"] if r[0] == name)
     changes = dict(SPEC["common"])
     for key, value in overrides.items():
-        changes[key] = value.format(**{n: os.path.join(base, n) for n in NAMES}) \
-            if isinstance(value, str) and "{" in value else value
+        changes[key] = (
+            value.format(**{n: os.path.join(base, n) for n in NAMES})
+            if isinstance(value, str) and "{" in value
+            else value
+        )
     return config_lib.from_file(f"{TINY}:{arg}", **changes)
 
 
@@ -36,7 +39,7 @@ def make(base: str, names=None) -> None:
     from jaxlth import experiments
 
     last = max(NAMES.index(n) for n in names) if names else len(NAMES) - 1
-    for name in NAMES[:last + 1]:
+    for name in NAMES[: last + 1]:
         experiments.run(config_of(name, base), os.path.join(base, name))
 
 
@@ -49,9 +52,14 @@ def digests(workdir: str) -> dict:
         name = os.path.relpath(folder, base)
         if "_CHECKPOINT_METADATA" in files:
             leaves = jax.tree_util.tree_flatten_with_path(checkpoint.load_artifact(folder))[0]
-            out[name] = {jax.tree_util.keystr(path): [str(np.asarray(x).dtype), list(np.shape(x)),
-                                                      hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]
-                         for path, x in leaves}
+            out[name] = {
+                jax.tree_util.keystr(path): [
+                    str(np.asarray(x).dtype),
+                    list(np.shape(x)),
+                    hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
+                ]
+                for path, x in leaves
+            }
             dirs.clear()
             continue
         for f in files:
@@ -86,8 +94,10 @@ def differences(name: str, workdir: str) -> list[str]:
         out.append(f"{name}: results.csv columns {list(a.columns)} / {list(b.columns)}, rows {len(a)} / {len(b)}")
     elif SAME_XLA and not a.equals(b):
         diff = (a != b).any(axis=1)
-        out.append(f"{name}: {int(diff.sum())} rows of results.csv differ, e.g. {a[diff].iloc[0].to_dict()} / "
-                   f"{b[diff].iloc[0].to_dict()}")
+        out.append(
+            f"{name}: {int(diff.sum())} rows of results.csv differ, e.g. {a[diff].iloc[0].to_dict()} / "
+            f"{b[diff].iloc[0].to_dict()}"
+        )
     elif not SAME_XLA:
         keys = [c for c in a.columns if c != "value"]
         if not a[keys].equals(b[keys]):

@@ -23,7 +23,7 @@ def tiny_config(arg: str | None = None, **changes):
 
     Built as the command line builds it (``jaxlth.config.from_file``), validated.
     """
-    from jaxlth import config as config_lib  # noqa: PLC0415
+    from jaxlth import config as config_lib
 
     return config_lib.from_file(f"{TINY}:{arg}" if arg else TINY, **changes)
 
@@ -31,20 +31,26 @@ def tiny_config(arg: str | None = None, **changes):
 def record_trainings(monkeypatch) -> list[dict]:
     """Records every training segment a run starts: ``{"name", "labels", "start", "state"}``
     (``state``: its initial state as numpy arrays). Wraps ``Context.train`` whatever its signature."""
-    import inspect  # noqa: PLC0415
+    import inspect
 
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from jaxlth.experiments.context import Context  # noqa: PLC0415
+    from jaxlth.experiments.context import Context
 
     starts, original = [], Context.train
     signature = inspect.signature(original)
 
     def recording(*args, **kwargs):
         call = signature.bind(*args, **kwargs).arguments
-        starts.append({"name": call["name"], "labels": call["labels"], "start": call["segment"].start,
-                       "state": jax.tree.map(np.asarray, call["initial_state"]())})
+        starts.append(
+            {
+                "name": call["name"],
+                "labels": call["labels"],
+                "start": call["segment"].start,
+                "state": jax.tree.map(np.asarray, call["initial_state"]()),
+            }
+        )
         return original(*args, **kwargs)
 
     monkeypatch.setattr(Context, "train", recording)
@@ -54,8 +60,14 @@ def record_trainings(monkeypatch) -> list[dict]:
 def run_cli(*args, timeout=300, check=False, env=None):
     """Runs ``python -m jaxlth.main ARGS`` and returns the CompletedProcess (text mode)."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "jaxlth.main", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxlth.main", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -72,8 +84,13 @@ def start_and_kill(args, reached, timeout=240):
     Fails the test when the run ends (or ``timeout`` seconds pass) before it could be killed.
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "jaxlth.main", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxlth.main", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not reached():
         time.sleep(0.02)
@@ -89,7 +106,7 @@ def checkpoint_steps(folder) -> list[int]:
 
 def assert_same_rows(table_a, table_b, columns) -> None:
     """The two results tables hold exactly the same rows in ``columns`` (in any order)."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     def tidy(table):
         keys = list(columns[:-1])

@@ -15,10 +15,15 @@ from tests.conftest import tiny_config
 @pytest.fixture(scope="module")
 def aligned_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("aligned") / "run")
-    config = tiny_config("instability", replicates=2, **{"instability.align": ("none", "weights", "activations",
-                                                                               "activations+repair"),
-                                                         "instability.seed_pairs": True,
-                                                         "instability.spawn_steps": "4it"})
+    config = tiny_config(
+        "instability",
+        replicates=2,
+        **{
+            "instability.align": ("none", "weights", "activations", "activations+repair"),
+            "instability.seed_pairs": True,
+            "instability.spawn_steps": "4it",
+        },
+    )
     experiments.run(config, workdir)
     return results.load(workdir), config
 
@@ -54,6 +59,7 @@ def test_every_path_is_measured_under_every_alignment_and_seeds_connect_once_ali
     seeds = barrier[barrier["arm"] == "seeds"].set_index("align")["value"]
     assert seeds["weights"] < seeds["none"] and seeds["activations"] < seeds["none"]
     from jaxlth import plots
+
     text = plots.format_barriers(table)
     assert "before and after aligning" in text and "seeds" in text
     unaligned = plots.barriers(table)  # the figures of earlier releases read the unaligned rows only
@@ -69,12 +75,15 @@ def test_repair_keeps_the_endpoints_and_changes_the_path_between(aligned_run):
     assert not np.allclose(repaired.values[1:-1], plain.values[1:-1])
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"instability.align": ("weights+rescale",)}, "unknown instability.align entry 'weights\\+rescale'"),
-    ({"instability.align": ("none", "procrustes")}, "unknown instability.align entry 'procrustes'"),
-    ({"instability.align": ("weights", "weights")}, "at most once"),
-    ({"instability.seed_pairs": True}, "needs at least 2 replicates"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"instability.align": ("weights+rescale",)}, "unknown instability.align entry 'weights\\+rescale'"),
+        ({"instability.align": ("none", "procrustes")}, "unknown instability.align entry 'procrustes'"),
+        ({"instability.align": ("weights", "weights")}, "at most once"),
+        ({"instability.seed_pairs": True}, "needs at least 2 replicates"),
+    ],
+)
 def test_bad_alignment_settings_are_refused(changes, fragment):
     with pytest.raises(UserError, match=fragment):
         tiny_config("instability", **changes)
@@ -83,9 +92,16 @@ def test_bad_alignment_settings_are_refused(changes, fragment):
 def test_an_imp_ticket_against_its_random_reinitialisation(tmp_path):
     lottery = str(tmp_path / "lottery")
     experiments.run(tiny_config("lottery", **{"lottery.levels": 1, "lottery.branches": ("random_reinit",)}), lottery)
-    config = tiny_config("instability", **{"instability.source_workdir": lottery, "instability.spawn_steps": "",
-                                           "instability.ticket_vs_reinit": True, "instability.align": ("none", "weights"),
-                                           "instability.splits": ("test",)})
+    config = tiny_config(
+        "instability",
+        **{
+            "instability.source_workdir": lottery,
+            "instability.spawn_steps": "",
+            "instability.ticket_vs_reinit": True,
+            "instability.align": ("none", "weights"),
+            "instability.splits": ("test",),
+        },
+    )
     experiments.run(config, str(tmp_path / "inst"))
     table = results.load(str(tmp_path / "inst")).table
     rows = table[(table["arm"] == "ticket_vs_reinit") & (table["metric"] == "barrier_frankle")]

@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlth import results
-from jaxlth.analysis import barrier_frankle, barrier_paul, alpha_grid, interpolate, recompute_batch_stats
+from jaxlth import results, rng
+from jaxlth.analysis import alpha_grid, barrier_frankle, barrier_paul, interpolate, recompute_batch_stats
 from jaxlth.analysis.interpolation import bn_batches_from
-from jaxlth import rng
 from jaxlth.experiments.instability.streams import COPY
 from jaxlth.training import copies as copies_lib
 from jaxlth.training import setup as setup_lib
-from tests.conftest import TINY, run_cli, tiny_config as tiny
+from tests.conftest import TINY, run_cli
+from tests.conftest import tiny_config as tiny
 
 
 def trained_pair(replicates=2, steps=24):
@@ -72,15 +72,15 @@ def test_copies_with_one_data_key_are_identical_and_with_different_keys_differ()
     kernel = np.asarray(same.params["hidden_0"]["kernel"])
     np.testing.assert_array_equal(kernel[0], kernel[1])
     np.testing.assert_array_equal(kernel[0], kernel[2])
-    different = copies_lib.repeat(trunk, 3).replace(
-        data_key=rng.copy_keys(trunk.data_key, 3, COPY))
+    different = copies_lib.repeat(trunk, 3).replace(data_key=rng.copy_keys(trunk.data_key, 3, COPY))
     different, _ = setup.program.train_chunk(different, {}, setup.data, 5, num_steps=10)
     kernel = np.asarray(different.params["hidden_0"]["kernel"])
     assert not np.allclose(kernel[0], kernel[1]) and not np.allclose(kernel[1], kernel[2])
     # Each vmapped copy equals that copy trained alone.
     for c in range(3):
-        alone = jax.tree.map(lambda x: x[c:c + 1], copies_lib.repeat(trunk, 3).replace(
-            data_key=rng.copy_keys(trunk.data_key, 3, COPY)))
+        alone = jax.tree.map(
+            lambda x: x[c : c + 1], copies_lib.repeat(trunk, 3).replace(data_key=rng.copy_keys(trunk.data_key, 3, COPY))
+        )
         alone, _ = setup.program.train_chunk(alone, {}, setup.data, 5, num_steps=10)
         np.testing.assert_allclose(alone.params["hidden_0"]["kernel"][0], kernel[c], rtol=1e-5, atol=1e-6)
 
@@ -103,16 +103,24 @@ def test_bn_recomputation_changes_batch_statistics_not_params():
     assert np.all(np.isfinite(np.asarray(first)))
     net = {"params": state.params, "batch_stats": state.batch_stats}
     plain = interpolate(setup.program, net, net, [0.0, 1.0], setup.data.test_images, setup.data.test_labels)
-    recomputed = interpolate(setup.program, net, net, [0.0, 1.0], setup.data.test_images, setup.data.test_labels,
-                             bn_batches=batches)
+    recomputed = interpolate(
+        setup.program, net, net, [0.0, 1.0], setup.data.test_images, setup.data.test_labels, bn_batches=batches
+    )
     assert not np.allclose(plain["loss"], recomputed["loss"])  # evaluated with other statistics
     np.testing.assert_allclose(recomputed["loss"][:, 0], recomputed["loss"][:, 1], rtol=1e-6)  # same params
 
 
 def test_instability_run_writes_barriers_and_figures(tmp_path):
     workdir = tmp_path / "inst"
-    proc = run_cli("--config", f"{TINY}:instability", "--workdir", str(workdir), "--config.replicates=2",
-                   "--config.instability.perturb_scales=(0.5,)", check=True)
+    proc = run_cli(
+        "--config",
+        f"{TINY}:instability",
+        "--workdir",
+        str(workdir),
+        "--config.replicates=2",
+        "--config.instability.perturb_scales=(0.5,)",
+        check=True,
+    )
     assert "instability: error barrier" in proc.stdout
     table = results.load(str(workdir)).table
     barrier = table[(table.arm == "copies") & (table.metric == "barrier_frankle")]
@@ -125,7 +133,14 @@ def test_instability_run_writes_barriers_and_figures(tmp_path):
     assert len(table[(table.arm == "perturb") & (table.metric == "barrier_paul")]) == 2 * 2
     for name in ("barrier_vs_spawn_step.png", "interpolation_curves.png", "barrier_vs_perturbation.png"):
         assert (workdir / "plots" / name).stat().st_size > 5000
-    rerun = run_cli("--config", f"{TINY}:instability", "--workdir", str(workdir), "--config.replicates=2",
-                    "--config.instability.perturb_scales=(0.5,)", check=True)
+    rerun = run_cli(
+        "--config",
+        f"{TINY}:instability",
+        "--workdir",
+        str(workdir),
+        "--config.replicates=2",
+        "--config.instability.perturb_scales=(0.5,)",
+        check=True,
+    )
     assert len(results.load(str(workdir)).table) == len(table)  # nothing recomputed or duplicated
     assert rerun.returncode == 0

@@ -25,7 +25,7 @@ def _match_window(out, image, pad):
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
     for dy in range(2 * pad + 1):
         for dx in range(2 * pad + 1):
-            window = padded[dy:dy + h, dx:dx + w]
+            window = padded[dy : dy + h, dx : dx + w]
             if np.array_equal(out, window):
                 return dy, dx, False
             if np.array_equal(out, window[:, ::-1]):
@@ -102,7 +102,6 @@ def test_normalize_uint8_and_float():
     assert out.dtype == jnp.float32 and out.shape == pixels.shape
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
     signal = np.linspace(-1, 1, 40, dtype=np.float32).reshape(1, 40, 1)
-    np.testing.assert_allclose(normalize(signal, (0.5,), (2.0,), 1.0), (signal - 0.5) / 2.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(normalize(signal, (0.5,), (2.0,), 1.0), (signal - 0.5) / 2.0, rtol=1e-6)
     jitted = jax.jit(normalize, static_argnums=(1, 2, 3))(pixels, mean, std, 255.0)
     np.testing.assert_allclose(jitted, expected, rtol=1e-6, atol=1e-6)

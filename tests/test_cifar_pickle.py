@@ -56,14 +56,31 @@ def _write_cifar10(folder, sizes=(3, 2, 4, 1, 2, 5), protocol=4, seed=0):
     for i, (f, n) in enumerate(zip(train_files + test_files, sizes)):
         x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         y = rng.integers(0, 10, n).tolist()
-        batch = {b"batch_label": f"training batch {i + 1} of 5".encode(), b"labels": y,
-                 b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072),
-                 b"filenames": [f"img_{i}_{j}.png".encode() for j in range(n)]}
+        batch = {
+            b"batch_label": f"training batch {i + 1} of 5".encode(),
+            b"labels": y,
+            b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072),
+            b"filenames": [f"img_{i}_{j}.png".encode() for j in range(n)],
+        }
         with open(os.path.join(folder, f), "wb") as fh:
             fh.write(_dumps(batch, protocol))
         written[f] = (x, np.array(y))
-    meta = {b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
-                             b"ship", b"truck"], b"num_cases_per_batch": 10000, b"num_vis": 3072}
+    meta = {
+        b"label_names": [
+            b"airplane",
+            b"automobile",
+            b"bird",
+            b"cat",
+            b"deer",
+            b"dog",
+            b"frog",
+            b"horse",
+            b"ship",
+            b"truck",
+        ],
+        b"num_cases_per_batch": 10000,
+        b"num_vis": 3072,
+    }
     with open(os.path.join(folder, "batches.meta"), "wb") as fh:
         fh.write(_dumps(meta, protocol))
     return written
@@ -110,8 +127,11 @@ def test_cifar100_and_label_arrays(tmp_path):
     folder = tmp_path / "cifar-100-python"
     os.makedirs(folder)
     for f, n in (("train", 6), ("test", 3)):
-        batch = {b"data": np.full((n, 3072), 7, np.uint8), b"fine_labels": np.arange(n, dtype=np.int64) * 15,
-                 b"coarse_labels": [0] * n}
+        batch = {
+            b"data": np.full((n, 3072), 7, np.uint8),
+            b"fine_labels": np.arange(n, dtype=np.int64) * 15,
+            b"coarse_labels": [0] * n,
+        }
         (folder / f).write_bytes(pickle.dumps(batch, protocol=5))
     train_x, train_y, test_x, test_y = cifar_pickle.load_cifar_dir(str(folder), "cifar100")
     assert train_x.shape == (6, 32, 32, 3) and test_x.shape == (3, 32, 32, 3)
@@ -140,8 +160,10 @@ def _payloads(marker):
         "__builtin__.eval": (f"c__builtin__\neval\n(V{code}\ntR.".encode(), "__builtin__.eval"),
         "subprocess.Popen": (f"csubprocess\nPopen\n((Vtouch\nV{m}\nttR.".encode(), "subprocess.Popen"),
         "numpy.load": (f"cnumpy\nload\n(V{inner}\nNI01\ntR.".encode(), "numpy.load"),
-        "numpy runstring": (f"cnumpy.testing._private.utils\nrunstring\n(V{code}\n(dtR.".encode(),
-                            "numpy.testing._private.utils.runstring"),
+        "numpy runstring": (
+            f"cnumpy.testing._private.utils\nrunstring\n(V{code}\n(dtR.".encode(),
+            "numpy.testing._private.utils.runstring",
+        ),
         "inside a valid batch, protocol 2": (pickle.dumps(hidden, protocol=2), f"{os.system.__module__}.system"),
         "inside a valid batch, protocol 5": (pickle.dumps(hidden, protocol=5), f"{os.system.__module__}.system"),
     }
@@ -183,16 +205,21 @@ def test_a_crafted_batch_is_refused_and_runs_nothing(tmp_path, name):
     with pytest.raises(UserError) as e:
         data.load_dataset(_cfg(tmp_path))
     message = str(e.value)
-    assert message == (f"the file {path} is not a CIFAR batch: it asks to load {refused}, which a CIFAR batch "
-                       "never holds; delete it or point data.dir elsewhere")
+    assert message == (
+        f"the file {path} is not a CIFAR batch: it asks to load {refused}, which a CIFAR batch "
+        "never holds; delete it or point data.dir elsewhere"
+    )
     _one_sentence(message, path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("obj, fragment", [
-    (np.array([b"x", 1], dtype=object), "numpy array of object"),
-    (np.zeros(2, [("a", "u1"), ("b", "f4")]), "numpy array of"),
-])
+@pytest.mark.parametrize(
+    "obj, fragment",
+    [
+        (np.array([b"x", 1], dtype=object), "numpy array of object"),
+        (np.zeros(2, [("a", "u1"), ("b", "f4")]), "numpy array of"),
+    ],
+)
 @pytest.mark.parametrize("protocol", [2, 5])
 def test_numpy_arrays_of_anything_but_plain_numbers_are_refused(tmp_path, obj, fragment, protocol):
     folder = tmp_path / "cifar-10-batches-py"
@@ -204,12 +231,15 @@ def test_numpy_arrays_of_anything_but_plain_numbers_are_refused(tmp_path, obj, f
     _one_sentence(str(e.value), path)
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    (b"c_codecs\nencode\n(Vx\nVrot13\ntR.", "_codecs.encode with encoding 'rot13'"),
-    (b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\ndtype\n(I0\ntVb\ntR.", "rebuild a function as"),
-    (b"cnumpy\nndarray\n(I3\ntR.", "Could not read"),  # numpy.ndarray is never callable
-    (b"\x80\x04\x8c\x08os\nfake\n\x94\x8c\x06system\x94\x93\x94.", "it asks to load 'os"),  # a name with newlines
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b"c_codecs\nencode\n(Vx\nVrot13\ntR.", "_codecs.encode with encoding 'rot13'"),
+        (b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\ndtype\n(I0\ntVb\ntR.", "rebuild a function as"),
+        (b"cnumpy\nndarray\n(I3\ntR.", "Could not read"),  # numpy.ndarray is never callable
+        (b"\x80\x04\x8c\x08os\nfake\n\x94\x8c\x06system\x94\x93\x94.", "it asks to load 'os"),  # a name with newlines
+    ],
+)
 def test_the_allowed_globals_only_do_what_a_cifar_batch_needs(tmp_path, raw, fragment):
     folder = tmp_path / "cifar-10-batches-py"
     _write_cifar10(str(folder))
@@ -227,8 +257,10 @@ def test_a_pickle_cannot_alter_numpy_dtypes(tmp_path):
     assert raw.count(state) == 1
     evil = raw.replace(state, state.replace(b"K\x00t", b"K\x01t"))  # flags: NPY_ITEM_HASOBJECT
     # The payload is live: plain pickle builds a uint8 array flagged as holding objects.
-    check = ("import os, pickle, sys; a = pickle.loads(sys.stdin.buffer.read(), encoding='bytes')[b'data']; "
-             "print(a.dtype, a.dtype.hasobject, flush=True); os._exit(0)")
+    check = (
+        "import os, pickle, sys; a = pickle.loads(sys.stdin.buffer.read(), encoding='bytes')[b'data']; "
+        "print(a.dtype, a.dtype.hasobject, flush=True); os._exit(0)"
+    )
     proof = subprocess.run([sys.executable, "-c", check], input=evil, capture_output=True, timeout=120)
     assert proof.stdout.split() == [b"uint8", b"True"], proof
     # The restricted unpickler builds the array with numpy's own uint8, and the batch loads.
@@ -250,12 +282,22 @@ def test_the_command_line_refuses_a_crafted_folder_in_one_line(tmp_path, cli):
     path = str(folder / "data_batch_3")
     with open(path, "wb") as f:
         f.write(f"cos\nsystem\n(Vtouch {marker}\ntR.".encode())
-    proc = cli("--config", TINY, "--workdir", str(tmp_path / "W"), "--config.data.name=cifar10",
-               "--config.data.source=cifar_pickle", f"--config.data.dir={crafted}", timeout=240)
+    proc = cli(
+        "--config",
+        TINY,
+        "--workdir",
+        str(tmp_path / "W"),
+        "--config.data.name=cifar10",
+        "--config.data.source=cifar_pickle",
+        f"--config.data.dir={crafted}",
+        timeout=240,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"jaxlth: error: the file {path} is not a CIFAR batch: it asks to load os.system, which a "
-                     "CIFAR batch never holds; delete it or point data.dir elsewhere"], proc.stderr
+    assert lines == [
+        f"jaxlth: error: the file {path} is not a CIFAR batch: it asks to load os.system, which a "
+        "CIFAR batch never holds; delete it or point data.dir elsewhere"
+    ], proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not marker.exists()
 
@@ -266,8 +308,10 @@ def test_the_command_line_refuses_a_crafted_folder_in_one_line(tmp_path, cli):
 def _malformed():
     good = np.zeros((2, 3072), np.uint8)
     return {
-        "wrong shape": ({b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]},
-                        "is a uint8 array of shape (2, 3000)"),
+        "wrong shape": (
+            {b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]},
+            "is a uint8 array of shape (2, 3000)",
+        ),
         # numpy's shared int32 ignores a pickled byte order: big-endian labels read wrong, and out of range
         "big-endian labels": ({b"data": good, b"labels": np.array([1, 2], ">i4")}, "are not 2 integers in [0, 10)"),
         "3-D data": ({b"data": np.zeros((2, 3, 1024), np.uint8), b"labels": [0, 1]}, "not a uint8 (N, 3072) array"),

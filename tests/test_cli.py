@@ -66,9 +66,16 @@ def test_bad_config_files_and_overrides_give_one_clear_sentence(tmp_path, args, 
 
 
 def test_missing_data_says_where_it_looked(tmp_path):
-    proc = run_cli("--config", TINY, "--workdir", str(tmp_path / "run"), "--config.data.name=mnist",
-                   "--config.data.source=idx", f"--config.data.dir={tmp_path / 'nowhere'}",
-                   env={"JAXLTH_DATA_DIR": str(tmp_path / "empty")})
+    proc = run_cli(
+        "--config",
+        TINY,
+        "--workdir",
+        str(tmp_path / "run"),
+        "--config.data.name=mnist",
+        "--config.data.source=idx",
+        f"--config.data.dir={tmp_path / 'nowhere'}",
+        env={"JAXLTH_DATA_DIR": str(tmp_path / "empty")},
+    )
     assert_clear_error(proc, str(tmp_path / "nowhere"))
 
 
@@ -77,11 +84,21 @@ def test_missing_workdir_flag(tmp_path):
 
 
 def test_fit_says_how_many_replicates_the_memory_holds_and_writes_nothing(tmp_path):
-    proc = run_cli("--config", f"{TINY}:instability", "--fit", "--config.replicates=3", "--workdir", str(tmp_path / "r"),
-                   check=True)
-    assert re.fullmatch(r"3 replicate\(s\); the 1 device\(s\) hold up to \d{4,}, 2 networks trained and 5 evaluated "
-                        r"per replicate \(a network: \d+ KiB in training, \d+ KiB in evaluation; [\d.]+ GiB free per "
-                        r"device\)\n", proc.stdout), proc.stdout
+    proc = run_cli(
+        "--config",
+        f"{TINY}:instability",
+        "--fit",
+        "--config.replicates=3",
+        "--workdir",
+        str(tmp_path / "r"),
+        check=True,
+    )
+    assert re.fullmatch(
+        r"3 replicate\(s\); the 1 device\(s\) hold up to \d{4,}, 2 networks trained and 5 evaluated "
+        r"per replicate \(a network: \d+ KiB in training, \d+ KiB in evaluation; [\d.]+ GiB free per "
+        r"device\)\n",
+        proc.stdout,
+    ), proc.stdout
     assert not (tmp_path / "r").exists()
 
 
@@ -142,15 +159,23 @@ def test_run_writes_config_results_and_checkpoints(tmp_path):
 
 
 def test_kill_and_resume_is_bitwise_identical(tmp_path):
-    args = ["--config", TINY, "--config.train.steps=10ep", "--config.replicates=2", "--config.checkpoint_every=4it",
-            "--config.eval_every=7it"]
+    args = [
+        "--config",
+        TINY,
+        "--config.train.steps=10ep",
+        "--config.replicates=2",
+        "--config.checkpoint_every=4it",
+        "--config.eval_every=7it",
+    ]
     reference = tmp_path / "reference"
     run_cli(*args, "--workdir", str(reference), check=True)
 
     workdir = tmp_path / "killed"
     for kill_after_checkpoints in (3, 11):
-        start_and_kill([*args, "--workdir", str(workdir)],
-                       lambda: checkpoint_steps(workdir / "checkpoints")[-1:] >= [4 * kill_after_checkpoints])
+        start_and_kill(
+            [*args, "--workdir", str(workdir)],
+            lambda: checkpoint_steps(workdir / "checkpoints")[-1:] >= [4 * kill_after_checkpoints],
+        )
     run_cli(*args, "--workdir", str(workdir), check=True)
 
     a, b = results.load(str(reference)), results.load(str(workdir))

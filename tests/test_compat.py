@@ -17,7 +17,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth import checkpoint, config as config_lib, experiments, results
+from jaxlth import checkpoint, experiments, results
+from jaxlth import config as config_lib
 from tests.conftest import TINY, assert_same_rows
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "v1")
@@ -26,8 +27,13 @@ with open(os.path.join(FIXTURES, "versions.json")) as f:
 # Bitwise equality holds for the same XLA; another jax release may compile other kernels.
 SAME_XLA = jax.__version__ == VERSIONS["jax"]
 
-COMMON = {"data.synthetic_image_shape": (8, 8, 1), "model.options.widths": (16, 8), "replicates": 2,
-          "keep_checkpoints": 1, "progress": False}
+COMMON = {
+    "data.synthetic_image_shape": (8, 8, 1),
+    "model.options.widths": (16, 8),
+    "replicates": 2,
+    "keep_checkpoints": 1,
+    "progress": False,
+}
 
 
 def fixture_config(name: str, lottery_dir: str = ""):
@@ -35,11 +41,20 @@ def fixture_config(name: str, lottery_dir: str = ""):
     if name == "lottery":
         return config_lib.from_file(f"{TINY}:lottery", **COMMON)
     if name == "instability_source":
-        return config_lib.from_file(f"{TINY}:instability", **COMMON, **{
-            "instability.source_workdir": lottery_dir, "instability.level": 1, "instability.spawn_steps": "3it",
-            "instability.between_levels": True, "instability.perturb_scales": (0.5,)})
-    return config_lib.from_file(f"{TINY}:instability", **COMMON, **{
-        "instability.perturb_scales": (0.5,), "instability.perturb_step": "4it"})
+        return config_lib.from_file(
+            f"{TINY}:instability",
+            **COMMON,
+            **{
+                "instability.source_workdir": lottery_dir,
+                "instability.level": 1,
+                "instability.spawn_steps": "3it",
+                "instability.between_levels": True,
+                "instability.perturb_scales": (0.5,),
+            },
+        )
+    return config_lib.from_file(
+        f"{TINY}:instability", **COMMON, **{"instability.perturb_scales": (0.5,), "instability.perturb_step": "4it"}
+    )
 
 
 def artifacts(workdir: str) -> list[str]:
@@ -71,8 +86,11 @@ def test_runs_are_bitwise_those_of_the_previous_release(rerun, name):
     old, new = os.path.join(FIXTURES, name), str(rerun / name)
     assert artifacts(old) == artifacts(new)
     for artifact in artifacts(old):
-        assert_trees_equal(checkpoint.load_artifact(os.path.join(old, "artifacts", artifact)),
-                           checkpoint.load_artifact(os.path.join(new, "artifacts", artifact)), exact=SAME_XLA)
+        assert_trees_equal(
+            checkpoint.load_artifact(os.path.join(old, "artifacts", artifact)),
+            checkpoint.load_artifact(os.path.join(new, "artifacts", artifact)),
+            exact=SAME_XLA,
+        )
     a, b = results.load(old).table, results.load(new).table
     assert len(a) == len(b)
     columns = [c for c in a.columns if c in b.columns and c != "value"] + ["value"]
@@ -81,8 +99,7 @@ def test_runs_are_bitwise_those_of_the_previous_release(rerun, name):
     else:
         keys = columns[:-1]
         tidy = [t[columns].fillna("").sort_values(keys).reset_index(drop=True) for t in (a, b)]
-        np.testing.assert_allclose(tidy[0]["value"].astype(float), tidy[1]["value"].astype(float), rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(tidy[0]["value"].astype(float), tidy[1]["value"].astype(float), rtol=1e-4, atol=1e-5)
 
 
 def copy_fixtures(tmp_path) -> str:
@@ -111,8 +128,10 @@ def test_old_workdirs_load_in_the_results_api(tmp_path):
 
 def test_old_workdirs_resume_and_extend(tmp_path):
     base = copy_fixtures(tmp_path)
-    before = {a: checkpoint.load_artifact(os.path.join(base, "lottery", "artifacts", a))
-              for a in artifacts(os.path.join(base, "lottery"))}
+    before = {
+        a: checkpoint.load_artifact(os.path.join(base, "lottery", "artifacts", a))
+        for a in artifacts(os.path.join(base, "lottery"))
+    }
     rows_before = len(results.load(os.path.join(base, "lottery")).table)
 
     longer = fixture_config("lottery")
@@ -123,16 +142,18 @@ def test_old_workdirs_resume_and_extend(tmp_path):
     for name, tree in before.items():
         assert_trees_equal(tree, checkpoint.load_artifact(os.path.join(base, "lottery", "artifacts", name)), True)
     assert len(run.table[run.table.level < 3]) == rows_before
-    np.testing.assert_allclose(run.table[(run.table.level == 3) & (run.table.arm == "imp")].density.max(),
-                               0.8 ** 3, atol=2 / (64 * 16 + 16 * 8))
+    np.testing.assert_allclose(
+        run.table[(run.table.level == 3) & (run.table.arm == "imp")].density.max(), 0.8**3, atol=2 / (64 * 16 + 16 * 8)
+    )
 
     grown = fixture_config("instability")
     grown.instability.spawn_steps = "0it,4it,8it"
     experiments.run(grown, os.path.join(base, "instability"))
     table = results.load(os.path.join(base, "instability")).table
     assert sorted(table[(table.metric == "barrier_paul") & (table.arm == "copies")].spawn_step.unique()) == [0, 4, 8]
-    experiments.run(fixture_config("instability_source", os.path.join(base, "lottery")),
-                    os.path.join(base, "instability_source"))  # all done: no work
+    experiments.run(
+        fixture_config("instability_source", os.path.join(base, "lottery")), os.path.join(base, "instability_source")
+    )  # all done: no work
 
 
 # ----- v2: a small run of every experiment kind, recorded before experiments became folders -------------
@@ -147,8 +168,9 @@ def made_again(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [name for name, _, _ in json.load(open(os.path.join(
-    os.path.dirname(FIXTURES), "v2", "runs.json")))["runs"]])
+@pytest.mark.parametrize(
+    "name", [name for name, _, _ in json.load(open(os.path.join(os.path.dirname(FIXTURES), "v2", "runs.json")))["runs"]]
+)
 def test_every_kind_is_bitwise_what_it_was_before_the_folders(made_again, name):
     from tests import compat_v2
 

@@ -10,18 +10,22 @@ import os
 import pytest
 
 from jaxlth import config as config_lib
-from jaxlth import experiments
-from jaxlth import models
-from jaxlth import steps
+from jaxlth import experiments, models, steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                      if not os.path.basename(p).startswith("_"))
+CONFIG_FILES = sorted(
+    p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not os.path.basename(p).startswith("_")
+)
 NAMES = [os.path.basename(p) for p in CONFIG_FILES]
 
 # Training-set sizes, to turn epoch specs into steps for the ordering checks below.
-TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000,
-               "imagenet2012": 1_281_167}
+TRAIN_SIZES = {
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+    "imagenet2012": 1_281_167,
+}
 
 
 def load_module(path):
@@ -151,11 +155,15 @@ def test_a_config_json_from_before_a_field_existed_still_matches(tmp_path):
 
 
 def test_from_file_applies_overrides_and_model_options():
-    config = config_lib.from_file(os.path.join(ROOT, "configs", "resnet20_cifar10.py:lottery"),
-                                  **{"lottery.levels": 3, "model.options.width": 64, "replicates": 2})
+    config = config_lib.from_file(
+        os.path.join(ROOT, "configs", "resnet20_cifar10.py:lottery"),
+        **{"lottery.levels": 3, "model.options.width": 64, "replicates": 2},
+    )
     assert (config.lottery.levels, config.model.options.width, config.replicates) == (3, 64, 2)
-    lenet = config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"),
-                                 **{"model.name": "lenet", "model.options.widths": [64, 32]})
+    lenet = config_lib.from_file(
+        os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"),
+        **{"model.name": "lenet", "model.options.widths": [64, 32]},
+    )
     assert tuple(lenet.model.options.widths) == (64, 32)
     from jaxlth.errors import UserError
 

@@ -209,20 +209,24 @@ def test_subset_loss_batchnorm_modes():
     # A BatchNorm network bound like a Program (per_example_loss and preprocess), without building a run.
     spec = fn.Spec(16, 4, 64, (8, 8, 3), (0.5,) * 3, (0.25,) * 3, 255.0, "none", 64)
     model = BatchNormMLP()
-    program = types.SimpleNamespace(per_example_loss=functools.partial(fn.per_example_loss, model),
-                                    preprocess=functools.partial(fn.preprocess, spec=spec))
+    program = types.SimpleNamespace(
+        per_example_loss=functools.partial(fn.per_example_loss, model),
+        preprocess=functools.partial(fn.preprocess, spec=spec),
+    )
     params, stats = jax.jit(lambda k: fn.init(model, spec, k))(jax.random.PRNGKey(0))
     stats = jax.tree.map(lambda s: s + 0.1, stats)  # running statistics unlike any batch's
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8))
     labels = jnp.asarray(rng.integers(0, 10, 64), jnp.int32)
-    evaluate = jax.jit(lambda p, c, mode: cv.subset_loss(program, stats, images, labels, mode, c)(p),
-                       static_argnums=(1, 2))
+    evaluate = jax.jit(
+        lambda p, c, mode: cv.subset_loss(program, stats, images, labels, mode, c)(p), static_argnums=(1, 2)
+    )
     np.testing.assert_allclose(evaluate(params, 16, "eval"), evaluate(params, 64, "eval"), rtol=1e-5)
     # "batch": each chunk normalised with its own statistics.
-    chunk_loss = jax.jit(lambda x, y: jnp.mean(program.per_example_loss(params, stats, program.preprocess(x), y,
-                                                                        train=True)[0]))
-    per_chunk = [chunk_loss(images[i:i + 16], labels[i:i + 16]) for i in range(0, 64, 16)]
+    chunk_loss = jax.jit(
+        lambda x, y: jnp.mean(program.per_example_loss(params, stats, program.preprocess(x), y, train=True)[0])
+    )
+    per_chunk = [chunk_loss(images[i : i + 16], labels[i : i + 16]) for i in range(0, 64, 16)]
     np.testing.assert_allclose(evaluate(params, 16, "batch"), np.mean(per_chunk), rtol=1e-5)
     assert not np.allclose(evaluate(params, 16, "batch"), evaluate(params, 16, "eval"))
     assert not np.allclose(evaluate(params, 16, "batch"), evaluate(params, 64, "batch"))

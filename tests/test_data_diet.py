@@ -43,21 +43,26 @@ def test_ties_are_broken_by_the_seed_and_class_balance_takes_equal_shares():
     scores = np.repeat([0.0, 1.0], 50)  # forgetting-like: many ties
     labels = np.tile([0, 1], 50)
     a = selection.choose(spec(keep="easiest", size=20, seed=0), labels, scores)
-    assert set(a) <= set(range(50)) and a.tolist() == selection.choose(spec(keep="easiest", size=20, seed=0),
-                                                                       labels, scores).tolist()
+    assert (
+        set(a) <= set(range(50))
+        and a.tolist() == selection.choose(spec(keep="easiest", size=20, seed=0), labels, scores).tolist()
+    )
     assert a.tolist() != selection.choose(spec(keep="easiest", size=20, seed=1), labels, scores).tolist()
     balanced = selection.choose(spec(keep="hardest", size=21, class_balanced=True), labels, scores)
     assert np.bincount(labels[balanced]).tolist() == [11, 10]
     assert set(balanced) <= set(range(50, 100))
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"keep": "hardest", "fraction": 1.5, "scores_workdir": "x"}, "fraction"),
-    ({"keep": "hardest", "fraction": 0.0, "scores_workdir": "x"}, "fraction"),
-    ({"keep": "middle"}, "unknown data.subset.keep"),
-    ({"keep": "easiest", "fraction": 0.5}, "needs data.subset.scores_workdir"),
-    ({"keep": "window", "drop_easiest": 0.6, "drop_hardest": 0.5, "scores_workdir": "x"}, "drop_easiest"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"keep": "hardest", "fraction": 1.5, "scores_workdir": "x"}, "fraction"),
+        ({"keep": "hardest", "fraction": 0.0, "scores_workdir": "x"}, "fraction"),
+        ({"keep": "middle"}, "unknown data.subset.keep"),
+        ({"keep": "easiest", "fraction": 0.5}, "needs data.subset.scores_workdir"),
+        ({"keep": "window", "drop_easiest": 0.6, "drop_hardest": 0.5, "scores_workdir": "x"}, "drop_easiest"),
+    ],
+)
 def test_bad_subset_specs_are_refused(fields, message):
     with pytest.raises(UserError, match=message):
         selection.check(spec(**fields), "data.subset")
@@ -75,8 +80,9 @@ def test_scores_are_saved_per_example_and_equal_the_functions_on_the_saved_netwo
     assert scored.score_steps() == [0, 8]
     el2n = scored.scores("el2n", step="0it", replicates=True)
     assert el2n.shape == (2, 256) and scored.scores("el2n", step=0).shape == (256,)
-    np.testing.assert_allclose(scored.scores("grand", step="1ep"), scored.scores("grand", step=8, replicates=True).mean(0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        scored.scores("grand", step="1ep"), scored.scores("grand", step=8, replicates=True).mean(0), rtol=1e-6
+    )
     # step 0 is the initialisation: recompute EL2N and GraNd of the saved init networks directly
     setup = setup_lib.build(tiny_config("scores", replicates=2))
     init = checkpoint.load_artifact(results.artifact_dir(scored.workdir, "init"))
@@ -84,8 +90,11 @@ def test_scores_are_saved_per_example_and_equal_the_functions_on_the_saved_netwo
     for r in range(2):
         params = jax.tree.map(lambda x: x[r], init["params"])
         np.testing.assert_allclose(es.el2n(setup.program, params, {}, images, labels), el2n[r], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(es.grand(setup.program, params, {}, images, labels, chunk=64),
-                                   scored.scores("grand", step=0, replicates=True)[r], rtol=1e-4)
+        np.testing.assert_allclose(
+            es.grand(setup.program, params, {}, images, labels, chunk=64),
+            scored.scores("grand", step=0, replicates=True)[r],
+            rtol=1e-4,
+        )
     forgetting = scored.scores("forgetting", replicates=True)
     history = checkpoint.load_artifact(results.artifact_dir(scored.workdir, "scores/forgetting"))
     assert history["presentations"].sum(axis=1).tolist() == [16 * 32, 16 * 32]  # 16 steps of batch 32
@@ -98,7 +107,7 @@ def test_scores_are_saved_per_example_and_equal_the_functions_on_the_saved_netwo
 
 def test_score_rows_lost_after_their_artifact_was_saved_are_written_again(scored):
     """A kill between an artifact's commit and its rows: the rerun writes the rows, trains nothing."""
-    from jaxlth import records  # noqa: PLC0415
+    from jaxlth import records
 
     path = os.path.join(scored.workdir, "results.csv")
     before = len(records.read_rows(path))
@@ -111,8 +120,14 @@ def test_score_rows_lost_after_their_artifact_was_saved_are_written_again(scored
 def test_a_data_subset_trains_on_exactly_the_chosen_examples(scored):
     full = setup_lib.build(tiny_config())
     el2n = scored.scores("el2n", step="1ep")
-    config = tiny_config(**{"data.subset.keep": "hardest", "data.subset.fraction": 0.25,
-                            "data.subset.scores_workdir": scored.workdir, "data.subset.score_step": "1ep"})
+    config = tiny_config(
+        **{
+            "data.subset.keep": "hardest",
+            "data.subset.fraction": 0.25,
+            "data.subset.scores_workdir": scored.workdir,
+            "data.subset.score_step": "1ep",
+        }
+    )
     cut = setup_lib.build(config)
     hardest = np.sort(np.argsort(el2n, kind="stable")[-64:])
     assert cut.dataset.num_train == 64 and cut.steps_per_epoch == 2
@@ -121,8 +136,12 @@ def test_a_data_subset_trains_on_exactly_the_chosen_examples(scored):
 
 
 def test_scores_of_another_dataset_are_refused_before_anything_is_written(scored, tmp_path):
-    other = {"data.synthetic_seed": 5, "data.subset.keep": "easiest", "data.subset.fraction": 0.5,
-             "data.subset.scores_workdir": scored.workdir}
+    other = {
+        "data.synthetic_seed": 5,
+        "data.subset.keep": "easiest",
+        "data.subset.fraction": 0.5,
+        "data.subset.scores_workdir": scored.workdir,
+    }
     with pytest.raises(UserError, match="scored another training set"):
         tiny_config(**other)
     proc = run_cli("--config", TINY, "--workdir", str(tmp_path / "w"), *[f"--config.{k}={v}" for k, v in other.items()])
@@ -138,9 +157,15 @@ def test_scores_of_another_dataset_are_refused_before_anything_is_written(scored
 # ----- data_diet ------------------------------------------------------------------------------------------
 def test_data_diet_trains_every_score_and_fraction_in_one_program_each(scored, tmp_path):
     workdir = str(tmp_path / "diet")
-    config = tiny_config("data_diet", replicates=2, **{"data_diet.scores_workdir": scored.workdir,
-                                                        "data_diet.pruned_fractions": (0.5,),
-                                                        "data_diet.scores": ("el2n", "random")})
+    config = tiny_config(
+        "data_diet",
+        replicates=2,
+        **{
+            "data_diet.scores_workdir": scored.workdir,
+            "data_diet.pruned_fractions": (0.5,),
+            "data_diet.scores": ("el2n", "random"),
+        },
+    )
     experiments.run(config, workdir)
     run = results.load(workdir)
     examples = checkpoint.load_artifact(results.artifact_dir(workdir, "data_diet/pruned_0.5000/examples"))
@@ -149,10 +174,15 @@ def test_data_diet_trains_every_score_and_fraction_in_one_program_each(scored, t
     np.testing.assert_array_equal(examples[0], hardest)
     np.testing.assert_array_equal(examples[2], hardest)
     assert examples[1].tolist() != examples[3].tolist()  # each replicate its own random subset
-    from jaxlth import plots  # noqa: PLC0415
+    from jaxlth import plots
+
     stats = plots.data_diet_table(run.table)
     assert set(map(tuple, stats[["score", "pruned_fraction"]].values)) == {
-        ("el2n", 0.0), ("el2n", 0.5), ("random", 0.0), ("random", 0.5)}
+        ("el2n", 0.0),
+        ("el2n", 0.5),
+        ("random", 0.0),
+        ("random", 0.5),
+    }
     assert (stats["n"] == 2).all()
     assert os.path.exists(os.path.join(workdir, "plots", "data_diet.png"))
     with pytest.raises(UserError, match="data_diet.pruned_fractions"):
@@ -162,9 +192,15 @@ def test_data_diet_trains_every_score_and_fraction_in_one_program_each(scored, t
 
 
 # ----- lottery.pretrain_data ---------------------------------------------------------------------------------
-PRETRAIN = ["--config.replicates=2", "--config.lottery.levels=1", "--config.lottery.branches=()",
-            "--config.lottery.pretrain_data.keep=random", "--config.lottery.pretrain_data.size=64",
-            "--config.lottery.pretrain_data.steps=8ep", "--config.checkpoint_every=4it"]
+PRETRAIN = [
+    "--config.replicates=2",
+    "--config.lottery.levels=1",
+    "--config.lottery.branches=()",
+    "--config.lottery.pretrain_data.keep=random",
+    "--config.lottery.pretrain_data.size=64",
+    "--config.lottery.pretrain_data.steps=8ep",
+    "--config.checkpoint_every=4it",
+]
 
 
 def test_a_rewind_point_pretrained_on_a_subset_resumes_bitwise_after_a_kill(tmp_path):
@@ -177,8 +213,10 @@ def test_a_rewind_point_pretrained_on_a_subset_resumes_bitwise_after_a_kill(tmp_
     assert pretrain_rows["step"].max() == 16  # 8 epochs of 64 examples at batch 32
     assert reference.table[reference.table["arm"] == "imp"]["step"].min() == 3  # levels start at the rewind step
     workdir = tmp_path / "killed"
-    start_and_kill([*args, "--workdir", str(workdir)],
-                   lambda: checkpoint_steps(workdir / "checkpoints" / "pretrain" / "level_00")[-1:] >= [8])
+    start_and_kill(
+        [*args, "--workdir", str(workdir)],
+        lambda: checkpoint_steps(workdir / "checkpoints" / "pretrain" / "level_00")[-1:] >= [8],
+    )
     run_cli(*args, "--workdir", str(workdir), check=True)
     killed = results.load(str(workdir))
     for name in ("rewind", "imp/level_01/final"):
@@ -192,8 +230,16 @@ def test_a_rewind_point_pretrained_on_a_subset_resumes_bitwise_after_a_kill(tmp_
 def test_scores_of_a_batchnorm_conv_net_use_the_running_statistics(tmp_path):
     """EL2N/GraNd of a residual BatchNorm network on 32x32 images: eval mode, so one example's score
     does not depend on the others in its chunk."""
-    config = tiny_config("scores", **{"data.synthetic_image_shape": (32, 32, 3), "data.synthetic_train_size": 96,
-                                      "scores.at": "4it", "scores.kinds": ("el2n", "grand"), "scores.chunk": 5})
+    config = tiny_config(
+        "scores",
+        **{
+            "data.synthetic_image_shape": (32, 32, 3),
+            "data.synthetic_train_size": 96,
+            "scores.at": "4it",
+            "scores.kinds": ("el2n", "grand"),
+            "scores.chunk": 5,
+        },
+    )
     config.model.name = "resnet_cifar"
     config.model.options = {"depth": 8, "width": 4}
     experiments.run(config, str(tmp_path / "bn"))
@@ -204,18 +250,26 @@ def test_scores_of_a_batchnorm_conv_net_use_the_running_statistics(tmp_path):
     assert jax.tree.leaves(stats)
     images, labels = setup.data.train_images, setup.data.train_labels
     one = jax.tree.map(lambda x: x[0], params), jax.tree.map(lambda x: x[0], stats)
-    alone = np.asarray([es.el2n(setup.program, *one, images[i:i + 1], labels[i:i + 1])[0] for i in range(3)])
+    alone = np.asarray([es.el2n(setup.program, *one, images[i : i + 1], labels[i : i + 1])[0] for i in range(3)])
     np.testing.assert_allclose(run.scores("el2n", replicates=True)[0, :3], alone, rtol=1e-4, atol=1e-6)
     assert np.all(np.isfinite(run.scores("grand")))
 
 
 def test_a_killed_scores_run_resumes_bitwise_with_its_forgetting_counters(tmp_path):
-    args = ["--config", f"{TINY}:scores", "--config.replicates=2", "--config.train.steps=12ep",
-            "--config.scores.at=0it", "--config.checkpoint_every=8it"]
+    args = [
+        "--config",
+        f"{TINY}:scores",
+        "--config.replicates=2",
+        "--config.train.steps=12ep",
+        "--config.scores.at=0it",
+        "--config.checkpoint_every=8it",
+    ]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
-    start_and_kill([*args, "--workdir", str(workdir)],
-                   lambda: checkpoint_steps(workdir / "checkpoints" / "trunk_0_96")[-1:] >= [40])
+    start_and_kill(
+        [*args, "--workdir", str(workdir)],
+        lambda: checkpoint_steps(workdir / "checkpoints" / "trunk_0_96")[-1:] >= [40],
+    )
     run_cli(*args, "--workdir", str(workdir), check=True)
     for name in ("scores/forgetting", "scores/step_0000000"):
         a = checkpoint.load_artifact(results.artifact_dir(str(tmp_path / "reference"), name))
@@ -227,10 +281,15 @@ def test_a_killed_scores_run_resumes_bitwise_with_its_forgetting_counters(tmp_pa
 def test_compare_prints_runs_side_by_side_and_refuses_bad_input(scored, tmp_path):
     lottery = str(tmp_path / "lottery")
     experiments.run(tiny_config("lottery", **{"lottery.levels": 1, "lottery.branches": ()}), lottery)
-    from jaxlth import compare  # noqa: PLC0415
+    from jaxlth import compare
+
     compare.main(["--out", str(tmp_path / "out"), f"full={lottery}", f"again={lottery}"])
     assert os.path.exists(tmp_path / "out" / "compare_accuracy_vs_weights.png")
-    proc = subprocess.run([sys.executable, "-m", "jaxlth.compare", "--out", str(tmp_path / "x"), f"s={scored.workdir}"],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxlth.compare", "--out", str(tmp_path / "x"), f"s={scored.workdir}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2 and "holds a 'scores' run" in proc.stderr and "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "x")

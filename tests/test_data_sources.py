@@ -14,8 +14,8 @@ import pytest
 from jaxlth import data
 from jaxlth.data import sources
 from jaxlth.data.dataset import Dataset
-from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, synthetic, tfds_source
 from jaxlth.data.sampling import randomize_labels, subsample
+from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, synthetic, tfds_source
 from jaxlth.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,9 +47,11 @@ def _write_mnist_dir(directory, n_train=20, n_test=10, gz=True, seed=0):
 def no_data_env(monkeypatch, tmp_path):
     """No $JAXLTH_DATA_DIR, Debian folders pointing nowhere, TFDS reported absent."""
     monkeypatch.delenv("JAXLTH_DATA_DIR", raising=False)
-    monkeypatch.setattr(sources, "DEBIAN_DIRS", {
-        "fashion_mnist": str(tmp_path / "debian" / "fashion-mnist"),
-        "mnist": str(tmp_path / "debian" / "mnist")})
+    monkeypatch.setattr(
+        sources,
+        "DEBIAN_DIRS",
+        {"fashion_mnist": str(tmp_path / "debian" / "fashion-mnist"), "mnist": str(tmp_path / "debian" / "mnist")},
+    )
     monkeypatch.setattr(tfds_source, "tfds_installed", lambda: False)
     return tmp_path
 
@@ -60,10 +62,25 @@ def no_data_env(monkeypatch, tmp_path):
 def test_default_config_fields():
     cfg = data.default_config()
     assert set(cfg.keys()) == {
-        "name", "source", "dir", "tfds_data_dir", "download", "subsample_fraction",
-        "random_labels_fraction", "subset_seed", "pad_to", "synthetic_train_size", "synthetic_test_size",
-        "synthetic_image_shape", "synthetic_num_classes", "synthetic_seed", "subset", "image_size", "stream_threads",
-        "stream_chunk_steps"}
+        "name",
+        "source",
+        "dir",
+        "tfds_data_dir",
+        "download",
+        "subsample_fraction",
+        "random_labels_fraction",
+        "subset_seed",
+        "pad_to",
+        "synthetic_train_size",
+        "synthetic_test_size",
+        "synthetic_image_shape",
+        "synthetic_num_classes",
+        "synthetic_seed",
+        "subset",
+        "image_size",
+        "stream_threads",
+        "stream_chunk_steps",
+    }
     assert cfg.name == "fashion_mnist" and cfg.source == "auto"
     assert (cfg.synthetic_train_size, cfg.synthetic_test_size) == (512, 256)
     assert tuple(cfg.synthetic_image_shape) == (28, 28, 1) and cfg.synthetic_num_classes == 10
@@ -175,11 +192,17 @@ def test_not_found_message_names_every_place(no_data_env, monkeypatch):
     with pytest.raises(UserError) as info:
         data.load_dataset(_cfg(name="fashion_mnist", dir="/data/cfg"))
     msg = str(info.value)
-    for place in ("data.dir=/data/cfg", "$JAXLTH_DATA_DIR=/data/env", "fashion_mnist/",
-                  "fashion-mnist/", sources.DEBIAN_DIRS["fashion_mnist"],
-                  "tensorflow-datasets is not installed",
-                  "apt-get install dataset-fashion-mnist",
-                  "pip install tensorflow tensorflow-datasets", "data.source=tfds"):
+    for place in (
+        "data.dir=/data/cfg",
+        "$JAXLTH_DATA_DIR=/data/env",
+        "fashion_mnist/",
+        "fashion-mnist/",
+        sources.DEBIAN_DIRS["fashion_mnist"],
+        "tensorflow-datasets is not installed",
+        "apt-get install dataset-fashion-mnist",
+        "pip install tensorflow tensorflow-datasets",
+        "data.source=tfds",
+    ):
         assert place in msg, (place, msg)
     assert msg.count(". ") == 0 and msg.endswith(".")  # one sentence
     monkeypatch.delenv("JAXLTH_DATA_DIR")
@@ -202,8 +225,7 @@ def test_not_found_message_names_the_tfds_dir(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_real_fashion_mnist_from_debian(monkeypatch):
     if not idx.has_idx_files(DEBIAN_FASHION):
-        pytest.skip(f"no Fashion-MNIST IDX files in {DEBIAN_FASHION} "
-                    "(apt-get install dataset-fashion-mnist)")
+        pytest.skip(f"no Fashion-MNIST IDX files in {DEBIAN_FASHION} (apt-get install dataset-fashion-mnist)")
     monkeypatch.delenv("JAXLTH_DATA_DIR", raising=False)
     ds = data.load_dataset(_cfg(name="fashion_mnist"))
     assert ds.train_images.shape == (60000, 28, 28, 1)
@@ -231,8 +253,7 @@ def _write_cifar_dir(directory, name, sizes, seed=0):
         for f, n in zip(files, sizes[split]):
             x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
             y = rng.integers(0, classes, n).tolist()
-            batch = {b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072), label_key: y,
-                     b"batch_label": b"fake"}
+            batch = {b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072), label_key: y, b"batch_label": b"fake"}
             with open(os.path.join(directory, f), "wb") as fh:
                 pickle.dump(batch, fh)
             images.append(x)
@@ -294,8 +315,13 @@ def test_mnist1d_shapes_and_cache(tmp_path, monkeypatch):
 
 
 def test_synthetic_deterministic_and_learnable():
-    cfg = _cfg(name="synthetic", synthetic_train_size=300, synthetic_test_size=100,
-               synthetic_image_shape=(12, 10, 3), synthetic_num_classes=4)
+    cfg = _cfg(
+        name="synthetic",
+        synthetic_train_size=300,
+        synthetic_test_size=100,
+        synthetic_image_shape=(12, 10, 3),
+        synthetic_num_classes=4,
+    )
     a, b = data.load_dataset(cfg), data.load_dataset(cfg)
     for field in ("train_images", "train_labels", "test_images", "test_labels"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
@@ -321,9 +347,17 @@ def _indexed_dataset(n=1000, num_classes=10):
     images = np.stack([ids // 256, ids % 256], axis=-1).astype(np.uint8).reshape(n, 1, 1, 2)
     labels = (ids % num_classes).astype(np.int32)
     test = np.zeros((5, 1, 1, 2), np.uint8)
-    return Dataset(name="toy", train_images=images, train_labels=labels, test_images=test,
-                   test_labels=np.zeros(5, np.int32), num_classes=num_classes,
-                   mean=(0.0, 0.0), std=(1.0, 1.0), source="toy")
+    return Dataset(
+        name="toy",
+        train_images=images,
+        train_labels=labels,
+        test_images=test,
+        test_labels=np.zeros(5, np.int32),
+        num_classes=num_classes,
+        mean=(0.0, 0.0),
+        std=(1.0, 1.0),
+        source="toy",
+    )
 
 
 def _ids(ds):
@@ -366,8 +400,9 @@ def test_randomize_labels_fraction_and_determinism():
 
 
 def test_load_dataset_applies_subset_then_label_noise():
-    cfg = _cfg(name="synthetic", synthetic_train_size=400, subsample_fraction=0.5,
-               random_labels_fraction=0.5, subset_seed=3)
+    cfg = _cfg(
+        name="synthetic", synthetic_train_size=400, subsample_fraction=0.5, random_labels_fraction=0.5, subset_seed=3
+    )
     ds = data.load_dataset(cfg)
     full = data.load_dataset(_cfg(name="synthetic", synthetic_train_size=400))
     assert ds.num_train == 200 and ds.num_test == full.num_test
@@ -390,11 +425,13 @@ def _tiny_builder_class():
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            features = tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(num_classes=10)})
-            return tfds.core.DatasetInfo(builder=self, features=features,
-                                         supervised_keys=("image", "label"))
+            features = tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            )
+            return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("image", "label"))
 
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(30), "test": self._generate_examples(12)}
@@ -412,17 +449,20 @@ def test_tfds_reads_a_real_prepared_dataset(tmp_path, file_format):
     ArrayRecord through ``tfds.data_source`` (no TensorFlow), TFRecord through ``tfds.load``."""
     pytest.importorskip("tensorflow_datasets")
     if file_format == "tfrecord" and not tfds_source.tensorflow_installed():
-        pytest.skip("TensorFlow is not installed: writing and reading TFRecord files (the "
-                    "tfds.load reader used in Colab) needs it; the TF-free ArrayRecord reader "
-                    "is tested without it")
+        pytest.skip(
+            "TensorFlow is not installed: writing and reading TFRecord files (the "
+            "tfds.load reader used in Colab) needs it; the TF-free ArrayRecord reader "
+            "is tested without it"
+        )
     data_dir = str(tmp_path / "tfds")
     _tiny_builder_class()(data_dir=data_dir, file_format=file_format).download_and_prepare()
     assert tfds_source.prepared("jaxlth_tiny_images", data_dir) == (
-        True, os.path.join(data_dir, "jaxlth_tiny_images", "1.0.0"))
+        True,
+        os.path.join(data_dir, "jaxlth_tiny_images", "1.0.0"),
+    )
     expected = "data_source" if file_format == "array_record" else "tf"
     assert tfds_source._choose_backend("jaxlth_tiny_images", data_dir) == expected
-    train_x, train_y, test_x, test_y = tfds_source.read_splits(
-        "jaxlth_tiny_images", data_dir, download=False)
+    train_x, train_y, test_x, test_y = tfds_source.read_splits("jaxlth_tiny_images", data_dir, download=False)
     assert train_x.shape == (30, 28, 28, 1) and train_x.dtype == np.uint8
     assert test_x.shape == (12, 28, 28, 1) and train_y.dtype == np.int32
     ids = train_x[:, 0, 0, 0].astype(int)
@@ -441,16 +481,20 @@ def test_tfds_mocked_real_datasets_through_load_dataset(no_data_env, monkeypatch
         shape = builder.info.features["image"].shape
         classes = builder.info.features["label"].num_classes
         rng = np.random.default_rng(0)
-        return [[{"image": rng.integers(0, 256, shape, dtype=np.uint8), "label": i % classes}
-                 for i in range(16)] for _ in split]
+        return [
+            [{"image": rng.integers(0, 256, shape, dtype=np.uint8), "label": i % classes} for i in range(16)]
+            for _ in split
+        ]
 
-    for name, shape, classes in (("fashion_mnist", (28, 28, 1), 10),
-                                 ("cifar100", (32, 32, 3), 100)):
+    for name, shape, classes in (("fashion_mnist", (28, 28, 1), 10), ("cifar100", (32, 32, 3), 100)):
         with tfds.testing.mock_data(num_examples=16, as_data_source_fn=fake_source):
             explicit = data.load_dataset(_cfg(name=name, source="tfds"))
             if name == "fashion_mnist":  # without TensorFlow the original IDX files are downloaded instead
-                monkeypatch.setattr(sources.download_lib, "fetch_idx", lambda *a: (_ for _ in ()).throw(
-                    UserError("the IDX download was chosen")))
+                monkeypatch.setattr(
+                    sources.download_lib,
+                    "fetch_idx",
+                    lambda *a: (_ for _ in ()).throw(UserError("the IDX download was chosen")),
+                )
                 with pytest.raises(UserError, match="the IDX download was chosen"):
                     data.load_dataset(_cfg(name=name, download=True))
                 auto = explicit
@@ -497,8 +541,7 @@ def test_idx_and_synthetic_paths_do_not_import_tfds(tmp_path):
     """)
     env = {k: v for k, v in os.environ.items() if k != "JAXLTH_DATA_DIR"}
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, cwd=REPO, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "clean"
 
@@ -507,8 +550,13 @@ def test_images_pad_to_a_square_size_centred_with_zeros():
     from jaxlth.data import load_dataset
     from jaxlth.errors import UserError
 
-    config = {"name": "synthetic", "source": "synthetic", "synthetic_train_size": 8, "synthetic_test_size": 4,
-              "synthetic_image_shape": (28, 28, 1)}
+    config = {
+        "name": "synthetic",
+        "source": "synthetic",
+        "synthetic_train_size": 8,
+        "synthetic_test_size": 4,
+        "synthetic_image_shape": (28, 28, 1),
+    }
     plain = load_dataset(config)
     padded = load_dataset({**config, "pad_to": 32})
     assert padded.train_images.shape == (8, 32, 32, 1) and padded.test_images.shape == (4, 32, 32, 1)

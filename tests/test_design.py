@@ -1,12 +1,15 @@
 """docs/design.md holds: layers import only downward (lazy imports too), no import circles, no private
 names across modules, experiments are folders that follow the protocol, random streams are declared
 and checked in one table, one file name per module, modules stay small, nothing points outside the
-repository."""
+repository, ruff's lint and format pass."""
 
 import ast
 import glob
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -18,19 +21,62 @@ EXPERIMENTS = os.path.join(PACKAGE, "experiments")
 
 # Rank of each top-level part of jaxlth (docs/design.md, "Layers"); higher ranks sit above.
 LAYERS = {
-    "errors": 0, "rng": 0, "legend": 0, "layout": 0, "steps": 0, "records": 0, "storage": 0, "processes": 0,
-    "data": 1, "models": 1, "sharding": 1,
-    "pruning": 2, "training": 2, "checkpoint": 2, "subsets": 2,
-    "fields": 3, "runs": 3, "workdir": 3,
-    "analysis": 4, "tables": 4, "drawing": 4,
+    "errors": 0,
+    "rng": 0,
+    "legend": 0,
+    "layout": 0,
+    "steps": 0,
+    "records": 0,
+    "storage": 0,
+    "processes": 0,
+    "data": 1,
+    "models": 1,
+    "sharding": 1,
+    "pruning": 2,
+    "training": 2,
+    "checkpoint": 2,
+    "subsets": 2,
+    "fields": 3,
+    "runs": 3,
+    "workdir": 3,
+    "analysis": 4,
+    "tables": 4,
+    "drawing": 4,
     "experiments": 5,
-    "main": 6, "bench": 6, "compare": 6, "sweep": 6, "config": 6, "results": 6, "plots": 6,
+    "main": 6,
+    "bench": 6,
+    "compare": 6,
+    "sweep": 6,
+    "config": 6,
+    "results": 6,
+    "plots": 6,
 }
 # Shared code that names no experiment kind (issue: an experiment is a folder).
-KIND_FREE = ("config.py", "fields.py", "results.py", "runs.py", "main.py", "legend.py", "plots.py", "tables.py",
-             "drawing.py", "rng.py", "training", "analysis", "pruning", "data", "models", "experiments/protocol.py",
-             "experiments/registry.py", "experiments/recipes.py", "experiments/context.py", "experiments/__init__.py",
-             "experiments/networks.py", "experiments/replicates.py", "experiments/scoring.py")
+KIND_FREE = (
+    "config.py",
+    "fields.py",
+    "results.py",
+    "runs.py",
+    "main.py",
+    "legend.py",
+    "plots.py",
+    "tables.py",
+    "drawing.py",
+    "rng.py",
+    "training",
+    "analysis",
+    "pruning",
+    "data",
+    "models",
+    "experiments/protocol.py",
+    "experiments/registry.py",
+    "experiments/recipes.py",
+    "experiments/context.py",
+    "experiments/__init__.py",
+    "experiments/networks.py",
+    "experiments/replicates.py",
+    "experiments/scoring.py",
+)
 
 
 def modules() -> list[str]:
@@ -56,7 +102,9 @@ def imports(path: str, top_level_only: bool = False):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base == "jaxlth" or base.startswith("jaxlth."):
                 yield node.lineno, base, [a.name for a in node.names]
         elif isinstance(node, ast.Import):
@@ -93,8 +141,9 @@ def test_module_imports_only_downward_lazy_ones_too(path):
     for line, module, names in imports(path):
         for target in targets(module, names):
             rank = LAYERS.get(top(target), 0)
-            assert rank <= LAYERS[source], \
+            assert rank <= LAYERS[source], (
                 f"{os.path.relpath(path, ROOT)}:{line} imports {target} (layer {rank}) from layer {LAYERS[source]}"
+            )
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -121,7 +170,7 @@ def test_no_import_circles_between_parts_or_modules():
             if target.startswith(module + "."):
                 continue
             if state.get(target) == "open":
-                raise AssertionError(f"an import circle: {' -> '.join(path[path.index(target):] + [target])}")
+                raise AssertionError(f"an import circle: {' -> '.join(path[path.index(target) :] + [target])}")
             if target not in state:
                 visit(target)
         path.pop()
@@ -138,16 +187,24 @@ def test_no_private_names_cross_modules():
         tree = ast.parse(open(path).read())
         aliases = {}
         for line, module, names in imports(path):
-            offenders += [f"{os.path.relpath(path, ROOT)}:{line} imports {n} from {module}" for n in names
-                          if n.startswith("_") and n != "__version__"]
+            offenders += [
+                f"{os.path.relpath(path, ROOT)}:{line} imports {n} from {module}"
+                for n in names
+                if n.startswith("_") and n != "__version__"
+            ]
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jaxlth"):
                 aliases.update({a.asname or a.name: a.name for a in node.names})
             elif isinstance(node, ast.Import):
                 aliases.update({a.asname or a.name: a.name for a in node.names if a.name.startswith("jaxlth")})
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
-                    and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} uses {node.value.id}.{node.attr}")
     assert not offenders, offenders
 
@@ -209,12 +266,15 @@ def test_every_stream_is_declared_once_and_listed_in_the_design():
     streams = registry.streams()
     rng.check(streams)
     design = open(os.path.join(ROOT, "docs", "design.md")).read()
-    section = design[design.index("## Random streams"):]
+    section = design[design.index("## Random streams") :]
     for stream in streams:
         assert f"| {stream.name} | `{stream.describe()}` |" in section, f"docs/design.md misses the stream {stream}"
     # the hashed streams of every branch, ablation and method lie above every declared offset
-    names = [*branches.BRANCHES, *(f"prune:{m}" for m in at_init.METHODS),
-             *(f"{m}_{a}" for m in at_init.METHODS for a in ("shuffle", "reinit", "invert"))]
+    names = [
+        *branches.BRANCHES,
+        *(f"prune:{m}" for m in at_init.METHODS),
+        *(f"{m}_{a}" for m in at_init.METHODS for a in ("shuffle", "reinit", "invert")),
+    ]
     assert min(rng.branch_stream(n, level) for n in names for level in range(100)) >= rng.HASHED_FLOOR
     with pytest.raises(ValueError, match="overlap"):
         rng.check([*streams, rng.Stream("a copy of the copies", rng.DATA_KEY, 1500)])
@@ -262,10 +322,16 @@ def test_shared_code_names_no_experiment_kind():
         for file in paths:
             tree = ast.parse(open(file).read())
             strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-            code = [s for s in strings if (s in kinds or s.startswith(tuple(f"{k}." for k in kinds)))
-                    and s not in fields.RENAMED]  # old names of common fields are history, not knowledge of a kind
-            imported = [m for _, m, _ in imports(file) if m.split(".")[:3][-1] in kinds and m.count(".") >= 2
-                        and m.startswith("jaxlth.experiments.")]
+            code = [
+                s
+                for s in strings
+                if (s in kinds or s.startswith(tuple(f"{k}." for k in kinds))) and s not in fields.RENAMED
+            ]  # old names of common fields are history, not knowledge of a kind
+            imported = [
+                m
+                for _, m, _ in imports(file)
+                if m.split(".")[:3][-1] in kinds and m.count(".") >= 2 and m.startswith("jaxlth.experiments.")
+            ]
             offenders += [f"{os.path.relpath(file, ROOT)}: {x}" for x in code + imported]
     assert not offenders, f"shared code naming an experiment kind: {offenders}"
 
@@ -282,3 +348,15 @@ def test_recipes_select_any_experiment_without_knowing_it():
             except UserError as e:  # selected, but its own block needs an input (a source workdir) ...
                 streamed = f"the {name} experiment needs the whole dataset in memory" in str(e)  # ... or ImageNet
                 assert f"{name}." in str(e) or streamed, (path, name, str(e))
+
+
+@pytest.mark.skipif(
+    shutil.which("ruff") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "ruff")),
+    reason="ruff is installed with the test extras",
+)
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_lint_and_format_pass(command):
+    ruff = os.path.join(os.path.dirname(sys.executable), "ruff")
+    ruff = ruff if os.path.exists(ruff) else shutil.which("ruff")
+    proc = subprocess.run([ruff, *command, "jaxlth", "tests", "configs"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -7,9 +7,9 @@ import pytest
 
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.errors import UserError
+from jaxlth.sharding import copy
 from jaxlth.training import loop
 from jaxlth.training import setup as setup_lib
-from jaxlth.sharding import copy
 from tests.conftest import TINY, run_cli, tiny_config
 
 
@@ -33,14 +33,16 @@ def run(tmp_path, name, on_nan, poison):
     if poison:  # replicate 1 starts with a NaN weight
         leaf = jax.tree.leaves(state.params)[0]
         poisoned = leaf.at[1].set(leaf[1].at[(0,) * (leaf.ndim - 1)].set(jnp.nan))
-        state = state.replace(params=jax.tree.unflatten(jax.tree.structure(state.params),
-                                                        [poisoned, *jax.tree.leaves(state.params)[1:]]))
+        state = state.replace(
+            params=jax.tree.unflatten(jax.tree.structure(state.params), [poisoned, *jax.tree.leaves(state.params)[1:]])
+        )
     segment = loop.Segment(0, 24, eval_every=8, checkpoint_every=8, progress=False, on_nan=on_nan)
     checkpoints = Checkpoints(str(tmp_path / name))
     rows = Rows()
     try:
-        final = loop.run_segment(setup.program, setup.data, setup.dense_mask(state.params), segment,
-                                 lambda: copy(state), checkpoints, rows)
+        final = loop.run_segment(
+            setup.program, setup.data, setup.dense_mask(state.params), segment, lambda: copy(state), checkpoints, rows
+        )
     finally:
         checkpoints.close()
     return final, rows, checkpoints

@@ -141,8 +141,9 @@ def test_every_config_field_is_documented_with_its_default():
     unknown = sorted(set(documented) - set(actual))
     assert not unknown, f"docs/experiments.md documents fields base_config() does not have: {unknown}"
     for name, (default, _) in documented.items():
-        assert same(ast.literal_eval(default), actual[name]), \
+        assert same(ast.literal_eval(default), actual[name]), (
             f"docs/experiments.md gives {name} the default {default}; base_config() has {actual[name]!r}"
+        )
 
 
 def test_enumerated_choices_are_complete():
@@ -158,18 +159,32 @@ def test_enumerated_choices_are_complete():
 
     meaning = {name: set(ticked(text)) for name, (_, text) in documented_fields().items()}
     expected = {
-        "experiment": config_lib.EXPERIMENTS, "on_nan": fields_lib.ON_NAN, "train.dtype": fields_lib.DTYPES,
-        "data.name": sources.NAMES, "data.source": sources.SOURCES,
-        "train.optimizer": optim.OPTIMIZERS, "train.schedule": optim.SCHEDULES, "lottery.retrain": imp.RETRAIN_MODES,
-        "lottery.scope": imp.SCOPES, "one_shot.scope": imp.SCOPES, "lottery.branches": tuple(branches.BRANCHES),
+        "experiment": config_lib.EXPERIMENTS,
+        "on_nan": fields_lib.ON_NAN,
+        "train.dtype": fields_lib.DTYPES,
+        "data.name": sources.NAMES,
+        "data.source": sources.SOURCES,
+        "train.optimizer": optim.OPTIMIZERS,
+        "train.schedule": optim.SCHEDULES,
+        "lottery.retrain": imp.RETRAIN_MODES,
+        "lottery.scope": imp.SCOPES,
+        "one_shot.scope": imp.SCOPES,
+        "lottery.branches": tuple(branches.BRANCHES),
         "lottery.random_prune_scope": ("layerwise", "global"),
-        "landscape.bn_mode": curvature.BN_MODES, "landscape.subspace": projections.SUBSPACES,
-        "data.subset.keep": selection.KEEPS, "lottery.pretrain_data.keep": selection.KEEPS,
-        "data.subset.score": subsets.SCORE_KINDS, "scores.kinds": subsets.SCORE_KINDS,
-        "data_diet.scores": data_diet.SCORES, "data_diet.budget": data_diet.BUDGETS,
-        "instability.spawn_from": instability.SPAWN_FROM, "instability.align": alignment.ENTRIES,
-        "prune_at_init.methods": tuple(at_init.METHODS), "prune_at_init.ablations": prune_at_init.ABLATIONS,
-        "prune_at_init.scope": prune_lib.SCOPES, "prune_at_init.batchnorm": prune_at_init.BATCHNORM,
+        "landscape.bn_mode": curvature.BN_MODES,
+        "landscape.subspace": projections.SUBSPACES,
+        "data.subset.keep": selection.KEEPS,
+        "lottery.pretrain_data.keep": selection.KEEPS,
+        "data.subset.score": subsets.SCORE_KINDS,
+        "scores.kinds": subsets.SCORE_KINDS,
+        "data_diet.scores": data_diet.SCORES,
+        "data_diet.budget": data_diet.BUDGETS,
+        "instability.spawn_from": instability.SPAWN_FROM,
+        "instability.align": alignment.ENTRIES,
+        "prune_at_init.methods": tuple(at_init.METHODS),
+        "prune_at_init.ablations": prune_at_init.ABLATIONS,
+        "prune_at_init.scope": prune_lib.SCOPES,
+        "prune_at_init.batchnorm": prune_at_init.BATCHNORM,
         "lottery.scorer": tuple(scorers.SCORERS),
     }
     for field, choices in expected.items():
@@ -202,8 +217,11 @@ def recipe_args(path: str):
 def test_recipe_table_matches_configs():
     table = next(rows for header, rows in tables(read(EXPERIMENTS_MD)) if header[0] == "recipe")
     rows = {ticked(row[0])[0]: row for row in table}
-    files = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                   if not os.path.basename(p).startswith("_"))
+    files = sorted(
+        os.path.relpath(p, ROOT)
+        for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+        if not os.path.basename(p).startswith("_")
+    )
     assert sorted(rows) == files, "the recipe table of experiments.md differs from configs/"
     for path, row in rows.items():
         module, args = recipe_args(os.path.join(ROOT, path))
@@ -235,8 +253,9 @@ def test_named_config_fields_exist(path, text):
         assert name in fields or block or name.startswith("model.options."), f"{path} names the unknown field {name}"
     for block in split_code(text)[1]:
         for key in re.findall(r"--config\.([a-z_][\w.]*)=", block):  # not the placeholder KEY
-            assert key in fields or key.startswith(("model.options.", *EXAMPLE_BLOCKS)), \
+            assert key in fields or key.startswith(("model.options.", *EXAMPLE_BLOCKS)), (
                 f"{path}: --config.{key} is not a field"
+            )
         for path_, arg in re.findall(r"--config[ =](configs/[a-z0-9_]+\.py)(?::(\w+))?", block):  # not NAME.py
             full = os.path.join(ROOT, path_)
             assert os.path.isfile(full) or path_ in EXAMPLE_FILES, f"{path}: {path_} does not exist"
@@ -281,24 +300,27 @@ def test_results_api_and_plots_signatures_in_results_md():
     readers = {e.reader for e in registry.all_experiments().values()}
     for block in split_code(text)[1]:
         for method in re.findall(r"\brun\.(\w+)", block):
-            assert any(hasattr(r, method) for r in readers) or method in attributes, \
+            assert any(hasattr(r, method) for r in readers) or method in attributes, (
                 f"results.md uses run.{method}, which no experiment's reader has"
+            )
         for call in re.findall(r"\brun\.(\w+)\(([^)]*)\)", block):
             method, args = call
             if method in ("params", "mask", "network", "batch_stats", "levels"):
                 parameters = inspect.signature(getattr(results.Run, method)).parameters
                 columns = {c for e in registry.all_experiments().values() for c in e.columns}  # stacked coordinates
                 for keyword in re.findall(r"(\w+)=", args):
-                    assert keyword in parameters or "coordinates" in parameters and keyword in columns, \
+                    assert keyword in parameters or "coordinates" in parameters and keyword in columns, (
                         f"results.md: run.{method} has no argument {keyword}"
+                    )
     table = next(rows for header, rows in tables(text) if header[0] == "function")
     for row in table:
         for name, args in re.findall(r"`(\w+)\(([^)]*)\)`", row[0]):
             assert callable(getattr(plots, name, None)), f"results.md lists jaxlth.plots.{name}, which is missing"
             parameters = list(inspect.signature(getattr(plots, name)).parameters)
             for arg in (a.split("=")[0].strip() for a in args.split(",") if a.strip()):
-                assert arg in parameters or arg == "dir" and "directory" in parameters, \
+                assert arg in parameters or arg == "dir" and "directory" in parameters, (
                     f"results.md: jaxlth.plots.{name} has no parameter {arg}"
+                )
     assert set(re.findall(r"^\| `(\w+)` \|", text, re.M)) >= set(results.COLUMNS), "results.md misses a column"
 
 
@@ -346,16 +368,17 @@ def test_the_model_example_in_extending_md_builds_and_registers(monkeypatch):
     exec(compile(model_source, "extending.md", "exec"), module.__dict__)  # noqa: S102
     monkeypatch.setitem(sys.modules, "jaxlth.models.mlp_bn", module)
     namespace = dict(vars(models))
-    exec(compile(re.sub(r"^MODELS = \{.*?^\}", "", registration, flags=re.S | re.M), "extending.md", "exec"),
-         namespace)  # noqa: S102
+    exec(compile(re.sub(r"^MODELS = \{.*?^\}", "", registration, flags=re.S | re.M), "extending.md", "exec"), namespace)  # noqa: S102
     monkeypatch.setitem(models.MODELS, "mlp_bn", namespace["_mlp_bn"])
 
     model = models.get_model("mlp_bn", 10, width=32, depth=2)
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((4, 28, 28, 1)), train=False)
     logits, updates = model.apply(variables, jnp.ones((4, 28, 28, 1)), train=True, mutable=["batch_stats"])
     assert logits.shape == (4, 10) and set(updates["batch_stats"]) == {"bn_0", "bn_1"}
-    assert [masks.layer_name(p) for p in masks.prunable_paths(variables["params"], ("output",))] == \
-        ["hidden_0/kernel", "hidden_1/kernel"]
+    assert [masks.layer_name(p) for p in masks.prunable_paths(variables["params"], ("output",))] == [
+        "hidden_0/kernel",
+        "hidden_1/kernel",
+    ]
     with pytest.raises(UserError, match="has no option 'height'"):
         models.get_model("mlp_bn", 10, height=3)
 
@@ -364,7 +387,8 @@ def test_the_model_example_in_extending_md_builds_and_registers(monkeypatch):
 def missing_rows() -> list[str]:
     """Rows for experiments.md of the config fields it does not list, with the comments in config.py."""
     source = inspect.getsource(fields_lib.common_config) + inspect.getsource(fields_lib.pruning_config).replace(
-        "c.", "c.pruning.")
+        "c.", "c.pruning."
+    )
     for name, experiment in registry.all_experiments().items():  # blocks: their fields as c.<name>.<field>
         if experiment.defaults is not None:
             source += inspect.getsource(experiment.defaults).replace("c.", f"c.{name}.")

@@ -55,9 +55,16 @@ def test_grand_with_vmap_of_grad_equals_a_loop_of_single_example_gradients(tiny)
         want.append(np.sqrt(sum(float(np.sum(np.asarray(leaf, np.float64) ** 2)) for leaf in jax.tree.leaves(g))))
     np.testing.assert_allclose(got, want, rtol=1e-4)
     # every trainable parameter counts: biases included
-    kernels_only = [np.sqrt(sum(float(jnp.sum(leaf ** 2)) for path, leaf in
-                                jax.tree_util.tree_leaves_with_path(one(params, images[i], labels[i]))
-                                if "kernel" in jax.tree_util.keystr(path))) for i in range(3)]
+    kernels_only = [
+        np.sqrt(
+            sum(
+                float(jnp.sum(leaf**2))
+                for path, leaf in jax.tree_util.tree_leaves_with_path(one(params, images[i], labels[i]))
+                if "kernel" in jax.tree_util.keystr(path)
+            )
+        )
+        for i in range(3)
+    ]
     assert np.all(got[:3] > np.asarray(kernels_only) + 1e-6)
 
 
@@ -68,16 +75,25 @@ def test_grand_of_a_pruned_network_leaves_out_the_pruned_weights(tiny):
     mask = jax.tree.map(lambda m: jnp.asarray(rng.random(m.shape) < 0.3), mask_lib.ones_like(params))
     got = np.asarray(es.grand(setup.program, params, {}, images, labels, chunk=6, mask=mask))
     one = jax.grad(lambda p, x, y: direct_loss(setup, p, x, y)[1])
-    want = [np.sqrt(sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(
-        mask_lib.apply(one(params, images[i], labels[i]), mask)))) for i in range(6)]
+    want = [
+        np.sqrt(
+            sum(float(jnp.sum(g**2)) for g in jax.tree.leaves(mask_lib.apply(one(params, images[i], labels[i]), mask)))
+        )
+        for i in range(6)
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
 def test_forgetting_counts_a_hand_made_trajectory():
     # 4 examples, presented in batches; correctness per presentation:
     # ex0: 1 0 1 0  -> 2 events;  ex1: 0 0 0 -> never learned;  ex2: 1 1 1 -> 0;  ex3: 0 1 0 1 0 -> 2
-    batches = [([0, 1, 2, 3], [1, 0, 1, 0]), ([0, 3], [0, 1]), ([0, 1, 2, 3], [1, 0, 1, 0]),
-               ([0, 1, 3], [0, 0, 1]), ([2, 3], [1, 0])]
+    batches = [
+        ([0, 1, 2, 3], [1, 0, 1, 0]),
+        ([0, 3], [0, 1]),
+        ([0, 1, 2, 3], [1, 0, 1, 0]),
+        ([0, 1, 3], [0, 0, 1]),
+        ([2, 3], [1, 0]),
+    ]
     history = history_lib.empty(4)
     update = jax.jit(history_lib.update)
     for idx, correct in batches:
@@ -99,13 +115,13 @@ def test_training_on_chosen_examples_equals_training_on_the_subset_itself():
     subsets = np.stack([np.sort(rng.permutation(256)[:160]) for _ in range(2)]).astype(np.int32)
     chosen = full.for_examples(160)
     state = full.init_state()
-    got, _ = chosen.program.train_chunk(with_examples(state, subsets), {}, full.data, 0,
-                                        num_steps=12)
+    got, _ = chosen.program.train_chunk(with_examples(state, subsets), {}, full.data, 0, num_steps=12)
     for r in range(2):
-        cut = full.dataset.replace(train_images=full.dataset.train_images[subsets[r]],
-                                   train_labels=full.dataset.train_labels[subsets[r]])
+        cut = full.dataset.replace(
+            train_images=full.dataset.train_images[subsets[r]], train_labels=full.dataset.train_labels[subsets[r]]
+        )
         alone = setup_lib.build(config, dataset=cut)
-        one = jax.tree.map(lambda x: x[r:r + 1], setup_lib.build(config).init_state())
+        one = jax.tree.map(lambda x: x[r : r + 1], setup_lib.build(config).init_state())
         want, _ = alone.program.train_chunk(one, {}, alone.data, 0, num_steps=12)
         for a, b in zip(jax.tree.leaves(want.params), jax.tree.leaves(got.params)):
             np.testing.assert_array_equal(np.asarray(a)[0], np.asarray(b)[r])

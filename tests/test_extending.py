@@ -53,8 +53,13 @@ def cli(*args, check=True):
 
 def python(code: str, *paths: str) -> str:
     """Runs ``code`` in a fresh Python (``PYTHONPATH`` from the environment); returns its stdout."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *paths], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ))
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -73,7 +78,8 @@ def test_it_runs_reports_and_loads_through_the_results_api(finished, outside):
     assert "figures:" in proc.stdout and (workdir / "plots" / "early_prune.png").exists()
     assert "magnitude" in proc.stdout and "random" in proc.stdout  # its summary table
     assert json.loads((workdir / "config.json").read_text())["experiment_module"] == "mypkg.early_prune"
-    out = python("""
+    out = python(
+        """
         import sys
         import numpy as np
         import jaxlth.plots, jaxlth.results
@@ -89,7 +95,9 @@ def test_it_runs_reports_and_loads_through_the_results_api(finished, outside):
                 assert np.allclose(kept, density, atol=0.01), (arm, level, kept)
         print(run.params(level=2, arm="random")["hidden_0"]["kernel"].shape)
         print(callable(jaxlth.plots.early_prune_figure), set(run.table.experiment))
-        """, str(workdir))
+        """,
+        str(workdir),
+    )
     lines = out.splitlines()
     assert lines[0] == "EarlyPruneRun (0.5, 0.2)"
     assert lines[1] == "['magnitude', 'random', 'trunk'] [0, 1, 2]"
@@ -100,11 +108,14 @@ def test_a_killed_run_resumes_bitwise(finished, outside, tmp_path):
     reference, _ = finished
     workdir = tmp_path / "killed"
     folder = workdir / "checkpoints" / "pruned" / "level_01"
-    start_and_kill(["--config", f"{TINY}:early_prune", MODULE, "--workdir", str(workdir), *SMALL],
-                   lambda: bool(checkpoint_steps(folder)))
+    start_and_kill(
+        ["--config", f"{TINY}:early_prune", MODULE, "--workdir", str(workdir), *SMALL],
+        lambda: bool(checkpoint_steps(folder)),
+    )
     assert not (workdir / "artifacts" / "magnitude" / "level_02" / "final").exists()  # killed in the middle
     cli(MODULE, "--workdir", str(workdir), *SMALL)
-    out = python("""
+    out = python(
+        """
         import sys
         import jax, numpy as np
         import jaxlth.results
@@ -115,7 +126,10 @@ def test_a_killed_run_resumes_bitwise(finished, outside, tmp_path):
                 for x, y in zip(jax.tree.leaves(a.network(level, arm=arm)), jax.tree.leaves(b.network(level, arm=arm))):
                     np.testing.assert_array_equal(x, y)
         print("bitwise")
-        """, str(reference), str(workdir))
+        """,
+        str(reference),
+        str(workdir),
+    )
     assert out.strip() == "bitwise"
     import pandas as pd
 
@@ -127,8 +141,10 @@ def test_a_killed_run_resumes_bitwise(finished, outside, tmp_path):
 def test_bad_input_and_other_settings_are_one_sentence(finished, outside, tmp_path):
     reference, _ = finished
     proc = cli(MODULE, "--workdir", str(tmp_path / "w"), "--config.early_prune.densities=(1.5,)", check=False)
-    assert proc.returncode == 2 and proc.stderr.strip() == \
-        "jaxlth: error: early_prune.densities must lie in (0, 1), got (1.5,)"
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip() == "jaxlth: error: early_prune.densities must lie in (0, 1), got (1.5,)"
+    )
     before = (reference / "config.json").read_bytes()
     for change in ("--config.early_prune.at=5it", "--config.train.lr=0.05"):
         proc = cli(MODULE, "--workdir", str(reference), *SMALL, change, check=False)
@@ -137,8 +153,11 @@ def test_bad_input_and_other_settings_are_one_sentence(finished, outside, tmp_pa
     proc = run_cli("--config", f"{TINY}:early_prune", "--workdir", str(tmp_path / "v"))  # the module not named
     assert proc.returncode == 2 and "unknown config argument 'early_prune'" in proc.stderr
     proc = run_cli("--config", TINY, "--workdir", str(tmp_path / "v"), "--config.experiment_module=mypkg.nothing")
-    assert proc.returncode == 2 and proc.stderr.startswith("jaxlth: error: experiment_module mypkg.nothing cannot be "
-                                                           "imported") and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and proc.stderr.startswith("jaxlth: error: experiment_module mypkg.nothing cannot be imported")
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_help_lists_it(outside):

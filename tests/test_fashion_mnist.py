@@ -19,8 +19,16 @@ pytestmark = [
 
 def test_two_epochs_reach_80_percent_test_accuracy(tmp_path):
     workdir = tmp_path / "lenet"
-    proc = run_cli("--config", "configs/lenet_fashion_mnist.py", "--workdir", str(workdir),
-                   "--config.train.steps=2ep", "--config.replicates=2", "--config.progress=false", check=True)
+    proc = run_cli(
+        "--config",
+        "configs/lenet_fashion_mnist.py",
+        "--workdir",
+        str(workdir),
+        "--config.train.steps=2ep",
+        "--config.replicates=2",
+        "--config.progress=false",
+        check=True,
+    )
     assert FASHION_MNIST_DIR in proc.stdout
     table = results.load(str(workdir)).table
     final = table[(table.split == "test") & (table.metric == "accuracy") & (table.step == 2 * 468)]

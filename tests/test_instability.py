@@ -9,14 +9,21 @@ from jaxlth import checkpoint, experiments, results
 from jaxlth import config as config_lib
 from jaxlth.errors import UserError
 from jaxlth.experiments import instability as instability_lib
-from jaxlth.experiments.instability import run as instability_run
 from jaxlth.experiments import lottery as lottery_lib
-from jaxlth.experiments.lottery.run import Lottery
 from jaxlth.experiments import registry
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.instability import perturb as perturb_lib
-from tests.conftest import (TINY, assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill,
-                            tiny_config)
+from jaxlth.experiments.instability import run as instability_run
+from jaxlth.experiments.lottery.run import Lottery
+from tests.conftest import (
+    TINY,
+    assert_same_rows,
+    checkpoint_steps,
+    record_trainings,
+    run_cli,
+    start_and_kill,
+    tiny_config,
+)
 
 
 def tiny(arg, replicates=2, **changes):
@@ -54,15 +61,18 @@ def run_instability(config, workdir) -> results.Run:
     return results.load(str(workdir))
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"instability__spawn_steps": ""}, "nothing to do"),
-    ({"instability__alphas": 1}, "instability.alphas must be at least 2"),
-    ({"instability__copies": 1}, "instability.copies must be at least 2"),
-    ({"instability__perturb_scales": (0.5, -1.0)}, "perturb_scales must be positive"),
-    ({"instability__spawn_steps": "0it,99ep"}, "must come before the end of training"),
-    ({"instability__splits": ("test", "valid")}, "'valid'"),
-    ({"instability__between_levels": True}, "need instability.source_workdir"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"instability__spawn_steps": ""}, "nothing to do"),
+        ({"instability__alphas": 1}, "instability.alphas must be at least 2"),
+        ({"instability__copies": 1}, "instability.copies must be at least 2"),
+        ({"instability__perturb_scales": (0.5, -1.0)}, "perturb_scales must be positive"),
+        ({"instability__spawn_steps": "0it,99ep"}, "must come before the end of training"),
+        ({"instability__splits": ("test", "valid")}, "'valid'"),
+        ({"instability__between_levels": True}, "need instability.source_workdir"),
+    ],
+)
 def test_bad_instability_settings_are_refused(tmp_path, changes, fragment):
     with pytest.raises(UserError, match=fragment):
         config_lib.validate(tiny("instability", **changes))
@@ -79,8 +89,9 @@ def test_a_source_run_with_other_settings_is_refused(tmp_path, lottery_run):
 
 
 def test_copies_of_an_imp_subnetwork_keep_its_mask(tmp_path, lottery_run):
-    config = instability_config(instability__source_workdir=lottery_run.workdir, instability__level=2,
-                                instability__spawn_steps="3it")
+    config = instability_config(
+        instability__source_workdir=lottery_run.workdir, instability__level=2, instability__spawn_steps="3it"
+    )
     run = run_instability(config, tmp_path / "inst")
     mask = lottery_run.mask(2)
     final = checkpoint.load_artifact(results.artifact_dir(run.workdir, "spawn_0000003/final"))
@@ -100,16 +111,21 @@ def test_copies_of_an_imp_subnetwork_keep_its_mask(tmp_path, lottery_run):
 
 
 def test_between_levels_measures_each_pair_of_successive_levels_and_matching(tmp_path, lottery_run):
-    config = instability_config(instability__source_workdir=lottery_run.workdir, instability__spawn_steps="",
-                                instability__between_levels=True, instability__matching_epsilon=1.0)
+    config = instability_config(
+        instability__source_workdir=lottery_run.workdir,
+        instability__spawn_steps="",
+        instability__between_levels=True,
+        instability__matching_epsilon=1.0,
+    )
     run = run_instability(config, tmp_path / "levels")
     table = run.table
     curve = table[(table.arm == "between_levels") & (table.metric == "error") & (table.split == "test")]
     assert sorted(curve.pair.unique()) == ["0-1", "1-2"] and len(curve) == 2 * 2 * 5  # pairs x replicates x alphas
     # The path's ends are the trained networks of the two levels: alpha=1 of pair 1-2 is level 2's test error.
     source = lottery_run.table
-    final = source[(source.arm == "imp") & (source.level == 2) & (source.split == "test")
-                   & (source.metric == "accuracy")]
+    final = source[
+        (source.arm == "imp") & (source.level == 2) & (source.split == "test") & (source.metric == "accuracy")
+    ]
     final = final[final.step == final.step.max()].sort_values("replicate")
     end = curve[(curve.pair == "1-2") & (curve.alpha == 1.0)].sort_values("replicate")
     np.testing.assert_allclose(end.value.to_numpy(), 1.0 - final.value.to_numpy(), atol=1e-6)
@@ -118,8 +134,12 @@ def test_between_levels_measures_each_pair_of_successive_levels_and_matching(tmp
 
 
 def test_perturbing_the_rewind_point_of_a_level(tmp_path, lottery_run):
-    config = instability_config(instability__source_workdir=lottery_run.workdir, instability__level=1,
-                                instability__spawn_steps="", instability__perturb_scales=(0.25, 4.0))
+    config = instability_config(
+        instability__source_workdir=lottery_run.workdir,
+        instability__level=1,
+        instability__spawn_steps="",
+        instability__perturb_scales=(0.25, 4.0),
+    )
     run = run_instability(config, tmp_path / "perturb")
     final = checkpoint.load_artifact(results.artifact_dir(run.workdir, "perturb/final"))
     kernel = final["params"]["hidden_0"]["kernel"]  # (replicates * 3, ...): unperturbed, 0.25, 4.0
@@ -127,16 +147,22 @@ def test_perturbing_the_rewind_point_of_a_level(tmp_path, lottery_run):
     for r in range(2):
         for g in range(3):
             assert np.all(kernel[3 * r + g][~mask[r]] == 0.0)
-    barrier = run.table[(run.table.arm == "perturb") & (run.table.metric == "barrier_frankle")
-                        & (run.table.split == "test")]
+    barrier = run.table[
+        (run.table.arm == "perturb") & (run.table.metric == "barrier_frankle") & (run.table.split == "test")
+    ]
     assert sorted(barrier.noise_scale.unique()) == [0.25, 4.0] and len(barrier) == 4 and barrier.pair.isna().all()
     assert set(run.table[run.table.split == "test"].arm) == {"perturb"}  # training rows and paths: one arm name
 
 
 @pytest.mark.slow
 def test_kill_during_the_copies_resumes_bitwise(tmp_path):
-    args = ["--config", f"{TINY}:instability", "--config.train.steps=8ep", "--config.checkpoint_every=8it",
-            "--config.replicates=2"]
+    args = [
+        "--config",
+        f"{TINY}:instability",
+        "--config.train.steps=8ep",
+        "--config.checkpoint_every=8it",
+        "--config.replicates=2",
+    ]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
     target = workdir / "checkpoints" / "spawn_0000004"
@@ -153,8 +179,10 @@ def test_kill_during_the_copies_resumes_bitwise(tmp_path):
 
 
 def test_perturbation_noise_is_scaled_by_each_layers_norm():
-    params = {"a": {"kernel": jax.random.normal(jax.random.PRNGKey(0), (300, 100)), "bias": np.ones(100, np.float32)},
-              "b": {"kernel": 5.0 * jax.random.normal(jax.random.PRNGKey(1), (100, 10))}}
+    params = {
+        "a": {"kernel": jax.random.normal(jax.random.PRNGKey(0), (300, 100)), "bias": np.ones(100, np.float32)},
+        "b": {"kernel": 5.0 * jax.random.normal(jax.random.PRNGKey(1), (100, 10))},
+    }
     noisy = perturb_lib.perturb(params, jax.random.PRNGKey(2), [("a", "kernel"), ("b", "kernel")], 0.5)
     for name in ("a", "b"):
         w, v = np.asarray(params[name]["kernel"]), np.asarray(noisy[name]["kernel"])
@@ -184,8 +212,10 @@ def test_spawn_steps_can_be_added_to_a_finished_run(tmp_path, monkeypatch):
 
 
 def test_results_api_gives_the_spawned_copies(tmp_path):
-    run = run_instability(tiny("instability", instability__spawn_steps="4it", instability__splits=("test",),
-                               instability__copies=3), tmp_path / "copies")
+    run = run_instability(
+        tiny("instability", instability__spawn_steps="4it", instability__splits=("test",), instability__copies=3),
+        tmp_path / "copies",
+    )
     every = run.copies(4)
     assert every["params"]["hidden_0"]["kernel"].shape[0] == 2 * 3
     one = run.copies(4, replicate=1, copy=2)

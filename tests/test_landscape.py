@@ -19,8 +19,15 @@ from jaxlth.training import setup as setup_lib
 from tests.conftest import assert_same_rows, tiny_config
 
 NARROW = {"model.options.widths": (4, 4), "replicates": 2}  # ~3,200 weights: the exact Hessian fits in memory
-MEASURE = {"landscape.examples": 128, "landscape.chunk": 64, "landscape.top_k": 2, "landscape.lanczos_iterations": 30,
-           "landscape.trace_probes": 16, "landscape.alphas": 3, "landscape.projection_fractions": (0.2, 0.5)}
+MEASURE = {
+    "landscape.examples": 128,
+    "landscape.chunk": 64,
+    "landscape.top_k": 2,
+    "landscape.lanczos_iterations": 30,
+    "landscape.trace_probes": 16,
+    "landscape.alphas": 3,
+    "landscape.projection_fractions": (0.2, 0.5),
+}
 
 
 def landscape_config(source: str, **changes):
@@ -44,8 +51,9 @@ def exact_hessian(config, run, level, replicate):
     mask = jax.tree.map(jnp.asarray, run.mask(level, replicate))
     data = setup.data
     take = jax.random.permutation(jax.random.PRNGKey(2), data.train_images.shape[0])[:128]
-    loss = curvature.subset_loss(setup.program, network["batch_stats"], data.train_images[take],
-                                 data.train_labels[take], chunk=64)
+    loss = curvature.subset_loss(
+        setup.program, network["batch_stats"], data.train_images[take], data.train_labels[take], chunk=64
+    )
     flat, unravel = ravel_pytree(network["params"])
     hessian = np.asarray(jax.hessian(lambda x: loss(unravel(x)))(flat), np.float64)
     keep = np.asarray(curvature.subspace_vector(network["params"], mask)) > 0
@@ -73,8 +81,9 @@ def test_projection_segment_ends_at_the_trained_and_the_pruned_network(measured)
     table = run.table
     _, _, setup, network, mask = exact_hessian(config, source, 1, replicate=0)
     data = setup.data
-    loss, accuracy = setup.program.evaluate_one(network["params"], network["batch_stats"], data.test_images,
-                                                data.test_labels)
+    loss, accuracy = setup.program.evaluate_one(
+        network["params"], network["batch_stats"], data.test_images, data.test_labels
+    )
     rows = table[(table.split == "test") & (table.level == 1) & (table.replicate == 0) & (table.metric == "error")]
     start = rows[rows.alpha == 0.0]["value"].to_numpy()
     np.testing.assert_allclose(start, 1.0 - float(accuracy), atol=1e-6)  # alpha = 0 for every p
@@ -140,13 +149,19 @@ def test_a_killed_landscape_resumes_to_the_same_rows(measured, tmp_path, monkeyp
     assert_same_rows(a, b, columns)
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"landscape.projection_fractions": (0.2, 1.5)}, "projection_fractions must be fractions in (0, 1)"),
-    ({"landscape.top_k": 40}, "cannot exceed landscape.lanczos_iterations"),
-    ({"landscape.lanczos_iterations": 5000, "landscape.top_k": 2}, "exceeds the dimension of the smallest subspace"),
-    ({"landscape.bn_mode": "train"}, "unknown landscape.bn_mode"),
-    ({"landscape.levels": (7,)}, "are not finished"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"landscape.projection_fractions": (0.2, 1.5)}, "projection_fractions must be fractions in (0, 1)"),
+        ({"landscape.top_k": 40}, "cannot exceed landscape.lanczos_iterations"),
+        (
+            {"landscape.lanczos_iterations": 5000, "landscape.top_k": 2},
+            "exceeds the dimension of the smallest subspace",
+        ),
+        ({"landscape.bn_mode": "train"}, "unknown landscape.bn_mode"),
+        ({"landscape.levels": (7,)}, "are not finished"),
+    ],
+)
 def test_bad_settings_are_one_sentence(measured, tmp_path, changes, fragment):
     source, _, _ = measured
     with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
@@ -166,15 +181,23 @@ def test_a_source_that_is_not_a_lottery_run_is_refused(tmp_path):
 @pytest.mark.parametrize("bn_mode", ["eval", "batch"])
 def test_the_conv_batchnorm_path(tmp_path, bn_mode):
     """A residual network with BatchNorm (CIFAR-shaped synthetic images): both BatchNorm modes measure."""
-    from tests.test_lottery import bn_lottery  # noqa: PLC0415
+    from tests.test_lottery import bn_lottery
 
     source = bn_lottery()
     experiments.run(source, str(tmp_path / "source"))
     config = source.copy_and_resolve_references()
     config.experiment = "landscape"
-    config.landscape.update(source_workdir=str(tmp_path / "source"), examples=64, chunk=32, top_k=2,
-                            lanczos_iterations=8, trace_probes=4, alphas=2, projection_fractions=(0.5,),
-                            bn_mode=bn_mode)
+    config.landscape.update(
+        source_workdir=str(tmp_path / "source"),
+        examples=64,
+        chunk=32,
+        top_k=2,
+        lanczos_iterations=8,
+        trace_probes=4,
+        alphas=2,
+        projection_fractions=(0.5,),
+        bn_mode=bn_mode,
+    )
     experiments.run(config, str(tmp_path / "landscape"))
     table = results.load(str(tmp_path / "landscape")).table
     top = table[table.metric == "eigenvalue"].astype({"value": float})

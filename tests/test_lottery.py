@@ -9,10 +9,18 @@ import pytest
 
 from jaxlth import experiments, results
 from jaxlth.experiments import lottery as lottery_lib
-from jaxlth.experiments.lottery.run import Lottery
 from jaxlth.experiments.context import Context
-from tests.conftest import (FASHION_MNIST_DIR, TINY, assert_same_rows, checkpoint_steps, record_trainings, run_cli,
-                            start_and_kill, tiny_config)
+from jaxlth.experiments.lottery.run import Lottery
+from tests.conftest import (
+    FASHION_MNIST_DIR,
+    TINY,
+    assert_same_rows,
+    checkpoint_steps,
+    record_trainings,
+    run_cli,
+    start_and_kill,
+    tiny_config,
+)
 
 
 def tiny_lottery(**lottery):
@@ -80,12 +88,17 @@ def test_weight_rewinding_starts_each_level_from_the_step_k_params_on_its_mask(t
             assert np.all(w[~keep] == 0)
         np.testing.assert_array_equal(state.params["output"]["kernel"], rewind["output"]["kernel"])
         assert all(np.all(m == 0) for m in jax.tree.leaves(state.opt_state))  # fresh momentum
-        np.testing.assert_array_equal(run.params(level, which="rewind")["hidden_0"]["kernel"],
-                                      state.params["hidden_0"]["kernel"])
+        np.testing.assert_array_equal(
+            run.params(level, which="rewind")["hidden_0"]["kernel"], state.params["hidden_0"]["kernel"]
+        )
     # Densities of the table: 1, 0.8, 0.64 of the prunable weights (output layer ignored, dense).
     table = run.table
-    final = table[(table.arm == "imp") & (table.split == "test") & (table.metric == "accuracy")
-                  & (table.step == lottery.total_steps)]
+    final = table[
+        (table.arm == "imp")
+        & (table.split == "test")
+        & (table.metric == "accuracy")
+        & (table.step == lottery.total_steps)
+    ]
     np.testing.assert_allclose(sorted(final.density, reverse=True), [1.0, 0.8, 0.64], atol=2 / 1024)
     assert "output" not in run.mask(2)
 
@@ -97,15 +110,19 @@ def test_batch_statistics_are_rewound_too(tmp_path, captured_starts):
     init_stats = checkpoint_artifact(tmp_path, "init")["batch_stats"]
     level1 = [state for arm, level, _, state in captured_starts if arm == "imp" and level == 1]
     assert len(level1) == 1
-    for got, want, initial in zip(jax.tree.leaves(level1[0].batch_stats), jax.tree.leaves(rewind_stats),
-                                  jax.tree.leaves(init_stats)):
+    for got, want, initial in zip(
+        jax.tree.leaves(level1[0].batch_stats), jax.tree.leaves(rewind_stats), jax.tree.leaves(init_stats)
+    ):
         np.testing.assert_array_equal(got, want)
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(rewind_stats), jax.tree.leaves(init_stats)))
 
 
 def test_branches_run_beside_imp_at_every_pruned_level(tmp_path):
-    config = tiny_lottery(levels=2, branches=("random_prune", "random_reinit", "shuffle", "sign_flip",
-                                              "reinit_keep_sign", "retrain"), retrain_overrides="lr=0.01")
+    config = tiny_lottery(
+        levels=2,
+        branches=("random_prune", "random_reinit", "shuffle", "sign_flip", "reinit_keep_sign", "retrain"),
+        retrain_overrides="lr=0.01",
+    )
     run_in_process(config, tmp_path)
     run = results.load(str(tmp_path))
     for arm in ("random_prune", "random_reinit", "shuffle", "sign_flip", "reinit_keep_sign", "retrain"):
@@ -117,8 +134,9 @@ def test_branches_run_beside_imp_at_every_pruned_level(tmp_path):
         random_mask = run.mask(2, arm="random_prune")[layer]["kernel"]
         np.testing.assert_array_equal(imp_mask.sum(axis=(1, 2)), random_mask.sum(axis=(1, 2)))
         np.testing.assert_array_equal(run.mask(2, arm="shuffle")[layer]["kernel"], imp_mask)
-    assert not np.allclose(run.params(2, arm="retrain")["hidden_0"]["kernel"],
-                           run.params(2, arm="imp")["hidden_0"]["kernel"])
+    assert not np.allclose(
+        run.params(2, arm="retrain")["hidden_0"]["kernel"], run.params(2, arm="imp")["hidden_0"]["kernel"]
+    )
 
 
 @pytest.mark.parametrize("mode", ["lr_rewind", "finetune"])
@@ -139,7 +157,10 @@ def test_extending_levels_reuses_finished_levels(tmp_path, captured_starts):
     captured_starts.clear()
     run_in_process(tiny_lottery(levels=2), tmp_path)
     assert {(arm, level) for arm, level, _, _ in captured_starts} == {
-        ("imp", 2), ("random_prune", 2), ("random_reinit", 2)}
+        ("imp", 2),
+        ("random_prune", 2),
+        ("random_reinit", 2),
+    }
     after = digest(tmp_path / "artifacts")
     assert all(after[path] == h for path, h in before.items())
     table = results.load(str(tmp_path)).table
@@ -148,10 +169,12 @@ def test_extending_levels_reuses_finished_levels(tmp_path, captured_starts):
 
 
 def test_bad_lottery_settings_are_refused(tmp_path):
-    for override, fragment in [("--config.lottery.prune_fraction=1.5", "prune_fraction"),
-                               ("--config.lottery.branches=('magic',)", "unknown lottery branch 'magic'"),
-                               ("--config.lottery.rewind=99ep", "lottery.rewind"),
-                               ("--config.lottery.retrain=rewire", "lottery.retrain")]:
+    for override, fragment in [
+        ("--config.lottery.prune_fraction=1.5", "prune_fraction"),
+        ("--config.lottery.branches=('magic',)", "unknown lottery branch 'magic'"),
+        ("--config.lottery.rewind=99ep", "lottery.rewind"),
+        ("--config.lottery.retrain=rewire", "lottery.retrain"),
+    ]:
         proc = run_cli("--config", f"{TINY}:lottery", "--workdir", str(tmp_path / override[9:20]), override)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert fragment in proc.stderr, proc.stderr
@@ -159,8 +182,13 @@ def test_bad_lottery_settings_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_kill_during_level_2_resumes_bitwise(tmp_path):
-    args = ["--config", f"{TINY}:lottery", "--config.train.steps=6ep", "--config.checkpoint_every=11it",
-            "--config.replicates=2"]
+    args = [
+        "--config",
+        f"{TINY}:lottery",
+        "--config.train.steps=6ep",
+        "--config.checkpoint_every=11it",
+        "--config.replicates=2",
+    ]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
     target = workdir / "checkpoints" / "imp" / "level_02"
@@ -176,13 +204,24 @@ def test_kill_during_level_2_resumes_bitwise(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
-                    reason=f"real Fashion-MNIST is not installed in {FASHION_MNIST_DIR}")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
+    reason=f"real Fashion-MNIST is not installed in {FASHION_MNIST_DIR}",
+)
 def test_three_short_levels_on_fashion_mnist_make_the_figures(tmp_path):
     workdir = tmp_path / "lth"
-    proc = run_cli("--config", "configs/lenet_fashion_mnist.py:lottery", "--workdir", str(workdir),
-                   "--config.lottery.levels=2", "--config.train.steps=1ep", "--config.eval_every=1ep",
-                   "--config.lottery.branches=('random_prune',)", "--config.progress=false", check=True)
+    proc = run_cli(
+        "--config",
+        "configs/lenet_fashion_mnist.py:lottery",
+        "--workdir",
+        str(workdir),
+        "--config.lottery.levels=2",
+        "--config.train.steps=1ep",
+        "--config.eval_every=1ep",
+        "--config.lottery.branches=('random_prune',)",
+        "--config.progress=false",
+        check=True,
+    )
     for name in ("accuracy_vs_weights.png", "layer_density.png"):
         assert (workdir / "plots" / name).stat().st_size > 10_000
     assert "plots" in proc.stdout

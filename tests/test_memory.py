@@ -21,8 +21,9 @@ def tiny():
 def test_the_line_through_one_and_two_networks_predicts_more(tiny):
     setup, footprint = tiny
     for n in (4, 8):
-        training, evaluation = memory.networks_bytes(setup.program, setup.data, n, num_steps=5,
-                                                     layers_to_ignore=("output",))
+        training, evaluation = memory.networks_bytes(
+            setup.program, setup.data, n, num_steps=5, layers_to_ignore=("output",)
+        )
         assert training == pytest.approx(footprint.training.bytes_for(n), rel=0.01)
         assert evaluation <= 1.01 * footprint.evaluation.bytes_for(n)  # never under-estimated
 
@@ -54,7 +55,7 @@ def test_free_bytes_of_a_device_that_reports_its_memory_and_of_a_cpu():
             return {"bytes_limit": 16 * 2**30, "bytes_in_use": 2**30}
 
     assert memory.free_bytes(Chip()) == 15 * 2**30
-    import os  # noqa: PLC0415
+    import os
 
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert memory.free_bytes(jax.devices("cpu")[0]) == physical // jax.local_device_count("cpu")
@@ -72,8 +73,11 @@ def test_the_choice_follows_the_memory_and_the_device_count(tiny, monkeypatch):
     assert replicates.choose(config, wanted=7).replicates == 6
     assert replicates.choose(config).replicates == 2  # default: one per device, at least 2
     monkeypatch.setattr(memory, "free_bytes", lambda device=None: 2**10)
-    with pytest.raises(UserError, match=r"^one replicate of lenet .* more than 90% of the 1 KiB free on cpu \(the "
-                                        r"share a run is planned in\): lower train\.batch_size"):
+    with pytest.raises(
+        UserError,
+        match=r"^one replicate of lenet .* more than 90% of the 1 KiB free on cpu \(the "
+        r"share a run is planned in\): lower train\.batch_size",
+    ):
         replicates.choose(config)
 
 

@@ -164,11 +164,14 @@ def _initialised(name, shape, options):
     return model, variables, apply
 
 
-@pytest.mark.parametrize("name,shape,options", [
-    ("lenet_300_100", (28, 28, 1), ()),
-    ("conv2", (32, 32, 3), ()),
-    SMALL_RESNET,
-])
+@pytest.mark.parametrize(
+    "name,shape,options",
+    [
+        ("lenet_300_100", (28, 28, 1), ()),
+        ("conv2", (32, 32, 3), ()),
+        SMALL_RESNET,
+    ],
+)
 def test_apply_gives_finite_logits(name, shape, options):
     _, variables, apply = initialised(name, shape, options)
     x = jax.random.normal(jax.random.key(1), (8, *shape))
@@ -188,8 +191,9 @@ def test_batch_stats_update_in_train_mode_only():
     assert all(not np.allclose(a, b) for a, b in zip(before, after))
     # Momentum 0.9 (PyTorch's 0.1): the stem's running mean moves 10% of the way to the batch mean.
     kernel = variables["params"]["stem_conv"]["kernel"]
-    stem_out = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    stem_out = jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     batch_mean = jnp.mean(stem_out, axis=(0, 1, 2))
     expected = 0.9 * variables["batch_stats"]["stem_bn"]["mean"] + 0.1 * batch_mean
     np.testing.assert_allclose(updated["stem_bn"]["mean"], expected, rtol=1e-4, atol=1e-5)
@@ -273,8 +277,22 @@ def _bn_layers(tree):
 # ----- registry ---------------------------------------------------------------------------------
 def test_registry_names():
     assert models.names() == sorted(models.MODELS)
-    for name in ["lenet", "lenet_300_100", "conv2", "conv4", "conv6", "resnet_cifar", "resnet20", "resnet56",
-                 "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet50"]:
+    for name in [
+        "lenet",
+        "lenet_300_100",
+        "conv2",
+        "conv4",
+        "conv6",
+        "resnet_cifar",
+        "resnet20",
+        "resnet56",
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+        "resnet18",
+        "resnet50",
+    ]:
         assert name in models.MODELS
 
 
@@ -286,15 +304,18 @@ def test_unknown_model():
     assert all(name in message for name in models.names())
 
 
-@pytest.mark.parametrize("name,options,words", [
-    ("lenet_300_100", {"widths": (10,)}, ["'widths'", "no options"]),
-    ("resnet20", {"depth": 32}, ["'depth'", "width"]),
-    ("vgg16", {"batchnorm": False}, ["'batchnorm'"]),
-    ("resnet_cifar", {"depth": 21}, ["6n + 2", "21"]),
-    ("resnet_cifar", {"width": 0}, ["width", "0"]),
-    ("lenet", {"widths": "300"}, ["widths"]),
-    ("resnet50", {"small_images": "yes"}, ["small_images"]),
-])
+@pytest.mark.parametrize(
+    "name,options,words",
+    [
+        ("lenet_300_100", {"widths": (10,)}, ["'widths'", "no options"]),
+        ("resnet20", {"depth": 32}, ["'depth'", "width"]),
+        ("vgg16", {"batchnorm": False}, ["'batchnorm'"]),
+        ("resnet_cifar", {"depth": 21}, ["6n + 2", "21"]),
+        ("resnet_cifar", {"width": 0}, ["width", "0"]),
+        ("lenet", {"widths": "300"}, ["widths"]),
+        ("resnet50", {"small_images": "yes"}, ["small_images"]),
+    ],
+)
 def test_bad_options(name, options, words):
     with pytest.raises(UserError) as err:
         models.get_model(name, 10, **options)

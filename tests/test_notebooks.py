@@ -38,22 +38,55 @@ CI_SETTINGS = {
     QUICKSTART: dict(SMALL),
     INSTABILITY: dict(SMALL, BRANCHES=(), SPAWN_STEPS="0it,100it", ALPHAS=5, TRAIN_EXAMPLES=1000),
     RESULTS_API: dict(SMALL),
-    PRUNE_AT_INIT: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, METHODS=("random", "snip", "synflow"),
-                        DENSITIES=(0.5, 0.1), ABLATIONS=("shuffle",)),
-    ALIGNMENT: dict(STEPS="300it", EVAL_EVERY="300it", PROGRESS=False, SPAWN_STEPS="100it", ALPHAS=3,
-                    ALIGN=("none", "weights", "activations+repair")),
-    LANDSCAPE: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, LEVELS=1, PRUNE_FRACTIONS=(0.2, 0.8),
-                    EXAMPLES=256, TOP_K=2, LANCZOS_ITERATIONS=6, TRACE_PROBES=2, PROJECTION_FRACTIONS=(0.5,),
-                    ALPHAS=3, REPLICATES=1),
-    DATA_DIET: dict(STEPS="100it", EVAL_EVERY="100it", PROGRESS=False, SCORE_AT="0it,50it", SCORES=("el2n", "random"),
-                    KINDS=("el2n", "forgetting"), PRUNED_FRACTIONS=(0.5,), REPLICATES=1),
+    PRUNE_AT_INIT: dict(
+        STEPS="100it",
+        EVAL_EVERY="100it",
+        PROGRESS=False,
+        METHODS=("random", "snip", "synflow"),
+        DENSITIES=(0.5, 0.1),
+        ABLATIONS=("shuffle",),
+    ),
+    ALIGNMENT: dict(
+        STEPS="300it",
+        EVAL_EVERY="300it",
+        PROGRESS=False,
+        SPAWN_STEPS="100it",
+        ALPHAS=3,
+        ALIGN=("none", "weights", "activations+repair"),
+    ),
+    LANDSCAPE: dict(
+        STEPS="100it",
+        EVAL_EVERY="100it",
+        PROGRESS=False,
+        LEVELS=1,
+        PRUNE_FRACTIONS=(0.2, 0.8),
+        EXAMPLES=256,
+        TOP_K=2,
+        LANCZOS_ITERATIONS=6,
+        TRACE_PROBES=2,
+        PROJECTION_FRACTIONS=(0.5,),
+        ALPHAS=3,
+        REPLICATES=1,
+    ),
+    DATA_DIET: dict(
+        STEPS="100it",
+        EVAL_EVERY="100it",
+        PROGRESS=False,
+        SCORE_AT="0it,50it",
+        SCORES=("el2n", "random"),
+        KINDS=("el2n", "forgetting"),
+        PRUNED_FRACTIONS=(0.5,),
+        REPLICATES=1,
+    ),
 }
 # Cell metadata Jupyter or Colab write when a notebook is saved after running.
 OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
 
 needs_fashion_mnist = pytest.mark.skipif(
     find_local("fashion_mnist") is None,
-    reason="real Fashion-MNIST IDX files are not installed (apt-get install dataset-fashion-mnist, or $JAXLTH_DATA_DIR)")
+    reason="real Fashion-MNIST IDX files are not installed (apt-get install dataset-fashion-mnist, or "
+    "$JAXLTH_DATA_DIR)",
+)
 
 
 def read(name: str) -> nbformat.NotebookNode:
@@ -95,8 +128,9 @@ def test_a_single_parameter_cell_of_plain_assignments_comes_first(name):
     assert code_cells(nb)[0] is tagged[0], f"{name}: the parameter cell must be the first code cell"
     tree = ast.parse(tagged[0].source)
     for node in tree.body:  # overridable by a later cell, or by papermill -p NAME VALUE
-        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), (
             f"{name}: the parameter cell holds a statement that is not NAME = literal: {ast.unparse(node)}"
+        )
         ast.literal_eval(node.value)
     names = [node.targets[0].id for node in tree.body]
     assert len(names) == len(set(names)), f"{name}: a parameter is assigned twice"
@@ -162,8 +196,10 @@ def test_setup_cell_in_colab_clones_and_installs_jax_for_the_accelerator(tmp_pat
     clone = str(tmp_path / "jaxlth")
     namespace = {"REPO_URL": "https://example.org/jaxlth.git", "REPO_DIR": clone}
     exec(setup_source(), namespace)  # noqa: S102
-    assert calls == [["git", "clone", "--depth", "1", "https://example.org/jaxlth.git", clone],
-                     [sys.executable, "-m", "pip", "install", "--quiet", clone + extra]]
+    assert calls == [
+        ["git", "clone", "--depth", "1", "https://example.org/jaxlth.git", clone],
+        [sys.executable, "-m", "pip", "install", "--quiet", clone + extra],
+    ]
     assert namespace["CONFIGS"] == os.path.join(clone, "configs")
 
 
@@ -227,7 +263,7 @@ def environment(**changes):
 
 def execute(name: str, **settings) -> nbformat.NotebookNode:
     """Runs the notebook with ``settings`` injected after its parameter cell; returns it with outputs."""
-    from nbclient import NotebookClient  # noqa: PLC0415 (only the slow tests need a kernel)
+    from nbclient import NotebookClient  # only the slow tests need a kernel
 
     nb = read(name)
     index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
@@ -274,8 +310,11 @@ def test_quickstart_notebook_runs_imp_with_two_branches_sharded_over_the_devices
     check_installed_nothing(nb)
     assert "2 x cpu (cpu); 2 replicates asked for" in output(nb, "devices")
     # the memory check lets the 2 asked for through: LeNet-300-100 needs a few MiB a replicate
-    assert re.search(r"^2 replicate\(s\); the 2 device\(s\) hold up to \d{3,} \(a network: [\d.,]+ MiB in training",
-                     output(nb, "data"), re.M)
+    assert re.search(
+        r"^2 replicate\(s\); the 2 device\(s\) hold up to \d{3,} \(a network: [\d.,]+ MiB in training",
+        output(nb, "data"),
+        re.M,
+    )
     assert "2 replicates in one compiled program, replicates sharded over 2 devices" in output(nb, "data")
     assert "fashion_mnist: 60000 train / 10000 test images" in output(nb, "data")
     assert "final test accuracy (%)" in output(nb, "run")
@@ -300,8 +339,8 @@ def test_quickstart_notebook_run_again_resumes_and_more_levels_extend(quickstart
     nb = execute(QUICKSTART, WORKDIR=workdir, **dict(CI_SETTINGS[QUICKSTART], LEVELS=3))
     after = results.load(workdir)
     assert after.levels() == [0, 1, 2, 3] and after.levels("random_prune") == [1, 2, 3]
-    pd.testing.assert_frame_equal(after.table.iloc[:len(before)], before)  # nothing redone, nothing lost
-    assert set(after.table.iloc[len(before):]["level"]) == {3}
+    pd.testing.assert_frame_equal(after.table.iloc[: len(before)], before)  # nothing redone, nothing lost
+    assert set(after.table.iloc[len(before) :]["level"]) == {3}
     assert re.search(r"^\s*3\s+51\.20\s", output(nb, "run"), re.M)  # level 3 in the summary: 0.8**3 = 51.2%
 
 

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth import config as config_lib, experiments, results
+from jaxlth import config as config_lib
+from jaxlth import experiments, results
 from jaxlth.errors import UserError
 from jaxlth.experiments import context as context_lib
 from tests.conftest import TINY, run_cli
@@ -69,24 +70,36 @@ def test_every_density_is_retrained_from_the_rewind_point_in_one_program(one_sho
 def test_rows_carry_the_target_density_and_the_figure_is_written(one_shot_run):
     run, _ = one_shot_run
     table = run.table
-    final = table[(table.arm == "one_shot") & (table.split == "test") & (table.metric == "accuracy")
-                  & (table.step == table.step.max())]
+    final = table[
+        (table.arm == "one_shot")
+        & (table.split == "test")
+        & (table.metric == "accuracy")
+        & (table.step == table.step.max())
+    ]
     assert sorted(zip(final.level, final.replicate, final.target_density)) == [
-        (1, 0, 0.5), (1, 1, 0.5), (2, 0, 0.2), (2, 1, 0.2)]
-    np.testing.assert_allclose(final.sort_values(["level", "replicate"]).density,
-                               np.floor(np.array([0.5, 0.5, 0.2, 0.2]) * 25600) / 25600)
+        (1, 0, 0.5),
+        (1, 1, 0.5),
+        (2, 0, 0.2),
+        (2, 1, 0.2),
+    ]
+    np.testing.assert_allclose(
+        final.sort_values(["level", "replicate"]).density, np.floor(np.array([0.5, 0.5, 0.2, 0.2]) * 25600) / 25600
+    )
     assert "spawn_step" not in table.columns  # only the coordinates this experiment declares
     assert os.path.getsize(os.path.join(run.workdir, "plots", "accuracy_vs_weights.png")) > 10_000
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("--config.one_shot.densities=(0.5, 1.5)", "one_shot.densities must lie in (0, 1)"),
-    ("--config.one_shot.densities=()", "one_shot.densities is empty"),
-    ("--config.one_shot.densities=(0.5, 0.5)", "lists a density twice"),
-    ("--config.one_shot.scope=sideways", "unknown one_shot.scope"),
-    ("--config.one_shot.retrain=again", "unknown one_shot.retrain"),
-    ("--config.one_shot.rewind=9ep", "one_shot.rewind (9ep) must come before the end of training"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("--config.one_shot.densities=(0.5, 1.5)", "one_shot.densities must lie in (0, 1)"),
+        ("--config.one_shot.densities=()", "one_shot.densities is empty"),
+        ("--config.one_shot.densities=(0.5, 0.5)", "lists a density twice"),
+        ("--config.one_shot.scope=sideways", "unknown one_shot.scope"),
+        ("--config.one_shot.retrain=again", "unknown one_shot.retrain"),
+        ("--config.one_shot.rewind=9ep", "one_shot.rewind (9ep) must come before the end of training"),
+    ],
+)
 def test_bad_one_shot_settings_are_refused_before_anything_is_written(tmp_path, override, fragment):
     workdir = tmp_path / "refused"
     proc = run_cli("--config", f"{TINY}:one_shot", "--workdir", str(workdir), override)
@@ -96,7 +109,7 @@ def test_bad_one_shot_settings_are_refused_before_anything_is_written(tmp_path, 
 
 
 def test_validation_runs_before_any_data_is_loaded(monkeypatch):
-    from jaxlth import data  # noqa: PLC0415
+    from jaxlth import data
 
     monkeypatch.setattr(data, "load_dataset", lambda *a: pytest.fail("data loaded before validation"))
     config = config_lib.from_file(f"{TINY}:one_shot")
@@ -107,12 +120,14 @@ def test_validation_runs_before_any_data_is_loaded(monkeypatch):
 
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 def test_all_densities_in_one_call_equal_pruning_to_each(scope):
-    from jaxlth.pruning import imp  # noqa: PLC0415
-    from jaxlth.pruning import masks as mask_lib  # noqa: PLC0415
+    from jaxlth.pruning import imp
+    from jaxlth.pruning import masks as mask_lib
 
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    params = {"a": {"kernel": jax.random.normal(keys[0], (2, 30, 20))},
-              "b": {"kernel": jax.random.normal(keys[1], (2, 20, 7)), "bias": np.zeros((2, 7))}}
+    params = {
+        "a": {"kernel": jax.random.normal(keys[0], (2, 30, 20))},
+        "b": {"kernel": jax.random.normal(keys[1], (2, 20, 7)), "bias": np.zeros((2, 7))},
+    }
     mask = jax.vmap(mask_lib.ones_like)(params)
     densities = [0.5, 0.2, 0.03]
     together = imp.prune_to_densities(params, mask, jax.numpy.asarray(densities), scope)

@@ -10,9 +10,27 @@ from jaxlth import models
 from jaxlth.analysis import matching, permutations
 from jaxlth.pruning import masks as mask_lib
 
-GROUPS = {"lenet": 2, "lenet_300_100": 2, "conv2": 4, "conv4": 6, "conv6": 8, "resnet_cifar": 12, "resnet20": 12,
-          "resnet32": 18, "resnet56": 30, "resnet110": 57, "resnet18": 12, "resnet34": 20, "resnet50": 37,
-          "resnet101": 71, "resnet152": 105, "vgg11": 8, "vgg13": 10, "vgg16": 13, "vgg19": 16}
+GROUPS = {
+    "lenet": 2,
+    "lenet_300_100": 2,
+    "conv2": 4,
+    "conv4": 6,
+    "conv6": 8,
+    "resnet_cifar": 12,
+    "resnet20": 12,
+    "resnet32": 18,
+    "resnet56": 30,
+    "resnet110": 57,
+    "resnet18": 12,
+    "resnet34": 20,
+    "resnet50": 37,
+    "resnet101": 71,
+    "resnet152": 105,
+    "vgg11": 8,
+    "vgg13": 10,
+    "vgg16": 13,
+    "vgg19": 16,
+}
 
 
 def network(name):
@@ -27,8 +45,9 @@ def network(name):
             flat[path] = 1.0 + 0.1 * jax.random.normal(jax.random.PRNGKey(i), flat[path].shape)
         elif path[-1] == "bias":
             flat[path] = 0.1 * jax.random.normal(jax.random.PRNGKey(i), flat[path].shape)
-    stats = jax.tree.map(lambda x: x + 0.1 * jax.random.uniform(jax.random.PRNGKey(x.size), x.shape),
-                         variables.get("batch_stats", {}))
+    stats = jax.tree.map(
+        lambda x: x + 0.1 * jax.random.uniform(jax.random.PRNGKey(x.size), x.shape), variables.get("batch_stats", {})
+    )
 
     def apply(p, b, x):
         return model.apply({"params": p, "batch_stats": b} if b else {"params": p}, x, train=False)
@@ -82,16 +101,20 @@ def test_masks_permute_with_their_weights_and_keep_their_densities():
     spec = permutations.spec(apply, params, stats, shape)
     sizes = permutations.sizes(spec, params, stats)
     perms = permutations.random_permutations(spec, sizes, jax.random.PRNGKey(4))
-    mask = jax.tree.map(lambda m: jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.3, m.shape),
-                        mask_lib.ones_like(params))
+    mask = jax.tree.map(
+        lambda m: jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.3, m.shape), mask_lib.ones_like(params)
+    )
     permuted_mask = permutations.permute_mask(spec, perms, mask)
     pruned = mask_lib.apply(params, mask)
     permuted_pruned, _ = permutations.permute(spec, perms, pruned, stats)
-    for a, b in zip(jax.tree.leaves(mask_lib.apply(permutations.permute(spec, perms, params, stats)[0],
-                                                   permuted_mask)), jax.tree.leaves(permuted_pruned)):
+    for a, b in zip(
+        jax.tree.leaves(mask_lib.apply(permutations.permute(spec, perms, params, stats)[0], permuted_mask)),
+        jax.tree.leaves(permuted_pruned),
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert {k: float(v) for k, v in mask_lib.layer_density(mask).items()} == \
-        {k: float(v) for k, v in mask_lib.layer_density(permuted_mask).items()}
+    assert {k: float(v) for k, v in mask_lib.layer_density(mask).items()} == {
+        k: float(v) for k, v in mask_lib.layer_density(permuted_mask).items()
+    }
 
 
 @pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "resnet20"])
@@ -113,8 +136,9 @@ def test_nested_masks_stay_nested_under_one_permutation():
     apply, params, stats, shape = network("conv2")
     spec = permutations.spec(apply, params, stats, shape)
     perms = permutations.random_permutations(spec, permutations.sizes(spec, params, stats), jax.random.PRNGKey(7))
-    outer = jax.tree.map(lambda m: jax.random.bernoulli(jax.random.PRNGKey(m.ndim), 0.5, m.shape),
-                         mask_lib.ones_like(params))
+    outer = jax.tree.map(
+        lambda m: jax.random.bernoulli(jax.random.PRNGKey(m.ndim), 0.5, m.shape), mask_lib.ones_like(params)
+    )
     inner = jax.tree.map(lambda m: m & jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.5, m.shape), outer)
     a, b = permutations.permute_mask(spec, perms, outer), permutations.permute_mask(spec, perms, inner)
     assert all(bool(jnp.all(x | ~y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))

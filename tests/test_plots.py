@@ -40,20 +40,45 @@ def make_table(with_masks: bool = True, arms=("imp", "random_prune")) -> pd.Data
         for level in range(3):
             if arm != "imp" and level == 0:
                 continue
-            density = 0.8 ** level
+            density = 0.8**level
             for r in range(2):
                 # Written out of step order: final_metrics must pick the largest step, not the last row.
                 for step in (STEPS[2], STEPS[0], STEPS[1]):
                     value = final_accuracy(arm, level, r) - (0.1 if step != STEPS[-1] else 0.0)
-                    row(arm=arm, level=level, replicate=r, density=density, step=step, split="test",
-                        metric="accuracy", value=value)
-                    row(arm=arm, level=level, replicate=r, density=density, step=step, split="test",
-                        metric="loss", value=1.0 - value)
+                    row(
+                        arm=arm,
+                        level=level,
+                        replicate=r,
+                        density=density,
+                        step=step,
+                        split="test",
+                        metric="accuracy",
+                        value=value,
+                    )
+                    row(
+                        arm=arm,
+                        level=level,
+                        replicate=r,
+                        density=density,
+                        step=step,
+                        split="test",
+                        metric="loss",
+                        value=1.0 - value,
+                    )
                 if with_masks and arm == "imp":
                     for i, layer in enumerate(LAYERS):
-                        kept = 0.8 ** level if i < 2 else 1.0
-                        row(arm="imp", level=level, replicate=r, density=density, step=0, split="mask",
-                            metric="density", value=kept, layer=layer)
+                        kept = 0.8**level if i < 2 else 1.0
+                        row(
+                            arm="imp",
+                            level=level,
+                            replicate=r,
+                            density=density,
+                            step=0,
+                            split="mask",
+                            metric="density",
+                            value=kept,
+                            layer=layer,
+                        )
     return pd.DataFrame(rows, columns=list(LOTTERY_COLUMNS))
 
 
@@ -78,7 +103,7 @@ def test_final_metrics_picks_the_last_step(table):
     assert list(final["arm"].unique()) == ["imp", "random_prune"]
     for row in final.itertuples():
         assert row.value == pytest.approx(final_accuracy(row.arm, row.level, row.replicate))
-        assert row.density == pytest.approx(0.8 ** row.level)
+        assert row.density == pytest.approx(0.8**row.level)
     loss = plots.final_metrics(table, metric="loss")
     assert loss["value"].to_numpy() == pytest.approx(1.0 - final["value"].to_numpy())
 
@@ -213,10 +238,25 @@ def make_instability_table(perturb_layout: str = "noise_scale") -> pd.DataFrame:
             path(base, r, arm="copies", level=0, density=1.0, spawn_step=k, pair="0-1")
     for level, base in ((1, 0.02), (2, 0.10)):
         for r in range(2):
-            path(base, r, arm="between_levels", level=level, density=0.8 ** level, spawn_step=3,
-                 pair=f"{level - 1}-{level}")
-            row(arm="between_levels", level=level, replicate=r, density=0.8 ** level, spawn_step=3,
-                pair=f"{level - 1}-{level}", metric="matching", value=float(level == 1 or r == 0))
+            path(
+                base,
+                r,
+                arm="between_levels",
+                level=level,
+                density=0.8**level,
+                spawn_step=3,
+                pair=f"{level - 1}-{level}",
+            )
+            row(
+                arm="between_levels",
+                level=level,
+                replicate=r,
+                density=0.8**level,
+                spawn_step=3,
+                pair=f"{level - 1}-{level}",
+                metric="matching",
+                value=float(level == 1 or r == 0),
+            )
     for scale in SCALES:
         for r in range(2):
             where = dict(noise_scale=scale) if perturb_layout == "noise_scale" else dict(pair=f"{scale:g}")
@@ -314,8 +354,12 @@ def test_barrier_between_levels_lines(instability_table):
 
 def test_save_instability_figures(instability_table, tmp_path):
     paths = plots.save_instability_figures(instability_table, str(tmp_path / "plots"))
-    assert [os.path.basename(p) for p in paths] == [plots.BARRIER_FIGURE, plots.CURVES_FIGURE, plots.LEVELS_FIGURE,
-                                                    plots.PERTURB_FIGURE]
+    assert [os.path.basename(p) for p in paths] == [
+        plots.BARRIER_FIGURE,
+        plots.CURVES_FIGURE,
+        plots.LEVELS_FIGURE,
+        plots.PERTURB_FIGURE,
+    ]
     for path in paths:
         _check_png(path)
     only_copies = instability_table[instability_table["arm"] == arms.COPIES]
@@ -365,14 +409,41 @@ def make_one_shot_table(dense_arm: str = arms.DENSE) -> pd.DataFrame:
 
     for r in range(2):
         for step, value in ((100, 0.95 + 0.01 * r), (50, 0.5)):
-            row(arm=dense_arm, level=0, replicate=r, density=1.0, step=step, split="test", metric="accuracy",
-                value=value)
+            row(
+                arm=dense_arm,
+                level=0,
+                replicate=r,
+                density=1.0,
+                step=step,
+                split="test",
+                metric="accuracy",
+                value=value,
+            )
         for level, target in enumerate(TARGETS, start=1):
             density = target + 0.001  # the density reached differs slightly from the target
-            row(arm=arms.ONE_SHOT, level=level, replicate=r, density=density, step=100, split="test",
-                metric="accuracy", value=0.95 - 0.02 * level + 0.01 * r, target_density=target)
-            row(arm=arms.ONE_SHOT, level=level, replicate=r, density=density, step=0, split="mask",
-                metric="density", value=target, target_density=target, layer="dense_0/kernel")
+            row(
+                arm=arms.ONE_SHOT,
+                level=level,
+                replicate=r,
+                density=density,
+                step=100,
+                split="test",
+                metric="accuracy",
+                value=0.95 - 0.02 * level + 0.01 * r,
+                target_density=target,
+            )
+            row(
+                arm=arms.ONE_SHOT,
+                level=level,
+                replicate=r,
+                density=density,
+                step=0,
+                split="mask",
+                metric="density",
+                value=target,
+                target_density=target,
+                layer="dense_0/kernel",
+            )
     return pd.DataFrame(rows, columns=list(ONE_SHOT_COLUMNS))
 
 
@@ -383,8 +454,7 @@ def one_shot_table(tmp_path):
 
 def test_one_shot_summary(one_shot_table):
     stats = plots.summary(one_shot_table)
-    assert list(zip(stats["arm"], stats["level"])) == [("one_shot", 1), ("one_shot", 2), ("one_shot", 3),
-                                                       ("dense", 0)]
+    assert list(zip(stats["arm"], stats["level"])) == [("one_shot", 1), ("one_shot", 2), ("one_shot", 3), ("dense", 0)]
     assert stats["mean"].tolist() == pytest.approx([0.935, 0.915, 0.895, 0.955])
     assert stats["percent_remaining"].tolist() == pytest.approx([50.1, 20.1, 10.1, 100.0])
     lines = plots.format_summary(one_shot_table).splitlines()
@@ -394,12 +464,15 @@ def test_one_shot_summary(one_shot_table):
 
 def test_format_one_shot_one_row_per_target(one_shot_table):
     lines = plots.format_one_shot(one_shot_table).splitlines()
-    assert lines[0] == ("one-shot magnitude pruning: final test accuracy (%), mean ± std over replicates; "
-                        "dense 95.50 ± 0.71")
+    assert lines[0] == (
+        "one-shot magnitude pruning: final test accuracy (%), mean ± std over replicates; dense 95.50 ± 0.71"
+    )
     assert lines[1].split() == ["target", "%", "%", "weights", "accuracy", "vs", "dense"]
-    assert lines[2:] == ["   50.00      50.10  93.50 ± 0.71     -2.00",
-                         "   20.00      20.10  91.50 ± 0.71     -4.00",
-                         "   10.00      10.10  89.50 ± 0.71     -6.00"]
+    assert lines[2:] == [
+        "   50.00      50.10  93.50 ± 0.71     -2.00",
+        "   20.00      20.10  91.50 ± 0.71     -4.00",
+        "   10.00      10.10  89.50 ± 0.71     -6.00",
+    ]
     assert len({len(line) for line in lines[1:]}) == 1  # aligned columns
     no_target = one_shot_table.drop(columns="target_density")
     assert [line.split()[0] for line in plots.format_one_shot(no_target).splitlines()[2:]] == ["-", "-", "-"]

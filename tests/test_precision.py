@@ -39,8 +39,9 @@ def test_the_plain_loop_trains_like_jaxlths_step(data):
     _, _, mine = jaxlth_losses(program, data)
     plain = conv.PlainLoop(program)
     params, batch_stats = fn.init(program.model, program.spec, rng.replicate_keys(0, 1, rng.INIT)[0])
-    out = plain.train(params, batch_stats, program.tx.init(params), data, rng.replicate_keys(0, 1, rng.DATA)[0], 0,
-                      STEPS)
+    out = plain.train(
+        params, batch_stats, program.tx.init(params), data, rng.replicate_keys(0, 1, rng.DATA)[0], 0, STEPS
+    )
     np.testing.assert_allclose(np.asarray(out[3]), mine, rtol=1e-5)
     assert mine[-1] < mine[0]
 
@@ -69,7 +70,7 @@ def test_bfloat16_trains_keeps_float32_weights_and_pruned_weights_zero(data, nam
 
 
 def test_conv_nets_on_a_cpu_loop_on_the_host_and_dense_nets_scan():
-    from jaxlth.training import setup as setup_lib  # noqa: PLC0415
+    from jaxlth.training import setup as setup_lib
 
     for name, loop in (("conv2", "host"), ("resnet20", "host"), ("lenet_300_100", "scan")):
         program = conv.program_for(name, 512)
@@ -97,8 +98,9 @@ def test_the_conv_benchmark_prints_its_table_against_the_published_peak(capsys, 
     monkeypatch.setattr(conv, "matmul_ceiling", lambda dtype: 1e11)
     monkeypatch.setattr(conv, "peak_flops", lambda kind, dtype: 2e11)  # as on a listed accelerator
     # the table does not depend on the model: a dense one keeps the test fast on a CPU
-    args = argparse.Namespace(models="lenet_300_100", replicates="1,2", steps=1, repeats=1, train_size=256,
-                              dtype="float32")
+    args = argparse.Namespace(
+        models="lenet_300_100", replicates="1,2", steps=1, repeats=1, train_size=256, dtype="float32"
+    )
     conv.suite(args)
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split(" | ") for line in lines if line.startswith("| lenet_300_100 | ")]

@@ -23,8 +23,12 @@ FLAGS = ["--config.replicates=4", "--config.lottery.levels=1", "--config.lottery
 
 
 def env(devices: int) -> dict:
-    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-                JAXLTH_HEARTBEAT_TIMEOUT="10")
+    return dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_PLATFORMS="cpu",
+        JAXLTH_HEARTBEAT_TIMEOUT="10",
+    )
 
 
 def free_port() -> int:
@@ -34,17 +38,40 @@ def free_port() -> int:
 
 
 def command(workdir, *extra) -> list[str]:
-    return [sys.executable, "-m", "jaxlth.main", "--config", f"{TINY}:lottery", "--workdir", str(workdir), *FLAGS,
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "jaxlth.main",
+        "--config",
+        f"{TINY}:lottery",
+        "--workdir",
+        str(workdir),
+        *FLAGS,
+        *extra,
+    ]
 
 
 def start_processes(workdir, *extra, count: int = 2) -> list[subprocess.Popen]:
     """``count`` processes of 2 devices each, joined through a coordinator on a free local port."""
     port = free_port()
-    return [subprocess.Popen(command(workdir, "--distributed", f"--coordinator=127.0.0.1:{port}",
-                                     f"--num_processes={count}", f"--process_id={i}", *extra),
-                             cwd=ROOT, env=env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i in range(count)]
+    return [
+        subprocess.Popen(
+            command(
+                workdir,
+                "--distributed",
+                f"--coordinator=127.0.0.1:{port}",
+                f"--num_processes={count}",
+                f"--process_id={i}",
+                *extra,
+            ),
+            cwd=ROOT,
+            env=env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
 
 
 def finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
@@ -58,7 +85,7 @@ def one_process(workdir) -> None:
 
 
 def artifact(workdir, name: str) -> dict:
-    from jaxlth import checkpoint  # noqa: PLC0415
+    from jaxlth import checkpoint
 
     return checkpoint.load_artifact(os.path.join(workdir, "artifacts", name))
 
@@ -106,22 +133,31 @@ def test_two_processes_killed_and_restarted_equal_one(tmp_path):
 def test_replicates_must_split_over_the_processes(tmp_path):
     for rc, out, err in finish(start_processes(tmp_path / "w", "--config.replicates=3")):
         assert rc == 2
-        assert err.strip().splitlines()[-1] == ("jaxlth: error: replicates=3 cannot be split over 2 processes: "
-                                                "choose a multiple of 2")
+        assert err.strip().splitlines()[-1] == (
+            "jaxlth: error: replicates=3 cannot be split over 2 processes: choose a multiple of 2"
+        )
         assert "Traceback" not in err
     assert not (tmp_path / "w" / "config.json").exists()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--coordinator=127.0.0.1:1234"], "--coordinator, --num_processes and --process_id need --distributed"),
-    (["--distributed", "--coordinator=127.0.0.1:1234", "--num_processes=2"],
-     "--coordinator, --num_processes and --process_id go together"),
-    (["--distributed", "--coordinator=127.0.0.1:1234", "--num_processes=2", "--process_id=2"],
-     "--process_id 2 is not one of 0 .. 1 (--num_processes)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--coordinator=127.0.0.1:1234"], "--coordinator, --num_processes and --process_id need --distributed"),
+        (
+            ["--distributed", "--coordinator=127.0.0.1:1234", "--num_processes=2"],
+            "--coordinator, --num_processes and --process_id go together",
+        ),
+        (
+            ["--distributed", "--coordinator=127.0.0.1:1234", "--num_processes=2", "--process_id=2"],
+            "--process_id 2 is not one of 0 .. 1 (--num_processes)",
+        ),
+    ],
+)
 def test_bad_launch_flags_are_one_sentence(tmp_path, flags, message):
-    proc = subprocess.run(command(tmp_path / "w", *flags), cwd=ROOT, env=env(1), capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        command(tmp_path / "w", *flags), cwd=ROOT, env=env(1), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"jaxlth: error: {message}") and "Traceback" not in proc.stderr
     assert not (tmp_path / "w").exists()

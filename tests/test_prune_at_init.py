@@ -10,8 +10,10 @@ import pytest
 
 from jaxlth import checkpoint, experiments, results, rng
 from jaxlth.errors import UserError
-from jaxlth.experiments import context as context_lib, registry, scoring
-from jaxlth.pruning import at_init, masks as mask_lib, scorers
+from jaxlth.experiments import context as context_lib
+from jaxlth.experiments import registry, scoring
+from jaxlth.pruning import at_init, scorers
+from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import setup as setup_lib
 from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
 
@@ -52,8 +54,9 @@ def test_masks_reach_the_target_densities_and_equal_the_scorers_called_directly(
     total = mask_lib.num_prunable(dense, replicate_axis=True)
     for method in ("magnitude", "snip", "synflow"):
         how = scoring.pruning(setup, at_init.METHODS[method].scorer, "global")
-        direct = scoring.masks_at_densities(how, jax.tree.map(jnp.asarray, init), dense, data,
-                                            scoring.method_keys(config, method), (0.5, 0.1))
+        direct = scoring.masks_at_densities(
+            how, jax.tree.map(jnp.asarray, init), dense, data, scoring.method_keys(config, method), (0.5, 0.1)
+        )
         for level, d in ((1, 0.5), (2, 0.1)):
             mask = run.mask(level, arm=method)
             counts = sum(np.sum(m, axis=tuple(range(1, m.ndim))) for m in jax.tree.leaves(mask))
@@ -68,8 +71,10 @@ def test_snip_scores_on_balanced_unaugmented_examples_of_each_replicate(pai_run)
     x, y = scoring.batches(setup, 4)
     assert x.shape[:3] == (2, 1, 4 * setup.dataset.num_classes) and not np.array_equal(x[0], x[1])
     for r in range(2):
-        assert np.bincount(np.asarray(y[r, 0]), minlength=setup.dataset.num_classes).tolist() == \
-            [4] * setup.dataset.num_classes
+        assert (
+            np.bincount(np.asarray(y[r, 0]), minlength=setup.dataset.num_classes).tolist()
+            == [4] * setup.dataset.num_classes
+        )
 
 
 def test_ablations_keep_each_layers_density_and_start_from_the_right_weights(pai_run):
@@ -82,13 +87,17 @@ def test_ablations_keep_each_layers_density_and_start_from_the_right_weights(pai
                 mask = run.mask(level, arm=f"{method}_{ablation}")
                 for name, density in kept(mask).items():
                     np.testing.assert_allclose(density, kept(base)[name], atol=0 if ablation != "invert" else 1.0)
-            assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(run.mask(level, arm=f"{method}_reinit")),
-                                                            jax.tree.leaves(base)))
+            assert all(
+                np.array_equal(a, b)
+                for a, b in zip(jax.tree.leaves(run.mask(level, arm=f"{method}_reinit")), jax.tree.leaves(base))
+            )
             shuffled = run.mask(level, arm=f"{method}_shuffle")
             assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(shuffled), jax.tree.leaves(base)))
             inverted = run.mask(level, arm=f"{method}_invert")
-            assert mask_lib.density(inverted, replicate_axis=True).tolist() == \
-                mask_lib.density(base, replicate_axis=True).tolist()
+            assert (
+                mask_lib.density(inverted, replicate_axis=True).tolist()
+                == mask_lib.density(base, replicate_axis=True).tolist()
+            )
     # the inverted magnitude mask keeps the smallest initial weights
     inv = run.mask(1, arm="magnitude_invert")
     weights = np.concatenate([np.abs(init["params"][n]["kernel"][0]).ravel() for n in inv])
@@ -97,7 +106,7 @@ def test_ablations_keep_each_layers_density_and_start_from_the_right_weights(pai
     # starts: init weights on each mask; reinit from a fresh initialisation of its own stream
     step, state, coordinates = starts["magnitude"]
     assert step == 0
-    order = [(c["arm"], c["level"]) for c in coordinates[:len(coordinates) // 2]]
+    order = [(c["arm"], c["level"]) for c in coordinates[: len(coordinates) // 2]]
     assert order == [(f"magnitude{s}", level) for s in ("", "_shuffle", "_reinit", "_invert") for level in (1, 2)]
     kernel, first = state.params["hidden_0"]["kernel"], init["params"]["hidden_0"]["kernel"][0]
     for i, (name, level) in enumerate(order):
@@ -121,6 +130,7 @@ def test_random_methods_take_no_ablations_and_erk_masks_follow_erk(pai_run):
     arms = set(run.table["arm"])
     assert "erk" in arms and not any(a.startswith("erk_") for a in arms)
     from jaxlth.pruning import prune as prune_lib
+
     mask = run.mask(2, arm="erk")
     shapes = [m.shape[1:] for m in jax.tree.leaves(mask)]
     expected = prune_lib.erk_densities(shapes, 0.1)
@@ -136,6 +146,7 @@ def test_rows_carry_method_ablation_and_target_density_and_the_figures_are_writt
     assert set(final["ablation"]) == {"none", "shuffle", "reinit", "invert"}
     assert sorted(set(final["target_density"])) == [0.1, 0.5]
     from jaxlth import plots
+
     text = plots.format_prune_at_init(run.table)
     assert "SNIP, layerwise shuffled" in text and "random, ERK" in text
     written = plots.save_prune_at_init_figures(run.table, os.path.join(run.workdir, "plots"))
@@ -144,46 +155,67 @@ def test_rows_carry_method_ablation_and_target_density_and_the_figures_are_writt
 
 def test_a_lottery_run_gives_the_reference_lines_and_its_densities(tmp_path):
     lottery = str(tmp_path / "lottery")
-    experiments.run(tiny_config("lottery", **{"lottery.branches": (), "lottery.levels": 2,
-                                              "lottery.rewind": "0it"}), lottery)
+    experiments.run(
+        tiny_config("lottery", **{"lottery.branches": (), "lottery.levels": 2, "lottery.rewind": "0it"}), lottery
+    )
     workdir = str(tmp_path / "pai")
-    config = tiny_config("prune_at_init", **{"prune_at_init.methods": ("random",), "prune_at_init.densities": (),
-                                             "prune_at_init.source_workdir": lottery})
+    config = tiny_config(
+        "prune_at_init",
+        **{
+            "prune_at_init.methods": ("random",),
+            "prune_at_init.densities": (),
+            "prune_at_init.source_workdir": lottery,
+        },
+    )
     assert registry.get("prune_at_init").widths(config) == (2, 2)  # the source's two pruned levels, no ablations
     experiments.run(config, workdir)
     run, source = results.load(workdir), results.load(lottery)
     imp = run.table[run.table["arm"] == "imp"]
     assert sorted(set(imp["level"])) == [0, 1, 2]
-    source_densities = sorted(set(source.table[(source.table["arm"] == "imp") & (source.table["level"] > 0)
-                                               & (source.table["split"] == "test")]["density"]))
-    random_densities = sorted(set(run.table[(run.table["arm"] == "random") & (run.table["split"] == "test")]["density"]))
+    source_densities = sorted(
+        set(
+            source.table[
+                (source.table["arm"] == "imp") & (source.table["level"] > 0) & (source.table["split"] == "test")
+            ]["density"]
+        )
+    )
+    random_densities = sorted(
+        set(run.table[(run.table["arm"] == "random") & (run.table["split"] == "test")]["density"])
+    )
     np.testing.assert_allclose(random_densities, source_densities, atol=1e-6)
     from jaxlth import plots
+
     assert "IMP, weight rewinding" in plots.format_prune_at_init(run.table)
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"prune_at_init.methods": ("snip", "bogus")}, "unknown prune_at_init.methods entry 'bogus'"),
-    ({"prune_at_init.densities": (0.5, 1.0)}, "must lie in (0, 1)"),
-    ({"prune_at_init.densities": (0.0,)}, "must lie in (0, 1)"),
-    ({"prune_at_init.densities": (0.5, 0.5)}, "lists a density twice"),
-    ({"prune_at_init.densities": ()}, "no prune_at_init.source_workdir"),
-    ({"prune_at_init.examples_per_class": 0}, "score on training examples"),
-    ({"prune_at_init.ablations": ("flip",)}, "unknown prune_at_init.ablations entry 'flip'"),
-    ({"prune_at_init.scope": "blockwise"}, "unknown prune_at_init.scope"),
-    ({"prune_at_init.rounds": -1}, "non-negative integer"),
-    ({"prune_at_init.batchnorm": "frozen"}, "unknown prune_at_init.batchnorm"),
-    ({"prune_at_init.source_workdir": "('/a',"}, "is not a path or a tuple of paths"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"prune_at_init.methods": ("snip", "bogus")}, "unknown prune_at_init.methods entry 'bogus'"),
+        ({"prune_at_init.densities": (0.5, 1.0)}, "must lie in (0, 1)"),
+        ({"prune_at_init.densities": (0.0,)}, "must lie in (0, 1)"),
+        ({"prune_at_init.densities": (0.5, 0.5)}, "lists a density twice"),
+        ({"prune_at_init.densities": ()}, "no prune_at_init.source_workdir"),
+        ({"prune_at_init.examples_per_class": 0}, "score on training examples"),
+        ({"prune_at_init.ablations": ("flip",)}, "unknown prune_at_init.ablations entry 'flip'"),
+        ({"prune_at_init.scope": "blockwise"}, "unknown prune_at_init.scope"),
+        ({"prune_at_init.rounds": -1}, "non-negative integer"),
+        ({"prune_at_init.batchnorm": "frozen"}, "unknown prune_at_init.batchnorm"),
+        ({"prune_at_init.source_workdir": "('/a',"}, "is not a path or a tuple of paths"),
+    ],
+)
 def test_bad_settings_are_refused_before_any_data(changes, fragment):
     with pytest.raises(UserError, match=re.escape(fragment)):
         tiny_config("prune_at_init", **changes)
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("--config.prune_at_init.source_workdir=/nonexistent", "prune_at_init.source_workdir"),
-    ("--config.prune_at_init.examples_per_class=1000", "has only"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("--config.prune_at_init.source_workdir=/nonexistent", "prune_at_init.source_workdir"),
+        ("--config.prune_at_init.examples_per_class=1000", "has only"),
+    ],
+)
 def test_bad_settings_give_one_sentence_and_write_nothing(tmp_path, override, fragment):
     workdir = tmp_path / "run"
     proc = run_cli("--config", f"{TINY}:prune_at_init", "--workdir", str(workdir), override)
@@ -198,22 +230,32 @@ def test_a_scorer_that_needs_data_on_a_data_free_path_is_refused():
     key = jax.random.PRNGKey(0)
     network = {"params": params, "batch_stats": {}}
     with pytest.raises(UserError, match="snip scores on training examples"):
-        at_init.masks_at_densities(at_init.Pruning(scorers.SCORERS["snip"], model, "global"), network, mask, None, key,
-                                   jnp.asarray([0.5]))
+        at_init.masks_at_densities(
+            at_init.Pruning(scorers.SCORERS["snip"], model, "global"), network, mask, None, key, jnp.asarray([0.5])
+        )
     with pytest.raises(UserError, match="grasp scores on training examples"):
-        at_init.prune_fraction(at_init.Pruning(scorers.SCORERS["grasp"], model, "global"), network, mask, None, key, 0.5)
-    kept = at_init.masks_at_densities(at_init.Pruning(scorers.SCORERS["synflow"], model, "global", 3), network, mask,
-                                      None, key, jnp.asarray([0.5]))
+        at_init.prune_fraction(
+            at_init.Pruning(scorers.SCORERS["grasp"], model, "global"), network, mask, None, key, 0.5
+        )
+    kept = at_init.masks_at_densities(
+        at_init.Pruning(scorers.SCORERS["synflow"], model, "global", 3), network, mask, None, key, jnp.asarray([0.5])
+    )
     assert int(jnp.sum(kept["Dense_0"]["kernel"])) == 3
 
 
 def test_a_killed_run_resumes_bitwise(tmp_path):
-    args = ["--config", f"{TINY}:prune_at_init", "--config.prune_at_init.methods=('snip','synflow')",
-            "--config.prune_at_init.ablations=('shuffle',)", "--config.checkpoint_every=2it"]
+    args = [
+        "--config",
+        f"{TINY}:prune_at_init",
+        "--config.prune_at_init.methods=('snip','synflow')",
+        "--config.prune_at_init.ablations=('shuffle',)",
+        "--config.checkpoint_every=2it",
+    ]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
-    start_and_kill([*args, "--workdir", str(workdir)],
-                   lambda: checkpoint_steps(workdir / "checkpoints" / "synflow")[-1:] >= [6])
+    start_and_kill(
+        [*args, "--workdir", str(workdir)], lambda: checkpoint_steps(workdir / "checkpoints" / "synflow")[-1:] >= [6]
+    )
     run_cli(*args, "--workdir", str(workdir), check=True)
     reference, killed = results.load(str(tmp_path / "reference")), results.load(str(workdir))
     for name in ("snip/level_02/final", "synflow_shuffle/level_01/final", "synflow/level_02/mask"):
@@ -226,19 +268,34 @@ def test_a_killed_run_resumes_bitwise(tmp_path):
 
 
 def test_imp_with_another_scorer_prunes_each_level_by_it_for_every_fraction_of_a_sweep(tmp_path):
-    config = tiny_config("lottery", replicates=2, **{"lottery.scorer": "snip", "lottery.scorer_examples_per_class": 3,
-                                                     "lottery.branches": (), "lottery.prune_fraction": (0.3, 0.6)})
+    config = tiny_config(
+        "lottery",
+        replicates=2,
+        **{
+            "lottery.scorer": "snip",
+            "lottery.scorer_examples_per_class": 3,
+            "lottery.branches": (),
+            "lottery.prune_fraction": (0.3, 0.6),
+        },
+    )
     experiments.run(config, str(tmp_path / "snip"))
     run = results.load(str(tmp_path / "snip"))
     setup = setup_lib.build(config)
     data = scoring.batches(setup, 3)
     for level in (1, 2):
-        previous = jax.tree.map(jnp.asarray, checkpoint.load_artifact(
-            results.artifact_dir(run.workdir, f"imp/level_{level - 1:02d}/final")))
+        previous = jax.tree.map(
+            jnp.asarray, checkpoint.load_artifact(results.artifact_dir(run.workdir, f"imp/level_{level - 1:02d}/final"))
+        )
         previous_mask = jax.tree.map(jnp.asarray, run.mask(level - 1))
-        expected = scoring.prune_each(scoring.pruning(setup, "snip", "global"), previous, previous_mask, data,
-                                      scoring.method_keys(config, "snip", level), jnp.asarray([0.3, 0.6, 0.3, 0.6]),
-                                      copies=2)
+        expected = scoring.prune_each(
+            scoring.pruning(setup, "snip", "global"),
+            previous,
+            previous_mask,
+            data,
+            scoring.method_keys(config, "snip", level),
+            jnp.asarray([0.3, 0.6, 0.3, 0.6]),
+            copies=2,
+        )
         for a, b in zip(jax.tree.leaves(run.mask(level)), jax.tree.leaves(expected)):
             np.testing.assert_array_equal(a, b)
         remaining = [int(sum(np.sum(m[i]) for m in jax.tree.leaves(previous_mask))) for i in range(4)]
@@ -260,8 +317,10 @@ def test_bad_lottery_scorer_settings_are_refused():
 def test_scorers_on_a_batchnorm_residual_network_of_32x32_images():
     """The conv/BatchNorm path of the CIFAR recipes: SNIP and GraSP in train mode (the batch's own
     statistics, Frankle et al. 2021's code) differ from eval mode; SynFlow rounds keep every layer."""
-    config = tiny_config("prune_at_init", **{"data.synthetic_image_shape": (32, 32, 3), "data.synthetic_train_size": 64,
-                                             "lottery.layers_to_ignore": ()})
+    config = tiny_config(
+        "prune_at_init",
+        **{"data.synthetic_image_shape": (32, 32, 3), "data.synthetic_train_size": 64, "lottery.layers_to_ignore": ()},
+    )
     config.model.name = "resnet_cifar"
     config.model.options = {"depth": 8, "width": 4}
     setup = setup_lib.build(config)
@@ -273,16 +332,17 @@ def test_scorers_on_a_batchnorm_residual_network_of_32x32_images():
     total = mask_lib.num_prunable(dense, replicate_axis=True)
     found = {}
     for method, statistics in (("snip", True), ("snip", False), ("grasp", True), ("synflow", True)):
-        how = scoring.pruning(setup, method, "global", 5 if method == "synflow" else 0,
-                              batch_statistics=statistics)
+        how = scoring.pruning(setup, method, "global", 5 if method == "synflow" else 0, batch_statistics=statistics)
         masks = scoring.masks_at_densities(how, network, dense, data, scoring.method_keys(config, method), (0.2,))
         counts = sum(int(np.sum(m)) for m in jax.tree.leaves(masks))
         assert counts == int(np.floor(0.2 * total))
         found[method, statistics] = masks
         if method == "synflow":
             assert min(float(d) for d in mask_lib.layer_density(jax.tree.map(lambda m: m[0, 0], masks)).values()) > 0
-    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(found["snip", True]),
-                                                         jax.tree.leaves(found["snip", False])))
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(found["snip", True]), jax.tree.leaves(found["snip", False]))
+    )
 
 
 def test_pruning_at_step_k_scores_and_trains_from_the_network_at_k(tmp_path):
@@ -293,8 +353,15 @@ def test_pruning_at_step_k_scores_and_trains_from_the_network_at_k(tmp_path):
         starts[name] = (segment.start, jax.tree.map(np.asarray, initial_state()))
         return original(self, name, segment, mask, initial_state, labels, **kwargs)
 
-    config = tiny_config("prune_at_init", **{"prune_at_init.methods": ("magnitude",), "prune_at_init.at": "3it",
-                                             "prune_at_init.densities": (0.3,), "prune_at_init.ablations": ()})
+    config = tiny_config(
+        "prune_at_init",
+        **{
+            "prune_at_init.methods": ("magnitude",),
+            "prune_at_init.at": "3it",
+            "prune_at_init.densities": (0.3,),
+            "prune_at_init.ablations": (),
+        },
+    )
     context_lib.Context.train = recording
     try:
         experiments.run(config, str(tmp_path / "at3"))
@@ -310,6 +377,8 @@ def test_pruning_at_step_k_scores_and_trains_from_the_network_at_k(tmp_path):
     assert weights[chosen].min() >= weights[~chosen].max()  # the largest weights at step 3 are kept
     step, state = starts["magnitude"]
     assert step == 3
-    np.testing.assert_array_equal(state.params["hidden_0"]["kernel"][0],
-                                  np.where(mask["hidden_0"]["kernel"][0], rewind["params"]["hidden_0"]["kernel"][0], 0))
+    np.testing.assert_array_equal(
+        state.params["hidden_0"]["kernel"][0],
+        np.where(mask["hidden_0"]["kernel"][0], rewind["params"]["hidden_0"]["kernel"][0], 0),
+    )
     assert run.table[run.table["arm"] == "magnitude"]["step"].min() == 3

@@ -11,8 +11,7 @@ from jaxlth import experiments, plots, results
 from jaxlth.errors import UserError
 from jaxlth.experiments import registry
 from jaxlth.pruning import masks as mask_lib
-from tests.conftest import (assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill,
-                            tiny_config)
+from tests.conftest import assert_same_rows, checkpoint_steps, record_trainings, run_cli, start_and_kill, tiny_config
 
 FRACTIONS = (0.3, 0.6)
 FRACTIONS_CLI = (0.3, 0.6)
@@ -26,14 +25,14 @@ def runs(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     trainings = record_trainings(mp)
     try:
-        experiments.run(tiny_config("lottery", **SETTINGS, **{"lottery.prune_fraction": FRACTIONS}),
-                        str(base / "sweep"))
+        experiments.run(
+            tiny_config("lottery", **SETTINGS, **{"lottery.prune_fraction": FRACTIONS}), str(base / "sweep")
+        )
     finally:
         mp.undo()
     for p in FRACTIONS:
         experiments.run(tiny_config("lottery", **SETTINGS, **{"lottery.prune_fraction": p}), str(base / f"p{p}"))
-    return (results.load(str(base / "sweep")), {p: results.load(str(base / f"p{p}")) for p in FRACTIONS},
-            trainings)
+    return (results.load(str(base / "sweep")), {p: results.load(str(base / f"p{p}")) for p in FRACTIONS}, trainings)
 
 
 def test_every_level_trains_all_fractions_in_one_program(runs):
@@ -56,8 +55,7 @@ def test_a_sweep_equals_separate_runs(runs):
         for level in (0, 1, 2):
             for a, b in zip(jax.tree.leaves(sweep.mask(level, prune_fraction=p)), jax.tree.leaves(run.mask(level))):
                 np.testing.assert_array_equal(a, b)
-            for a, b in zip(jax.tree.leaves(sweep.params(level, prune_fraction=p)),
-                            jax.tree.leaves(run.params(level))):
+            for a, b in zip(jax.tree.leaves(sweep.params(level, prune_fraction=p)), jax.tree.leaves(run.params(level))):
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         a = jax.tree.leaves(sweep.params(2, arm="random_prune", prune_fraction=p, replicate=1))
         b = jax.tree.leaves(run.params(2, arm="random_prune", replicate=1))
@@ -82,7 +80,7 @@ def test_densities_are_powers_of_the_kept_fraction(runs):
                 assert abs(density - (1 - p) ** level) <= level / total + 1e-6  # ceil(): one weight a level
     stacked = sweep.mask(2)
     assert jax.tree.leaves(stacked)[0].shape[0] == 4
-    assert math.isclose(float(mask_lib.density(jax.tree.map(lambda m: m[3], stacked))), 0.4 ** 2, abs_tol=1e-3)
+    assert math.isclose(float(mask_lib.density(jax.tree.map(lambda m: m[3], stacked))), 0.4**2, abs_tol=1e-3)
 
 
 def test_sweep_table_says_which_levels_stay_matching(runs):
@@ -99,8 +97,9 @@ def test_sweep_table_says_which_levels_stay_matching(runs):
     assert "0.3" in text and "0.6" in text
 
 
-@pytest.mark.parametrize("value, fragment", [((0.2, 1.5), "(0, 1)"), ((), "empty"), ((0.2, 0.2), "twice"),
-                                             ("a", "number")])
+@pytest.mark.parametrize(
+    "value, fragment", [((0.2, 1.5), "(0, 1)"), ((), "empty"), ((0.2, 0.2), "twice"), ("a", "number")]
+)
 def test_bad_fractions_are_one_sentence(value, fragment, tmp_path):
     with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         experiments.run(tiny_config("lottery", **{"lottery.prune_fraction": value}), str(tmp_path / "w"))
@@ -109,22 +108,44 @@ def test_bad_fractions_are_one_sentence(value, fragment, tmp_path):
 
 def test_the_command_line_takes_a_tuple_of_fractions(tmp_path):
     workdir = str(tmp_path / "w")
-    proc = run_cli("--config", "tests/configs/tiny.py:lottery", "--config.lottery.prune_fraction=0.2,0.5",
-                   "--config.lottery.levels=1", "--config.lottery.branches=()", "--workdir", workdir, check=True)
+    proc = run_cli(
+        "--config",
+        "tests/configs/tiny.py:lottery",
+        "--config.lottery.prune_fraction=0.2,0.5",
+        "--config.lottery.levels=1",
+        "--config.lottery.branches=()",
+        "--workdir",
+        workdir,
+        check=True,
+    )
     assert "largest matching p" in proc.stdout
     assert results.load(workdir).fractions == (0.2, 0.5)
     assert os.path.exists(os.path.join(workdir, "plots", plots.SWEEP_FIGURE))
-    bad = run_cli("--config", "tests/configs/tiny.py:lottery", "--config.lottery.prune_fraction=0.2,x",
-                  "--workdir", str(tmp_path / "bad"))
+    bad = run_cli(
+        "--config",
+        "tests/configs/tiny.py:lottery",
+        "--config.lottery.prune_fraction=0.2,x",
+        "--workdir",
+        str(tmp_path / "bad"),
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [
-        "jaxlth: error: --config.lottery.prune_fraction=0.2,x is neither a number nor a tuple of numbers such as 0.2,0.4"]
+        "jaxlth: error: --config.lottery.prune_fraction=0.2,x is neither a number nor a tuple of numbers such as "
+        "0.2,0.4"
+    ]
 
 
 def test_a_killed_sweep_resumes_bitwise(tmp_path):
-    args = ["--config", "tests/configs/tiny.py:lottery", "--config.lottery.prune_fraction=0.3,0.6",
-            "--config.lottery.levels=1", "--config.lottery.branches=()", "--config.replicates=2",
-            "--config.checkpoint_every=5it", "--config.train.steps=6ep"]
+    args = [
+        "--config",
+        "tests/configs/tiny.py:lottery",
+        "--config.lottery.prune_fraction=0.3,0.6",
+        "--config.lottery.levels=1",
+        "--config.lottery.branches=()",
+        "--config.replicates=2",
+        "--config.checkpoint_every=5it",
+        "--config.train.steps=6ep",
+    ]
     run_cli(*args, "--workdir", str(tmp_path / "reference"), check=True)
     workdir = tmp_path / "killed"
     target = workdir / "checkpoints" / "imp" / "level_01"

@@ -6,8 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxlth.pruning import branches, imp
-from jaxlth.pruning import magnitude, masks
+from jaxlth.pruning import branches, imp, magnitude, masks
 
 
 def toy(seed=0):
@@ -34,8 +33,11 @@ def test_density_after_levels_is_0_8_to_the_l(scope):
     sizes = {"hidden_0": 600, "hidden_1": 200}
     for level in range(1, 4):  # OpenLTH's ceil rule drifts by < 1 weight per layer per level
         params = jax.tree.map(lambda p: p + 0.01 * level, params)  # new weights each level
-        mask = magnitude.prune_global(params, mask, 0.2) if scope == "global" else \
-            magnitude.prune_layerwise(params, mask, 0.2)
+        mask = (
+            magnitude.prune_global(params, mask, 0.2)
+            if scope == "global"
+            else magnitude.prune_layerwise(params, mask, 0.2)
+        )
         kept = count(mask)
         assert abs(sum(kept.values()) - 0.8**level * 800) <= len(kept), (level, kept)
         if scope == "layerwise":
@@ -58,10 +60,15 @@ def test_global_pruning_removes_exactly_the_smallest_surviving_magnitudes():
     params, mask = toy()
     mask = magnitude.prune_global(params, mask, 0.5)  # 400 survive
     new = magnitude.prune_global(params, mask, 0.25)  # removes ceil(0.25 * 400) = 100
-    surviving = np.concatenate([np.abs(np.asarray(params[k]["kernel"]))[np.asarray(mask[k]["kernel"])]
-                                for k in ("hidden_0", "hidden_1")])
-    removed = np.concatenate([np.abs(np.asarray(params[k]["kernel"]))[np.asarray(mask[k]["kernel"] & ~new[k]["kernel"])]
-                              for k in ("hidden_0", "hidden_1")])
+    surviving = np.concatenate(
+        [np.abs(np.asarray(params[k]["kernel"]))[np.asarray(mask[k]["kernel"])] for k in ("hidden_0", "hidden_1")]
+    )
+    removed = np.concatenate(
+        [
+            np.abs(np.asarray(params[k]["kernel"]))[np.asarray(mask[k]["kernel"] & ~new[k]["kernel"])]
+            for k in ("hidden_0", "hidden_1")
+        ]
+    )
     assert len(removed) == 100
     np.testing.assert_array_equal(np.sort(removed), np.sort(surviving)[:100])
     # Global ranking prunes the small-scale layer harder than the 3x-scaled one.

@@ -47,7 +47,7 @@ def test_setup_block_is_the_run_and_test_commands_and_ci_runs_the_test_command()
 
 def test_the_quickstart_command_in_readme_is_what_run_sh_runs():
     script = open(os.path.join(ROOT, "run.sh")).read()
-    line = re.sub(r"\\\n\s*", " ", script[script.index("exec .venv/bin/python -m jaxlth.main"):]).splitlines()[0]
+    line = re.sub(r"\\\n\s*", " ", script[script.index("exec .venv/bin/python -m jaxlth.main") :]).splitlines()[0]
     ran = shlex.split(line.replace('"${WORKDIR:-runs/quickstart}"', "runs/quickstart").replace(' "$@"', ""))[4:]
     shown = [c for c in main_commands(README) if "runs/quickstart" in c]
     assert len(shown) == 1 and shown[0][3:] == ran
@@ -60,7 +60,7 @@ def test_every_command_names_a_real_config_recipe_and_fields(command):
     overrides = {}
     for arg in args:
         if arg.startswith("--config."):
-            key, _, value = arg[len("--config."):].partition("=")
+            key, _, value = arg[len("--config.") :].partition("=")
             overrides[key] = value
     try:
         config = config_lib.from_file(os.path.join(ROOT, spec))  # the recipe and its argument exist
@@ -80,7 +80,7 @@ def test_every_command_names_a_real_config_recipe_and_fields(command):
 
 
 def test_every_sweep_command_names_a_sweep_file_or_a_recipe_that_plans():
-    from jaxlth import sweep  # noqa: PLC0415
+    from jaxlth import sweep
 
     found = [c for c in commands(README) if c[:3] == ["python", "-m", "jaxlth.sweep"]]
     assert found

@@ -8,7 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth import config as config_lib, experiments, records, results, workdir as workdir_lib
+from jaxlth import config as config_lib
+from jaxlth import experiments, records, results
+from jaxlth import workdir as workdir_lib
 from jaxlth.errors import UserError
 from jaxlth.layout import Layout
 from tests.conftest import TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill
@@ -41,8 +43,23 @@ def test_a_results_file_cut_mid_line_never_blocks_a_resume(tmp_path, capsys):
         f.write("train,main,0,0,1.0,8,1.0,te")  # a crash in the middle of an append
     assert len(results.load(workdir).table) == complete  # the reader ignores the cut line ...
     assert "cut short" in capsys.readouterr().err  # ... and says so
-    records.append(path, [{"experiment": "train", "arm": "main", "level": 0, "replicate": 0, "density": 1.0,
-                           "step": 9, "epoch": 1.0, "split": "test", "metric": "loss", "value": 0.5}])
+    records.append(
+        path,
+        [
+            {
+                "experiment": "train",
+                "arm": "main",
+                "level": 0,
+                "replicate": 0,
+                "density": 1.0,
+                "step": 9,
+                "epoch": 1.0,
+                "split": "test",
+                "metric": "loss",
+                "value": 0.5,
+            }
+        ],
+    )
     rows = records.read_rows(path)  # the writer dropped the cut line before appending
     assert len(rows) == complete + 1 and rows[-1]["step"] == "9"
 
@@ -60,12 +77,15 @@ def test_a_second_process_on_a_workdir_in_use_is_refused(tmp_path):
         pass
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("--config.model.name=lenet_9000", "lenet_9000"),
-    ("--config.data.name=imaginary", "imaginary"),
-    ("--config.lottery.branches=('magic',)", "unknown lottery branch"),
-    ("--config.train.steps=10xp", "malformed step spec"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("--config.model.name=lenet_9000", "lenet_9000"),
+        ("--config.data.name=imaginary", "imaginary"),
+        ("--config.lottery.branches=('magic',)", "unknown lottery branch"),
+        ("--config.train.steps=10xp", "malformed step spec"),
+    ],
+)
 def test_a_refused_run_writes_nothing(tmp_path, override, fragment):
     workdir = tmp_path / "new"
     proc = run_cli("--config", f"{TINY}:lottery", "--workdir", str(workdir), override)
@@ -84,12 +104,16 @@ def test_a_workdir_that_is_a_file_is_refused(tmp_path):
 
 # ----- fixes 3, 7, 8: one sentence for every bad input and broken file --------------------------------------
 
-@pytest.mark.parametrize("source, fragment", [
-    ("def get_config(:\n", "has a syntax error at line 1"),
-    ("x = 1\n", "defines no get_config() function"),
-    ("def get_config():\n    return {}['a']\n", "get_config() of"),
-    ("import no_such_module_here\n", "fails when imported: ModuleNotFoundError"),
-])
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ("def get_config(:\n", "has a syntax error at line 1"),
+        ("x = 1\n", "defines no get_config() function"),
+        ("def get_config():\n    return {}['a']\n", "get_config() of"),
+        ("import no_such_module_here\n", "fails when imported: ModuleNotFoundError"),
+    ],
+)
 def test_a_broken_config_file_is_one_sentence_naming_it(tmp_path, source, fragment):
     path = tmp_path / "recipe.py"
     path.write_text(source)
@@ -106,15 +130,22 @@ def test_an_unknown_field_is_named_with_the_closest_one(tmp_path):
 
 
 def test_ignoring_every_layer_is_refused_before_anything_is_written(tmp_path):
-    proc = run_cli("--config", f"{TINY}:lottery", "--workdir", str(tmp_path / "w"),
-                   "--config.lottery.layers_to_ignore=('.*',)")
+    proc = run_cli(
+        "--config", f"{TINY}:lottery", "--workdir", str(tmp_path / "w"), "--config.lottery.layers_to_ignore=('.*',)"
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "matches every prunable layer of lenet (hidden_0/kernel" in proc.stderr and "nothing is left" in proc.stderr
     assert not (tmp_path / "w").exists()
 
 
-LOTTERY = ["--config", f"{TINY}:lottery", "--config.lottery.levels=1", "--config.lottery.branches=()",
-           "--config.checkpoint_every=2it", "--config.replicates=2"]
+LOTTERY = [
+    "--config",
+    f"{TINY}:lottery",
+    "--config.lottery.levels=1",
+    "--config.lottery.branches=()",
+    "--config.checkpoint_every=2it",
+    "--config.replicates=2",
+]
 
 
 def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_bitwise(tmp_path):
@@ -133,11 +164,15 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_bitwis
     notes = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(notes) == 1 and "cannot be read" in notes[0] and "resuming from an earlier one" in notes[0], proc.stderr
     assert os.path.isdir(str(level) + ".unreadable")
-    for a, b in zip(jax.tree.leaves(results.load(str(reference)).network(1)),
-                    jax.tree.leaves(results.load(str(workdir)).network(1))):
+    for a, b in zip(
+        jax.tree.leaves(results.load(str(reference)).network(1)), jax.tree.leaves(results.load(str(workdir)).network(1))
+    ):
         np.testing.assert_array_equal(a, b)
-    assert_same_rows(results.load(str(reference)).table, results.load(str(workdir)).table,
-                     ["arm", "level", "step", "replicate", "split", "metric", "value"])
+    assert_same_rows(
+        results.load(str(reference)).table,
+        results.load(str(workdir)).table,
+        ["arm", "level", "step", "replicate", "split", "metric", "value"],
+    )
 
 
 @pytest.fixture
@@ -145,8 +180,11 @@ def small_disk(tmp_path):
     """A tmpfs of 1 MiB mounted at ``tmp_path/disk`` (skipped where mounting is not allowed)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mounting a small tmpfs needs root")
     yield disk
     subprocess.run(["umount", "-l", str(disk)], capture_output=True)
@@ -160,8 +198,10 @@ def test_a_full_disk_is_one_sentence_and_the_rerun_after_freeing_space_finishes_
     assert "no space left on the device holding" in proc.stderr and proc.stderr.count("\n") == 1
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     run_cli(*args, "--workdir", str(small_disk / "w"), check=True)
-    for a, b in zip(jax.tree.leaves(results.load(str(tmp_path / "reference")).network()),
-                    jax.tree.leaves(results.load(str(small_disk / "w")).network())):
+    for a, b in zip(
+        jax.tree.leaves(results.load(str(tmp_path / "reference")).network()),
+        jax.tree.leaves(results.load(str(small_disk / "w")).network()),
+    ):
         np.testing.assert_array_equal(a, b)
 
 

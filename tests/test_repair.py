@@ -26,6 +26,7 @@ def network(name, seed):
 def site_paths(model, params, stats, shape):
     def apply(p, b, x):
         return fn.logits(model, p, b, x, False)[0]
+
     return repair.sites(permutations.spec(apply, params, stats, shape), params)
 
 

@@ -14,8 +14,13 @@ from jaxlth.experiments import recipes, registry
 from tests.conftest import TINY, run_cli, tiny_config
 
 # One field of every common block and a top-level one: each must be compared for every experiment.
-COMMON_CHANGES = {"train": ("lr", 0.05), "data": ("subsample_fraction", 0.5), "model": ("name", "conv2"),
-                  "pruning": ("layers_to_ignore", ["hidden_0"]), "seed": (None, 7)}
+COMMON_CHANGES = {
+    "train": ("lr", 0.05),
+    "data": ("subsample_fraction", 0.5),
+    "model": ("name", "conv2"),
+    "pruning": ("layers_to_ignore", ["hidden_0"]),
+    "seed": (None, 7),
+}
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -50,8 +55,12 @@ def test_no_block_can_shadow_an_experiment_name():
     from jaxlth.experiments.protocol import Experiment
 
     for name in ("data", "pruning", "seed"):
-        shadow = Experiment(name=name, summary="a block named like a common field", run=lambda ctx: None,
-                            defaults=lambda: config_lib.common_config().train)
+        shadow = Experiment(
+            name=name,
+            summary="a block named like a common field",
+            run=lambda ctx: None,
+            defaults=lambda: config_lib.common_config().train,
+        )
         with pytest.raises(UserError, match=f"named like the common field '{name}'"):
             registry.check_together((*registry.builtin(), shadow))
     names = set(registry.names())
@@ -60,12 +69,24 @@ def test_no_block_can_shadow_an_experiment_name():
 
 def test_a_refused_rerun_changes_no_byte_of_the_workdir(tmp_path):
     workdir = tmp_path / "w"
-    common = ["--config", f"{TINY}:lottery", "--workdir", str(workdir), "--config.lottery.levels=1",
-              "--config.lottery.branches=()", "--config.train.steps=1ep"]
+    common = [
+        "--config",
+        f"{TINY}:lottery",
+        "--workdir",
+        str(workdir),
+        "--config.lottery.levels=1",
+        "--config.lottery.branches=()",
+        "--config.train.steps=1ep",
+    ]
     run_cli(*common, check=True)
     before = snapshot(workdir)
-    for change in ("--config.train.lr=0.05", "--config.train.batch_size=16", "--config.pruning.layers_to_ignore=()",
-                   "--config.data.synthetic_seed=3", "--config.model.options.widths=(8, 8)"):
+    for change in (
+        "--config.train.lr=0.05",
+        "--config.train.batch_size=16",
+        "--config.pruning.layers_to_ignore=()",
+        "--config.data.synthetic_seed=3",
+        "--config.model.options.widths=(8, 8)",
+    ):
         proc = run_cli(*common, change)
         assert proc.returncode == 2 and "holds a different experiment" in proc.stderr, (change, proc.stderr)
         assert snapshot(workdir) == before, change
@@ -83,8 +104,10 @@ def test_the_old_name_of_layers_to_ignore_works_everywhere(tmp_path, capsys):
     assert "lottery.layers_to_ignore is now pruning.layers_to_ignore" in capsys.readouterr().err
     # a recipe that still sets it
     recipe = tmp_path / "old_recipe.py"
-    recipe.write_text("from jaxlth.config import base_config, choose\n\n\ndef get_config(arg=None):\n"
-                      "    c = base_config()\n    c.lottery.layers_to_ignore = ('output',)\n    return choose(c, arg)\n")
+    recipe.write_text(
+        "from jaxlth.config import base_config, choose\n\n\ndef get_config(arg=None):\n"
+        "    c = base_config()\n    c.lottery.layers_to_ignore = ('output',)\n    return choose(c, arg)\n"
+    )
     config = config_lib.from_file(f"{recipe}:lottery")
     assert tuple(config.pruning.layers_to_ignore) == ("output",)
     assert "is now pruning.layers_to_ignore" in capsys.readouterr().err

@@ -17,8 +17,10 @@ SOURCE = {"replicates": 2, "lottery.levels": 3, "lottery.branches": ()}
 def analysed(tmp_path_factory):
     base = tmp_path_factory.mktemp("retraining")
     experiments.run(tiny_config("lottery", **SOURCE), str(base / "source"))
-    experiments.run(tiny_config("retraining", replicates=2, **{"retraining.source_workdir": str(base / "source")}),
-                    str(base / "analysis"))
+    experiments.run(
+        tiny_config("retraining", replicates=2, **{"retraining.source_workdir": str(base / "source")}),
+        str(base / "analysis"),
+    )
     return results.load(str(base / "source")), results.load(str(base / "analysis"))
 
 
@@ -42,7 +44,7 @@ def test_the_control_prunes_the_dense_network_again_and_again(analysed):
         control = run.mask(level, arm="no_retrain")
         for r in range(2):
             density = float(mask_lib.density(jax.tree.map(lambda m: m[r], control)))
-            assert abs(density - 0.8 ** level) <= level / total + 1e-6
+            assert abs(density - 0.8**level) <= level / total + 1e-6
     # level 1 of both prunes the trained dense network once: the same mask, so the same trained network
     for a, b in zip(jax.tree.leaves(run.mask(1, arm="no_retrain")), jax.tree.leaves(source.mask(1))):
         np.testing.assert_array_equal(a, b)
@@ -74,9 +76,9 @@ def test_bad_sources_are_one_sentence(analysed, tmp_path):
     short = str(tmp_path / "short")
     experiments.run(tiny_config("lottery", **{**SOURCE, "lottery.levels": 0}), short)
     with pytest.raises(UserError, match="needs at least 2"):
-        experiments.run(tiny_config("retraining", replicates=2, **{"retraining.source_workdir": short}),
-                        str(tmp_path / "b"))
+        experiments.run(
+            tiny_config("retraining", replicates=2, **{"retraining.source_workdir": short}), str(tmp_path / "b")
+        )
     with pytest.raises(UserError, match="replicates must equal"):
-        experiments.run(tiny_config("retraining", **{"retraining.source_workdir": source.workdir}),
-                        str(tmp_path / "c"))
+        experiments.run(tiny_config("retraining", **{"retraining.source_workdir": source.workdir}), str(tmp_path / "c"))
     assert not any((tmp_path / name).exists() for name in "abc")

@@ -7,8 +7,9 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxlth.pruning import at_init, magnitude, prune as prune_lib, scorers
+from jaxlth.pruning import at_init, magnitude, scorers
 from jaxlth.pruning import masks as mask_lib
+from jaxlth.pruning import prune as prune_lib
 
 
 def mlp(sizes, key, bias=True, scale=1.0):
@@ -64,8 +65,9 @@ def test_snip_over_several_batches_uses_the_mean_gradient():
 
     g = jax.grad(loss)(params)
     for name in ("Dense_0", "Dense_1"):
-        np.testing.assert_allclose(scores[name]["kernel"], np.abs(g[name]["kernel"] * params[name]["kernel"]),
-                                   rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(
+            scores[name]["kernel"], np.abs(g[name]["kernel"] * params[name]["kernel"]), rtol=1e-4, atol=1e-7
+        )
 
 
 def test_grasp_hessian_gradient_product_equals_the_explicit_hessian_times_the_gradient():
@@ -83,8 +85,9 @@ def test_grasp_hessian_gradient_product_equals_the_explicit_hessian_times_the_gr
     np.testing.assert_allclose(ravel_pytree(hg)[0], expected, rtol=1e-4, atol=1e-8)
     mask = mask_lib.ones_like(params)
     scores = scorers.grasp(params, {}, mask, MODEL, (x, y), None, temperature)
-    np.testing.assert_allclose(scores["Dense_1"]["kernel"], params["Dense_1"]["kernel"] * hg["Dense_1"]["kernel"],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        scores["Dense_1"]["kernel"], params["Dense_1"]["kernel"] * hg["Dense_1"]["kernel"], rtol=1e-6
+    )
 
 
 def test_grasp_keeps_the_weights_of_lowest_minus_w_hg():
@@ -151,10 +154,19 @@ def test_rounds_follow_the_exponential_schedule_and_nest():
     scorer = scorers.SCORERS["magnitude"]
     masks = [mask]
     for k in range(1, 4):  # one round at a time reproduces three rounds to 0.125 = 0.5 ** 3
-        masks.append(at_init.mask_at_density(at_init.Pruning(scorer, MODEL, "global"), {"params": params},
-                                             masks[-1], None, jax.random.PRNGKey(0), 0.5 ** k))
-    three = at_init.mask_at_density(at_init.Pruning(scorer, MODEL, "global", 3), {"params": params}, mask, None,
-                                    jax.random.PRNGKey(0), 0.125)
+        masks.append(
+            at_init.mask_at_density(
+                at_init.Pruning(scorer, MODEL, "global"),
+                {"params": params},
+                masks[-1],
+                None,
+                jax.random.PRNGKey(0),
+                0.5**k,
+            )
+        )
+    three = at_init.mask_at_density(
+        at_init.Pruning(scorer, MODEL, "global", 3), {"params": params}, mask, None, jax.random.PRNGKey(0), 0.125
+    )
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), three, masks[-1]))
     for outer, inner in zip(masks, masks[1:]):
         assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a | ~b)), outer, inner))
@@ -170,8 +182,9 @@ def test_masks_at_densities_equals_one_density_at_a_time_and_inverting_keeps_the
     for i, d in enumerate(densities):
         one = at_init.mask_at_density(how, network, mask, None, jax.random.PRNGKey(0), d)
         assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a[i] == b)), stacked, one))
-    inverted = at_init.mask_at_density(at_init.Pruning(scorer, MODEL, "global", invert=True), network, mask, None,
-                                       jax.random.PRNGKey(0), 0.5)
+    inverted = at_init.mask_at_density(
+        at_init.Pruning(scorer, MODEL, "global", invert=True), network, mask, None, jax.random.PRNGKey(0), 0.5
+    )
     w = jnp.concatenate([jnp.abs(params[n]["kernel"]).ravel() for n in ("Dense_0", "Dense_1")])
     kept = jnp.concatenate([inverted[n]["kernel"].ravel() for n in ("Dense_0", "Dense_1")])
     assert float(jnp.max(w[kept])) <= float(jnp.min(w[~kept]))

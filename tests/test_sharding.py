@@ -40,8 +40,9 @@ print(json.dumps(out))
 
 def run_on(devices: int) -> dict:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, TINY], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -52,8 +53,12 @@ def test_eight_simulated_devices_equal_one():
     assert one["devices"] == 1 and eight["devices"] == 8
     assert (eight["shards_8"], eight["shards_6"]) == (8, 6)  # the largest divisor of R that fits
     assert one["shards_8"] == 1
-    assert eight["stream_meshes"] == [{"replica": 2, "batch": 4}, {"replica": 1, "batch": 8}, {"replica": 8},
-                                      {"replica": 3}]  # no split of 6 examples over 8 devices: replicates only
+    assert eight["stream_meshes"] == [
+        {"replica": 2, "batch": 4},
+        {"replica": 1, "batch": 8},
+        {"replica": 8},
+        {"replica": 3},
+    ]  # no split of 6 examples over 8 devices: replicates only
     for replicates in (8, 6):
         np.testing.assert_allclose(eight[f"params_{replicates}"], one[f"params_{replicates}"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(eight[f"error_{replicates}"], one[f"error_{replicates}"], atol=1e-6)

@@ -15,6 +15,7 @@ from etils import epath
 from jaxlth import checkpoint, experiments, results, storage
 from tests.conftest import tiny_config
 
+
 @pytest.fixture
 def fake_gcs(tmp_path, monkeypatch):
     """``gs://BUCKET/...`` served from ``tmp_path/gcs/BUCKET/...`` (jaxlth's own files through
@@ -25,7 +26,7 @@ def fake_gcs(tmp_path, monkeypatch):
 
     def local(path):
         path = str(path)
-        return os.path.join(root, path[len("gs://"):]) if path.startswith("gs://") else path
+        return os.path.join(root, path[len("gs://") :]) if path.startswith("gs://") else path
 
     monkeypatch.setattr(storage, "_remote", lambda path: epath.Path(local(path)))
     monkeypatch.setattr(checkpoint, "_orbax_path", local)  # Orbax's own gs:// support is not ours to test
@@ -39,8 +40,11 @@ def test_the_storage_layer_round_trips_text_appends_folders_and_globs(fake_gcs):
     storage.append_text("gs://b/run/results.csv", "1,2\n")
     assert storage.read_text("gs://b/run/results.csv") == "a,b\n1,2\n"
     assert storage.first_line("gs://b/run/results.csv") == "a,b\n"
-    assert storage.isdir("gs://b/run") and storage.isfile("gs://b/run/config.json") and not storage.isdir(
-        "gs://b/run/config.json")
+    assert (
+        storage.isdir("gs://b/run")
+        and storage.isfile("gs://b/run/config.json")
+        and not storage.isdir("gs://b/run/config.json")
+    )
     assert sorted(storage.listdir("gs://b/run")) == ["config.json", "plots", "results.csv"]
     storage.replace("gs://b/run/config.json", "gs://b/run/moved.json")
     assert not storage.exists("gs://b/run/config.json") and storage.exists("gs://b/run/moved.json")
@@ -77,7 +81,7 @@ def test_a_run_in_a_cloud_workdir_writes_resumes_and_loads_there(fake_gcs, tmp_p
 def test_a_workdir_whose_file_system_cannot_be_reached_is_one_sentence(tmp_path, monkeypatch):
     """An unknown scheme, and a known one whose client fails (here: its file system raises), stop the run
     before anything is written."""
-    from jaxlth.errors import UserError  # noqa: PLC0415
+    from jaxlth.errors import UserError
 
     with pytest.raises(UserError, match=r"^foo://bucket/run: no file system for foo:// paths"):
         experiments.run(tiny_config(), "foo://bucket/run")

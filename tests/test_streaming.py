@@ -23,12 +23,22 @@ def write_images(folder, name="tiny_images", train=96, test=40, classes=4, augme
     generator = np.random.default_rng(0)
 
     def split(n):
-        images = [generator.integers(0, 256, (int(generator.integers(28, 40)), int(generator.integers(28, 40)), 3),
-                                     dtype=np.uint8) for _ in range(n)]
+        images = [
+            generator.integers(
+                0, 256, (int(generator.integers(28, 40)), int(generator.integers(28, 40)), 3), dtype=np.uint8
+            )
+            for _ in range(n)
+        ]
         return images, (np.arange(n) % classes).astype(np.int32)
 
-    records_io.write_dataset(str(folder), name, {"train": split(train), "test": split(test)}, classes,
-                             augmentation=augmentation, shards=shards)
+    records_io.write_dataset(
+        str(folder),
+        name,
+        {"train": split(train), "test": split(test)},
+        classes,
+        augmentation=augmentation,
+        shards=shards,
+    )
     return str(folder)
 
 
@@ -79,7 +89,8 @@ def test_each_epoch_visits_every_record_once_in_the_device_order(folder):
     for epoch in (0, 1):
         order = stream.order(key, epoch)
         np.testing.assert_array_equal(
-            order, np.asarray(batching.epoch_permutation(np.asarray(key, np.uint32), epoch, 96)))
+            order, np.asarray(batching.epoch_permutation(np.asarray(key, np.uint32), epoch, 96))
+        )
         assert sorted(order.tolist()) == list(range(96))
     labels = np.concatenate([stream.batch(key, s)[1] for s in range(12)])  # steps 0..11: one epoch
     np.testing.assert_array_equal(np.sort(labels), np.sort(np.arange(96) % 4))
@@ -123,12 +134,20 @@ def test_imagenet_views(folder):
 def test_a_streamed_chunk_holds_its_batches_on_the_device(folder):
     """The memory a streamed run needs grows with data.stream_chunk_steps: a chunk's host batches are
     one argument of its program (what jaxlth.experiments.replicates counts)."""
-    from jaxlth.training import memory, setup as setup_lib  # noqa: PLC0415
-    from tests.conftest import tiny_config  # noqa: PLC0415
+    from jaxlth.training import memory
+    from jaxlth.training import setup as setup_lib
+    from tests.conftest import tiny_config
 
     def per_network(chunk):
-        config = tiny_config(**{"data.name": "tiny_images", "data.source": "array_record", "data.dir": folder,
-                                "data.image_size": SIZE, "data.stream_chunk_steps": chunk})
+        config = tiny_config(
+            **{
+                "data.name": "tiny_images",
+                "data.source": "array_record",
+                "data.dir": folder,
+                "data.image_size": SIZE,
+                "data.stream_chunk_steps": chunk,
+            }
+        )
         setup = setup_lib.build(config)
         return memory.measure(setup.program, setup.data, num_steps=chunk).training.per_network
 
@@ -137,9 +156,15 @@ def test_a_streamed_chunk_holds_its_batches_on_the_device(folder):
 
 
 def stream_flags(folder) -> list[str]:
-    return ["--config.data.name=tiny_images", "--config.data.source=array_record", f"--config.data.dir={folder}",
-            f"--config.data.image_size={SIZE}", "--config.data.stream_chunk_steps=4", "--config.replicates=2",
-            "--config.lottery.levels=1"]
+    return [
+        "--config.data.name=tiny_images",
+        "--config.data.source=array_record",
+        f"--config.data.dir={folder}",
+        f"--config.data.image_size={SIZE}",
+        "--config.data.stream_chunk_steps=4",
+        "--config.replicates=2",
+        "--config.lottery.levels=1",
+    ]
 
 
 @pytest.mark.slow
@@ -158,15 +183,25 @@ def test_a_streamed_lottery_run_resumes_bitwise_after_a_kill(folder, tmp_path):
         assert meta == {"data_iterator": {"next_index": step}, "step": step}
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--config", f"{TINY}:scores"], "the scores experiment needs the whole dataset in memory, and tiny_images is "
-                                     "streamed; streamed datasets serve train, lottery"),
-    (["--config", f"{TINY}:lottery", "--config.lottery.average_copies=2"],
-     "lottery.average_copies > 1 needs the whole dataset in memory, and tiny_images is streamed"),
-    (["--config", TINY, "--config.data.subsample_fraction=0.5"],
-     "data.subsample_fraction is not available for a streamed dataset (tiny_images); leave it at 1.0"),
-    (["--config", TINY, "--config.data.dir=/nonexistent"], "/nonexistent holds no dataset.json"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--config", f"{TINY}:scores"],
+            "the scores experiment needs the whole dataset in memory, and tiny_images is "
+            "streamed; streamed datasets serve train, lottery",
+        ),
+        (
+            ["--config", f"{TINY}:lottery", "--config.lottery.average_copies=2"],
+            "lottery.average_copies > 1 needs the whole dataset in memory, and tiny_images is streamed",
+        ),
+        (
+            ["--config", TINY, "--config.data.subsample_fraction=0.5"],
+            "data.subsample_fraction is not available for a streamed dataset (tiny_images); leave it at 1.0",
+        ),
+        (["--config", TINY, "--config.data.dir=/nonexistent"], "/nonexistent holds no dataset.json"),
+    ],
+)
 def test_what_a_stream_cannot_serve_is_one_sentence(folder, tmp_path, flags, message):
     chosen = [f for f in stream_flags(folder) if not any(f.startswith(g.split("=")[0] + "=") for g in flags)]
     proc = run_cli(*flags, *chosen, "--workdir", str(tmp_path / "w"))
@@ -180,12 +215,27 @@ def test_the_imagenet_recipe_runs_on_an_imagenet_shaped_folder(tmp_path):
     """configs/resnet50_imagenet.py:lottery end to end (ResNet-50 of width 4, 32-pixel crops, 2 steps a
     level): ImageNet's folder, augmentation and 1000 classes."""
     data = write_images(tmp_path / "imagenet2012", name="imagenet2012", train=16, test=8, classes=1000, shards=1)
-    proc = run_cli("--config", os.path.join(ROOT, "configs", "resnet50_imagenet.py:lottery"), "--workdir",
-                   str(tmp_path / "w"), f"--config.data.dir={data}", "--config.data.image_size=32",
-                   "--config.model.options.width=4", "--config.train.batch_size=8", "--config.train.steps=2it",
-                   "--config.train.warmup=1it", "--config.train.milestones=1it", "--config.lottery.rewind=1it",
-                   "--config.lottery.levels=1", "--config.lottery.branches=()", "--config.eval_every=2it",
-                   "--config.checkpoint_every=2it", "--config.eval_batch_size=8", check=True, timeout=600)
+    proc = run_cli(
+        "--config",
+        os.path.join(ROOT, "configs", "resnet50_imagenet.py:lottery"),
+        "--workdir",
+        str(tmp_path / "w"),
+        f"--config.data.dir={data}",
+        "--config.data.image_size=32",
+        "--config.model.options.width=4",
+        "--config.train.batch_size=8",
+        "--config.train.steps=2it",
+        "--config.train.warmup=1it",
+        "--config.train.milestones=1it",
+        "--config.lottery.rewind=1it",
+        "--config.lottery.levels=1",
+        "--config.lottery.branches=()",
+        "--config.eval_every=2it",
+        "--config.checkpoint_every=2it",
+        "--config.eval_batch_size=8",
+        check=True,
+        timeout=600,
+    )
     assert "resnet50 on imagenet2012 (16 train / 8 test, streamed from" in proc.stdout
     table = jaxlth_results(tmp_path / "w")
     assert sorted(table["level"].unique()) == [0, 1]
@@ -194,7 +244,7 @@ def test_the_imagenet_recipe_runs_on_an_imagenet_shaped_folder(tmp_path):
 
 
 def jaxlth_results(workdir):
-    from jaxlth import results  # noqa: PLC0415
+    from jaxlth import results
 
     return results.load(str(workdir)).table
 
@@ -204,16 +254,35 @@ def test_one_replicate_splits_its_batch_over_the_processes(folder, tmp_path):
     """One replicate on two processes of one device each: each process decodes half of every batch,
     XLA all-reduces the gradients and BatchNorm statistics; the run is the one-device run up to the
     order of the sums."""
-    from tests.test_processes import finish, free_port  # noqa: PLC0415
+    from tests.test_processes import finish, free_port
 
     flags = [*stream_flags(folder), "--config.replicates=1"]
     run_cli("--config", TINY, *flags, "--workdir", str(tmp_path / "one"), check=True, env={"JAX_PLATFORMS": "cpu"})
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "jaxlth.main", "--config", TINY, *flags, "--workdir",
-                               str(tmp_path / "two"), "--distributed", f"--coordinator=127.0.0.1:{port}",
-                               "--num_processes=2", f"--process_id={i}"], cwd=ROOT, text=True,
-                              env=dict(os.environ, JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jaxlth.main",
+                "--config",
+                TINY,
+                *flags,
+                "--workdir",
+                str(tmp_path / "two"),
+                "--distributed",
+                f"--coordinator=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            cwd=ROOT,
+            text=True,
+            env=dict(os.environ, JAX_PLATFORMS="cpu"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
     outcomes = finish(procs)
     assert all(rc == 0 for rc, _, _ in outcomes), outcomes[0][2]
     assert "2 x cpu in 2 processes, each batch split over 2 devices" in outcomes[0][1]

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlth.pruning import imp
+from jaxlth.sharding import copy
 from jaxlth.training import setup as setup_lib
 from jaxlth.training import swa
-from jaxlth.sharding import copy
 from tests.conftest import tiny_config
 
 
@@ -41,8 +41,9 @@ def test_the_average_is_the_mean_of_the_iterates_at_every_epoch_end_after_the_st
 def test_a_chunked_run_averages_bitwise_as_one_chunk_and_pruned_weights_stay_zero():
     setup = setup_lib.build(tiny_config("train", replicates=2))
     state = setup.init_state()
-    mask = jax.tree.map(lambda m: m & jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.5, m.shape),
-                        setup.dense_mask(state.params))
+    mask = jax.tree.map(
+        lambda m: m & jax.random.bernoulli(jax.random.PRNGKey(m.size), 0.5, m.shape), setup.dense_mask(state.params)
+    )
     state = state.replace(params=imp.on_mask(state.params, mask))
     program = swa.SWAProgram(setup.program, 4)
     whole, _ = program.train_chunk(swa.with_average(copy(state)), mask, setup.data, 0, num_steps=24)
@@ -51,8 +52,10 @@ def test_a_chunked_run_averages_bitwise_as_one_chunk_and_pruned_weights_stay_zer
         parts, _ = program.train_chunk(parts, mask, setup.data, start, num_steps=end - start)
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(parts)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    flat_average, flat_mask = jax.tree_util.tree_flatten_with_path(whole.average)[0], dict(
-        jax.tree_util.tree_flatten_with_path(mask)[0])
+    flat_average, flat_mask = (
+        jax.tree_util.tree_flatten_with_path(whole.average)[0],
+        dict(jax.tree_util.tree_flatten_with_path(mask)[0]),
+    )
     checked = 0
     for path, value in flat_average:
         if path in flat_mask:

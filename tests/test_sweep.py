@@ -12,25 +12,34 @@ from tests.conftest import ROOT, TINY
 
 
 def run_sweep(*args):
-    return subprocess.run([sys.executable, "-m", "jaxlth.sweep", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "jaxlth.sweep", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def sweep_file(tmp_path, seeds, extra=""):
     path = tmp_path / "sweep_seeds.py"
-    path.write_text(f"CONFIG = {TINY!r}\n"
-                    "from jaxlth.sweep import grid\n"
-                    f"def get_sweep():\n    return grid(**{{'seed': {list(seeds)!r}, 'train.steps': ['4it']}}){extra}\n")
+    path.write_text(
+        f"CONFIG = {TINY!r}\n"
+        "from jaxlth.sweep import grid\n"
+        f"def get_sweep():\n    return grid(**{{'seed': {list(seeds)!r}, 'train.steps': ['4it']}}){extra}\n"
+    )
     return str(path)
 
 
 def test_a_grid_is_the_product_of_the_fields_and_names_are_readable():
     runs = sweep.grid(**{"lottery.rewind": ["0it", "500it"], "train.lr": [0.1, 0.05]})
-    assert runs == [{"lottery.rewind": "0it", "train.lr": 0.1}, {"lottery.rewind": "0it", "train.lr": 0.05},
-                    {"lottery.rewind": "500it", "train.lr": 0.1}, {"lottery.rewind": "500it", "train.lr": 0.05}]
+    assert runs == [
+        {"lottery.rewind": "0it", "train.lr": 0.1},
+        {"lottery.rewind": "0it", "train.lr": 0.05},
+        {"lottery.rewind": "500it", "train.lr": 0.1},
+        {"lottery.rewind": "500it", "train.lr": 0.05},
+    ]
     assert sweep.run_name(3, runs[3]) == "003_rewind=500it_lr=0.05"
     assert sweep.parse_grid(["train.lr=0.1,0.05", "lottery.branches=()"]) == [
-        {"train.lr": 0.1, "lottery.branches": ()}, {"train.lr": 0.05, "lottery.branches": ()}]
+        {"train.lr": 0.1, "lottery.branches": ()},
+        {"train.lr": 0.05, "lottery.branches": ()},
+    ]
 
 
 def test_a_sweep_runs_each_run_once_skips_finished_ones_and_load_many_labels_rows(tmp_path):
@@ -55,7 +64,9 @@ def test_a_sweep_runs_each_run_once_skips_finished_ones_and_load_many_labels_row
 
 def test_a_bad_run_refuses_the_whole_sweep_before_anything_is_written(tmp_path):
     path = tmp_path / "bad.py"
-    path.write_text(f"CONFIG = {TINY!r}\ndef get_sweep():\n    return [{{'train.steps': '4it'}}, {{'train.stepz': 3}}]\n")
+    path.write_text(
+        f"CONFIG = {TINY!r}\ndef get_sweep():\n    return [{{'train.steps': '4it'}}, {{'train.stepz': 3}}]\n"
+    )
     proc = run_sweep(str(path), "--workdir", str(tmp_path / "sweep"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "sweep run 1" in proc.stderr and "unknown config field train.stepz" in proc.stderr
@@ -67,14 +78,33 @@ def test_a_bad_run_refuses_the_whole_sweep_before_anything_is_written(tmp_path):
 
 def test_a_grid_on_the_command_line_through_submitit_jobs(tmp_path):
     directory = tmp_path / "sweep"
-    proc = run_sweep("--config", TINY, "--grid", "train.lr=0.02,0.05", "--grid", "train.steps=4it",
-                     "--workdir", str(directory), "--executor", "submitit_local")
+    proc = run_sweep(
+        "--config",
+        TINY,
+        "--grid",
+        "train.lr=0.02,0.05",
+        "--grid",
+        "train.steps=4it",
+        "--workdir",
+        str(directory),
+        "--executor",
+        "submitit_local",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("submitted ") == 2
     table = results.load_many(str(directory / "0*"))
     assert set(table["train.lr"]) == {0.02, 0.05}
-    proc = run_sweep("--config", TINY, "--grid", "train.lr=0.02,0.05", "--grid", "train.steps=4it",
-                     "--workdir", str(directory), "--dry_run")
+    proc = run_sweep(
+        "--config",
+        TINY,
+        "--grid",
+        "train.lr=0.02,0.05",
+        "--grid",
+        "train.steps=4it",
+        "--workdir",
+        str(directory),
+        "--dry_run",
+    )
     assert "2 finished, 0 to run" in proc.stdout
 
 

@@ -21,15 +21,29 @@ from tests.conftest import ROOT, TINY, assert_same_rows, run_cli
 
 pytestmark = pytest.mark.reliability
 
-ARGS = ["--config", f"{TINY}:lottery", "--config.lottery.levels=2", "--config.lottery.branches=('random_reinit',)",
-        "--config.replicates=2", "--config.checkpoint_every=2it", "--config.eval_every=2it", "--config.train.steps=20ep"]  # ~40 s uninterrupted
+ARGS = [
+    "--config",
+    f"{TINY}:lottery",
+    "--config.lottery.levels=2",
+    "--config.lottery.branches=('random_reinit',)",
+    "--config.replicates=2",
+    "--config.checkpoint_every=2it",
+    "--config.eval_every=2it",
+    "--config.train.steps=20ep",
+]  # ~40 s uninterrupted
 COLUMNS = ["arm", "level", "step", "replicate", "split", "metric", "layer", "value"]
 
 
 def start(workdir):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "jaxlth.main", *ARGS, "--workdir", str(workdir)], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxlth.main", *ARGS, "--workdir", str(workdir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def kill_when(proc, condition, timeout=120.0) -> bool:

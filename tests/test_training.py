@@ -24,8 +24,7 @@ def half_mask(params, key):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_pruned_weights_stay_exactly_zero(optimizer):
-    config = tiny_config(optimizer=optimizer, lr=0.1 if optimizer == "sgd" else 1e-3, momentum=0.9,
-                         weight_decay=5e-4)
+    config = tiny_config(optimizer=optimizer, lr=0.1 if optimizer == "sgd" else 1e-3, momentum=0.9, weight_decay=5e-4)
     config.replicates = 2
     setup = setup_lib.build(config)
     state = setup.init_state()
@@ -92,9 +91,13 @@ def test_chunks_compose_across_epoch_boundaries():
 def test_training_reduces_loss_and_evaluation_is_in_unit_range():
     setup = setup_lib.build(tiny_config())
     state = setup.init_state()
-    loss0, acc0 = setup.program.evaluate(state.params, state.batch_stats, setup.data.test_images, setup.data.test_labels)
+    loss0, acc0 = setup.program.evaluate(
+        state.params, state.batch_stats, setup.data.test_images, setup.data.test_labels
+    )
     state, _ = setup.program.train_chunk(state, {}, setup.data, 0, num_steps=48)
-    loss1, acc1 = setup.program.evaluate(state.params, state.batch_stats, setup.data.test_images, setup.data.test_labels)
+    loss1, acc1 = setup.program.evaluate(
+        state.params, state.batch_stats, setup.data.test_images, setup.data.test_labels
+    )
     assert float(loss1[0]) < float(loss0[0])
     assert 0.0 <= float(acc0[0]) <= 1.0 and float(acc1[0]) > float(acc0[0])
 

@@ -15,6 +15,12 @@ CONFIG = "configs/lenet_fashion_mnist.py:lottery"
 
 
 def get_sweep():
-    return grid(**{"lottery.rewind": ["0it", "100it", "500it", "2000it"],
-                   "lottery.retrain": ["weight_rewind", "lr_rewind"],
-                   "replicates": [2], "lottery.levels": [8], "lottery.branches": [()]})
+    return grid(
+        **{
+            "lottery.rewind": ["0it", "100it", "500it", "2000it"],
+            "lottery.retrain": ["weight_rewind", "lr_rewind"],
+            "replicates": [2],
+            "lottery.levels": [8],
+            "lottery.branches": [()],
+        }
+    )

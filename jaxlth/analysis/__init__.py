@@ -7,9 +7,17 @@ several splits; ``for_run`` binds them to a loaded workdir's model and data. Thi
 only public functions of ``jaxlth.training`` and never imports ``jaxlth.experiments``.
 """
 
-from jaxlth.analysis.barriers import alpha_grid, barrier_frankle, barrier_paul
 from jaxlth.analysis import connectivity
+from jaxlth.analysis.barriers import alpha_grid, barrier_frankle, barrier_paul
 from jaxlth.analysis.interpolation import Analyzer, for_run, interpolate, recompute_batch_stats
 
-__all__ = ["Analyzer", "alpha_grid", "connectivity", "barrier_frankle", "barrier_paul", "for_run", "interpolate",
-           "recompute_batch_stats"]
+__all__ = [
+    "Analyzer",
+    "alpha_grid",
+    "connectivity",
+    "barrier_frankle",
+    "barrier_paul",
+    "for_run",
+    "interpolate",
+    "recompute_batch_stats",
+]

@@ -9,7 +9,6 @@ A and B changes. Networks are ``{"params", "batch_stats"}`` with a leading repli
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 
@@ -31,6 +30,7 @@ def parse(entry: str) -> tuple[str, bool]:
 
 def symmetry_of(program, network: dict) -> permutations.Symmetry:
     """The permutation symmetries of ``program``'s model, traced on replicate 0 of ``network``."""
+
     def apply(params, batch_stats, x):
         return fn.logits(program.model, params, batch_stats, x, False)[0]
 
@@ -38,8 +38,15 @@ def symmetry_of(program, network: dict) -> permutations.Symmetry:
     return permutations.analyze(apply, one["params"], one["batch_stats"], tuple(program.spec.image_shape))
 
 
-def align(program, net_a: dict, net_b: dict, mode: str, symmetry: permutations.Symmetry | None = None,
-          images=None, seed: int = 0) -> dict:
+def align(
+    program,
+    net_a: dict,
+    net_b: dict,
+    mode: str,
+    symmetry: permutations.Symmetry | None = None,
+    images=None,
+    seed: int = 0,
+) -> dict:
     """``net_b`` with each replicate's units permuted to match ``net_a``'s (``mode`` in :data:`MODES`).
 
     ``images``: stored training images (``(N, ...)``) activation matching runs on; ``seed``: the order

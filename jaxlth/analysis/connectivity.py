@@ -31,9 +31,12 @@ def path(program, net_a: dict, net_b: dict, alphas, eval_sets: dict, bn_batches=
     out = {}
     for split, (images, labels) in eval_sets.items():
         curve = interpolate(program, net_a, net_b, alphas, images, labels, bn_batches=bn_batches, repair=repair)
-        out[split] = {"error": curve["error"], "loss": curve["loss"],
-                      "barrier_frankle": barrier_frankle(alphas, curve["error"]),
-                      "barrier_paul": barrier_paul(alphas, curve["error"])}
+        out[split] = {
+            "error": curve["error"],
+            "loss": curve["loss"],
+            "barrier_frankle": barrier_frankle(alphas, curve["error"]),
+            "barrier_paul": barrier_paul(alphas, curve["error"]),
+        }
     return out
 
 

@@ -36,8 +36,9 @@ PyTree = Any
 BN_MODES = ("eval", "batch")
 
 
-def subset_loss(program, batch_stats: PyTree, images: jax.Array, labels: jax.Array, bn_mode: str = "eval",
-                chunk: int = 1000) -> Callable[[PyTree], jax.Array]:
+def subset_loss(
+    program, batch_stats: PyTree, images: jax.Array, labels: jax.Array, bn_mode: str = "eval", chunk: int = 1000
+) -> Callable[[PyTree], jax.Array]:
     """``params -> ()`` mean cross-entropy (nats/example) on a fixed set of examples.
 
     ``images`` ``(N, ...)`` are stored images (uint8 pixels or floats), preprocessed with
@@ -159,8 +160,9 @@ def _tridiagonal(matvec: Callable, v0: jax.Array, iterations: int):
     return result.Q_tall, result.J_small, result.residual
 
 
-def top_eigenpairs(matvec: Callable, dim_full: int, key: jax.Array, k: int, iterations: int,
-                   subspace: jax.Array | None = None) -> Eigen:
+def top_eigenpairs(
+    matvec: Callable, dim_full: int, key: jax.Array, k: int, iterations: int, subspace: jax.Array | None = None
+) -> Eigen:
     """The ``k`` largest eigenpairs of a symmetric ``matvec`` by Lanczos (``iterations`` steps).
 
     Full reorthogonalisation, a Gaussian start vector from ``key`` (times ``subspace``, the 0/1
@@ -178,8 +180,9 @@ def top_eigenpairs(matvec: Callable, dim_full: int, key: jax.Array, k: int, iter
     return Eigen(theta, vectors, residuals, iterations)
 
 
-def hutchinson_trace(matvec: Callable, dim_full: int, key: jax.Array, probes: int,
-                     subspace: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def hutchinson_trace(
+    matvec: Callable, dim_full: int, key: jax.Array, probes: int, subspace: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """``(estimate, standard_error)`` of ``trace(matvec)`` (of ``M H M`` on the subspace).
 
     Hutchinson's estimator with ``probes`` Rademacher vectors (times ``subspace``), one after the
@@ -198,8 +201,9 @@ def hutchinson_trace(matvec: Callable, dim_full: int, key: jax.Array, probes: in
     return jnp.mean(samples), spread / jnp.sqrt(probes)
 
 
-def spectral_density(matvec: Callable, dim_full: int, key: jax.Array, probes: int, iterations: int,
-                     subspace: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def spectral_density(
+    matvec: Callable, dim_full: int, key: jax.Array, probes: int, iterations: int, subspace: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """``(nodes, weights)``, each ``(probes, iterations)``: stochastic Lanczos quadrature.
 
     For each of ``probes`` Rademacher start vectors (times ``subspace``), ``iterations`` Lanczos

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxlth.pruning import masks as mask_lib
-from jaxlth.training.functions import cross_entropy, logits
 from jaxlth.subsets import average, forgetting  # noqa: F401  (re-exported: the scores' API)
+from jaxlth.training.functions import cross_entropy, logits
 
 PyTree = Any
 
@@ -44,9 +44,11 @@ def _chunked(fn, images: jax.Array, labels: jax.Array, chunk: int) -> jax.Array:
     return out.reshape(-1)[:n]
 
 
-def el2n(program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels: jax.Array,
-         chunk: int = 1000) -> jax.Array:
+def el2n(
+    program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels: jax.Array, chunk: int = 1000
+) -> jax.Array:
     """``(N,)`` EL2N of stored training ``images`` ``(N, ...)`` with int ``labels`` ``(N,)``."""
+
     def one_chunk(x, y):
         out, _ = logits(program.model, params, batch_stats, program.preprocess(x), train=False)
         error = jax.nn.softmax(out.astype(jnp.float32)) - jax.nn.one_hot(y, out.shape[-1])
@@ -55,8 +57,15 @@ def el2n(program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels
     return _chunked(one_chunk, images, labels, chunk)
 
 
-def grand(program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels: jax.Array,
-          chunk: int = 16, mask: PyTree | None = None) -> jax.Array:
+def grand(
+    program,
+    params: PyTree,
+    batch_stats: PyTree,
+    images: jax.Array,
+    labels: jax.Array,
+    chunk: int = 16,
+    mask: PyTree | None = None,
+) -> jax.Array:
     """``(N,)`` GraNd: the norm of each example's loss gradient in every trainable parameter.
 
     ``mask`` (a pruned network's): the gradient of pruned kernel entries is left out.

@@ -12,12 +12,54 @@ from __future__ import annotations
 
 import numpy as np
 
-ELEMENTWISE = {"add", "sub", "mul", "div", "max", "min", "pow", "select_n", "exp", "log", "tanh", "logistic",
-               "rsqrt", "sqrt", "neg", "abs", "sign", "convert_element_type", "stop_gradient", "copy", "square",
-               "integer_pow", "erf", "exp2", "log1p", "expm1", "add_any", "ge", "gt", "le", "lt", "eq", "ne",
-               "and", "or", "not", "clamp"}
-CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
-         "custom_vjp_call": "call_jaxpr", "remat": "jaxpr", "checkpoint": "jaxpr"}
+ELEMENTWISE = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "pow",
+    "select_n",
+    "exp",
+    "log",
+    "tanh",
+    "logistic",
+    "rsqrt",
+    "sqrt",
+    "neg",
+    "abs",
+    "sign",
+    "convert_element_type",
+    "stop_gradient",
+    "copy",
+    "square",
+    "integer_pow",
+    "erf",
+    "exp2",
+    "log1p",
+    "expm1",
+    "add_any",
+    "ge",
+    "gt",
+    "le",
+    "lt",
+    "eq",
+    "ne",
+    "and",
+    "or",
+    "not",
+    "clamp",
+}
+CALLS = {
+    "jit": "jaxpr",
+    "pjit": "jaxpr",
+    "closed_call": "call_jaxpr",
+    "custom_jvp_call": "call_jaxpr",
+    "custom_vjp_call": "call_jaxpr",
+    "remat": "jaxpr",
+    "checkpoint": "jaxpr",
+}
 
 
 class Groups:
@@ -111,8 +153,10 @@ def walk(jaxpr, env: dict, groups: Groups, tiled: list) -> list:
             out = [None] * len(out_shape)
         for v in eqn.outvars:
             env[v] = out if len(out) == len(v.aval.shape) else [None] * len(v.aval.shape)
-    return [env.get(v, [None] * len(v.aval.shape)) if hasattr(v, "aval") and type(v).__name__ != "Literal"
-            else [] for v in jaxpr.outvars]
+    return [
+        env.get(v, [None] * len(v.aval.shape)) if hasattr(v, "aval") and type(v).__name__ != "Literal" else []
+        for v in jaxpr.outvars
+    ]
 
 
 def _join(labels: list, groups: Groups):
@@ -142,7 +186,7 @@ def _reshape(labels: list, before: tuple, after: tuple, groups: Groups) -> list:
         out[-1] = labels[-1]
         return out
     last = labels[-1] if labels else None
-    if last is not None and last[1] is None and len(after) >= 1 and after[-1] == int(np.prod(before[len(after) - 1:])):
+    if last is not None and last[1] is None and len(after) >= 1 and after[-1] == int(np.prod(before[len(after) - 1 :])):
         out[-1] = (last[0], before[-1])  # flatten: the channel group, tiled
         return out
     groups.fix(labels)

@@ -44,8 +44,9 @@ def recompute_batch_stats(program: Program, params: PyTree, batch_stats: PyTree,
     zeros = jax.tree.map(jnp.zeros_like, batch_stats)
 
     def one(images):
-        _, updates = program.model.apply({"params": params, "batch_stats": zeros}, program.preprocess(images),
-                                         train=True, mutable=["batch_stats"])
+        _, updates = program.model.apply(
+            {"params": params, "batch_stats": zeros}, program.preprocess(images), train=True, mutable=["batch_stats"]
+        )
         return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), updates["batch_stats"])
 
     return jax.tree.map(lambda s: jnp.mean(s, axis=0), lax.map(one, batches))
@@ -74,8 +75,18 @@ def _curve(program: Program, alphas, net_a, net_b, images, labels, bn_batches, r
     return jax.vmap(per_replicate)(net_a, net_b)
 
 
-def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labels, *, bn_batches=None,
-                repair=None, chunk_size: int | None = None) -> dict[str, np.ndarray]:
+def interpolate(
+    program: Program,
+    net_a: dict,
+    net_b: dict,
+    alphas,
+    images,
+    labels,
+    *,
+    bn_batches=None,
+    repair=None,
+    chunk_size: int | None = None,
+) -> dict[str, np.ndarray]:
     """Loss and error of ``(1 - alpha) a + alpha b`` for every alpha and replicate.
 
     Args:
@@ -97,12 +108,13 @@ def interpolate(program: Program, net_a: dict, net_b: dict, alphas, images, labe
     size = len(alphas) if not chunk_size else min(chunk_size, len(alphas))
     losses, accs = [], []
     for start in range(0, len(alphas), size):
-        chunk = alphas[start:start + size]
+        chunk = alphas[start : start + size]
         padded = np.pad(chunk, (0, size - len(chunk)), mode="edge")  # one program for every chunk
-        loss, acc = _curve(program, jnp.asarray(padded), net_a, net_b, images, labels, bn_batches, repair_images,
-                           tuple(sites))
-        losses.append(np.asarray(loss)[:, :len(chunk)])
-        accs.append(np.asarray(acc)[:, :len(chunk)])
+        loss, acc = _curve(
+            program, jnp.asarray(padded), net_a, net_b, images, labels, bn_batches, repair_images, tuple(sites)
+        )
+        losses.append(np.asarray(loss)[:, : len(chunk)])
+        accs.append(np.asarray(acc)[:, : len(chunk)])
     loss, acc = np.concatenate(losses, axis=1), np.concatenate(accs, axis=1)
     return {"loss": loss, "accuracy": acc, "error": 1.0 - acc}
 
@@ -122,9 +134,18 @@ class Analyzer:
 
     setup: Any
 
-    def interpolate(self, net_a: dict, net_b: dict, alphas=30, split: str = "test", bn_batches: int = 0,
-                    align: str = "none", align_examples: int = 1024, repair_examples: int = 1024,
-                    chunk_size: int | None = None) -> dict[str, np.ndarray]:
+    def interpolate(
+        self,
+        net_a: dict,
+        net_b: dict,
+        alphas=30,
+        split: str = "test",
+        bn_batches: int = 0,
+        align: str = "none",
+        align_examples: int = 1024,
+        repair_examples: int = 1024,
+        chunk_size: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid.
 
         ``align``: an entry of :data:`jaxlth.analysis.alignment.ENTRIES` — B's units permuted to
@@ -135,8 +156,9 @@ class Analyzer:
         mode, repaired = alignment.parse(align)
         grid = alpha_grid(alphas) if np.isscalar(alphas) else np.asarray(alphas)
         data, program = self.setup.data, self.setup.program
-        images, labels = (data.test_images, data.test_labels) if split == "test" else \
-            (data.train_images, data.train_labels)
+        images, labels = (
+            (data.test_images, data.test_labels) if split == "test" else (data.train_images, data.train_labels)
+        )
         batches = bn_batches_from(data.train_images, bn_batches, self.setup.config.train.batch_size)
         to_device = functools.partial(jax.tree.map, jnp.asarray)
         net_a, net_b = to_device(net_a), to_device(net_b)
@@ -147,8 +169,9 @@ class Analyzer:
         if repaired:
             sites = repair_lib.sites(symmetry.spec, jax.tree.map(lambda x: x[0], net_a["params"]))
             repair = (data.train_images[order[:repair_examples]], sites)
-        return interpolate(program, net_a, net_b, grid, images, labels, bn_batches=batches, repair=repair,
-                           chunk_size=chunk_size)
+        return interpolate(
+            program, net_a, net_b, grid, images, labels, bn_batches=batches, repair=repair, chunk_size=chunk_size
+        )
 
 
 def for_run(run) -> Analyzer:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 from scipy.optimize import linear_sum_assignment
+
 from jaxlth.analysis import permutations
 
 PyTree = Any
@@ -34,7 +35,7 @@ def _unit_major(x: np.ndarray, axis: int, inner: int | None) -> np.ndarray:
     """``x`` as ``(units, everything else)`` along ``axis`` (a tiled axis: its inner index)."""
     if inner is not None:
         shape = x.shape
-        x = x.reshape(*shape[:axis], shape[axis] // inner, inner, *shape[axis + 1:])
+        x = x.reshape(*shape[:axis], shape[axis] // inner, inner, *shape[axis + 1 :])
         axis += 1
     return np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
 
@@ -48,13 +49,15 @@ def _permuted_except(x: np.ndarray, axes: dict, perms: dict, skip: int) -> np.nd
             x = np.take(x, perm, axis=axis)
         else:
             shape = x.shape
-            x = np.take(x.reshape(*shape[:axis], shape[axis] // inner, inner, *shape[axis + 1:]), perm,
-                        axis=axis + 1).reshape(shape)
+            x = np.take(
+                x.reshape(*shape[:axis], shape[axis] // inner, inner, *shape[axis + 1 :]), perm, axis=axis + 1
+            ).reshape(shape)
     return x
 
 
-def weight_matching(spec: dict, sizes: dict, params_a: PyTree, params_b: PyTree, seed: int = 0,
-                    max_passes: int = 100) -> dict:
+def weight_matching(
+    spec: dict, sizes: dict, params_a: PyTree, params_b: PyTree, seed: int = 0, max_passes: int = 100
+) -> dict:
     """``{group: (size,) int array}``: permutations of B's units (apply with
     :func:`jaxlth.analysis.permutations.permute` to B) that align B's parameters with A's.
 
@@ -92,8 +95,9 @@ def _plain(tree):
     return tree.unfreeze() if hasattr(tree, "unfreeze") else dict(tree)
 
 
-def activation_matching(symmetry, params_a: PyTree, stats_a: PyTree, params_b: PyTree, stats_b: PyTree,
-                        x, chunk: int = 128) -> dict:
+def activation_matching(
+    symmetry, params_a: PyTree, stats_a: PyTree, params_b: PyTree, stats_b: PyTree, x, chunk: int = 128
+) -> dict:
     """``{group: (size,) int array}``: permutations of B's units maximising the summed inner products
     of the two networks' activations on inputs ``x`` (preprocessed), one assignment per group
     (Ainsworth et al. 2023's activation matching; a group's activations are all the values of
@@ -101,11 +105,12 @@ def activation_matching(symmetry, params_a: PyTree, stats_a: PyTree, params_b: P
     products are accumulated over chunks of ``chunk`` inputs, so memory stays that of one chunk."""
     costs = {}
     for start in range(0, x.shape[0], chunk):
-        part = x[start:start + chunk]
+        part = x[start : start + chunk]
         acts_a = permutations.activations(symmetry, params_a, stats_a, part)
         acts_b = permutations.activations(symmetry, params_b, stats_b, part)
         for group in symmetry.spec:
-            cost = sum(np.asarray(a, np.float64).T @ np.asarray(b, np.float64)
-                       for a, b in zip(acts_a[group], acts_b[group]))
+            cost = sum(
+                np.asarray(a, np.float64).T @ np.asarray(b, np.float64) for a, b in zip(acts_a[group], acts_b[group])
+            )
             costs[group] = costs.get(group, 0.0) + cost
     return {group: linear_sum_assignment(costs[group], maximize=True)[1] for group in symmetry.spec}

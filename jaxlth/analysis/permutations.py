@@ -49,8 +49,10 @@ class Symmetry:
         self.spec, self.traced, self.leaves, self.probes = spec_, traced, leaves, probes
 
     def flat_args(self, params: PyTree, batch_stats: PyTree) -> list:
-        trees = {"params": traverse_util.flatten_dict(_plain(params)),
-                 "batch_stats": traverse_util.flatten_dict(_plain(batch_stats))}
+        trees = {
+            "params": traverse_util.flatten_dict(_plain(params)),
+            "batch_stats": traverse_util.flatten_dict(_plain(batch_stats)),
+        }
         return [trees[c][path] for c, path, _ in self.leaves]
 
 
@@ -71,8 +73,9 @@ def activations(symmetry: Symmetry, params: PyTree, batch_stats: PyTree, x: jax.
     return out
 
 
-def analyze(apply_fn: Callable, params: PyTree, batch_stats: PyTree, input_shape: tuple[int, ...],
-            batch: int = 2) -> Symmetry:
+def analyze(
+    apply_fn: Callable, params: PyTree, batch_stats: PyTree, input_shape: tuple[int, ...], batch: int = 2
+) -> Symmetry:
     """The :class:`Symmetry` of ``apply_fn`` (see :func:`spec`), traced with ``batch`` examples."""
     leaves = [("params", path, leaf) for path, leaf in traverse_util.flatten_dict(_plain(params)).items()]
     leaves += [("batch_stats", path, leaf) for path, leaf in traverse_util.flatten_dict(_plain(batch_stats)).items()]
@@ -119,8 +122,10 @@ def _node_of(members: dict, entry) -> tuple:
 
 def sizes(spec_: dict, params: PyTree, batch_stats: PyTree) -> dict[str, int]:
     """The number of units each group permutes."""
-    trees = {"params": traverse_util.flatten_dict(_plain(params)),
-             "batch_stats": traverse_util.flatten_dict(_plain(batch_stats))}
+    trees = {
+        "params": traverse_util.flatten_dict(_plain(params)),
+        "batch_stats": traverse_util.flatten_dict(_plain(batch_stats)),
+    }
     out = {}
     for name, entries in spec_.items():
         collection, path, axis, inner = entries[0]
@@ -130,13 +135,17 @@ def sizes(spec_: dict, params: PyTree, batch_stats: PyTree) -> dict[str, int]:
 
 def permute(spec_: dict, perms: dict, params: PyTree, batch_stats: PyTree) -> tuple[PyTree, PyTree]:
     """``(params, batch_stats)`` with every group's axes permuted by ``perms[group]``."""
-    trees = {"params": traverse_util.flatten_dict(_plain(params)),
-             "batch_stats": traverse_util.flatten_dict(_plain(batch_stats))}
+    trees = {
+        "params": traverse_util.flatten_dict(_plain(params)),
+        "batch_stats": traverse_util.flatten_dict(_plain(batch_stats)),
+    }
     for name, entries in spec_.items():
         for collection, path, axis, inner in entries:
             trees[collection][path] = take(trees[collection][path], perms[name], axis, inner)
-    return (traverse_util.unflatten_dict(trees["params"]),
-            traverse_util.unflatten_dict(trees["batch_stats"]) if trees["batch_stats"] else {})
+    return (
+        traverse_util.unflatten_dict(trees["params"]),
+        traverse_util.unflatten_dict(trees["batch_stats"]) if trees["batch_stats"] else {},
+    )
 
 
 def permute_mask(spec_: dict, perms: dict, mask: PyTree) -> PyTree:
@@ -155,7 +164,7 @@ def take(x: jax.Array, perm: jax.Array, axis: int, inner: int | None = None) -> 
     if inner is None:
         return jnp.take(x, perm, axis=axis)
     shape = np.shape(x)
-    split = jnp.reshape(x, (*shape[:axis], shape[axis] // inner, inner, *shape[axis + 1:]))
+    split = jnp.reshape(x, (*shape[:axis], shape[axis] // inner, inner, *shape[axis + 1 :]))
     return jnp.reshape(jnp.take(split, perm, axis=axis + 1), shape)
 
 

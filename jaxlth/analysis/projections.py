@@ -58,8 +58,15 @@ def projection_delta(params: PyTree, projected_mask: PyTree) -> PyTree:
     return jax.tree.map(lambda a, b: a - b, mask_lib.apply(params, projected_mask), params)
 
 
-def projection_path(program, params: PyTree, batch_stats: PyTree, projected_mask: PyTree, alphas: jax.Array,
-                    images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+def projection_path(
+    program,
+    params: PyTree,
+    batch_stats: PyTree,
+    projected_mask: PyTree,
+    alphas: jax.Array,
+    images: jax.Array,
+    labels: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
     """``(loss (A,), error (A,))`` in eval mode at ``w + alpha (m' * w - w)`` for each alpha.
 
     ``images``/``labels``: a whole evaluation set as stored. Errors are fractions.
@@ -86,8 +93,17 @@ def quadratic_change(loss, params: PyTree, delta: PyTree) -> tuple[jax.Array, ja
     return first, second, loss(_along(params, delta, 1.0)) - value
 
 
-def measure(program, settings: Settings, network: dict, mask: PyTree, key: jax.Array, fractions: jax.Array,
-            alphas: jax.Array, subset: tuple[jax.Array, jax.Array], eval_sets: dict) -> dict:
+def measure(
+    program,
+    settings: Settings,
+    network: dict,
+    mask: PyTree,
+    key: jax.Array,
+    fractions: jax.Array,
+    alphas: jax.Array,
+    subset: tuple[jax.Array, jax.Array],
+    eval_sets: dict,
+) -> dict:
     """All landscape measurements of one trained network on ``mask``.
 
     Args:
@@ -113,15 +129,25 @@ def measure(program, settings: Settings, network: dict, mask: PyTree, key: jax.A
     def per_fraction(projected_mask):
         delta = projection_delta(params, projected_mask)
         first, second, change = quadratic_change(loss, params, delta)
-        paths = {split: projection_path(program, params, batch_stats, projected_mask, alphas, *data)
-                 for split, data in eval_sets.items()}
+        paths = {
+            split: projection_path(program, params, batch_stats, projected_mask, alphas, *data)
+            for split, data in eval_sets.items()
+        }
         return first, second, change, jnp.linalg.norm(ravel_pytree(delta)[0]), paths
 
     first, second, change, distance, paths = lax.map(per_fraction, projected)
-    out = {"eigenvalues": eigen.values, "residuals": eigen.residuals, "trace": trace, "trace_stderr": stderr,
-           "dim": jnp.asarray(dim, jnp.float32), "first_order": first, "second_order": second,
-           "loss_change": change, "distance": distance,
-           "weight_norm": jnp.linalg.norm(ravel_pytree(mask_lib.apply(params, mask))[0])}
+    out = {
+        "eigenvalues": eigen.values,
+        "residuals": eigen.residuals,
+        "trace": trace,
+        "trace_stderr": stderr,
+        "dim": jnp.asarray(dim, jnp.float32),
+        "first_order": first,
+        "second_order": second,
+        "loss_change": change,
+        "distance": distance,
+        "weight_norm": jnp.linalg.norm(ravel_pytree(mask_lib.apply(params, mask))[0]),
+    }
     for split, (losses, errors) in paths.items():
         out[f"{split}_loss"], out[f"{split}_error"] = losses, errors
     return out

@@ -1,4 +1,6 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|all] [--epochs 1] [--replicates 1,2,4,8]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|all]``.
+
+Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``).
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -73,8 +75,10 @@ def prune_seconds(bench: LenetBench, replicates: int, repeats: int) -> float:
     params = bench.state(replicates).params
     mask = mask_lib.ones_like(params, ["output"])
     jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global"))
-    return min(timed(lambda: jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global")))
-               for _ in range(repeats))
+    return min(
+        timed(lambda: jax.block_until_ready(imp.prune(params, mask, fraction=0.2, scope="global")))
+        for _ in range(repeats)
+    )
 
 
 def lottery_suite(args) -> None:
@@ -111,8 +115,7 @@ def interpolation_seconds(bench: LenetBench, num_alphas: int, repeats: int) -> d
 
     def separately():
         for net in nets:
-            np.asarray(bench.program.evaluate(net["params"], net["batch_stats"], data.test_images,
-                                              data.test_labels)[1])
+            np.asarray(bench.program.evaluate(net["params"], net["batch_stats"], data.test_images, data.test_labels)[1])
 
     path(), separately()  # compile
     return best_times({"path": path, "separate": separately}, repeats)
@@ -123,22 +126,34 @@ def instability_suite(args) -> None:
     num_steps = max(1, int(round(args.epochs * bench.steps_per_epoch)))
     copies = args.copies
     train = copies_seconds(bench, copies, num_steps, args.repeats)
-    print(f"\n| instability, LeNet-300-100 ({args.epochs:g} epoch(s) per copy, best of {args.repeats}) | time |"
-          "\n|---|---|")
+    print(
+        f"\n| instability, LeNet-300-100 ({args.epochs:g} epoch(s) per copy, best of {args.repeats}) | time |"
+        "\n|---|---|"
+    )
     print(f"| {copies} copies vmapped in one program | {train['vmapped']:.2f} s |")
-    print(f"| {copies} copies one after the other | {train['sequential']:.2f} s "
-          f"({train['sequential'] / train['vmapped']:.2f}x the vmapped time) |")
+    print(
+        f"| {copies} copies one after the other | {train['sequential']:.2f} s "
+        f"({train['sequential'] / train['vmapped']:.2f}x the vmapped time) |"
+    )
     path = interpolation_seconds(bench, 30, args.repeats)
-    print(f"| 30-point interpolation path, one compiled call (10,000 test images per point) | "
-          f"{1e3 * path['path']:.0f} ms |")
-    print(f"| 30 separate test evaluations of the same networks | {1e3 * path['separate']:.0f} ms "
-          f"({path['separate'] / path['path']:.2f}x the path) |")
+    print(
+        f"| 30-point interpolation path, one compiled call (10,000 test images per point) | "
+        f"{1e3 * path['path']:.0f} ms |"
+    )
+    print(
+        f"| 30 separate test evaluations of the same networks | {1e3 * path['separate']:.0f} ms "
+        f"({path['separate'] / path['path']:.2f}x the path) |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", nargs="?", default="train",
-                        choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "conv", "all"))
+    parser.add_argument(
+        "suite",
+        nargs="?",
+        default="train",
+        choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "conv", "all"),
+    )
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
@@ -183,8 +198,10 @@ def train_suite(args) -> None:
     dense = seconds["dense"]
     achieved = lenet_train_flops(args.batch_size) * num_steps / dense / 1e9
 
-    print(f"LeNet-300-100, batch {args.batch_size}, {num_steps} steps ({args.epochs:g} epochs) per timed run, "
-          f"best of {args.repeats}")
+    print(
+        f"LeNet-300-100, batch {args.batch_size}, {num_steps} steps ({args.epochs:g} epochs) per timed run, "
+        f"best of {args.repeats}"
+    )
     print("| measurement | value |\n|---|---|")
     print(f"| dense training, 1 replicate | {examples / dense:,.0f} examples/s ({dense / args.epochs:.3f} s/epoch) |")
     print(f"| achieved matmul GFLOP/s | {achieved:.1f} = {100 * achieved / ceiling:.0f}% of the ceiling |")

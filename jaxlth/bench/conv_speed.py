@@ -34,8 +34,7 @@ from jaxlth import models, rng
 from jaxlth.fields import common_config
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
-from jaxlth.training import memory
-from jaxlth.training import optim
+from jaxlth.training import memory, optim
 from jaxlth.training.program import DeviceData, Program, Spec
 from jaxlth.training.setup import step_loop
 
@@ -77,10 +76,12 @@ def peak_memory(device) -> int | None:
 def cifar_shaped(num_train: int = 50_000, num_test: int = 1_000) -> DeviceData:
     """Random uint8 images of CIFAR-10's shape, on the device."""
     generator = np.random.default_rng(0)
-    return DeviceData(jnp.asarray(generator.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8)),
-                      jnp.asarray(generator.integers(0, 10, num_train), jnp.int32),
-                      jnp.asarray(generator.integers(0, 256, (num_test, 32, 32, 3), dtype=np.uint8)),
-                      jnp.asarray(generator.integers(0, 10, num_test), jnp.int32))
+    return DeviceData(
+        jnp.asarray(generator.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8)),
+        jnp.asarray(generator.integers(0, 10, num_train), jnp.int32),
+        jnp.asarray(generator.integers(0, 256, (num_test, 32, 32, 3), dtype=np.uint8)),
+        jnp.asarray(generator.integers(0, 10, num_test), jnp.int32),
+    )
 
 
 def program_for(name: str, num_train: int, batch_size: int = 128, dtype: str = "float32") -> Program:
@@ -88,9 +89,18 @@ def program_for(name: str, num_train: int, batch_size: int = 128, dtype: str = "
     c = common_config()
     c.train.lr, c.train.momentum, c.train.weight_decay = 0.1, 0.9, 1e-4
     steps_per_epoch = num_train // batch_size
-    spec = Spec(batch_size=batch_size, steps_per_epoch=steps_per_epoch, num_train=num_train, image_shape=(32, 32, 3),
-                mean=CIFAR_MEAN, std=CIFAR_STD, pixel_scale=255.0, augmentation="cifar", eval_batch_size=1000,
-                dtype=dtype)
+    spec = Spec(
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        num_train=num_train,
+        image_shape=(32, 32, 3),
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+        pixel_scale=255.0,
+        augmentation="cifar",
+        eval_batch_size=1000,
+        dtype=dtype,
+    )
     model = models.get_model(name, 10)
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
     return Program(model, optim.make_optimizer(c.train), optim.make_schedule(c.train, steps_per_epoch, 10**6), spec)
@@ -132,8 +142,9 @@ class PlainLoop:
         losses = []
         for step in range(start, start + num_steps):
             x, y = self.batch(data.train_images, data.train_labels, data_key, perms[0], first_epoch, jnp.int32(step))
-            params, batch_stats, opt_state, loss = self.step(params, batch_stats, opt_state, x, y,
-                                                             self.program.schedule(step))
+            params, batch_stats, opt_state, loss = self.step(
+                params, batch_stats, opt_state, x, y, self.program.schedule(step)
+            )
             losses.append(loss)
         return params, batch_stats, opt_state, jnp.stack(losses)
 
@@ -175,8 +186,12 @@ def measure(program: Program, data: DeviceData, replicates: int, num_steps: int,
     first_epoch, perms = program._chunk_perms(state.data_key, 0, num_steps=1)
     one_step = jax.jit(program._one_step_of_all).lower(state, mask, perms, first_epoch, jnp.int32(0), data).compile()
     flops, needed = _analysis(one_step)
-    return {"seconds": best, "images_per_s": program.spec.batch_size * num_steps / best,
-            "flops_per_step": flops, "bytes": needed}
+    return {
+        "seconds": best,
+        "images_per_s": program.spec.batch_size * num_steps / best,
+        "flops_per_step": flops,
+        "bytes": needed,
+    }
 
 
 def measure_plain(program: Program, data: DeviceData, num_steps: int, repeats: int) -> dict:
@@ -203,11 +218,15 @@ def suite(args) -> None:
     ceiling, peak = matmul_ceiling(dtype), peak_flops(device.device_kind, dtype)
     counts = [int(x) for x in args.replicates.split(",") if x]
     peak_text = f"published peak {peak / 1e12:.0f} TFLOP/s" if peak else "no published peak listed"
-    print(f"\nconv nets on CIFAR-10-shaped data ({args.train_size} images, batch 128, CIFAR augmentation), {dtype}, "
-          f"{args.steps} steps per timed run, best of {args.repeats}; {device.device_kind}: matmul ceiling "
-          f"{ceiling / 1e12:.2f} TFLOP/s ({dtype}), {peak_text}")
-    print("| model | R | step loop | images/s per replicate | images/s all | vs R=1 | CIFAR-10 epoch, s per replicate | "
-          "TFLOP/s | % of matmul ceiling | % of peak | step memory | peak memory so far |")
+    print(
+        f"\nconv nets on CIFAR-10-shaped data ({args.train_size} images, batch 128, CIFAR augmentation), {dtype}, "
+        f"{args.steps} steps per timed run, best of {args.repeats}; {device.device_kind}: matmul ceiling "
+        f"{ceiling / 1e12:.2f} TFLOP/s ({dtype}), {peak_text}"
+    )
+    print(
+        "| model | R | step loop | images/s per replicate | images/s all | vs R=1 | CIFAR-10 epoch, s per replicate | "
+        "TFLOP/s | % of matmul ceiling | % of peak | step memory | peak memory so far |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         program = program_for(name, args.train_size, dtype=dtype)
@@ -219,15 +238,24 @@ def suite(args) -> None:
             rows[r] = {"epoch": CIFAR_EPOCH / (per * r), "speedup": per * r / one}
             achieved = m["flops_per_step"] * args.steps / m["seconds"]
             used = peak_memory(device)
-            print(f"| {name} | {r} | {program.spec.step_loop} | {per:,.0f} | {per * r:,.0f} | {per * r / one:.2f}x | "
-                  f"{rows[r]['epoch']:.2f} | {achieved / 1e12:.3f} | {100 * achieved / ceiling:.0f}% | "
-                  f"{f'{100 * achieved / peak:.1f}%' if peak else '-'} | {m['bytes'] / 2**20:,.0f} MiB | "
-                  f"{f'{used / 2**20:,.0f} MiB' if used else '-'} |", flush=True)
+            print(
+                f"| {name} | {r} | {program.spec.step_loop} | {per:,.0f} | {per * r:,.0f} | {per * r / one:.2f}x | "
+                f"{rows[r]['epoch']:.2f} | {achieved / 1e12:.3f} | {100 * achieved / ceiling:.0f}% | "
+                f"{f'{100 * achieved / peak:.1f}%' if peak else '-'} | {m['bytes'] / 2**20:,.0f} MiB | "
+                f"{f'{used / 2**20:,.0f} MiB' if used else '-'} |",
+                flush=True,
+            )
         plain = measure_plain(program, data, args.steps, args.repeats)
         mine = measure(program, data, 1, args.steps, args.repeats)
         print(f"| {name} plain Flax + optax loop | 1 | step per call | {plain['images_per_s']:,.0f} | | | | | | | | |")
-        print(f"\n{name}: jaxlth / plain loop (R=1) = {mine['images_per_s'] / plain['images_per_s']:.2f}x "
-              "(target >= 0.9x)", flush=True)
+        print(
+            f"\n{name}: jaxlth / plain loop (R=1) = {mine['images_per_s'] / plain['images_per_s']:.2f}x "
+            "(target >= 0.9x)",
+            flush=True,
+        )
         if name == "resnet20" and 8 in rows:
-            print(f"{name} at R=8: a CIFAR-10 epoch in {rows[8]['epoch']:.2f} s per replicate (target <= 2 s); "
-                  f"8 replicates at {rows[8]['speedup']:.2f}x the images/s of one (target >= 4x)\n", flush=True)
+            print(
+                f"{name} at R=8: a CIFAR-10 epoch in {rows[8]['epoch']:.2f} s per replicate (target <= 2 s); "
+                f"8 replicates at {rows[8]['speedup']:.2f}x the images/s of one (target >= 4x)\n",
+                flush=True,
+            )

@@ -47,7 +47,10 @@ def fashion_mnist_sized(num_train: int = 60_000, num_test: int = 10_000) -> Data
         train_labels=rng.integers(0, 10, num_train).astype(np.int32),
         test_images=rng.integers(0, 256, (num_test, 28, 28, 1), dtype=np.uint8),
         test_labels=rng.integers(0, 10, num_test).astype(np.int32),
-        num_classes=10, mean=(0.286,), std=(0.353,), source="random",
+        num_classes=10,
+        mean=(0.286,),
+        std=(0.353,),
+        source="random",
     )
 
 
@@ -58,11 +61,24 @@ class LenetBench:
         config = fields.common_config()
         config.train.batch_size = batch_size
         self.steps_per_epoch = dataset.num_train // batch_size
-        spec = Spec(batch_size, self.steps_per_epoch, dataset.num_train, dataset.image_shape, dataset.mean,
-                    dataset.std, dataset.pixel_scale, dataset.augmentation, eval_batch_size=2000)
+        spec = Spec(
+            batch_size,
+            self.steps_per_epoch,
+            dataset.num_train,
+            dataset.image_shape,
+            dataset.mean,
+            dataset.std,
+            dataset.pixel_scale,
+            dataset.augmentation,
+            eval_batch_size=2000,
+        )
         model = models.get_model("lenet_300_100", dataset.num_classes)
-        self.program = Program(model, optim.make_optimizer(config.train),
-                               optim.make_schedule(config.train, self.steps_per_epoch, 10**9), spec)
+        self.program = Program(
+            model,
+            optim.make_optimizer(config.train),
+            optim.make_schedule(config.train, self.steps_per_epoch, 10**9),
+            spec,
+        )
         self.data = to_device(dataset)
 
     def state(self, replicates: int):

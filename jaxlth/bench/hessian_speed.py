@@ -17,9 +17,11 @@ def landscape_seconds(bench: LenetBench, replicates: int, repeats: int) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(0), replicates)
     vectors = jax.random.normal(jax.random.PRNGKey(1), (replicates, dim))
     operator = lambda p: curvature.flat_operator(loss, p)[0]  # noqa: E731
-    calls = {"hvp": (lambda p, v: operator(p)(v), vectors),
-             "top": (lambda p, k: curvature.top_eigenpairs(operator(p), dim, k, 20, 60).values, keys),
-             "trace": (lambda p, k: curvature.hutchinson_trace(operator(p), dim, k, 100), keys)}
+    calls = {
+        "hvp": (lambda p, v: operator(p)(v), vectors),
+        "top": (lambda p, k: curvature.top_eigenpairs(operator(p), dim, k, 20, 60).values, keys),
+        "trace": (lambda p, k: curvature.hutchinson_trace(operator(p), dim, k, 100), keys),
+    }
     runs = {}
     for name, (f, arg) in calls.items():
         compiled = jax.jit(jax.vmap(f)).lower(params, arg).compile()
@@ -29,10 +31,14 @@ def landscape_seconds(bench: LenetBench, replicates: int, repeats: int) -> dict:
 
 def suite(args) -> None:
     bench = LenetBench(fashion_mnist_sized(num_train=10_000), 128)
-    print(f"\n| curvature, LeNet-300-100, 10,000 examples (best of {args.repeats}) | HVP call | HVPs/s "
-          "(all replicates) | top-20 eigenvalues (60 Lanczos steps) | Hutchinson trace (100 probes) |"
-          "\n|---|---|---|---|---|")
+    print(
+        f"\n| curvature, LeNet-300-100, 10,000 examples (best of {args.repeats}) | HVP call | HVPs/s "
+        "(all replicates) | top-20 eigenvalues (60 Lanczos steps) | Hutchinson trace (100 probes) |"
+        "\n|---|---|---|---|---|"
+    )
     for r in (1, 4):
         t = landscape_seconds(bench, r, args.repeats)
-        print(f"| {r} replicate(s) vmapped | {1e3 * t['hvp']:.0f} ms ({1e3 * t['hvp'] / r:.0f} ms per replicate) | "
-              f"{r / t['hvp']:.1f} | {t['top']:.2f} s | {t['trace']:.2f} s |")
+        print(
+            f"| {r} replicate(s) vmapped | {1e3 * t['hvp']:.0f} ms ({1e3 * t['hvp'] / r:.0f} ms per replicate) | "
+            f"{r / t['hvp']:.1f} | {t['top']:.2f} s | {t['trace']:.2f} s |"
+        )

@@ -48,15 +48,25 @@ def score_runner(bench, replicates: int, kind: str):
 def suite(args) -> None:
     bench = LenetBench(fashion_mnist_sized(), 128)
     epoch = bench.steps_per_epoch
-    runs = {"epoch": bench.runner(REPLICATES, None, epoch), "tracked": tracked_runner(bench, REPLICATES, epoch),
-            "el2n": score_runner(bench, REPLICATES, "el2n"), "grand": score_runner(bench, REPLICATES, "grand")}
+    runs = {
+        "epoch": bench.runner(REPLICATES, None, epoch),
+        "tracked": tracked_runner(bench, REPLICATES, epoch),
+        "el2n": score_runner(bench, REPLICATES, "el2n"),
+        "grand": score_runner(bench, REPLICATES, "grand"),
+    }
     t = best_times(runs, args.repeats)
     n = bench.program.spec.num_train
-    print(f"\n| per-example scores, LeNet-300-100, {n:,} examples x {REPLICATES} replicates vmapped "
-          f"(best of {args.repeats}) | time | examples/s (all replicates) | vs one training epoch |\n|---|---|---|---|")
+    print(
+        f"\n| per-example scores, LeNet-300-100, {n:,} examples x {REPLICATES} replicates vmapped "
+        f"(best of {args.repeats}) | time | examples/s (all replicates) | vs one training epoch |\n|---|---|---|---|"
+    )
     print(f"| one training epoch (batch 128) | {t['epoch']:.2f} s | {n * REPLICATES / t['epoch']:,.0f} | 1.00x |")
-    for kind, label in (("el2n", "EL2N (eval forward, chunks of 1,000)"),
-                        ("grand", "GraNd (vmap of grad, chunks of 16)")):
+    for kind, label in (
+        ("el2n", "EL2N (eval forward, chunks of 1,000)"),
+        ("grand", "GraNd (vmap of grad, chunks of 16)"),
+    ):
         print(f"| {label} | {t[kind]:.2f} s | {n * REPLICATES / t[kind]:,.0f} | {t[kind] / t['epoch']:.2f}x |")
-    print(f"| training epoch tracking forgetting | {t['tracked']:.2f} s | {n * REPLICATES / t['tracked']:,.0f} | "
-          f"{t['tracked'] / t['epoch']:.3f}x (overhead {100 * (t['tracked'] / t['epoch'] - 1):+.1f}%) |")
+    print(
+        f"| training epoch tracking forgetting | {t['tracked']:.2f} s | {n * REPLICATES / t['tracked']:,.0f} | "
+        f"{t['tracked'] / t['epoch']:.3f}x (overhead {100 * (t['tracked'] / t['epoch'] - 1):+.1f}%) |"
+    )

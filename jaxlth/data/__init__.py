@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import ml_collections
 
+from jaxlth.data import selection
 from jaxlth.data.augment import augment_batch, normalize
 from jaxlth.data.dataset import Dataset, padded
-from jaxlth.errors import UserError
-from jaxlth.data.sources import STREAMING_ONLY, load_source
-from jaxlth.data import selection
 from jaxlth.data.sampling import check_fractions, randomize_labels, subsample
+from jaxlth.data.sources import STREAMING_ONLY, load_source
+from jaxlth.errors import UserError
 
-__all__ = ["Dataset", "augment_batch", "default_config", "load_dataset", "normalize", "open_streamed",
-           "randomize_labels", "streams", "subsample"]
+__all__ = [
+    "Dataset",
+    "augment_batch",
+    "default_config",
+    "load_dataset",
+    "normalize",
+    "open_streamed",
+    "randomize_labels",
+    "streams",
+    "subsample",
+]
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -32,26 +41,28 @@ def default_config() -> ml_collections.ConfigDict:
     subset chosen by per-example scores (:mod:`jaxlth.data.selection`), applied after the random
     subsample and label noise.
     """
-    return ml_collections.ConfigDict({
-        "name": "fashion_mnist",
-        "source": "auto",
-        "dir": "",
-        "tfds_data_dir": "",
-        "download": False,
-        "subsample_fraction": 1.0,
-        "random_labels_fraction": 0.0,
-        "subset_seed": 0,
-        "pad_to": 0,
-        "synthetic_train_size": 512,
-        "synthetic_test_size": 256,
-        "synthetic_image_shape": (28, 28, 1),
-        "synthetic_num_classes": 10,
-        "synthetic_seed": 0,
-        "subset": selection.default_config(),
-        "image_size": 224,
-        "stream_threads": 8,
-        "stream_chunk_steps": 8,
-    })
+    return ml_collections.ConfigDict(
+        {
+            "name": "fashion_mnist",
+            "source": "auto",
+            "dir": "",
+            "tfds_data_dir": "",
+            "download": False,
+            "subsample_fraction": 1.0,
+            "random_labels_fraction": 0.0,
+            "subset_seed": 0,
+            "pad_to": 0,
+            "synthetic_train_size": 512,
+            "synthetic_test_size": 256,
+            "synthetic_image_shape": (28, 28, 1),
+            "synthetic_num_classes": 10,
+            "synthetic_seed": 0,
+            "subset": selection.default_config(),
+            "image_size": 224,
+            "stream_threads": 8,
+            "stream_chunk_steps": 8,
+        }
+    )
 
 
 def streams(data_cfg) -> bool:
@@ -67,7 +78,9 @@ def open_streamed(data_cfg):
 
     for field, plain in (("subsample_fraction", 1.0), ("random_labels_fraction", 0.0), ("pad_to", 0)):
         if data_cfg.get(field, plain) != plain:
-            raise UserError(f"data.{field} is not available for a streamed dataset ({data_cfg.name}); leave it at {plain}")
+            raise UserError(
+                f"data.{field} is not available for a streamed dataset ({data_cfg.name}); leave it at {plain}"
+            )
     size = data_cfg.get("image_size", 224)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UserError(f"data.image_size must be a positive number of pixels, got {size!r}")

@@ -55,8 +55,7 @@ def augment_batch(key: jax.Array, images: jax.Array, kind: str) -> jax.Array:
     raise ValueError(f"unknown augmentation {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-def normalize(images: jax.Array, mean: Sequence[float], std: Sequence[float],
-              pixel_scale: float) -> jax.Array:
+def normalize(images: jax.Array, mean: Sequence[float], std: Sequence[float], pixel_scale: float) -> jax.Array:
     """``(images / pixel_scale - mean) / std`` as float32, mean and std per channel (last axis).
 
     Args:

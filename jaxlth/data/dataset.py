@@ -63,5 +63,6 @@ def padded(dataset: Dataset, size: int) -> Dataset:
         raise ValueError(f"cannot pad {height}x{width} images to {size}x{size}")
     top, left = (size - height) // 2, (size - width) // 2
     widths = ((0, 0), (top, size - height - top), (left, size - width - left), (0, 0))
-    return dataset.replace(train_images=np.pad(dataset.train_images, widths),
-                           test_images=np.pad(dataset.test_images, widths))
+    return dataset.replace(
+        train_images=np.pad(dataset.train_images, widths), test_images=np.pad(dataset.test_images, widths)
+    )

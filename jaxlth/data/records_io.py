@@ -62,9 +62,17 @@ def write_split(path: str, records: Iterable[bytes]) -> int:
     return count
 
 
-def write_dataset(folder: str, name: str, splits: dict[str, tuple[Sequence, Sequence]], num_classes: int,
-                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                  augmentation: str = "none", shards: int = 1, image_format: str = "PNG") -> None:
+def write_dataset(
+    folder: str,
+    name: str,
+    splits: dict[str, tuple[Sequence, Sequence]],
+    num_classes: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    augmentation: str = "none",
+    shards: int = 1,
+    image_format: str = "PNG",
+) -> None:
     """A dataset folder from ``splits = {"train": (images, labels), "test": (images, labels)}``;
     ``images``: ``(H, W, C)`` uint8 arrays (sizes may differ) or encoded bytes."""
     os.makedirs(folder, exist_ok=True)
@@ -76,8 +84,10 @@ def write_dataset(folder: str, name: str, splits: dict[str, tuple[Sequence, Sequ
         bounds = np.linspace(0, n, shards + 1).astype(int)
         for s in range(shards):
             part = range(bounds[s], bounds[s + 1])
-            write_split(os.path.join(folder, f"{split}.array_record-{s:05d}-of-{shards:05d}"),
-                        (encode(images[i], labels[i], image_format) for i in part))
+            write_split(
+                os.path.join(folder, f"{split}.array_record-{s:05d}-of-{shards:05d}"),
+                (encode(images[i], labels[i], image_format) for i in part),
+            )
         if channels is None and n and not isinstance(images[0], (bytes, bytearray)):
             channels = int(np.asarray(images[0]).shape[-1])
     info = {"name": name, "num_classes": int(num_classes), "channels": channels or 3, "augmentation": augmentation}
@@ -91,8 +101,10 @@ def split_files(folder: str, split: str) -> list[str]:
     """The ArrayRecord files of ``split`` in ``folder``, sorted (raises UserError when none)."""
     files = sorted(glob.glob(os.path.join(folder, f"{split}.array_record*")))
     if not files:
-        raise UserError(f"no {split}.array_record* files in {folder}; a streamed dataset folder holds {INFO_FILE}, "
-                        "train.array_record* and test.array_record* (jaxlth.data.records_io.write_dataset makes one)")
+        raise UserError(
+            f"no {split}.array_record* files in {folder}; a streamed dataset folder holds {INFO_FILE}, "
+            "train.array_record* and test.array_record* (jaxlth.data.records_io.write_dataset makes one)"
+        )
     return files
 
 
@@ -103,8 +115,10 @@ def read_info(folder: str) -> dict:
         with open(path) as f:
             info = json.load(f)
     except FileNotFoundError:
-        raise UserError(f"{folder} holds no {INFO_FILE}; a streamed dataset folder holds {INFO_FILE}, "
-                        "train.array_record* and test.array_record*") from None
+        raise UserError(
+            f"{folder} holds no {INFO_FILE}; a streamed dataset folder holds {INFO_FILE}, "
+            "train.array_record* and test.array_record*"
+        ) from None
     except (OSError, ValueError) as e:
         raise UserError(f"{path} cannot be read ({e})") from None
     for key in ("name", "num_classes"):

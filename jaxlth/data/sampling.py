@@ -22,8 +22,10 @@ def _rng(seed: int, tag: int) -> np.random.Generator:
 
 def check_fractions(subsample_fraction: float, random_labels_fraction: float) -> None:
     """Raises UserError unless 0 < subsample_fraction <= 1 and 0 <= random_labels_fraction <= 1."""
-    for field, value, low_open in (("subsample_fraction", subsample_fraction, True),
-                                   ("random_labels_fraction", random_labels_fraction, False)):
+    for field, value, low_open in (
+        ("subsample_fraction", subsample_fraction, True),
+        ("random_labels_fraction", random_labels_fraction, False),
+    ):
         try:
             x = float(value)
         except (TypeError, ValueError):
@@ -49,12 +51,16 @@ def subsample(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     n = dataset.num_train
     keep = int(round(fraction * n))
     if keep < 1:
-        raise UserError(f"data.subsample_fraction={fraction} keeps no example of the "
-                        f"{n} training examples; use at least {1 / n:.2g}.")
+        raise UserError(
+            f"data.subsample_fraction={fraction} keeps no example of the "
+            f"{n} training examples; use at least {1 / n:.2g}."
+        )
     index = np.sort(_rng(seed, _SUBSAMPLE_TAG).permutation(n)[:keep])
     return dataset.replace(
-        train_images=dataset.train_images[index], train_labels=dataset.train_labels[index],
-        source=f"{dataset.source}, train subsample {keep}/{n} (seed {seed})")
+        train_images=dataset.train_images[index],
+        train_labels=dataset.train_labels[index],
+        source=f"{dataset.source}, train subsample {keep}/{n} (seed {seed})",
+    )
 
 
 def randomize_labels(dataset: Dataset, fraction: float, seed: int) -> Dataset:
@@ -79,5 +85,5 @@ def randomize_labels(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     labels = np.array(dataset.train_labels, dtype=np.int32, copy=True)
     labels[chosen] = rng.integers(0, dataset.num_classes, size=count, dtype=np.int32)
     return dataset.replace(
-        train_labels=labels,
-        source=f"{dataset.source}, {count}/{n} train labels randomized (seed {seed})")
+        train_labels=labels, source=f"{dataset.source}, {count}/{n} train labels randomized (seed {seed})"
+    )

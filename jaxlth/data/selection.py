@@ -29,18 +29,20 @@ _TIES_TAG, _RANDOM_TAG = 3, 4  # numpy streams of SeedSequence([seed, tag]) (jax
 
 def default_config() -> ml_collections.ConfigDict:
     """A subset spec with its defaults (keeps the whole training set)."""
-    return ml_collections.ConfigDict({
-        "keep": "all",  # all | hardest | easiest | random | window
-        "fraction": 1.0,  # of the training set kept (hardest, easiest, random)
-        "size": 0,  # > 0: keep this many examples instead of a fraction
-        "scores_workdir": "",  # a finished scores run (hardest, easiest, window)
-        "score": "el2n",  # el2n | grand | forgetting (of that run)
-        "score_step": "",  # the step the scores were taken at, e.g. "20ep" ("": the run's last)
-        "drop_easiest": 0.0,  # window: the fraction of smallest scores dropped ...
-        "drop_hardest": 0.0,  # ... and of largest scores
-        "class_balanced": False,  # the same number of examples from every class
-        "seed": 0,  # random subsets and the order of tied scores
-    })
+    return ml_collections.ConfigDict(
+        {
+            "keep": "all",  # all | hardest | easiest | random | window
+            "fraction": 1.0,  # of the training set kept (hardest, easiest, random)
+            "size": 0,  # > 0: keep this many examples instead of a fraction
+            "scores_workdir": "",  # a finished scores run (hardest, easiest, window)
+            "score": "el2n",  # el2n | grand | forgetting (of that run)
+            "score_step": "",  # the step the scores were taken at, e.g. "20ep" ("": the run's last)
+            "drop_easiest": 0.0,  # window: the fraction of smallest scores dropped ...
+            "drop_hardest": 0.0,  # ... and of largest scores
+            "class_balanced": False,  # the same number of examples from every class
+            "seed": 0,  # random subsets and the order of tied scores
+        }
+    )
 
 
 def _rng(seed: int, tag: int) -> np.random.Generator:
@@ -61,8 +63,10 @@ def check(spec, field: str, need_workdir: bool = True) -> None:
     if spec.keep == "window":
         easy, hard = float(spec.drop_easiest), float(spec.drop_hardest)
         if not (0.0 <= easy < 1.0 and 0.0 <= hard < 1.0 and easy + hard < 1.0):
-            raise UserError(f"{field}.drop_easiest={easy} and {field}.drop_hardest={hard} must be in [0, 1) and "
-                            "leave examples (their sum below 1)")
+            raise UserError(
+                f"{field}.drop_easiest={easy} and {field}.drop_hardest={hard} must be in [0, 1) and "
+                "leave examples (their sum below 1)"
+            )
     elif size < 0 or (size == 0 and not 0.0 < fraction <= 1.0):
         raise UserError(f"{field}.fraction={spec.fraction!r} must be in (0, 1] (or set {field}.size > 0)")
     if need_workdir and spec.keep in NEEDS_SCORES and not spec.scores_workdir:
@@ -114,6 +118,6 @@ def _within(spec, group: np.ndarray, share: int, scores: np.ndarray | None) -> n
     if spec.keep == "easiest":
         return ordered[:share]
     if spec.keep == "hardest":
-        return ordered[ordered.size - share:]
+        return ordered[ordered.size - share :]
     easy = int(round(float(spec.drop_easiest) * ordered.size))
-    return ordered[easy:easy + share]
+    return ordered[easy : easy + share]

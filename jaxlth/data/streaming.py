@@ -65,11 +65,21 @@ def open_dataset(folder: str, name: str, image_size: int) -> StreamedDataset:
     if augmentation not in AUGMENTATIONS:
         raise UserError(f"{folder}/{records_io.INFO_FILE}: augmentation {augmentation!r} is not one of {AUGMENTATIONS}")
     channels = int(info.get("channels", 3))
-    mean, std = (info["mean"], info["std"]) if "mean" in info else (IMAGENET_STATS if channels == 3 else ((0.5,), (0.5,)))
+    mean, std = (
+        (info["mean"], info["std"]) if "mean" in info else (IMAGENET_STATS if channels == 3 else ((0.5,), (0.5,)))
+    )
     sizes = [_count(records_io.split_files(folder, split)) for split in records_io.SPLITS]
-    return StreamedDataset(name=name, folder=folder, num_train=sizes[0], num_test=sizes[1],
-                           num_classes=int(info["num_classes"]), image_shape=(image_size, image_size, channels),
-                           mean=tuple(mean), std=tuple(std), augmentation=augmentation)
+    return StreamedDataset(
+        name=name,
+        folder=folder,
+        num_train=sizes[0],
+        num_test=sizes[1],
+        num_classes=int(info["num_classes"]),
+        image_shape=(image_size, image_size, channels),
+        mean=tuple(mean),
+        std=tuple(std),
+        augmentation=augmentation,
+    )
 
 
 def _count(files: Sequence[str]) -> int:
@@ -97,7 +107,7 @@ def eval_view(image: np.ndarray, size: int, augmentation: str) -> np.ndarray:
     scale = short / min(h, w)
     image = _resize(image, max(short, round(h * scale)), max(short, round(w * scale)))
     top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-    return image[top:top + size, left:left + size]
+    return image[top : top + size, left : left + size]
 
 
 def train_view(image: np.ndarray, size: int, augmentation: str, generator: np.random.Generator) -> np.ndarray:
@@ -117,21 +127,30 @@ def train_view(image: np.ndarray, size: int, augmentation: str, generator: np.ra
         cw, ch = (w, round(w / aspect)) if w / h < aspect else (round(h * aspect), h)
         cw, ch = min(cw, w), min(ch, h)
         top, left = (h - ch) // 2, (w - cw) // 2
-    crop = _resize(image[top:top + ch, left:left + cw], size, size)
+    crop = _resize(image[top : top + ch, left : left + cw], size, size)
     return crop[:, ::-1] if generator.random() < 0.5 else crop
 
 
 class Stream:
     """The host side of a streamed dataset: training batches by step, evaluation batches."""
 
-    def __init__(self, dataset: StreamedDataset, batch_size: int, steps_per_epoch: int, eval_batch_size: int,
-                 threads: int = 8, read_ahead_steps: int = 2):
+    def __init__(
+        self,
+        dataset: StreamedDataset,
+        batch_size: int,
+        steps_per_epoch: int,
+        eval_batch_size: int,
+        threads: int = 8,
+        read_ahead_steps: int = 2,
+    ):
         import grain
 
         self.dataset, self.batch_size, self.steps_per_epoch = dataset, batch_size, steps_per_epoch
         self.eval_batch_size, self.threads, self.read_ahead_steps = eval_batch_size, threads, read_ahead_steps
-        self.sources = {split: grain.sources.ArrayRecordDataSource(records_io.split_files(dataset.folder, split))
-                        for split in records_io.SPLITS}
+        self.sources = {
+            split: grain.sources.ArrayRecordDataSource(records_io.split_files(dataset.folder, split))
+            for split in records_io.SPLITS
+        }
         self._iterator = None  # (keys, next_step, iterator) of the training stream being read
 
     # ----- training ------------------------------------------------------------------------------
@@ -171,13 +190,16 @@ class Stream:
 
         def as_step(batch):
             images, labels = batch
-            return (images.reshape(len(keys), len(positions), *images.shape[1:]),
-                    labels.reshape(len(keys), len(positions)))
+            return (
+                images.reshape(len(keys), len(positions), *images.shape[1:]),
+                labels.reshape(len(keys), len(positions)),
+            )
 
         return grain.MapDataset.range(2**31 - 1).map(element).batch(per_step).map(as_step)
 
-    def steps(self, keys: Sequence[tuple[int, int]], start: int, count: int,
-              positions: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def steps(
+        self, keys: Sequence[tuple[int, int]], start: int, count: int, positions: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``((count, R_local, P, H, W, C), (count, R_local, P))``: the batches of steps
         ``start .. start + count - 1`` (their examples at ``positions``, default all ``B``), read
         ahead on Grain's threads (a sequential reader keeps its iterator: the next call goes on
@@ -187,8 +209,7 @@ class Stream:
         keys = tuple(tuple(int(v) for v in k) for k in keys)
         positions = tuple(range(self.batch_size) if positions is None else positions)
         if self._iterator is None or self._iterator[:3] != (keys, positions, start):
-            options = grain.ReadOptions(num_threads=self.threads,
-                                        prefetch_buffer_size=max(1, self.read_ahead_steps))
+            options = grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=max(1, self.read_ahead_steps))
             iterator = self.dataset_of(keys, positions).to_iter_dataset(options).__iter__()
             iterator.set_state(self.iterator_state(start))
             self._iterator = (keys, positions, start, iterator)
@@ -224,5 +245,7 @@ def folder_of(data_cfg) -> str:
     env = os.environ.get("JAXLTH_DATA_DIR", "")
     if env:
         return os.path.join(os.path.expanduser(env), data_cfg.name)
-    raise UserError(f"data.name={data_cfg.name!r} is streamed from ArrayRecord files: set data.dir (or "
-                    "$JAXLTH_DATA_DIR) to the folder holding dataset.json and its train/test .array_record files")
+    raise UserError(
+        f"data.name={data_cfg.name!r} is streamed from ArrayRecord files: set data.dir (or "
+        "$JAXLTH_DATA_DIR) to the folder holding dataset.json and its train/test .array_record files"
+    )

@@ -10,7 +10,8 @@ import os
 
 import jax
 
-from jaxlth import fields, processes, records, workdir as workdir_lib
+from jaxlth import fields, processes, records
+from jaxlth import workdir as workdir_lib
 from jaxlth.errors import UserError
 from jaxlth.experiments import recipes, registry
 from jaxlth.experiments.context import Context
@@ -53,8 +54,10 @@ def run(config, workdir: str):
         claim(workdir, config, write=False)  # refuse a foreign workdir before loading data
         damaged = records.check(Layout(workdir).results_file)
         if damaged:
-            raise UserError(f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
-                            "held cannot be recomputed from the checkpoints)")
+            raise UserError(
+                f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
+                "held cannot be recomputed from the checkpoints)"
+            )
     context = Context(config, workdir, experiment)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
     setup_lib.check_prunable(context.setup)
@@ -79,8 +82,9 @@ def claim(workdir: str, config, write: bool = True) -> bool:
     """Makes ``workdir`` the config's, or checks that it is (:func:`jaxlth.workdir.claim`): a rerun
     may change only what its experiment allows. True when the workdir held the run already."""
     experiment = registry.of_config(config)
-    return workdir_lib.claim(workdir, config, lambda saved, current: recipes.rerun_differences(saved, current, experiment),
-                             write)
+    return workdir_lib.claim(
+        workdir, config, lambda saved, current: recipes.rerun_differences(saved, current, experiment), write
+    )
 
 
 def finished(workdir: str, config) -> bool:

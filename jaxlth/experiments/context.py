@@ -69,8 +69,18 @@ class Recorder:
             for metric, values in by_metric.items():
                 for i, value in enumerate(np.asarray(values)):
                     for coordinates in self.of(i):
-                        rows.append(dict(self.labels, **coordinates, density=float(density[i]), step=step,
-                                         epoch=epoch, split=split, metric=metric, value=float(value)))
+                        rows.append(
+                            dict(
+                                self.labels,
+                                **coordinates,
+                                density=float(density[i]),
+                                step=step,
+                                epoch=epoch,
+                                split=split,
+                                metric=metric,
+                                value=float(value),
+                            )
+                        )
         self.context.record(rows)
 
     def describe(self, positions: list[int]) -> str:
@@ -135,8 +145,9 @@ class Context:
     def save(self, name: str, tree: PyTree) -> None:
         checkpoint.save_artifact(self.layout.artifact(name), tree)
 
-    def cached(self, name: str, compute: Callable[[], PyTree],
-               rows: tuple[dict, Callable[[PyTree], list[dict]]] | None = None) -> PyTree:
+    def cached(
+        self, name: str, compute: Callable[[], PyTree], rows: tuple[dict, Callable[[PyTree], list[dict]]] | None = None
+    ) -> PyTree:
         """The artifact ``name``: loaded when on disk, else ``compute()``-d, saved and loaded.
 
         ``rows = (labels, make_rows)``: when no row of ``results.csv`` matches ``labels``,
@@ -157,18 +168,39 @@ class Context:
         storage.touch(self.layout.marker(name))
 
     # ----- training -----------------------------------------------------------------------------------
-    def segment(self, start: int, end: int, description: str, eval_train: bool | None = None,
-                setup: setup_lib.Setup | None = None) -> loop.Segment:
+    def segment(
+        self,
+        start: int,
+        end: int,
+        description: str,
+        eval_train: bool | None = None,
+        setup: setup_lib.Setup | None = None,
+    ) -> loop.Segment:
         """A segment with the evaluation and checkpoint intervals of ``setup`` (default: the config's)."""
         s = setup or self.setup
-        return loop.Segment(start=start, end=end, eval_every=s.eval_every, checkpoint_every=s.checkpoint_every,
-                            eval_train=self.config.eval_train if eval_train is None else eval_train,
-                            progress=self.config.progress, description=description,
-                            on_nan=self.config.get("on_nan", "stop"), chunk_every=s.chunk_every)
+        return loop.Segment(
+            start=start,
+            end=end,
+            eval_every=s.eval_every,
+            checkpoint_every=s.checkpoint_every,
+            eval_train=self.config.eval_train if eval_train is None else eval_train,
+            progress=self.config.progress,
+            description=description,
+            on_nan=self.config.get("on_nan", "stop"),
+            chunk_every=s.chunk_every,
+        )
 
-    def train(self, name: str, segment: loop.Segment, mask: PyTree, initial_state: Callable[[], TrainState],
-              labels: dict, coordinates: Sequence[dict] | None = None, program=None,
-              keep: int | None = None) -> TrainState:
+    def train(
+        self,
+        name: str,
+        segment: loop.Segment,
+        mask: PyTree,
+        initial_state: Callable[[], TrainState],
+        labels: dict,
+        coordinates: Sequence[dict] | None = None,
+        program=None,
+        keep: int | None = None,
+    ) -> TrainState:
         """Trains (or resumes) ``segment`` with checkpoints in ``checkpoints/<name>``; rows get ``labels``.
 
         ``coordinates[i]`` are the row coordinates of stacked position ``i`` (default
@@ -176,8 +208,16 @@ class Context:
         """
         checkpoints = checkpoint.Checkpoints(self.layout.checkpoints(name), keep or self.config.keep_checkpoints)
         try:
-            return loop.run_segment(self.program(program), self.setup.data, mask, segment, initial_state,
-                                    checkpoints, Recorder(self, labels, coordinates), place=self.setup.place)
+            return loop.run_segment(
+                self.program(program),
+                self.setup.data,
+                mask,
+                segment,
+                initial_state,
+                checkpoints,
+                Recorder(self, labels, coordinates),
+                place=self.setup.place,
+            )
         finally:
             checkpoints.close()
 

@@ -59,8 +59,9 @@ def init_network(ctx: Context) -> dict:
     return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()))
 
 
-def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], labels: dict, description: str,
-             program=None) -> TrainState:
+def state_at(
+    ctx: Context, step: int, initial_state: Callable[[], TrainState], labels: dict, description: str, program=None
+) -> TrainState:
     """The full training state (optimizer state included) of one training run from
     ``initial_state()`` at ``step``: trained once, resumably, from the latest state kept before
     ``step``, and kept (``checkpoints/trunk_states/<step>``) for every later call."""
@@ -71,9 +72,14 @@ def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], l
             return found[0]
         start, start_step = found if found is not None else (initial_state(), 0)
         if step > start_step:
-            state = ctx.train(f"trunk_{start_step}_{step}",
-                              ctx.segment(start_step, step, f"{description} to step {step}", eval_train=False),
-                              {}, lambda: sharding.copy(start), labels, program=program)
+            state = ctx.train(
+                f"trunk_{start_step}_{step}",
+                ctx.segment(start_step, step, f"{description} to step {step}", eval_train=False),
+                {},
+                lambda: sharding.copy(start),
+                labels,
+                program=program,
+            )
         else:
             state = start
         states.save(step, state)
@@ -82,8 +88,9 @@ def state_at(ctx: Context, step: int, initial_state: Callable[[], TrainState], l
         states.close()
 
 
-def start_state(ctx: Context, network: dict, mask: PyTree, program=None, copies: int = 1,
-                data_keys: Callable[[], Any] | None = None) -> Callable[[], TrainState]:
+def start_state(
+    ctx: Context, network: dict, mask: PyTree, program=None, copies: int = 1, data_keys: Callable[[], Any] | None = None
+) -> Callable[[], TrainState]:
     """The state a training from ``network`` on ``mask`` starts in: pruned weights zeroed, BatchNorm
     statistics copied, a fresh optimizer state, the replicates' own data keys (each repeated for
     the ``copies`` of a replicate stacked as :mod:`jaxlth.training.copies` lays them out), or
@@ -105,9 +112,15 @@ def train_level(ctx: Context, level: ArmLevel, description: str | None = None) -
     """Trains ``level.network`` on ``level.mask`` over ``[level.start, level.end)`` (resumable)."""
     copies = len(level.coordinates) // ctx.config.replicates if level.coordinates is not None else 1
     segment = ctx.segment(level.start, level.end, description or f"{level.arm} level {level.level}")
-    return ctx.train(level.name, segment, level.mask,
-                     start_state(ctx, level.network, level.mask, level.program, copies), level.labels(),
-                     coordinates=level.coordinates, program=level.program)
+    return ctx.train(
+        level.name,
+        segment,
+        level.mask,
+        start_state(ctx, level.network, level.mask, level.program, copies),
+        level.labels(),
+        coordinates=level.coordinates,
+        program=level.program,
+    )
 
 
 def trained(ctx: Context, level: ArmLevel, description: str | None = None) -> dict:
@@ -128,14 +141,14 @@ def rewind_network(ctx: Context, rewind_step: int, pretrain: Callable[[dict], di
             return pretrain(init)
         if rewind_step == 0:
             return init
-        return network_of(train_level(ctx, ArmLevel(PRETRAIN, 0, {}, init, 0, rewind_step),
-                                      "pretrain to rewind step"))
+        return network_of(train_level(ctx, ArmLevel(PRETRAIN, 0, {}, init, 0, rewind_step), "pretrain to rewind step"))
 
     return ctx.cached(REWIND, compute)
 
 
-def mask_rows(ctx: Context, arm: str, level: int, step: int, coordinates: list | None = None,
-              **fixed) -> tuple[dict, Callable]:
+def mask_rows(
+    ctx: Context, arm: str, level: int, step: int, coordinates: list | None = None, **fixed
+) -> tuple[dict, Callable]:
     """``(labels, make_rows)`` of a mask's per-layer density rows, for :meth:`Context.cached`.
 
     ``coordinates[i]``: the row coordinates of stacked mask ``i`` (default ``{"replicate": i}``);
@@ -150,8 +163,19 @@ def mask_rows(ctx: Context, arm: str, level: int, step: int, coordinates: list |
         for layer, values in sharding.to_host(mask_lib.layer_density(mask, replicate_axis=True)).items():
             for i, value in enumerate(values):
                 found = coordinates[i] if coordinates is not None else {"replicate": i}
-                rows.append(dict(labels, **fixed, **found, density=float(overall[i]), step=step, epoch=epoch,
-                                 metric="density", value=float(value), layer=layer))
+                rows.append(
+                    dict(
+                        labels,
+                        **fixed,
+                        **found,
+                        density=float(overall[i]),
+                        step=step,
+                        epoch=epoch,
+                        metric="density",
+                        value=float(value),
+                        layer=layer,
+                    )
+                )
         return rows
 
     return labels, make

@@ -58,8 +58,9 @@ def validate(config: ml_collections.ConfigDict) -> Experiment:
     """
     experiment = registry.of_config(config)
     if experiment.defaults is not None and experiment.name not in config:
-        raise UserError(f"the config has no {experiment.name} block; build it with jaxlth.config.base_config() "
-                        "or choose()")
+        raise UserError(
+            f"the config has no {experiment.name} block; build it with jaxlth.config.base_config() or choose()"
+        )
     fields.check(config, tuple(name for name, e in registry.all_experiments().items() if e.streamable))
     experiment.validate(config)
     return experiment
@@ -117,8 +118,9 @@ def relevant(config: dict, experiment: Experiment) -> dict:
 def rerun_differences(saved: dict, current: dict, experiment: Experiment) -> list[str]:
     """What a rerun with ``current`` would change of the run saved with ``saved`` (both dicts, saved
     in today's field names): every field ``experiment`` reads except those it may change."""
-    return fields.differences(relevant(saved, experiment), relevant(current, experiment), may_change(experiment),
-                              defaults())
+    return fields.differences(
+        relevant(saved, experiment), relevant(current, experiment), may_change(experiment), defaults()
+    )
 
 
 def finished_view(config: dict, experiment: Experiment) -> dict:

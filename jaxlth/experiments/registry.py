@@ -55,8 +55,10 @@ def installed() -> tuple[Experiment, ...]:
         try:
             loaded = point.load()
         except Exception as e:  # noqa: BLE001 (a broken plug-in is one sentence, not a traceback)
-            raise UserError(f"the entry point {point.name} = {point.value} ({ENTRY_POINTS}) cannot be loaded: "
-                            f"{type(e).__name__}: {e}") from None
+            raise UserError(
+                f"the entry point {point.name} = {point.value} ({ENTRY_POINTS}) cannot be loaded: "
+                f"{type(e).__name__}: {e}"
+            ) from None
         found.append(_declared(loaded, f"the entry point {point.name} = {point.value}"))
     return tuple(found)
 
@@ -67,14 +69,18 @@ def add(module_name: str) -> Experiment:
         try:
             module = importlib.import_module(module_name)
         except Exception as e:  # noqa: BLE001
-            raise UserError(f"experiment_module {module_name} cannot be imported ({type(e).__name__}: {e}); it must "
-                            "be importable from this Python (installed, or on PYTHONPATH)") from None
+            raise UserError(
+                f"experiment_module {module_name} cannot be imported ({type(e).__name__}: {e}); it must "
+                "be importable from this Python (installed, or on PYTHONPATH)"
+            ) from None
         experiment = _declared(module, f"experiment_module {module_name}")
         if experiment.name in {e.name for e in (*builtin(), *installed())}:
             known = next(e for e in (*builtin(), *installed()) if e.name == experiment.name)
             if known is not experiment:
-                raise UserError(f"experiment_module {module_name} declares the experiment {experiment.name!r}, "
-                                "which exists already; give it another name")
+                raise UserError(
+                    f"experiment_module {module_name} declares the experiment {experiment.name!r}, "
+                    "which exists already; give it another name"
+                )
         check_together((*builtin(), *installed(), *_ADDED.values(), experiment))
         _ADDED[module_name] = experiment
     return _ADDED[module_name]
@@ -89,8 +95,10 @@ def check_together(experiments: tuple[Experiment, ...]) -> dict[str, Experiment]
         raise UserError(f"two experiment declarations share the name {twice[0]!r}")
     for experiment in unique:
         if experiment.defaults is not None and experiment.name in fields.COMMON:
-            raise UserError(f"the experiment {experiment.name!r} has a config block named like the common field "
-                            f"{experiment.name!r}; give it another name")
+            raise UserError(
+                f"the experiment {experiment.name!r} has a config block named like the common field "
+                f"{experiment.name!r}; give it another name"
+            )
     try:
         rng.check([*rng.CORE, *(s for e in unique for s in e.streams)])
     except ValueError as e:
@@ -111,8 +119,10 @@ def names() -> tuple[str, ...]:
 def get(name: str) -> Experiment:
     experiments = all_experiments()
     if name not in experiments:
-        raise UserError(f"unknown experiment {name!r}; choose one of {', '.join(experiments)} (or name your own "
-                        "module with experiment_module)")
+        raise UserError(
+            f"unknown experiment {name!r}; choose one of {', '.join(experiments)} (or name your own "
+            "module with experiment_module)"
+        )
     return experiments[name]
 
 

@@ -37,10 +37,12 @@ class Choice:
         """One line: the choice, and the memory behind it."""
         f, (trained, evaluated) = self.footprint, self.widths
         per = "" if self.widths == (1, 1) else f", {trained} networks trained and {evaluated} evaluated per replicate"
-        text = (f"{self.replicates} replicate(s); the {self.devices} device(s) hold up to {self.most}{per} "
-                f"(a network: {memory.describe_bytes(f.training.per_network)} in training, "
-                f"{memory.describe_bytes(f.evaluation.per_network)} in evaluation; "
-                f"{memory.describe_bytes(self.free)} free per device)")
+        text = (
+            f"{self.replicates} replicate(s); the {self.devices} device(s) hold up to {self.most}{per} "
+            f"(a network: {memory.describe_bytes(f.training.per_network)} in training, "
+            f"{memory.describe_bytes(f.evaluation.per_network)} in evaluation; "
+            f"{memory.describe_bytes(self.free)} free per device)"
+        )
         if self.wanted > self.most:
             text += f"; the {self.wanted} asked for do not fit"
         return text
@@ -66,19 +68,28 @@ def choose(config, dataset=None, wanted: int | None = None, widths: tuple[int, i
     probe.replicates = 1
     setup = setup_lib.build(probe, dataset)
     steps = min(setup.eval_every, setup.total_steps, setup.chunk_every or setup.total_steps)
-    footprint = memory.measure(setup.program, setup.data, num_steps=max(1, steps),
-                               layers_to_ignore=tuple(config.pruning.layers_to_ignore))
+    footprint = memory.measure(
+        setup.program, setup.data, num_steps=max(1, steps), layers_to_ignore=tuple(config.pruning.layers_to_ignore)
+    )
     per_device = footprint.most(free, widths)
     if per_device < 1:
         raise UserError(
             f"one replicate of {config.model.name} ({max(widths)} network(s), batch {config.train.batch_size}) needs "
             f"{memory.describe_bytes(footprint.bytes_for(1, widths))} on a device, more than "
             f"{memory.HEADROOM:.0%} of the {memory.describe_bytes(free)} free on {jax.devices()[0].device_kind} (the "
-            "share a run is planned in): lower train.batch_size or eval_batch_size, or use a device with more memory")
+            "share a run is planned in): lower train.batch_size or eval_batch_size, or use a device with more memory"
+        )
     most = per_device * devices
     chosen = min(wanted, most)
     if chosen >= devices:
         chosen -= chosen % devices
     chosen -= chosen % jax.process_count()
-    return Choice(replicates=max(chosen, jax.process_count()), most=most, wanted=wanted, widths=widths,
-                  devices=devices, free=free, footprint=footprint)
+    return Choice(
+        replicates=max(chosen, jax.process_count()),
+        most=most,
+        wanted=wanted,
+        widths=widths,
+        devices=devices,
+        free=free,
+        footprint=footprint,
+    )

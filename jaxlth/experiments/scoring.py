@@ -24,8 +24,9 @@ from jaxlth.training import functions as fn
 from jaxlth.training.setup import Setup
 
 PyTree = Any
-SCORING_EXAMPLES = rng.Stream("scoring examples (SNIP, GraSP) of replicate r: per_class examples of each class",
-                              rng.DATA_KEY, 4000)
+SCORING_EXAMPLES = rng.Stream(
+    "scoring examples (SNIP, GraSP) of replicate r: per_class examples of each class", rng.DATA_KEY, 4000
+)
 
 
 def model(setup: Setup, batch_statistics: bool = True) -> scorers.Model:
@@ -37,6 +38,7 @@ def model(setup: Setup, batch_statistics: bool = True) -> scorers.Model:
 @functools.lru_cache(maxsize=None)
 def model_for(module, image_shape: tuple[int, ...], batch_statistics: bool = True) -> scorers.Model:
     """A Flax module (``train`` keyword) as a scorer's :class:`~jaxlth.pruning.scorers.Model`."""
+
     def logits(params, batch_stats, x, train):
         return fn.logits(module, params, batch_stats, x, train)[0]
 
@@ -47,8 +49,9 @@ def check_examples(setup: Setup, per_class: int, field: str) -> None:
     """Raises UserError when some class has fewer than ``per_class`` training examples."""
     counts = np.bincount(np.asarray(setup.dataset.train_labels), minlength=setup.dataset.num_classes)
     if per_class > counts.min():
-        raise UserError(f"{field} = {per_class}, but class {int(counts.argmin())} has only {int(counts.min())} "
-                        f"training examples")
+        raise UserError(
+            f"{field} = {per_class}, but class {int(counts.argmin())} has only {int(counts.min())} training examples"
+        )
 
 
 def batches(setup: Setup, per_class: int) -> tuple[jax.Array, jax.Array] | None:
@@ -80,8 +83,9 @@ def _masks_at_densities(network, mask, data, keys, densities, *, how: at_init.Pr
     return jax.vmap(one)(network, mask, data, keys)
 
 
-def pruning(setup: Setup, scorer_name: str, scope: str, rounds: int = 0, invert: bool = False,
-            batch_statistics: bool = True) -> at_init.Pruning:
+def pruning(
+    setup: Setup, scorer_name: str, scope: str, rounds: int = 0, invert: bool = False, batch_statistics: bool = True
+) -> at_init.Pruning:
     """How ``scorer_name`` prunes the setup's networks (``rounds`` 0: the scorer's own; ``batch_statistics``:
     BatchNorm normalises with the batch's statistics while scoring, else with the running ones)."""
     scorer = scorers.SCORERS[scorer_name]
@@ -101,8 +105,9 @@ def _prune_each(network, mask, data, keys, fractions, *, how: at_init.Pruning):
     return jax.vmap(one)(network, mask, data, keys, fractions)
 
 
-def prune_each(how: at_init.Pruning, network: dict, mask: PyTree, data, keys: jax.Array, fractions: jax.Array,
-               copies: int = 1) -> PyTree:
+def prune_each(
+    how: at_init.Pruning, network: dict, mask: PyTree, data, keys: jax.Array, fractions: jax.Array, copies: int = 1
+) -> PyTree:
     """Each stacked network (``R * copies``) minus ``ceil(fractions[i] * remaining)`` weights as ``how`` says.
 
     ``data`` and ``keys`` have one entry per replicate; copy ``c`` of replicate ``r`` uses replicate

@@ -62,13 +62,19 @@ def _resnet_imagenet(num_classes: int, width: int = 64, small_images: bool = Fal
     if not isinstance(small_images, (bool, np.bool_)):
         raise UserError(f"model {model!r} needs small_images to be true or false, got {small_images!r}")
     block, stages = LAYOUTS[depth]
-    return ImageNetResNet(num_classes=num_classes, block=block, stages=stages,
-                          width=_positive_int(model, "width", width), small_images=bool(small_images))
+    return ImageNetResNet(
+        num_classes=num_classes,
+        block=block,
+        stages=stages,
+        width=_positive_int(model, "width", width),
+        small_images=bool(small_images),
+    )
 
 
 def _cifar_resnet_alias(depth: int) -> Callable[..., nn.Module]:
     def make(num_classes: int, width: int = 16) -> nn.Module:
         return _resnet_cifar(num_classes, depth, width, model=f"resnet{depth}")
+
     return make
 
 

@@ -41,15 +41,18 @@ class Method:
         return self.scorer == "random"
 
 
-METHODS = {m.name: m for m in (
-    Method("random", "random"),
-    Method("magnitude", "magnitude"),
-    Method("snip", "snip"),
-    Method("grasp", "grasp"),
-    Method("synflow", "synflow"),
-    Method("uniform", "random", "layerwise"),
-    Method("erk", "random", "erk"),
-)}
+METHODS = {
+    m.name: m
+    for m in (
+        Method("random", "random"),
+        Method("magnitude", "magnitude"),
+        Method("snip", "snip"),
+        Method("grasp", "grasp"),
+        Method("synflow", "synflow"),
+        Method("uniform", "random", "layerwise"),
+        Method("erk", "random", "erk"),
+    )
+}
 
 
 def method(name: str, field: str) -> Method:
@@ -69,8 +72,10 @@ def scorer(name: str, field: str) -> scorers_lib.Scorer:
 def check_data(scorer_: scorers_lib.Scorer, batches) -> None:
     """Raises UserError when ``scorer_`` needs training batches and is given none (a data-free path)."""
     if scorer_.needs_data and batches is None:
-        raise UserError(f"{scorer_.name} scores on training examples, but this path gives it none "
-                        f"(a data-free method such as synflow, magnitude or random needs none)")
+        raise UserError(
+            f"{scorer_.name} scores on training examples, but this path gives it none "
+            f"(a data-free method such as synflow, magnitude or random needs none)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -109,4 +109,3 @@ BRANCHES = {
         Branch("retrain", retrain, "retrained (other settings)", other_training=True),
     )
 }
-

@@ -61,4 +61,3 @@ def prune_to_densities(params: PyTree, mask: PyTree, densities: jax.Array, scope
 def on_mask(params: PyTree, mask: PyTree) -> PyTree:
     """``params`` with pruned weights set to 0 (a new tree: safe to donate)."""
     return jax.tree.map(lambda x: x.copy(), mask_lib.apply(params, mask))
-

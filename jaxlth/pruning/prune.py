@@ -104,8 +104,9 @@ def keep_global(values: list[jax.Array], keeps: list[jax.Array], count, treedef)
 
 def keep_per_layer(values: list[jax.Array], keeps: list[jax.Array], counts: list, treedef) -> PyTree:
     """The mask (``treedef``) keeping, in layer ``i``, the ``counts[i]`` highest ``values[i]`` among ``keeps[i]``."""
-    return jax.tree.unflatten(treedef, [_keep_top(v.ravel(), k.ravel(), c).reshape(k.shape)
-                                        for v, k, c in zip(values, keeps, counts)])
+    return jax.tree.unflatten(
+        treedef, [_keep_top(v.ravel(), k.ravel(), c).reshape(k.shape) for v, k, c in zip(values, keeps, counts)]
+    )
 
 
 def _keep_top(scores: jax.Array, keep: jax.Array, count) -> jax.Array:

@@ -98,8 +98,9 @@ def _cross_entropy(model: Model, batch_stats, temperature: float = 1.0) -> Calla
 
 def snip(params, batch_stats, mask, model, batches, key) -> PyTree:
     g = mean_gradient(_cross_entropy(model, batch_stats), params, batches)
-    return _like_mask(mask, [jnp.abs(gw * w) for gw, w in zip(prune_lib.leaves_like(g, mask),
-                                                             prune_lib.leaves_like(params, mask))])
+    return _like_mask(
+        mask, [jnp.abs(gw * w) for gw, w in zip(prune_lib.leaves_like(g, mask), prune_lib.leaves_like(params, mask))]
+    )
 
 
 def hessian_gradient(params, batch_stats, model: Model, batches, temperature: float = GRASP_TEMPERATURE) -> PyTree:
@@ -116,7 +117,9 @@ def hessian_gradient(params, batch_stats, model: Model, batches, temperature: fl
 
 def grasp(params, batch_stats, mask, model, batches, key, temperature: float = GRASP_TEMPERATURE) -> PyTree:
     hg = hessian_gradient(params, batch_stats, model, batches, temperature)
-    return _like_mask(mask, [w * h for w, h in zip(prune_lib.leaves_like(params, mask), prune_lib.leaves_like(hg, mask))])
+    return _like_mask(
+        mask, [w * h for w, h in zip(prune_lib.leaves_like(params, mask), prune_lib.leaves_like(hg, mask))]
+    )
 
 
 def synflow(params, batch_stats, mask, model, batches, key) -> PyTree:
@@ -135,8 +138,9 @@ def synflow(params, batch_stats, mask, model, batches, key) -> PyTree:
 
     def scores_of(p):
         g = jax.grad(flow)(p)
-        return _like_mask(mask, [jnp.abs(gw * w) for gw, w in zip(prune_lib.leaves_like(g, mask),
-                                                                 prune_lib.leaves_like(p, mask))])
+        return _like_mask(
+            mask, [jnp.abs(gw * w) for gw, w in zip(prune_lib.leaves_like(g, mask), prune_lib.leaves_like(p, mask))]
+        )
 
     plain = scores_of(positive)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(s)) for s in jax.tree.leaves(plain)]))
@@ -168,10 +172,13 @@ class Scorer:
     rounds: int = 1  # SynFlow: 100 rounds with the exponential density schedule (Tanaka et al. 2020)
 
 
-SCORERS = {s.name: s for s in (
-    Scorer("magnitude", magnitude),
-    Scorer("random", random),
-    Scorer("snip", snip, needs_data=True),
-    Scorer("grasp", grasp, needs_data=True),
-    Scorer("synflow", synflow, rounds=100),
-)}
+SCORERS = {
+    s.name: s
+    for s in (
+        Scorer("magnitude", magnitude),
+        Scorer("random", random),
+        Scorer("snip", snip, needs_data=True),
+        Scorer("grasp", grasp, needs_data=True),
+        Scorer("synflow", synflow, rounds=100),
+    )
+}

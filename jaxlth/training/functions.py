@@ -160,8 +160,16 @@ def init(model, spec: Spec, init_key: jax.Array) -> tuple[PyTree, PyTree]:
     return initial["params"], initial.get("batch_stats", {})
 
 
-def train_batch(images: jax.Array, labels: jax.Array, data_key: jax.Array, perms: jax.Array, first_epoch, step,
-                spec: Spec, examples: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+def train_batch(
+    images: jax.Array,
+    labels: jax.Array,
+    data_key: jax.Array,
+    perms: jax.Array,
+    first_epoch,
+    step,
+    spec: Spec,
+    examples: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(x, y, indices)``: the augmented, normalised training batch of global ``step`` (one replicate)
     and the ``(B,)`` indices of its examples in ``images``.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+
 def empty(num_examples: int, replicates: int | None = None) -> dict:
     """The history before training of ``num_examples`` training examples: each array ``(N,)``, or
     ``(R, N)`` with ``replicates``."""
@@ -34,4 +35,3 @@ def update(history: dict, indices: jax.Array, correct: jax.Array) -> dict:
         "last_correct": history["last_correct"].at[indices].set(correct),
         "presentations": history["presentations"].at[indices].add(1),
     }
-

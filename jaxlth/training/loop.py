@@ -92,8 +92,16 @@ def _finite(params: PyTree) -> jax.Array:
     return jnp.all(jnp.stack(leaves), axis=0)
 
 
-def _check_finite(state: TrainState, batch_loss, segment: Segment, first: int, last: int, reporter: Reporter,
-                  checkpoints: Checkpoints, diverged: set) -> None:
+def _check_finite(
+    state: TrainState,
+    batch_loss,
+    segment: Segment,
+    first: int,
+    last: int,
+    reporter: Reporter,
+    checkpoints: Checkpoints,
+    diverged: set,
+) -> None:
     """Stops the run (``on_nan="stop"``) or reports once (``"mask_replicate"``) each network whose
     training loss over steps ``first .. last - 1`` or weights at ``last`` are not finite."""
     finite = sharding.to_host(_finite(state.params)) & np.isfinite(batch_loss)
@@ -103,15 +111,20 @@ def _check_finite(state: TrainState, batch_loss, segment: Segment, first: int, l
     who = reporter.describe(new)
     if segment.on_nan == "stop":
         kept = checkpoints.latest_step()
-        raise UserError(f"training diverged (non-finite loss or weights) between steps {first} and {last} of "
-                        f"'{segment.description}' ({who}); "
-                        + (f"the last checkpoint, at step {kept}, is kept" if kept is not None else "no checkpoint was saved")
-                        + "; lower train.lr in a new --workdir, or rerun with --config.on_nan=mask_replicate "
-                          "to let the other networks go on")
+        raise UserError(
+            f"training diverged (non-finite loss or weights) between steps {first} and {last} of "
+            f"'{segment.description}' ({who}); "
+            + (f"the last checkpoint, at step {kept}, is kept" if kept is not None else "no checkpoint was saved")
+            + "; lower train.lr in a new --workdir, or rerun with --config.on_nan=mask_replicate "
+            "to let the other networks go on"
+        )
     diverged.update(new)
-    print(f"jaxlth: warning: training diverged between steps {first} and {last} of '{segment.description}' ({who}); "
-          f"their rows are NaN from here on, the other networks go on (on_nan=mask_replicate)",
-          file=sys.stderr, flush=True)
+    print(
+        f"jaxlth: warning: training diverged between steps {first} and {last} of '{segment.description}' ({who}); "
+        f"their rows are NaN from here on, the other networks go on (on_nan=mask_replicate)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run_segment(
@@ -140,10 +153,23 @@ def run_segment(
     density = mask_lib.replicate_density(mask, state.data_key.shape[0])
     if not resumed:
         reporter.report(step, density, evaluate(program, state, data, segment.eval_train))
-    points = boundaries(step, segment.end, segment.eval_every, segment.checkpoint_every,
-                        *([segment.chunk_every] if segment.chunk_every else []))
-    bar = tqdm(total=segment.end - segment.start, initial=step - segment.start, desc=segment.description,
-               unit="step", disable=not segment.progress or not processes.is_primary(), file=sys.stderr, dynamic_ncols=True, leave=True)
+    points = boundaries(
+        step,
+        segment.end,
+        segment.eval_every,
+        segment.checkpoint_every,
+        *([segment.chunk_every] if segment.chunk_every else []),
+    )
+    bar = tqdm(
+        total=segment.end - segment.start,
+        initial=step - segment.start,
+        desc=segment.description,
+        unit="step",
+        disable=not segment.progress or not processes.is_primary(),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=True,
+    )
     diverged: set[int] = set()
     for point in points:
         state, batch_metrics = program.train_chunk(state, mask, data, step, num_steps=point - step)
@@ -154,8 +180,9 @@ def run_segment(
             metrics = evaluate(program, state, data, segment.eval_train)
             metrics.setdefault("train", {}).update(batch_loss=batch_loss, batch_accuracy=batch_acc)
             reporter.report(step, density, metrics)
-            bar.set_postfix(test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}",
-                            loss=f"{np.mean(batch_loss):.4f}", refresh=False)
+            bar.set_postfix(
+                test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}", loss=f"{np.mean(batch_loss):.4f}", refresh=False
+            )
         if step % segment.checkpoint_every == 0 or step == segment.end:
             checkpoints.save(step, state, program.data_state(step))
         bar.update(step - segment.start - bar.n)

@@ -60,8 +60,9 @@ class Footprint:
 
     def most(self, available: int, widths: tuple[int, int] = (1, 1)) -> int:
         """The most replicates one device of ``available`` free bytes holds."""
-        return min(self.training.most(available) // max(1, widths[0]),
-                   self.evaluation.most(available) // max(1, widths[1]))
+        return min(
+            self.training.most(available) // max(1, widths[0]), self.evaluation.most(available) // max(1, widths[1])
+        )
 
 
 def program_bytes(compiled) -> int:
@@ -99,7 +100,8 @@ def measure(program, data, *, num_steps: int, layers_to_ignore=()) -> Footprint:
 
     ``num_steps``: the steps of one chunk (its data orders are held on the device while it runs)."""
     (train_1, eval_1), (train_2, eval_2) = (
-        networks_bytes(program, data, n, num_steps=num_steps, layers_to_ignore=layers_to_ignore) for n in (1, 2))
+        networks_bytes(program, data, n, num_steps=num_steps, layers_to_ignore=layers_to_ignore) for n in (1, 2)
+    )
     return Footprint(Line.through(train_1, train_2), Line.through(eval_1, eval_2))
 
 

@@ -61,6 +61,7 @@ def make_schedule(train_cfg, steps_per_epoch: int, total_steps: int) -> Callable
     kind = train_cfg.get("schedule", "constant")
     warmup = step_specs.to_steps(train_cfg.get("warmup", "0it"), steps_per_epoch, "train.warmup")
     if kind == "constant":
+
         def decayed(step):
             return jnp.full(jnp.shape(step), base, jnp.float32)
     elif kind == "step":

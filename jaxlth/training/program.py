@@ -25,8 +25,8 @@ from jax import lax
 from jaxlth.data import batching
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
-from jaxlth.training.functions import Spec, cross_entropy  # noqa: F401  (re-exported)
 from jaxlth.training import history as history_lib
+from jaxlth.training.functions import Spec, cross_entropy  # noqa: F401  (re-exported)
 from jaxlth.training.state import ExampleState, TrainState
 
 PyTree = Any
@@ -89,15 +89,30 @@ class Program:
         params, batch_stats = fn.init(self.model, self.spec, init_key)
         return TrainState(params, batch_stats, self.tx.init(params), data_key)
 
-    def _step_one(self, state: TrainState, mask: PyTree, perms: jax.Array, first_epoch: jax.Array, step: jax.Array,
-                  data: DeviceData):
+    def _step_one(
+        self,
+        state: TrainState,
+        mask: PyTree,
+        perms: jax.Array,
+        first_epoch: jax.Array,
+        step: jax.Array,
+        data: DeviceData,
+    ):
         """One SGD step of one replicate at global ``step``; pruned weights stay exactly 0.
 
         An :class:`ExampleState` trains on its ``examples`` and updates its ``history``.
         """
         chosen = isinstance(state, ExampleState)
-        x, y, idx = fn.train_batch(data.train_images, data.train_labels, state.data_key, perms, first_epoch, step,
-                                   self.spec, state.examples if chosen else None)
+        x, y, idx = fn.train_batch(
+            data.train_images,
+            data.train_labels,
+            state.data_key,
+            perms,
+            first_epoch,
+            step,
+            self.spec,
+            state.examples if chosen else None,
+        )
         state, (loss, correct) = self._update(state, mask, x, y, step)
         if chosen and state.history:
             state = state.replace(history=history_lib.update(state.history, idx, correct))
@@ -116,8 +131,9 @@ class Program:
 
     def evaluate_data(self, params: PyTree, batch_stats: PyTree, data: DeviceData, split: str):
         """``(R,)`` mean loss and accuracy of the stacked networks on a whole split (``"test"``/``"train"``)."""
-        images, labels = (data.test_images, data.test_labels) if split == "test" else (data.train_images,
-                                                                                        data.train_labels)
+        images, labels = (
+            (data.test_images, data.test_labels) if split == "test" else (data.train_images, data.train_labels)
+        )
         return self.evaluate(params, batch_stats, images, labels)
 
     def data_state(self, step: int) -> dict:
@@ -131,8 +147,9 @@ class Program:
         :mod:`jaxlth.training.memory` reads its memory."""
         step = jax.ShapeDtypeStruct((), jnp.int32)
         if self.spec.step_loop == "host":
-            first_epoch, perms = jax.eval_shape(functools.partial(self._chunk_perms, num_steps=num_steps),
-                                                state.data_key, step)
+            first_epoch, perms = jax.eval_shape(
+                functools.partial(self._chunk_perms, num_steps=num_steps), state.data_key, step
+            )
             return self._steps.lower(state, mask, perms, first_epoch, step, data)
         return self.train_chunk.lower(state, mask, data, step, num_steps=num_steps)
 
@@ -152,7 +169,9 @@ class Program:
 
     def _one_step_of_all(self, state, mask, perms, first_epoch, step, data):
         """Every replicate's step at global ``step`` (the body of a chunk)."""
-        return jax.vmap(self._step_one, in_axes=(0, 0, 0, None, None, None))(state, mask, perms, first_epoch, step, data)
+        return jax.vmap(self._step_one, in_axes=(0, 0, 0, None, None, None))(
+            state, mask, perms, first_epoch, step, data
+        )
 
     def _train_chunk_on_host(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps: int):
         """:meth:`_train_chunk` as a loop on the host over one compiled step (``spec.step_loop="host"``)."""

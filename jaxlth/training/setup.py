@@ -11,17 +11,14 @@ import jax
 import ml_collections
 
 from jaxlth import data as data_lib
-from jaxlth import models
-from jaxlth import sharding
-from jaxlth import subsets
+from jaxlth import models, rng, sharding, subsets
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
+from jaxlth.training import functions as fn
 from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
-from jaxlth import rng
 from jaxlth.training.state import TrainState
-from jaxlth.training import functions as fn
 
 
 @dataclasses.dataclass
@@ -71,20 +68,27 @@ class Setup:
         """
         batch_size = self.program.spec.batch_size
         if num_examples < batch_size:
-            raise UserError(f"a subset of {num_examples} training examples is smaller than one batch "
-                            f"(train.batch_size={batch_size})")
+            raise UserError(
+                f"a subset of {num_examples} training examples is smaller than one batch "
+                f"(train.batch_size={batch_size})"
+            )
         per_epoch = int(num_examples) // batch_size
         spec = dataclasses.replace(self.program.spec, num_train=int(num_examples), steps_per_epoch=per_epoch)
         if keep_iterations:
-            return dataclasses.replace(self, program=Program(self.program.model, self.program.tx,
-                                                             self.program.schedule, spec))
+            return dataclasses.replace(
+                self, program=Program(self.program.model, self.program.tx, self.program.schedule, spec)
+            )
         c = self.config
         total = step_specs.to_steps(c.train.steps, per_epoch, "train.steps")
         program = Program(self.program.model, self.program.tx, optim.make_schedule(c.train, per_epoch, total), spec)
         return dataclasses.replace(
-            self, program=program, steps_per_epoch=per_epoch, total_steps=total,
+            self,
+            program=program,
+            steps_per_epoch=per_epoch,
+            total_steps=total,
             eval_every=step_specs.to_steps(c.eval_every, per_epoch, "eval_every"),
-            checkpoint_every=step_specs.to_steps(c.checkpoint_every, per_epoch, "checkpoint_every"))
+            checkpoint_every=step_specs.to_steps(c.checkpoint_every, per_epoch, "checkpoint_every"),
+        )
 
     def with_train(self, **train_overrides) -> "Setup":
         """The same data, model and batching with other ``train`` settings (a new program).
@@ -100,8 +104,12 @@ class Setup:
                 raise UserError(f"train has no field {key!r}; fields: {', '.join(sorted(config.train))}")
             config.train[key] = _like(config.train[key], value, f"train.{key}")
         spec = dataclasses.replace(self.program.spec, dtype=config.train.get("dtype", "float32"))
-        program = Program(self.program.model, optim.make_optimizer(config.train),
-                          optim.make_schedule(config.train, self.steps_per_epoch, self.total_steps), spec)
+        program = Program(
+            self.program.model,
+            optim.make_optimizer(config.train),
+            optim.make_schedule(config.train, self.steps_per_epoch, self.total_steps),
+            spec,
+        )
         return dataclasses.replace(self, config=config, program=program)
 
 
@@ -141,8 +149,13 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         from jaxlth.training.streamed import StreamProgram
 
         chunk_every = _positive(config.data.stream_chunk_steps, "data.stream_chunk_steps")
-        data = Stream(dataset, batch_size, steps_per_epoch, config.eval_batch_size,
-                      threads=_positive(config.data.stream_threads, "data.stream_threads"))
+        data = Stream(
+            dataset,
+            batch_size,
+            steps_per_epoch,
+            config.eval_batch_size,
+            threads=_positive(config.data.stream_threads, "data.stream_threads"),
+        )
         program = StreamProgram(model, tx, schedule, spec, data, mesh)
     else:
         data, program = sharding.replicate(to_device(dataset), mesh), Program(model, tx, schedule, spec)
@@ -176,17 +189,21 @@ def check_prunable(setup: Setup) -> None:
     params = jax.eval_shape(setup.init_state).params
     if ignore and not mask_lib.prunable_paths(params, ignore):
         kernels = [mask_lib.layer_name(p) for p in mask_lib.prunable_paths(params)]
-        raise UserError(f"pruning.layers_to_ignore {ignore} matches every prunable layer of {setup.config.model.name} "
-                        f"({', '.join(kernels)}): nothing is left to prune")
+        raise UserError(
+            f"pruning.layers_to_ignore {ignore} matches every prunable layer of {setup.config.model.name} "
+            f"({', '.join(kernels)}): nothing is left to prune"
+        )
 
 
 def describe(setup: Setup) -> str:
     """One line for the terminal: what is about to run."""
     c = setup.config
-    return (f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
-            f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
-            f"({setup.steps_per_epoch}/epoch); {_devices()}, "
-            f"{sharding.describe(setup.mesh)}")
+    return (
+        f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
+        f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
+        f"({setup.steps_per_epoch}/epoch); {_devices()}, "
+        f"{sharding.describe(setup.mesh)}"
+    )
 
 
 def _positive(value, field: str) -> int:

@@ -47,12 +47,17 @@ class ExampleState(TrainState):
 def with_examples(state: TrainState, examples: jax.Array, history: PyTree | None = None) -> ExampleState:
     """``state`` training on ``examples`` (``(..., n)`` indices, a leading replicate axis when stacked),
     tracking ``history`` (``None``: nothing)."""
-    return ExampleState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                        examples=jnp.asarray(examples, jnp.int32), history={} if history is None else history)
+    return ExampleState(
+        state.params,
+        state.batch_stats,
+        state.opt_state,
+        state.data_key,
+        examples=jnp.asarray(examples, jnp.int32),
+        history={} if history is None else history,
+    )
 
 
 # The streams are named in jaxlth.rng; these aliases keep older imports working.
 replicate_keys = rng.replicate_keys
 INIT_STREAM = rng.INIT
 DATA_STREAM = rng.DATA
-

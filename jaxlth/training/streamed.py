@@ -94,12 +94,16 @@ class StreamProgram(Program):
     def lower_evaluation(self, params: PyTree, batch_stats: PyTree, data):
         """The evaluation of one streamed batch of ``eval_batch_size`` examples, lowered."""
         size = self.stream.eval_batch_size
-        return self.evaluate.lower(params, batch_stats,
-                                   jax.ShapeDtypeStruct((size, *self.stream.dataset.image_shape), jnp.uint8),
-                                   jax.ShapeDtypeStruct((size,), jnp.int32))
+        return self.evaluate.lower(
+            params,
+            batch_stats,
+            jax.ShapeDtypeStruct((size, *self.stream.dataset.image_shape), jnp.uint8),
+            jax.ShapeDtypeStruct((size,), jnp.int32),
+        )
 
-    def _train_given_chunk(self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array,
-                           start_step: jax.Array):
+    def _train_given_chunk(
+        self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
+    ):
         step_all = jax.vmap(self._step_given, in_axes=(0, 0, 0, 0, None))
 
         def body(state, batch):
@@ -110,8 +114,9 @@ class StreamProgram(Program):
         state, (loss, acc) = lax.scan(body, state, (images, labels, steps))
         return state, (jnp.mean(loss, axis=0), jnp.mean(acc, axis=0))
 
-    def _train_given_on_host(self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array,
-                             start_step: jax.Array):
+    def _train_given_on_host(
+        self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
+    ):
         """:meth:`_train_given_chunk` as a host loop over one compiled step (``spec.step_loop="host"``)."""
         losses, accuracies = [], []
         for t in range(images.shape[0]):

@@ -34,8 +34,14 @@ class SWAState(TrainState):
 def with_average(state: TrainState) -> SWAState:
     """``state`` with an empty average (``count = 0``; one per replicate when stacked)."""
     replicates = state.data_key.shape[:-1]
-    return SWAState(state.params, state.batch_stats, state.opt_state, state.data_key,
-                    average=jax.tree.map(jnp.array, state.params), count=jnp.zeros(replicates, jnp.int32))
+    return SWAState(
+        state.params,
+        state.batch_stats,
+        state.opt_state,
+        state.data_key,
+        average=jax.tree.map(jnp.array, state.params),
+        count=jnp.zeros(replicates, jnp.int32),
+    )
 
 
 class SWAProgram(Program):
@@ -50,8 +56,7 @@ class SWAProgram(Program):
 
     def __init__(self, program: Program, start: int, swa_lr: float = 0.0):
         base = program.schedule
-        schedule = base if swa_lr <= 0 else (
-            lambda step: jnp.where(step >= start, jnp.float32(swa_lr), base(step)))
+        schedule = base if swa_lr <= 0 else (lambda step: jnp.where(step >= start, jnp.float32(swa_lr), base(step)))
         super().__init__(program.model, program.tx, schedule, program.spec)
         self.start, self.swa_lr = int(start), float(swa_lr)
 
@@ -63,8 +68,9 @@ class SWAProgram(Program):
         collect = (done > self.start) & (done % self.spec.steps_per_epoch == 0)
         count = state.count + collect.astype(jnp.int32)
         weight = 1.0 / jnp.maximum(count, 1).astype(jnp.float32)
-        average = jax.tree.map(lambda a, p: jnp.where(collect, a + ((p - a) * weight).astype(a.dtype), a),
-                               state.average, state.params)
+        average = jax.tree.map(
+            lambda a, p: jnp.where(collect, a + ((p - a) * weight).astype(a.dtype), a), state.average, state.params
+        )
         return state.replace(average=average, count=count), out
 
 

@@ -1,11 +1,11 @@
 """A tiny, fast experiment on synthetic data for tests.
 
-    python -m jaxlth.main --config tests/configs/tiny.py --workdir /tmp/tiny
-    python -m jaxlth.main --config tests/configs/tiny.py:lottery --workdir /tmp/tiny_lottery
-    python -m jaxlth.main --config tests/configs/tiny.py:instability --workdir /tmp/tiny_instability
-    python -m jaxlth.main --config tests/configs/tiny.py:one_shot --workdir /tmp/tiny_one_shot
-    python -m jaxlth.main --config tests/configs/tiny.py:scores --workdir /tmp/tiny_scores
-    python -m jaxlth.main --config tests/configs/tiny.py:prune_at_init --workdir /tmp/tiny_pai
+python -m jaxlth.main --config tests/configs/tiny.py --workdir /tmp/tiny
+python -m jaxlth.main --config tests/configs/tiny.py:lottery --workdir /tmp/tiny_lottery
+python -m jaxlth.main --config tests/configs/tiny.py:instability --workdir /tmp/tiny_instability
+python -m jaxlth.main --config tests/configs/tiny.py:one_shot --workdir /tmp/tiny_one_shot
+python -m jaxlth.main --config tests/configs/tiny.py:scores --workdir /tmp/tiny_scores
+python -m jaxlth.main --config tests/configs/tiny.py:prune_at_init --workdir /tmp/tiny_pai
 """
 
 from jaxlth.config import base_config, choose

@@ -19,8 +19,7 @@ from jaxlth.errors import UserError
 
 # name -> (folder name, train files, test files, label key)
 LAYOUTS = {
-    "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
-                ("test_batch",), b"labels"),
+    "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), b"labels"),
     "cifar100": ("cifar-100-python", ("train",), ("test",), b"fine_labels"),
 }
 _CLASSES = {b"labels": 10, b"fine_labels": 100}
@@ -38,8 +37,11 @@ def _printable(text: str, limit: int = 200) -> str:
 def _numeric_dtype(spec, align=False, copy=False):  # noqa: ARG001 (pickled as dtype(spec, align, copy))
     """``numpy.dtype``, limited to numpy's shared builtin numeric dtypes, whose pickled state
     numpy ignores (``copy`` is not honoured), so a pickle cannot alter them."""
-    dtype = np.dtype(spec.decode("latin1") if isinstance(spec, bytes) else spec) \
-        if isinstance(spec, (str, bytes, np.dtype)) else type(spec).__name__
+    dtype = (
+        np.dtype(spec.decode("latin1") if isinstance(spec, bytes) else spec)
+        if isinstance(spec, (str, bytes, np.dtype))
+        else type(spec).__name__
+    )
     if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or not dtype.isbuiltin:
         raise _Refused(f"it holds a numpy array of {_printable(str(dtype))}")
     return dtype
@@ -113,8 +115,12 @@ def _labels(labels, classes: int, n: int) -> np.ndarray | None:
     """``labels`` as int32 ``(n,)``, or None unless they are ``n`` ints in ``[0, classes)``."""
     if isinstance(labels, list) and all(type(v) is int and 0 <= v < classes for v in labels):
         labels = np.array(labels, dtype=np.int32)
-    elif not (isinstance(labels, np.ndarray) and labels.dtype.kind in "iu" and labels.ndim == 1
-              and (labels.size == 0 or 0 <= labels.min() <= labels.max() < classes)):
+    elif not (
+        isinstance(labels, np.ndarray)
+        and labels.dtype.kind in "iu"
+        and labels.ndim == 1
+        and (labels.size == 0 or 0 <= labels.min() <= labels.max() < classes)
+    ):
         return None
     return labels.astype(np.int32) if labels.shape == (n,) else None
 
@@ -125,30 +131,42 @@ def _read_batch(path: str, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             batch = _CifarUnpickler(f, encoding="bytes").load()
     except _Refused as e:
-        raise UserError(f"the file {path} is not a CIFAR batch: {e}, which a CIFAR batch never holds; "
-                        "delete it or point data.dir elsewhere") from None
+        raise UserError(
+            f"the file {path} is not a CIFAR batch: {e}, which a CIFAR batch never holds; "
+            "delete it or point data.dir elsewhere"
+        ) from None
     except Exception as e:  # noqa: BLE001 (whatever a damaged pickle raises: one sentence)
-        raise UserError(f"Could not read the CIFAR batch {path} ({type(e).__name__}: {_printable(str(e))}); the "
-                        "file is corrupt or from another dataset, get it again.") from None
+        raise UserError(
+            f"Could not read the CIFAR batch {path} ({type(e).__name__}: {_printable(str(e))}); the "
+            "file is corrupt or from another dataset, get it again."
+        ) from None
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
-        raise UserError(f"the file {path} holds a {type(batch).__name__} without b'data' or {label_key!r}, not "
-                        "a CIFAR batch; the file is corrupt or from another dataset.")
+        raise UserError(
+            f"the file {path} holds a {type(batch).__name__} without b'data' or {label_key!r}, not "
+            "a CIFAR batch; the file is corrupt or from another dataset."
+        )
     data = batch[b"data"]
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
-        what = (f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
-                else f"of type {type(data).__name__}")
-        raise UserError(f"the b'data' of {path} is {what}, not a uint8 (N, 3072) array; the file is "
-                        "corrupt or from another dataset.")
+        what = (
+            f"a {data.dtype} array of shape {data.shape}"
+            if isinstance(data, np.ndarray)
+            else f"of type {type(data).__name__}"
+        )
+        raise UserError(
+            f"the b'data' of {path} is {what}, not a uint8 (N, 3072) array; the file is "
+            "corrupt or from another dataset."
+        )
     labels = _labels(batch[label_key], _CLASSES[label_key], data.shape[0])
     if labels is None:
-        raise UserError(f"the {label_key!r} of {path} are not {data.shape[0]} integers in "
-                        f"[0, {_CLASSES[label_key]}), one per image; the file is corrupt or from another dataset.")
+        raise UserError(
+            f"the {label_key!r} of {path} are not {data.shape[0]} integers in "
+            f"[0, {_CLASSES[label_key]}), one per image; the file is corrupt or from another dataset."
+        )
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 
 
-def load_cifar_dir(directory: str, name: str
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_cifar_dir(directory: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reads a CIFAR python-version folder.
 
     Args:

@@ -23,10 +23,11 @@ from jaxlth.errors import UserError
 
 # Mirrors tried in order for each file.
 URLS = {
-    "fashion_mnist": ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-                      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
-    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/",
-              "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    "fashion_mnist": (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ),
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
 }
 MD5 = {
     "fashion_mnist": {
@@ -86,13 +87,17 @@ def fetch_idx(name: str, folder: str, opener: Callable = urllib.request.urlopen)
             got = md5_of(path + ".part")
             if got != expected:
                 os.remove(path + ".part")
-                raise UserError(f"the download of {base + file} has MD5 {got}, not the published {expected}; "
-                                "nothing was kept (a proxy or a changed mirror?)")
+                raise UserError(
+                    f"the download of {base + file} has MD5 {got}, not the published {expected}; "
+                    "nothing was kept (a proxy or a changed mirror?)"
+                )
             os.replace(path + ".part", path)
             break
         else:
-            raise UserError(f"could not download {file} of {name} ({'; '.join(problems)}); put the IDX files in "
-                            f"{folder} yourself, or set data.dir to a folder holding them")
+            raise UserError(
+                f"could not download {file} of {name} ({'; '.join(problems)}); put the IDX files in "
+                f"{folder} yourself, or set data.dir to a folder holding them"
+            )
     if not idx.has_idx_files(folder):
         raise UserError(f"{folder} does not hold the IDX files of {name} after downloading them")
     return folder

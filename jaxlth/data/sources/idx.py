@@ -47,24 +47,31 @@ def read_idx(path: str, ndim: int | None = None) -> np.ndarray:
         with _open(path) as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as e:
-        raise UserError(f"Could not read the IDX file {path}: {e}; the file is corrupt or "
-                        "truncated, delete it and get it again.") from e
+        raise UserError(
+            f"Could not read the IDX file {path}: {e}; the file is corrupt or truncated, delete it and get it again."
+        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != UBYTE or raw[3] == 0:
         magic = raw[:4].hex() if len(raw) >= 4 else "missing"
-        raise UserError(f"{path} is not an IDX file of unsigned bytes (magic number {magic}, "
-                        f"expected 0000080N); the file is corrupt or not the dataset file.")
+        raise UserError(
+            f"{path} is not an IDX file of unsigned bytes (magic number {magic}, "
+            f"expected 0000080N); the file is corrupt or not the dataset file."
+        )
     file_ndim = raw[3]
     if ndim is not None and file_ndim != ndim:
-        raise UserError(f"{path} holds a {file_ndim}-D array but a {ndim}-D one was expected; "
-                        "the file is not the one its name says.")
+        raise UserError(
+            f"{path} holds a {file_ndim}-D array but a {ndim}-D one was expected; "
+            "the file is not the one its name says."
+        )
     header = 4 + 4 * file_ndim
     if len(raw) < header:
         raise UserError(f"{path} is truncated inside its header; get the file again.")
     shape = struct.unpack(f">{file_ndim}I", raw[4:header])
     size = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != size:
-        raise UserError(f"{path} has {len(raw) - header} data bytes but its header promises "
-                        f"{size} (shape {shape}); the file is truncated or corrupt.")
+        raise UserError(
+            f"{path} has {len(raw) - header} data bytes but its header promises "
+            f"{size} (shape {shape}); the file is truncated or corrupt."
+        )
     # A bytearray makes the returned array writable, like every other source's arrays.
     return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(shape)
 
@@ -107,13 +114,14 @@ def load_idx_dir(directory: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         image_path = find_idx_file(directory, split, "images")
         label_path = find_idx_file(directory, split, "labels")
         if image_path is None or label_path is None:
-            raise UserError(f"{directory} lacks the {split} IDX files "
-                            f"({', '.join(FILE_NAMES)}, plain or .gz).")
+            raise UserError(f"{directory} lacks the {split} IDX files ({', '.join(FILE_NAMES)}, plain or .gz).")
         images = read_idx(image_path, ndim=3)
         labels = read_idx(label_path, ndim=1)
         if images.shape[0] != labels.shape[0]:
-            raise UserError(f"{image_path} holds {images.shape[0]} images but {label_path} "
-                            f"holds {labels.shape[0]} labels; one of them is from another "
-                            "dataset or truncated.")
+            raise UserError(
+                f"{image_path} holds {images.shape[0]} images but {label_path} "
+                f"holds {labels.shape[0]} labels; one of them is from another "
+                "dataset or truncated."
+            )
         arrays += [images[..., None], labels.astype(np.int32)]
     return tuple(arrays)

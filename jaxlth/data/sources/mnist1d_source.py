@@ -36,8 +36,12 @@ def generate() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
-    return (data["x"].astype(np.float32)[..., None], data["y"].astype(np.int32),
-            data["x_test"].astype(np.float32)[..., None], data["y_test"].astype(np.int32))
+    return (
+        data["x"].astype(np.float32)[..., None],
+        data["y"].astype(np.int32),
+        data["x_test"].astype(np.float32)[..., None],
+        data["y_test"].astype(np.int32),
+    )
 
 
 def _read_cache(path: str):

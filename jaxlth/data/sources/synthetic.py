@@ -22,8 +22,7 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _examples(rng: np.random.Generator, templates: np.ndarray, n: int
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _examples(rng: np.random.Generator, templates: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     num_classes = templates.shape[0]
     labels = rng.permutation(np.arange(n) % num_classes).astype(np.int32)
     noise = rng.random((n,) + templates.shape[1:], dtype=np.float32)
@@ -31,9 +30,13 @@ def _examples(rng: np.random.Generator, templates: np.ndarray, n: int
     return np.rint(images).astype(np.uint8), labels
 
 
-def make_synthetic(train_size: int = 512, test_size: int = 256,
-                   image_shape: tuple[int, ...] = (28, 28, 1), num_classes: int = 10,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def make_synthetic(
+    train_size: int = 512,
+    test_size: int = 256,
+    image_shape: tuple[int, ...] = (28, 28, 1),
+    num_classes: int = 10,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Generates the dataset; the same arguments always give the same arrays.
 
     Args:
@@ -49,8 +52,7 @@ def make_synthetic(train_size: int = 512, test_size: int = 256,
     image_shape = tuple(int(s) for s in image_shape)
     template_seq, train_seq, test_seq = np.random.SeedSequence(seed).spawn(3)
     coarse_shape = tuple(max(1, s // BLOCK) for s in image_shape[:-1]) + image_shape[-1:]
-    coarse = np.random.default_rng(template_seq).random((num_classes,) + coarse_shape,
-                                                        dtype=np.float32)
+    coarse = np.random.default_rng(template_seq).random((num_classes,) + coarse_shape, dtype=np.float32)
     templates = _upsample(coarse, image_shape)
     train = _examples(np.random.default_rng(train_seq), templates, train_size)
     test = _examples(np.random.default_rng(test_seq), templates, test_size)

@@ -23,11 +23,12 @@ import numpy as np
 
 from jaxlth.errors import UserError
 
-TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist",
-              "cifar10": "cifar10", "cifar100": "cifar100"}
+TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "cifar100": "cifar100"}
 _CHUNK = 4096  # examples per read (the batch size of tfds.load, the keys per data-source read)
-_HOW_TO = ("install TensorFlow next to TFDS (`pip install tensorflow tensorflow-datasets`) and "
-           "set data.download=True once to prepare it")
+_HOW_TO = (
+    "install TensorFlow next to TFDS (`pip install tensorflow tensorflow-datasets`) and "
+    "set data.download=True once to prepare it"
+)
 
 
 def tfds_installed() -> bool:
@@ -59,21 +60,25 @@ def prepared(name: str, data_dir: str = "") -> tuple[bool, str]:
 def _read_tf(tfds_name: str, data_dir: str, download: bool):
     import tensorflow_datasets as tfds
 
-    splits = tfds.load(tfds_name, split=["train", "test"], data_dir=data_dir or None,
-                       download=download, as_supervised=True, batch_size=_CHUNK)
+    splits = tfds.load(
+        tfds_name,
+        split=["train", "test"],
+        data_dir=data_dir or None,
+        download=download,
+        as_supervised=True,
+        batch_size=_CHUNK,
+    )
     arrays = []
     for ds in splits:
         batches = list(tfds.as_numpy(ds))
-        arrays += [np.concatenate([b[0] for b in batches]),
-                   np.concatenate([b[1] for b in batches])]
+        arrays += [np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])]
     return arrays
 
 
 def _read_data_source(tfds_name: str, data_dir: str, download: bool):
     import tensorflow_datasets as tfds
 
-    splits = tfds.data_source(tfds_name, split=["train", "test"], data_dir=data_dir or None,
-                              download=download)
+    splits = tfds.data_source(tfds_name, split=["train", "test"], data_dir=data_dir or None, download=download)
     arrays = []
     for ds in splits:
         n = len(ds)
@@ -83,8 +88,7 @@ def _read_data_source(tfds_name: str, data_dir: str, download: bool):
                 records += ds.__getitems__(range(start, min(start + _CHUNK, n)))
         else:  # the minimal data-source protocol: __len__ and __getitem__
             records = [ds[i] for i in range(n)]
-        arrays += [np.stack([np.asarray(r["image"]) for r in records]),
-                   np.asarray([r["label"] for r in records])]
+        arrays += [np.stack([np.asarray(r["image"]) for r in records]), np.asarray([r["label"] for r in records])]
     return arrays
 
 
@@ -100,26 +104,32 @@ def _choose_backend(tfds_name: str, data_dir: str) -> str:
     return "data_source" if file_format == "array_record" else "tf"
 
 
-def _load_error(tfds_name: str, data_dir: str, download: bool, backend: str,
-                error: Exception) -> UserError:
+def _load_error(tfds_name: str, data_dir: str, download: bool, backend: str, error: Exception) -> UserError:
     """One sentence saying why TFDS failed and how to get the data."""
     try:
         ready, where = prepared(tfds_name, data_dir)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         ready, where = True, data_dir or "the default TFDS data dir"
     if not ready and not download:
-        return UserError(f"TFDS has no prepared {tfds_name!r} in {where} and data.download is "
-                         f"False; to get it, {_HOW_TO}.")
-    hint = (" (without TensorFlow, TFDS reads only datasets prepared as ArrayRecord files)"
-            if backend == "data_source" else "")
+        return UserError(
+            f"TFDS has no prepared {tfds_name!r} in {where} and data.download is False; to get it, {_HOW_TO}."
+        )
+    hint = (
+        " (without TensorFlow, TFDS reads only datasets prepared as ArrayRecord files)"
+        if backend == "data_source"
+        else ""
+    )
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return UserError(f"TFDS could not load {tfds_name!r} from {where}{hint} "
-                     f"({type(error).__name__}: {first_line.rstrip(':.')}); to get it, "
-                     f"{_HOW_TO}.")
+    return UserError(
+        f"TFDS could not load {tfds_name!r} from {where}{hint} "
+        f"({type(error).__name__}: {first_line.rstrip(':.')}); to get it, "
+        f"{_HOW_TO}."
+    )
 
 
-def read_splits(tfds_name: str, data_dir: str = "", download: bool = False,
-                backend: str = "auto") -> tuple[np.ndarray, ...]:
+def read_splits(
+    tfds_name: str, data_dir: str = "", download: bool = False, backend: str = "auto"
+) -> tuple[np.ndarray, ...]:
     """Reads the train and test splits of the TFDS dataset ``tfds_name``, whole.
 
     The dataset must have ``image`` and ``label`` features. Errors from TFDS come back as
@@ -130,17 +140,21 @@ def read_splits(tfds_name: str, data_dir: str = "", download: bool = False,
       ``(N, H, W, C)`` (a channel axis is added to ``(N, H, W)`` images), labels int32 ``(N,)``.
     """
     if not tfds_installed():
-        raise UserError("data.source=tfds needs tensorflow-datasets, which is not installed; "
-                        "run `pip install tensorflow tensorflow-datasets`.")
+        raise UserError(
+            "data.source=tfds needs tensorflow-datasets, which is not installed; "
+            "run `pip install tensorflow tensorflow-datasets`."
+        )
     if backend not in ("auto", "tf", "data_source"):
         raise ValueError(f"unknown TFDS backend {backend!r}")
     try:
         if backend == "auto":
             backend = _choose_backend(tfds_name, data_dir)
         if backend == "tf" and not tensorflow_installed():
-            raise UserError(f"The TFDS dataset {tfds_name!r} in "
-                            f"{data_dir or 'the default TFDS data dir'} is stored as TFRecord "
-                            "files, which only TensorFlow reads; run `pip install tensorflow`.")
+            raise UserError(
+                f"The TFDS dataset {tfds_name!r} in "
+                f"{data_dir or 'the default TFDS data dir'} is stored as TFRecord "
+                "files, which only TensorFlow reads; run `pip install tensorflow`."
+            )
         reader = _read_tf if backend == "tf" else _read_data_source
         train_x, train_y, test_x, test_y = reader(tfds_name, data_dir, download)
     except UserError:
@@ -149,12 +163,12 @@ def read_splits(tfds_name: str, data_dir: str = "", download: bool = False,
         raise _load_error(tfds_name, data_dir, download, backend, e) from e
     if train_x.ndim == 3:  # a grayscale feature stored without its channel axis
         train_x, test_x = train_x[..., None], test_x[..., None]
-    return (train_x.astype(np.uint8), train_y.astype(np.int32),
-            test_x.astype(np.uint8), test_y.astype(np.int32))
+    return (train_x.astype(np.uint8), train_y.astype(np.int32), test_x.astype(np.uint8), test_y.astype(np.int32))
 
 
-def load_tfds(name: str, data_dir: str = "", download: bool = False, backend: str = "auto"
-              ) -> tuple[tuple[np.ndarray, ...], str]:
+def load_tfds(
+    name: str, data_dir: str = "", download: bool = False, backend: str = "auto"
+) -> tuple[tuple[np.ndarray, ...], str]:
     """Loads both splits of the jaxlth dataset ``name`` through TFDS.
 
     Args:
@@ -167,6 +181,5 @@ def load_tfds(name: str, data_dir: str = "", download: bool = False, backend: st
       ``((train_images, train_labels, test_images, test_labels), "tfds")``, as ``read_splits``.
     """
     if name not in TFDS_NAMES:
-        raise UserError(f"TFDS has no dataset for data.name={name!r}; TFDS serves "
-                        f"{', '.join(sorted(TFDS_NAMES))}.")
+        raise UserError(f"TFDS has no dataset for data.name={name!r}; TFDS serves {', '.join(sorted(TFDS_NAMES))}.")
     return read_splits(TFDS_NAMES[name], data_dir, download, backend), "tfds"

@@ -45,7 +45,9 @@ def validate(config) -> None:
         raise UserError(f"data_diet.scores must list distinct scores from {', '.join(SCORES)}, got {names!r}")
     fractions = tuple(float(f) for f in dd.pruned_fractions)
     if not fractions or any(not 0.0 < f < 1.0 for f in fractions) or len(set(fractions)) != len(fractions):
-        raise UserError(f"data_diet.pruned_fractions must be distinct numbers in (0, 1), got {tuple(dd.pruned_fractions)!r}")
+        raise UserError(
+            f"data_diet.pruned_fractions must be distinct numbers in (0, 1), got {tuple(dd.pruned_fractions)!r}"
+        )
     if dd.keep not in ("hardest", "easiest"):
         raise UserError(f"data_diet.keep must be 'hardest' or 'easiest', got {dd.keep!r}")
     if dd.budget not in BUDGETS:

@@ -10,8 +10,14 @@ import pandas as pd
 
 from jaxlth import drawing, tables
 
-__all__ = ["DATA_DIET_FIGURE", "diet_final", "data_diet_table", "format_data_diet", "data_diet_curve",
-           "save_data_diet_figures"]
+__all__ = [
+    "DATA_DIET_FIGURE",
+    "diet_final",
+    "data_diet_table",
+    "format_data_diet",
+    "data_diet_curve",
+    "save_data_diet_figures",
+]
 DATA_DIET_FIGURE = "data_diet.png"
 FULL = "none"  # the score of the full-data reference rows
 LABELS = {"el2n": "EL2N", "grand": "GraNd", "forgetting": "forgetting", "random": "random pruning"}
@@ -42,11 +48,19 @@ def data_diet_table(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     full = final[final["score"] == FULL]
     parts = [final[final["score"] != FULL]]
     parts += [full.assign(score=s) for s in final["score"].unique() if s != FULL]
-    stats = pd.concat(parts).groupby(["score", "pruned_fraction"])["value"].agg(
-        mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan, n="size").reset_index()
+    stats = (
+        pd.concat(parts)
+        .groupby(["score", "pruned_fraction"])["value"]
+        .agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan, n="size")
+        .reset_index()
+    )
     if stats.empty and not full.empty:
-        stats = full.groupby("pruned_fraction")["value"].agg(mean="mean", n="size").reset_index().assign(
-            score=FULL, std=np.nan)
+        stats = (
+            full.groupby("pruned_fraction")["value"]
+            .agg(mean="mean", n="size")
+            .reset_index()
+            .assign(score=FULL, std=np.nan)
+        )
     return stats[columns].sort_values(["score", "pruned_fraction"]).reset_index(drop=True)
 
 

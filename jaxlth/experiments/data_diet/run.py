@@ -38,8 +38,14 @@ def diet_name(pruned_fraction: float) -> str:
 def subsets_at(ctx: Context, fraction: float) -> np.ndarray:
     """``(R * S, n)`` int32: the examples each network keeps at ``fraction`` (position ``r * S + s``)."""
     config, labels = ctx.config, ctx.setup.dataset.train_labels
-    by_score = np.stack([subsets.per_replicate(spec_for(config, s, fraction, config.data.subset.seed), labels,
-                                               config.replicates, "data_diet") for s in config.data_diet.scores])
+    by_score = np.stack(
+        [
+            subsets.per_replicate(
+                spec_for(config, s, fraction, config.data.subset.seed), labels, config.replicates, "data_diet"
+            )
+            for s in config.data_diet.scores
+        ]
+    )
     return np.swapaxes(by_score, 0, 1).reshape(-1, by_score.shape[-1]).astype(np.int32)  # (S, R, n) -> (R * S, n)
 
 
@@ -61,21 +67,36 @@ def train_fraction(ctx: Context, fraction: float) -> None:
         return setup.place(with_examples(plain(), examples))
 
     labels = {"arm": MAIN, "level": 0, "pruned_fraction": float(fraction)}
-    segment = ctx.segment(0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coordinates)} networks",
-                          setup=chosen)
-    ctx.trained(name, lambda: ctx.train(name, segment, {}, initial_state, labels, coordinates=coordinates,
-                                        program=chosen.program))
+    segment = ctx.segment(
+        0, chosen.total_steps, f"pruned {fraction:g}: {n} examples x {len(coordinates)} networks", setup=chosen
+    )
+    ctx.trained(
+        name,
+        lambda: ctx.train(name, segment, {}, initial_state, labels, coordinates=coordinates, program=chosen.program),
+    )
 
 
 def run(ctx: Context) -> None:
     dd, setup = ctx.config.data_diet, ctx.setup
     fractions = sorted(float(f) for f in dd.pruned_fractions)
-    print(f"data diet: {', '.join(dd.scores)} x pruned fractions {', '.join(f'{f:g}' for f in fractions)} "
-          f"(keep the {dd.keep}, budget {dd.budget}) of {setup.dataset.num_train} training examples", flush=True)
+    print(
+        f"data diet: {', '.join(dd.scores)} x pruned fractions {', '.join(f'{f:g}' for f in fractions)} "
+        f"(keep the {dd.keep}, budget {dd.budget}) of {setup.dataset.num_train} training examples",
+        flush=True,
+    )
     name = diet_name(0.0)
     labels = {"arm": MAIN, "level": 0, "pruned_fraction": 0.0}
     coordinates = [{"replicate": r, "score": NONE} for r in range(ctx.config.replicates)]
-    ctx.trained(name, lambda: ctx.train(name, ctx.segment(0, setup.total_steps, "full training set"), {},
-                                        setup.init_state, labels, coordinates=coordinates))
+    ctx.trained(
+        name,
+        lambda: ctx.train(
+            name,
+            ctx.segment(0, setup.total_steps, "full training set"),
+            {},
+            setup.init_state,
+            labels,
+            coordinates=coordinates,
+        ),
+    )
     for fraction in fractions:
         train_fraction(ctx, fraction)

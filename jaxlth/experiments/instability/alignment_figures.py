@@ -20,7 +20,8 @@ ALIGNMENT_FIGURE = "barrier_alignment.png"
 
 def alignment_table(table: pd.DataFrame, metric: str = "barrier_frankle", split: str = "test") -> pd.DataFrame:
     """Barrier mean and std per path and alignment: columns ``path`` (``"copies k=K"``,
-    ``"levels L-1-L"``, ``"seeds"``, ``"ticket-reinit L=L"``), ``align``, ``mean``, ``std``, ``n`` (errors as fractions)."""
+    ``"levels L-1-L"``, ``"seeds"``, ``"ticket-reinit L=L"``), ``align``, ``mean``, ``std``, ``n`` (errors as
+    fractions)."""
     frames = []
     for arm in (COPIES, BETWEEN_LEVELS, SEEDS, TICKET_VS_REINIT):
         rows = rows_of(table, arm, align=None)
@@ -50,8 +51,10 @@ def format_alignment(table: pd.DataFrame, metric: str = "barrier_frankle", split
     modes = [m for m in ENTRIES if m in set(frame["align"])]
     if frame.empty or modes == ["none"]:
         return ""
-    lines = [f"{split} error barrier ({BARRIERS[metric]}) before and after aligning the hidden units (%)",
-             f"{'path':>16}  " + "  ".join(f"{m:>14}" for m in modes)]
+    lines = [
+        f"{split} error barrier ({BARRIERS[metric]}) before and after aligning the hidden units (%)",
+        f"{'path':>16}  " + "  ".join(f"{m:>14}" for m in modes),
+    ]
     for path, rows in frame.groupby("path", sort=False):
         cells = {r.align: percent_pm(r.mean, r.std) for r in rows.itertuples()}
         lines.append(f"{path:>16}  " + "  ".join(f"{cells.get(m, '-'):>14}" for m in modes))
@@ -67,9 +70,14 @@ def barrier_alignment(table: pd.DataFrame, ax=None, metric: str = "barrier_frank
     width = 0.8 / max(len(modes), 1)
     for i, mode in enumerate(modes):
         rows = frame[frame["align"] == mode].set_index("path").reindex(paths)
-        ax.bar(np.arange(len(paths)) + (i - (len(modes) - 1) / 2) * width, 100 * rows["mean"], width,
-               yerr=100 * rows["std"].fillna(0.0), label=label(mode),
-               capsize=2)
+        ax.bar(
+            np.arange(len(paths)) + (i - (len(modes) - 1) / 2) * width,
+            100 * rows["mean"],
+            width,
+            yerr=100 * rows["std"].fillna(0.0),
+            label=label(mode),
+            capsize=2,
+        )
     ax.set_xticks(np.arange(len(paths)), paths, rotation=30, ha="right")
     ax.set_ylabel(f"{split.capitalize()} error barrier (%)")
     ax.set_title("Barriers before and after permutation alignment")

@@ -15,8 +15,15 @@ def spawn_name(step: int) -> str:
     """``4 -> "spawn_0000004"``: the artifacts and checkpoints of copies spawned at ``step``."""
     return f"spawn_{int(step):07d}"  # arm names written before the experiment protocol, and what they are now
 
+
 ARMS = Arms(
-    labels={COPIES: "copies", BETWEEN_LEVELS: "successive IMP levels", PERTURB: "perturbed rewind point",
-            SEEDS: "different seeds", TICKET_VS_REINIT: "ticket vs. random reinitialisation", TRUNK: "trunk"},
+    labels={
+        COPIES: "copies",
+        BETWEEN_LEVELS: "successive IMP levels",
+        PERTURB: "perturbed rewind point",
+        SEEDS: "different seeds",
+        TICKET_VS_REINIT: "ticket vs. random reinitialisation",
+        TRUNK: "trunk",
+    },
     main=MAIN,
 )

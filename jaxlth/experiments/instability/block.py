@@ -46,8 +46,10 @@ def validate(config) -> None:
         if step_specs.before(spec, config.train.steps, "instability step", "train.steps") is False:
             raise UserError(f"instability step {spec} must come before the end of training ({config.train.steps})")
     if not (spawn_steps or ins.between_levels or len(ins.perturb_scales) or ins.seed_pairs or ins.ticket_vs_reinit):
-        raise UserError("the instability experiment has nothing to do: set instability.spawn_steps, "
-                        "instability.between_levels or instability.perturb_scales")
+        raise UserError(
+            "the instability experiment has nothing to do: set instability.spawn_steps, "
+            "instability.between_levels or instability.perturb_scales"
+        )
     if ins.copies < 2:
         raise UserError(f"instability.copies must be at least 2 (pairs of copies), got {ins.copies}")
     for split in ins.splits:
@@ -66,8 +68,10 @@ def validate(config) -> None:
     if not aligns or len(set(aligns)) != len(aligns):
         raise UserError(f"instability.align must list each alignment at most once, got {aligns}")
     if ins.align_examples < 1 or ins.repair_examples < 1:
-        raise UserError(f"instability.align_examples and instability.repair_examples must be at least 1, "
-                        f"got {ins.align_examples} and {ins.repair_examples}")
+        raise UserError(
+            f"instability.align_examples and instability.repair_examples must be at least 1, "
+            f"got {ins.align_examples} and {ins.repair_examples}"
+        )
     if ins.seed_pairs and config.replicates < 2:
         raise UserError("instability.seed_pairs needs at least 2 replicates (pairs of seeds r, r + 1)")
     if ins.spawn_from not in SPAWN_FROM:
@@ -76,13 +80,17 @@ def validate(config) -> None:
         if ins.spawn_from == "source_rewind":
             raise UserError("instability.spawn_from='source_rewind' needs instability.source_workdir (a lottery run)")
         if ins.between_levels or ins.level >= 0 or ins.ticket_vs_reinit:
-            raise UserError("instability.between_levels, instability.level and instability.ticket_vs_reinit need "
-                            "instability.source_workdir")
+            raise UserError(
+                "instability.between_levels, instability.level and instability.ticket_vs_reinit need "
+                "instability.source_workdir"
+            )
         return
     source = lottery_source(ins.source_workdir, config, "instability.source_workdir")
     if ins.level >= 0 and ins.level not in source.levels():
-        raise UserError(f"instability.level {ins.level} is not a finished level of {ins.source_workdir} "
-                        f"(finished: {source.levels()})")
+        raise UserError(
+            f"instability.level {ins.level} is not a finished level of {ins.source_workdir} "
+            f"(finished: {source.levels()})"
+        )
 
 
 def widths(config) -> tuple[int, int]:

@@ -9,28 +9,57 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import drawing
-from jaxlth.experiments.instability.alignment_figures import (ALIGNMENT_FIGURE, alignment_table, barrier_alignment,
-                                                              format_alignment)
+from jaxlth.experiments.instability.alignment_figures import (
+    ALIGNMENT_FIGURE,
+    alignment_table,
+    barrier_alignment,
+    format_alignment,
+)
 from jaxlth.experiments.instability.arms import BETWEEN_LEVELS, COPIES, PERTURB
-from jaxlth.experiments.instability.barrier_tables import (BARRIERS, barriers, curves, key_of, noise_scale, percent_pm,
-                                                           rows_of, sort_key)
+from jaxlth.experiments.instability.barrier_tables import (
+    BARRIERS,
+    barriers,
+    curves,
+    key_of,
+    noise_scale,
+    percent_pm,
+    rows_of,
+    sort_key,
+)
 
 BARRIER_FIGURE = "barrier_vs_spawn_step.png"
 CURVES_FIGURE = "interpolation_curves.png"
 LEVELS_FIGURE = "barrier_between_levels.png"
 PERTURB_FIGURE = "barrier_vs_perturbation.png"
-__all__ = ["BARRIER_FIGURE", "CURVES_FIGURE", "LEVELS_FIGURE", "PERTURB_FIGURE", "BARRIERS", "barriers",
-           "format_barriers", "barrier_vs_spawn_step", "interpolation_curves", "barrier_between_levels",
-           "barrier_vs_perturbation", "save_instability_figures", "ALIGNMENT_FIGURE", "alignment_table",
-           "format_alignment", "barrier_alignment", "noise_scale"]
+__all__ = [
+    "BARRIER_FIGURE",
+    "CURVES_FIGURE",
+    "LEVELS_FIGURE",
+    "PERTURB_FIGURE",
+    "BARRIERS",
+    "barriers",
+    "format_barriers",
+    "barrier_vs_spawn_step",
+    "interpolation_curves",
+    "barrier_between_levels",
+    "barrier_vs_perturbation",
+    "save_instability_figures",
+    "ALIGNMENT_FIGURE",
+    "alignment_table",
+    "format_alignment",
+    "barrier_alignment",
+    "noise_scale",
+]
 
 
 def format_barriers(table: pd.DataFrame) -> str:
     """Terminal tables of the barriers (in % error) of each analysis present in ``table``."""
     out = []
-    for arm, title in ((COPIES, "instability: error barrier between copies (%)"),
-                       (BETWEEN_LEVELS, "barrier between successive IMP levels (%)"),
-                       (PERTURB, "barrier to the unperturbed network, by noise scale (%)")):
+    for arm, title in (
+        (COPIES, "instability: error barrier between copies (%)"),
+        (BETWEEN_LEVELS, "barrier between successive IMP levels (%)"),
+        (PERTURB, "barrier to the unperturbed network, by noise scale (%)"),
+    ):
         frame = barriers(table, arm)
         if frame.empty:
             continue
@@ -107,8 +136,14 @@ def interpolation_curves(table: pd.DataFrame, ax=None, split: str = "test", arm:
         curve = group.groupby("alpha")["value"].agg(["mean", "std"]).reset_index()
         color = drawing.layer_colors(len(groups))[i]
         ax.plot(curve["alpha"], 100 * curve["mean"], color=color, label=label(value))
-        ax.fill_between(curve["alpha"], 100 * (curve["mean"] - curve["std"].fillna(0)),
-                        100 * (curve["mean"] + curve["std"].fillna(0)), color=color, alpha=0.15, linewidth=0)
+        ax.fill_between(
+            curve["alpha"],
+            100 * (curve["mean"] - curve["std"].fillna(0)),
+            100 * (curve["mean"] + curve["std"].fillna(0)),
+            color=color,
+            alpha=0.15,
+            linewidth=0,
+        )
     ax.set_xlabel("interpolation coefficient α")
     ax.set_ylabel(f"{split} error (%)")
     ax.set_title(f"Linear interpolation ({split})")
@@ -124,12 +159,21 @@ def barrier_between_levels(table: pd.DataFrame, ax=None, metric: str = "barrier_
     barrier = rows[(rows["metric"] == metric) & (rows["split"] == "test")]
     if barrier.empty:
         raise ValueError("the table holds no barriers between levels")
-    by_level = barrier.groupby("level").agg(density=("density", "mean"), mean=("value", "mean"),
-                                            std=("value", "std")).reset_index()
+    by_level = (
+        barrier.groupby("level")
+        .agg(density=("density", "mean"), mean=("value", "mean"), std=("value", "std"))
+        .reset_index()
+    )
     x = 100 * by_level["density"]
     ax.plot(x, 100 * by_level["mean"], marker="o", color="C3", label=f"barrier L→L+1 ({BARRIERS[metric]})")
-    ax.fill_between(x, 100 * (by_level["mean"] - by_level["std"].fillna(0)),
-                    100 * (by_level["mean"] + by_level["std"].fillna(0)), color="C3", alpha=0.2, linewidth=0)
+    ax.fill_between(
+        x,
+        100 * (by_level["mean"] - by_level["std"].fillna(0)),
+        100 * (by_level["mean"] + by_level["std"].fillna(0)),
+        color="C3",
+        alpha=0.2,
+        linewidth=0,
+    )
     drawing.weights_axis(ax, x, "weights remaining at level L+1 (%)")
     ax.set_ylabel("test error barrier (%)", color="C3")
     ends = curves(table, BETWEEN_LEVELS, "test")
@@ -149,8 +193,15 @@ def barrier_vs_perturbation(table: pd.DataFrame, ax=None, metric: str = "barrier
     ax = drawing.new_axes(ax)
     for i, (split, rows) in enumerate(_barriers_by_split(table, PERTURB, metric, "perturbation barriers")):
         rows = rows.sort_values("noise_scale")
-        ax.errorbar(rows["noise_scale"], 100 * rows["mean"], yerr=100 * rows["std"].fillna(0), marker="o",
-                    color=f"C{i}", label=f"{split} error", capsize=3)
+        ax.errorbar(
+            rows["noise_scale"],
+            100 * rows["mean"],
+            yerr=100 * rows["std"].fillna(0),
+            marker="o",
+            color=f"C{i}",
+            label=f"{split} error",
+            capsize=3,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("noise scale (× layer weight norm)")
     ax.set_ylabel(f"error barrier (%), {BARRIERS[metric]}")

@@ -48,6 +48,15 @@ def record_matching(scaffold, levels: list[int]) -> None:
             if err is None:
                 continue
             matching = connectivity.is_matching(err, dense, float(scaffold.ins.matching_epsilon))
-            rows.append(dict(labels, level=level, replicate=r, step=scaffold.total_steps, split="test",
-                             value=float(matching), pair=f"{level - 1}-{level}"))
+            rows.append(
+                dict(
+                    labels,
+                    level=level,
+                    replicate=r,
+                    step=scaffold.total_steps,
+                    split="test",
+                    value=float(matching),
+                    pair=f"{level - 1}-{level}",
+                )
+            )
     scaffold.ctx.replace_rows(labels, rows)

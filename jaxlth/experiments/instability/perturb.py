@@ -46,8 +46,9 @@ def _base(scaffold) -> tuple[int, TrainState]:
     if scaffold.source is not None and scaffold.level >= 0:
         rewind = jax.tree.map(jnp.asarray, scaffold.source.network(scaffold.level, which="rewind"))
         start_step = step_specs.to_steps(scaffold.source.config["lottery"]["rewind"], setup.steps_per_epoch)
-        return start_step, TrainState(rewind["params"], rewind["batch_stats"],
-                                      setup.program.fresh_opt_state(rewind["params"]), setup.data_keys())
+        return start_step, TrainState(
+            rewind["params"], rewind["batch_stats"], setup.program.fresh_opt_state(rewind["params"]), setup.data_keys()
+        )
     trunk = scaffold.trunk_state(scaffold.perturb_step)
     return scaffold.perturb_step, trunk.replace(opt_state=setup.program.fresh_opt_state(trunk.params))
 
@@ -65,15 +66,24 @@ def run(scaffold) -> None:
     def initial_state():
         state = copies_lib.repeat(base, groups)
         noise_keys = rng.copy_keys(base.data_key, groups, PERTURBATION)
-        paths = list(traverse_util.flatten_dict(scaffold.mask)) if jax.tree.leaves(scaffold.mask) else \
-            mask_lib.prunable_paths(base.params, tuple(scaffold.config.pruning.layers_to_ignore))
+        paths = (
+            list(traverse_util.flatten_dict(scaffold.mask))
+            if jax.tree.leaves(scaffold.mask)
+            else mask_lib.prunable_paths(base.params, tuple(scaffold.config.pruning.layers_to_ignore))
+        )
         params = jax.vmap(lambda p, k, s: perturb(p, k, paths, s))(state.params, noise_keys, scale_per_copy)
         params = mask_lib.apply(params, mask) if jax.tree.leaves(mask) else params
         return state.replace(params=params, data_key=copies_lib.repeat(base.data_key, groups))
 
     level = max(scaffold.level, 0)
-    final = scaffold.trained(PERTURB, {"arm": PERTURB, "level": level}, start_step, mask, initial_state,
-                             f"{len(scales)} perturbations and the original")
+    final = scaffold.trained(
+        PERTURB,
+        {"arm": PERTURB, "level": level},
+        start_step,
+        mask,
+        initial_state,
+        f"{len(scales)} perturbations and the original",
+    )
     per_group = copies_lib.split(final, groups)
     pairs = [({"noise_scale": scale}, per_group[0], per_group[g + 1]) for g, scale in enumerate(scales)]
     scaffold.record_paths(PERTURB, level, scaffold.density(), start_step, pairs)

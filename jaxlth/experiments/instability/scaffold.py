@@ -39,15 +39,20 @@ class Scaffold:
                 raise UserError(f"instability step {k} must come before the end of training ({self.total_steps} steps)")
         self.level = int(ins.level)
         self.alphas = barriers.alpha_grid(int(ins.alphas))
-        self.source = lottery_source(ins.source_workdir, config, "instability.source_workdir") \
-            if ins.source_workdir else None
-        self.mask = jax.tree.map(jnp.asarray, self.source.mask(self.level)) \
-            if self.source is not None and self.level >= 0 else {}
+        self.source = (
+            lottery_source(ins.source_workdir, config, "instability.source_workdir") if ins.source_workdir else None
+        )
+        self.mask = (
+            jax.tree.map(jnp.asarray, self.source.mask(self.level))
+            if self.source is not None and self.level >= 0
+            else {}
+        )
         if self.from_source_rewind:  # the one spawn step: where the source's levels start
             self.spawn_steps = [ctx.steps(self.source.config["lottery"]["rewind"], "the source's lottery.rewind")]
         self.eval_sets = self._eval_sets()
-        self.bn_batches = interp.bn_batches_from(setup.data.train_images, int(ins.bn_recompute_batches),
-                                                 config.train.batch_size)
+        self.bn_batches = interp.bn_batches_from(
+            setup.data.train_images, int(ins.bn_recompute_batches), config.train.batch_size
+        )
         self.aligns = tuple(ins.get("align", ("none",)))
         self._symmetry = None
 
@@ -80,14 +85,17 @@ class Scaffold:
             return self.trunk_state(step)
         network = jax.tree.map(jnp.asarray, self.source.network(max(self.level, 0), which="rewind"))
         program = self.setup.program
-        return TrainState(network["params"], network["batch_stats"], program.fresh_opt_state(network["params"]),
-                          self.setup.data_keys())
+        return TrainState(
+            network["params"],
+            network["batch_stats"],
+            program.fresh_opt_state(network["params"]),
+            self.setup.data_keys(),
+        )
 
     def trained(self, name: str, labels: dict, start_step: int, mask, initial_state, description: str) -> dict:
         """``name/final``: a stack of networks trained ``start_step -> T`` (rows labelled ``labels``)."""
         segment = self.ctx.segment(start_step, self.total_steps, description, eval_train=False)
-        return self.ctx.trained(name, lambda: self.ctx.train(name, segment, mask, initial_state,
-                                                             labels))
+        return self.ctx.trained(name, lambda: self.ctx.train(name, segment, mask, initial_state, labels))
 
     # ----- measuring --------------------------------------------------------------------------------
     def marker(self, name: str) -> str:
@@ -100,8 +108,9 @@ class Scaffold:
         if mode == "none":
             return net_b
         images = self._subset(int(self.ins.get("align_examples", 1024))) if mode == "activations" else None
-        return alignment.align(self.setup.program, net_a, net_b, mode, self.symmetry(net_a), images,
-                               seed=self.config.seed)
+        return alignment.align(
+            self.setup.program, net_a, net_b, mode, self.symmetry(net_a), images, seed=self.config.seed
+        )
 
     def symmetry(self, network: dict):
         """The model's permutation symmetries (traced once, on replicate 0 of ``network``)."""
@@ -118,7 +127,7 @@ class Scaffold:
         """The first ``n`` training images of the fixed random order the ``train`` split is drawn from."""
         images = self.setup.data.train_images
         order = rng.eval_subset_order(images.shape[0])
-        return images[order[:min(n, images.shape[0])]]
+        return images[order[: min(n, images.shape[0])]]
 
     def record_paths(self, arm: str, level: int, density, spawn_step, pairs: list[tuple[dict, dict, dict]]) -> None:
         """Measures each ``(coordinates, net_a, net_b)`` path on every split, once per entry of
@@ -134,15 +143,28 @@ class Scaffold:
                 mode, repaired = alignment.parse(entry)
                 if mode not in aligned:
                     aligned[mode] = self.aligned(net_a, net_b, mode)
-                measured = connectivity.path(self.setup.program, net_a, aligned[mode], self.alphas, self.eval_sets,
-                                             self.bn_batches, self._repair(net_a) if repaired else None)
+                measured = connectivity.path(
+                    self.setup.program,
+                    net_a,
+                    aligned[mode],
+                    self.alphas,
+                    self.eval_sets,
+                    self.bn_batches,
+                    self._repair(net_a) if repaired else None,
+                )
                 for split, found in measured.items():
                     for r in range(found["error"].shape[0]):
                         common = dict(base, replicate=r, density=float(density[r]), split=split, align=entry, **where)
                         for i, alpha in enumerate(self.alphas):
                             for metric in ("error", "loss"):
-                                rows.append(dict(common, metric=metric, value=float(found[metric][r, i]),
-                                                 alpha=round(float(alpha), 6)))
+                                rows.append(
+                                    dict(
+                                        common,
+                                        metric=metric,
+                                        value=float(found[metric][r, i]),
+                                        alpha=round(float(alpha), 6),
+                                    )
+                                )
                         for metric in ("barrier_frankle", "barrier_paul"):
                             rows.append(dict(common, metric=metric, value=float(found[metric][r])))
         self.ctx.replace_rows(labels, rows, matching=lambda row: row.get("metric") in PATH_METRICS)

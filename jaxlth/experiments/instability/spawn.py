@@ -38,8 +38,14 @@ def run(scaffold) -> None:
             params = mask_lib.apply(state.params, mask) if jax.tree.leaves(mask) else state.params
             return state.replace(params=params, data_key=rng.copy_keys(trunk.data_key, copies, COPY))
 
-        final = scaffold.trained(name, {"arm": COPIES, "level": level, "spawn_step": k}, k, mask,
-                                 initial_state, f"{copies} copies from step {k}")
+        final = scaffold.trained(
+            name,
+            {"arm": COPIES, "level": level, "spawn_step": k},
+            k,
+            mask,
+            initial_state,
+            f"{copies} copies from step {k}",
+        )
         per_copy = copies_lib.split(final, copies)
         pairs = [({"pair": f"{i}-{j}"}, per_copy[i], per_copy[j]) for i, j in itertools.combinations(range(copies), 2)]
         scaffold.record_paths(COPIES, level, density, k, pairs)

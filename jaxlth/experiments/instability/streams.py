@@ -3,6 +3,7 @@
 from jaxlth import rng
 
 COPY = rng.Stream("instability copy c of replicate r: its data key", rng.DATA_KEY, 1000, 1000, "c")
-PERTURBATION = rng.Stream("perturbation group g of replicate r: its noise key (g = 0 is unperturbed)", rng.DATA_KEY,
-                          2000, 1000, "g")
+PERTURBATION = rng.Stream(
+    "perturbation group g of replicate r: its noise key (g = 0 is unperturbed)", rng.DATA_KEY, 2000, 1000, "g"
+)
 STREAMS = (COPY, PERTURBATION)

@@ -47,8 +47,9 @@ def validate(config) -> None:
         if int(ls[field]) < 1:
             raise UserError(f"landscape.{field} must be at least 1, got {ls[field]}")
     if ls.top_k > ls.lanczos_iterations:
-        raise UserError(f"landscape.top_k ({ls.top_k}) cannot exceed landscape.lanczos_iterations "
-                        f"({ls.lanczos_iterations})")
+        raise UserError(
+            f"landscape.top_k ({ls.top_k}) cannot exceed landscape.lanczos_iterations ({ls.lanczos_iterations})"
+        )
     if ls.examples > ls.chunk and ls.examples % ls.chunk:
         raise UserError(f"landscape.examples ({ls.examples}) must be a multiple of landscape.chunk ({ls.chunk})")
     if int(ls.alphas) < 2:
@@ -56,12 +57,15 @@ def validate(config) -> None:
     finished = source.levels()
     missing = [level for level in ls.levels if level not in finished]
     if missing:
-        raise UserError(f"landscape.levels {tuple(missing)} are not finished in {ls.source_workdir} "
-                        f"(finished: {finished})")
+        raise UserError(
+            f"landscape.levels {tuple(missing)} are not finished in {ls.source_workdir} (finished: {finished})"
+        )
     smallest = _smallest_subspace(source, list(ls.levels) or finished, ls.subspace)
     if smallest is not None and ls.lanczos_iterations > smallest:
-        raise UserError(f"landscape.lanczos_iterations ({ls.lanczos_iterations}) exceeds the dimension of the "
-                        f"smallest subspace measured ({smallest} weights)")
+        raise UserError(
+            f"landscape.lanczos_iterations ({ls.lanczos_iterations}) exceeds the dimension of the "
+            f"smallest subspace measured ({smallest} weights)"
+        )
 
 
 def _smallest_subspace(source, levels: list[int], subspace: str) -> int | None:
@@ -73,8 +77,10 @@ def _smallest_subspace(source, levels: list[int], subspace: str) -> int | None:
     if subspace == "full":
         return total
     mask = source.mask(max(levels))
-    pruned = min(int(np.sum([np.asarray(m)[i].size - np.asarray(m)[i].sum() for m in jax.tree.leaves(mask)]))
-                 for i in range(np.asarray(jax.tree.leaves(mask)[0]).shape[0]))
+    pruned = min(
+        int(np.sum([np.asarray(m)[i].size - np.asarray(m)[i].sum() for m in jax.tree.leaves(mask)]))
+        for i in range(np.asarray(jax.tree.leaves(mask)[0]).shape[0])
+    )
     return total - pruned
 
 

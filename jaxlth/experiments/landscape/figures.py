@@ -16,9 +16,20 @@ import pandas as pd
 
 from jaxlth import drawing, tables
 
-__all__ = ["EIGENVALUE_FIGURE", "PROJECTION_FIGURE", "PREDICTION_FIGURE", "FRACTION_FIGURE", "curvature_table",
-           "projection_table", "format_landscape", "lambda_max_vs_sparsity", "projection_error",
-           "predicted_vs_measured", "curvature_vs_fraction", "save_landscape_figures"]
+__all__ = [
+    "EIGENVALUE_FIGURE",
+    "PROJECTION_FIGURE",
+    "PREDICTION_FIGURE",
+    "FRACTION_FIGURE",
+    "curvature_table",
+    "projection_table",
+    "format_landscape",
+    "lambda_max_vs_sparsity",
+    "projection_error",
+    "predicted_vs_measured",
+    "curvature_vs_fraction",
+    "save_landscape_figures",
+]
 EIGENVALUE_FIGURE = "lambda_max_vs_sparsity.png"
 PROJECTION_FIGURE = "projection_error.png"
 PREDICTION_FIGURE = "predicted_vs_measured_loss.png"
@@ -44,8 +55,11 @@ def curvature_table(table: pd.DataFrame) -> pd.DataFrame:
     if top.empty:
         return pd.DataFrame(columns=columns)
     keys = ["prune_fraction", "level"]
-    out = top.groupby(keys).agg(density=("density", "mean"), lambda_max=("value", "mean"),
-                                lambda_max_std=("value", "std")).reset_index()
+    out = (
+        top.groupby(keys)
+        .agg(density=("density", "mean"), lambda_max=("value", "mean"), lambda_max_std=("value", "std"))
+        .reset_index()
+    )
     out = out.merge(trace.groupby(keys)["value"].mean().rename("trace").reset_index(), on=keys, how="left")
     return out[columns].sort_values(keys).reset_index(drop=True)
 
@@ -78,11 +92,20 @@ def format_landscape(table: pd.DataFrame) -> str:
     body = []
     for r in curv.itertuples():
         mine = proj[(proj["prune_fraction"] == r.prune_fraction) & (proj["level"] == r.level)].set_index("projection")
-        body.append(["-" if r.prune_fraction < 0 else f"{r.prune_fraction:g}", str(r.level),
-                     f"{100 * r.density:.3g}", f"{r.lambda_max:.4g}", f"{r.trace:.4g}",
-                     *(f"{100 * mine['error'][p]:.2f}" if p in mine.index else "-" for p in fractions)])
-    title = ("landscape: top Hessian eigenvalue and trace at each level's trained network (mean over replicates); "
-             "test error (%) after pruning a further fraction p without retraining")
+        body.append(
+            [
+                "-" if r.prune_fraction < 0 else f"{r.prune_fraction:g}",
+                str(r.level),
+                f"{100 * r.density:.3g}",
+                f"{r.lambda_max:.4g}",
+                f"{r.trace:.4g}",
+                *(f"{100 * mine['error'][p]:.2f}" if p in mine.index else "-" for p in fractions),
+            ]
+        )
+    title = (
+        "landscape: top Hessian eigenvalue and trace at each level's trained network (mean over replicates); "
+        "test error (%) after pruning a further fraction p without retraining"
+    )
     return "\n".join([title, *tables.render(header, body)])
 
 
@@ -117,8 +140,14 @@ def projection_error(table: pd.DataFrame, ax=None, split: str = "test", prune_fr
     levels = sorted(proj["level"].unique())
     for level, color in zip(levels, drawing.layer_colors(len(levels))):
         rows = proj[proj["level"] == level]
-        ax.plot(rows["projection"], 100 * rows["error"], marker="o", markersize=3, color=color,
-                label=f"level {level} ({100 * rows['density'].iloc[0]:.3g}%)")
+        ax.plot(
+            rows["projection"],
+            100 * rows["error"],
+            marker="o",
+            markersize=3,
+            color=color,
+            label=f"level {level} ({100 * rows['density'].iloc[0]:.3g}%)",
+        )
     ax.set_xlabel("Further fraction pruned, p (no retraining)")
     ax.set_ylabel(f"{split.capitalize()} error after projection (%)")
     ax.set_title("How far each level's trained network can be pruned")
@@ -135,7 +164,8 @@ def predicted_vs_measured(table: pd.DataFrame, ax=None):
         raise ValueError("the results table holds no landscape loss changes")
     keys = ["prune_fraction", "level", "replicate", "projection"]
     merged = measured.merge(first[keys + ["value"]], on=keys, suffixes=("", "_first")).merge(
-        second[keys + ["value"]].rename(columns={"value": "value_second"}), on=keys)
+        second[keys + ["value"]].rename(columns={"value": "value_second"}), on=keys
+    )
     predicted = merged["value_first"] + merged["value_second"]
     ax = drawing.new_axes(ax)
     points = ax.scatter(predicted, merged["value"], c=merged["projection"].astype(float), cmap="viridis", s=12)
@@ -165,8 +195,13 @@ def curvature_vs_fraction(table: pd.DataFrame, ax=None):
     ax = drawing.new_axes(ax)
     ok = merged["next_matching"] > 0.5
     ax.scatter(merged["lambda_max"][ok], merged["prune_fraction"][ok], color="C2", label="next level matching")
-    ax.scatter(merged["lambda_max"][~ok], merged["prune_fraction"][~ok], facecolors="white", edgecolors="C3",
-               label="next level not matching")
+    ax.scatter(
+        merged["lambda_max"][~ok],
+        merged["prune_fraction"][~ok],
+        facecolors="white",
+        edgecolors="C3",
+        label="next level not matching",
+    )
     ax.set_xscale("log")
     ax.set_xlabel(r"$\lambda_{max}$ at level L")
     ax.set_ylabel("Prune fraction per level")

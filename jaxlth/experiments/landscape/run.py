@@ -45,19 +45,27 @@ from jaxlth.training import copies as copies_lib
 @functools.partial(jax.jit, static_argnames=("program", "settings"))
 def _measure_level(program, settings, networks, masks, keys, fractions, alphas, subset, eval_sets):
     one = functools.partial(measures.measure, program, settings)
-    return jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None))(networks, masks, keys, fractions, alphas,
-                                                                    subset, eval_sets)
+    return jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None))(
+        networks, masks, keys, fractions, alphas, subset, eval_sets
+    )
 
 
 def run(ctx: Context) -> None:
     config, ls, setup = ctx.config, ctx.config.landscape, ctx.setup
     source = lottery_source(ls.source_workdir, config, "landscape.source_workdir", sweep=True)
-    settings = measures.Settings(top_k=int(ls.top_k), iterations=int(ls.lanczos_iterations),
-                                 probes=int(ls.trace_probes), bn_mode=ls.bn_mode, chunk=int(ls.chunk),
-                                 subspace=ls.subspace, scope=source.config["lottery"]["scope"])
+    settings = measures.Settings(
+        top_k=int(ls.top_k),
+        iterations=int(ls.lanczos_iterations),
+        probes=int(ls.trace_probes),
+        bn_mode=ls.bn_mode,
+        chunk=int(ls.chunk),
+        subspace=ls.subspace,
+        scope=source.config["lottery"]["scope"],
+    )
     replicates, count = config.replicates, max(1, len(source.fractions))
-    coordinates = [{"replicate": r, "prune_fraction": source.fractions[f]}
-                   for r, f in copies_lib.coordinates(replicates, count)]
+    coordinates = [
+        {"replicate": r, "prune_fraction": source.fractions[f]} for r, f in copies_lib.coordinates(replicates, count)
+    ]
     data = setup.data
     n = min(int(ls.examples), data.train_images.shape[0])
     take = rng.fixed_order(SUBSET, data.train_images.shape[0])[:n]
@@ -66,10 +74,13 @@ def run(ctx: Context) -> None:
     fractions = jnp.asarray([float(p) for p in ls.projection_fractions], jnp.float32)
     alphas = jnp.asarray(barriers.alpha_grid(int(ls.alphas)), jnp.float32)
     levels = list(ls.levels) or source.levels()
-    print(f"landscape of {len(levels)} level(s) of {ls.source_workdir}: top-{ls.top_k} eigenvalues "
-          f"({ls.lanczos_iterations} Lanczos steps), trace ({ls.trace_probes} probes) of "
-          f"{'M H M' if ls.subspace == 'mask' else 'H'} on {n} training examples (BatchNorm {ls.bn_mode}); "
-          f"{len(fractions)} projections x {len(alphas)} points", flush=True)
+    print(
+        f"landscape of {len(levels)} level(s) of {ls.source_workdir}: top-{ls.top_k} eigenvalues "
+        f"({ls.lanczos_iterations} Lanczos steps), trace ({ls.trace_probes} probes) of "
+        f"{'M H M' if ls.subspace == 'mask' else 'H'} on {n} training examples (BatchNorm {ls.bn_mode}); "
+        f"{len(fractions)} projections x {len(alphas)} points",
+        flush=True,
+    )
     for level in levels:
         marker = f"landscape/{level_name(level)}/measured"
         if ctx.done(marker):
@@ -78,8 +89,10 @@ def run(ctx: Context) -> None:
         masks = jax.tree.map(jnp.asarray, source.mask(level))
         keys = rng.replicate_keys(config.seed, replicates, LEVEL.at(level))
         keys = copies_lib.repeat(keys, count) if count > 1 else keys
-        out = jax.tree.map(np.asarray, _measure_level(setup.program, settings, networks, masks, keys, fractions,
-                                                      alphas, subset, eval_sets))
+        out = jax.tree.map(
+            np.asarray,
+            _measure_level(setup.program, settings, networks, masks, keys, fractions, alphas, subset, eval_sets),
+        )
         density = mask_lib.replicate_density(masks, replicates * count)
         rows = _rows(level, coordinates, density, setup.total_steps, np.asarray(fractions), np.asarray(alphas), out)
         ctx.replace_rows({"level": level}, rows)
@@ -98,8 +111,12 @@ def _rows(level, coordinates, density, step, fractions, alphas, out) -> list[dic
         for k, (value, residual) in enumerate(zip(out["eigenvalues"][i], out["residuals"][i])):
             rows.append(dict(train, metric="eigenvalue", rank=k + 1, value=float(value)))
             rows.append(dict(train, metric="eigen_residual", rank=k + 1, value=float(residual)))
-        for metric, key in (("trace", "trace"), ("trace_stderr", "trace_stderr"), ("subspace_dim", "dim"),
-                            ("weight_norm", "weight_norm")):
+        for metric, key in (
+            ("trace", "trace"),
+            ("trace_stderr", "trace_stderr"),
+            ("subspace_dim", "dim"),
+            ("weight_norm", "weight_norm"),
+        ):
             rows.append(dict(train, metric=metric, value=float(out[key][i])))
         for g, p in enumerate(fractions):
             at = dict(train, projection=round(float(p), 6))
@@ -108,9 +125,16 @@ def _rows(level, coordinates, density, step, fractions, alphas, out) -> list[dic
             for split in ("train", "test"):
                 for a, alpha in enumerate(alphas):
                     for metric in ("loss", "error"):
-                        rows.append(dict(base, split=split, projection=round(float(p), 6),
-                                         alpha=round(float(alpha), 6), metric=metric,
-                                         value=float(out[f"{split}_{metric}"][i, g, a])))
+                        rows.append(
+                            dict(
+                                base,
+                                split=split,
+                                projection=round(float(p), 6),
+                                alpha=round(float(alpha), 6),
+                                metric=metric,
+                                value=float(out[f"{split}_{metric}"][i, g, a]),
+                            )
+                        )
     return rows
 
 
@@ -118,6 +142,15 @@ def _record_matching(ctx: Context, source, epsilon: float) -> None:
     """The sweep source's matching per (prune fraction, level), for the curvature-vs-fraction figure."""
     table = prune_sweep_table(source.table, epsilon=epsilon)
     labels = {"arm": IMP, "metric": "matching"}
-    rows = [dict(labels, level=int(r.level), prune_fraction=float(r.prune_fraction), density=float(r.density),
-                 split="test", value=float(r.matching)) for r in table.itertuples()]
+    rows = [
+        dict(
+            labels,
+            level=int(r.level),
+            prune_fraction=float(r.prune_fraction),
+            density=float(r.density),
+            split="test",
+            value=float(r.matching),
+        )
+        for r in table.itertuples()
+    ]
     ctx.replace_rows(labels, rows)

@@ -10,8 +10,13 @@ PARTICLES = "particles"  # lottery.average_copies: the particles whose average i
 SWA = "swa"  # lottery.average_swa_start: each particle's own average of its iterates (SWAMP)
 
 ARMS = Arms(
-    labels={IMP: "IMP", PARTICLES: "single particles (before averaging)", SWA: "single particles' SWA averages",
-            **{name: branch.label for name, branch in BRANCHES.items()}, PRETRAIN: "pretraining"},
+    labels={
+        IMP: "IMP",
+        PARTICLES: "single particles (before averaging)",
+        SWA: "single particles' SWA averages",
+        **{name: branch.label for name, branch in BRANCHES.items()},
+        PRETRAIN: "pretraining",
+    },
     main=IMP,
     hidden=(PRETRAIN,),
 )

@@ -42,8 +42,11 @@ def averaged_level(ctx: Context, what: ArmLevel, particles: int) -> dict:
     labels = {"arm": IMP, "level": level, "step": end}
 
     def compute() -> dict:
-        final = ctx.cached(f"{PARTICLES}/{level_name(level)}/final", lambda: _particles(ctx, what, particles),
-                           rows=_swa_rows(ctx, what.mask, level, end, particles, program))
+        final = ctx.cached(
+            f"{PARTICLES}/{level_name(level)}/final",
+            lambda: _particles(ctx, what, particles),
+            rows=_swa_rows(ctx, what.mask, level, end, particles, program),
+        )
         return average(ctx, final, particles, program)
 
     rows = (labels, lambda averaged: _rows(ctx, averaged, what.mask, level, end, program, IMP))
@@ -57,8 +60,17 @@ def _swa_rows(ctx: Context, mask, level: int, step: int, particles: int, program
     labels = {"arm": SWA, "level": level, "step": step}
 
     def rows(final: dict) -> list[dict]:
-        return _rows(ctx, recompute_statistics(ctx, final, program), copies_lib.repeat(mask, particles), level,
-                     step, program, SWA, particles)
+        return _rows(
+            ctx,
+            recompute_statistics(ctx, final, program),
+            copies_lib.repeat(mask, particles),
+            level,
+            step,
+            program,
+            SWA,
+            particles,
+        )
+
     return labels, rows
 
 
@@ -70,14 +82,23 @@ def _particles(ctx: Context, what: ArmLevel, particles: int) -> dict:
         program = swa.program_for(program, swa_start, float(ctx.config.lottery.average_swa_lr))
     stacked_mask = copies_lib.repeat(what.mask, particles)
     start_state = networks.start_state(
-        ctx, copies_lib.repeat(what.network, particles), stacked_mask, program,
-        data_keys=lambda: rng.copy_keys(ctx.setup.data_keys(), particles, PARTICLE))
+        ctx,
+        copies_lib.repeat(what.network, particles),
+        stacked_mask,
+        program,
+        data_keys=lambda: rng.copy_keys(ctx.setup.data_keys(), particles, PARTICLE),
+    )
     initial_state = start_state if swa_start is None else (lambda: swa.with_average(start_state()))
-    coordinates = [{"replicate": r, "particle": p}
-                   for r, p in copies_lib.coordinates(ctx.config.replicates, particles)]
-    state = ctx.train(f"{PARTICLES}/{level_name(level)}",
-                      ctx.segment(what.start, what.end, f"level {level}: {particles} particles"), stacked_mask,
-                      initial_state, {"arm": PARTICLES, "level": level}, coordinates=coordinates, program=program)
+    coordinates = [{"replicate": r, "particle": p} for r, p in copies_lib.coordinates(ctx.config.replicates, particles)]
+    state = ctx.train(
+        f"{PARTICLES}/{level_name(level)}",
+        ctx.segment(what.start, what.end, f"level {level}: {particles} particles"),
+        stacked_mask,
+        initial_state,
+        {"arm": PARTICLES, "level": level},
+        coordinates=coordinates,
+        program=program,
+    )
     return network_of(state) if swa_start is None else swa.averaged_network(state)
 
 
@@ -89,6 +110,7 @@ def _swa_start(ctx: Context) -> int | None:
 
 def average(ctx: Context, particles_network: dict, particles: int, program=None) -> dict:
     """``(R * n) -> (R)``: each replicate's particles averaged; BatchNorm statistics recomputed."""
+
     def mean(x):
         return jnp.mean(x.reshape(-1, particles, *x.shape[1:]), axis=1)
 
@@ -101,15 +123,18 @@ def recompute_statistics(ctx: Context, network: dict, program=None) -> dict:
     program = ctx.program(program)
     params, stats = network["params"], network["batch_stats"]
     if jax.tree.leaves(stats):
-        batches = interp.bn_batches_from(ctx.setup.data.train_images, int(ctx.config.lottery.average_bn_batches),
-                                         ctx.config.train.batch_size)
+        batches = interp.bn_batches_from(
+            ctx.setup.data.train_images, int(ctx.config.lottery.average_bn_batches), ctx.config.train.batch_size
+        )
         if batches is not None:
             recompute = jax.jit(jax.vmap(lambda p, s: interp.recompute_batch_stats(program, p, s, batches)))
             stats = recompute(params, stats)
     return {"params": params, "batch_stats": stats}
 
 
-def _rows(ctx: Context, networks_: dict, mask, level: int, step: int, program, arm: str, particles: int = 1) -> list[dict]:
+def _rows(
+    ctx: Context, networks_: dict, mask, level: int, step: int, program, arm: str, particles: int = 1
+) -> list[dict]:
     """Test (and train) loss and accuracy rows of stacked networks (``R`` or ``R * n`` particles)."""
     program = ctx.program(program)
     data, config = ctx.setup.data, ctx.config
@@ -125,8 +150,17 @@ def _rows(ctx: Context, networks_: dict, mask, level: int, step: int, program, a
             for i, value in enumerate(np.asarray(values)):
                 r, p = copies_lib.coordinates(config.replicates, particles)[i]
                 coordinates = {"replicate": r} if particles == 1 else {"replicate": r, "particle": p}
-                rows.append({"arm": arm, "level": level, **coordinates,
-                             "density": float(density[i]), "step": step, "epoch": epoch, "split": split,
-                             "metric": metric, "value": float(value)})
+                rows.append(
+                    {
+                        "arm": arm,
+                        "level": level,
+                        **coordinates,
+                        "density": float(density[i]),
+                        "step": step,
+                        "epoch": epoch,
+                        "split": split,
+                        "metric": metric,
+                        "value": float(value),
+                    }
+                )
     return rows
-

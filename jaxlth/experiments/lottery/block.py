@@ -68,8 +68,10 @@ def parse_overrides(text: str) -> dict[str, str]:
 def check_rewind(config, rewind_step: int, total_steps: int) -> None:
     """The rewind step (in iterations) against the length of training."""
     if not 0 <= rewind_step < total_steps:
-        raise UserError(f"lottery.rewind ({config.lottery.rewind} = {rewind_step} steps) must come before the end "
-                        f"of training ({config.train.steps} = {total_steps} steps)")
+        raise UserError(
+            f"lottery.rewind ({config.lottery.rewind} = {rewind_step} steps) must come before the end "
+            f"of training ({config.train.steps} = {total_steps} steps)"
+        )
 
 
 def validate(config) -> None:
@@ -85,30 +87,40 @@ def validate(config) -> None:
         raise UserError(f"unknown lottery.retrain {lot.retrain!r}; choose one of {', '.join(imp.RETRAIN_MODES)}")
     branches(tuple(lot.branches))
     scorer = at_init.scorer(lot.scorer, "lottery.scorer")
-    for field, least in (("scorer_rounds", 0), ("scorer_examples_per_class", 0), ("average_copies", 1),
-                         ("average_bn_batches", 0)):
+    for field, least in (
+        ("scorer_rounds", 0),
+        ("scorer_examples_per_class", 0),
+        ("average_copies", 1),
+        ("average_bn_batches", 0),
+    ):
         value = lot[field]
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise UserError(f"lottery.{field} must be an integer >= {least}, got {value!r}")
     swa_start = lot.average_swa_start
     if (lot.average_copies > 1 or swa_start) and len(fractions(config)) > 1:
-        raise UserError("lottery.average_copies > 1 and lottery.average_swa_start need one lottery.prune_fraction, "
-                        "not a sweep")
+        raise UserError(
+            "lottery.average_copies > 1 and lottery.average_swa_start need one lottery.prune_fraction, not a sweep"
+        )
     if swa_start:
         step_specs.parse(swa_start, "lottery.average_swa_start")
         if step_specs.before(swa_start, config.train.steps, "lottery.average_swa_start", "train.steps") is False:
-            raise UserError(f"lottery.average_swa_start ({swa_start}) must come before the end of training "
-                            f"({config.train.steps})")
+            raise UserError(
+                f"lottery.average_swa_start ({swa_start}) must come before the end of training ({config.train.steps})"
+            )
     swa_lr = lot.average_swa_lr
     if isinstance(swa_lr, bool) or not isinstance(swa_lr, (int, float)) or not swa_lr >= 0:
         raise UserError(f"lottery.average_swa_lr must be a number >= 0, got {swa_lr!r}")
     if scorer.needs_data and lot.scorer_examples_per_class == 0:
-        raise UserError(f"lottery.scorer {scorer.name} scores on training examples, but "
-                        f"lottery.scorer_examples_per_class = 0 gives it none")
+        raise UserError(
+            f"lottery.scorer {scorer.name} scores on training examples, but "
+            f"lottery.scorer_examples_per_class = 0 gives it none"
+        )
     for key in parse_overrides(lot.retrain_overrides):
         if key not in config.train:
-            raise UserError(f"lottery.retrain_overrides names train.{key}, which does not exist; "
-                            f"fields: {', '.join(sorted(config.train))}")
+            raise UserError(
+                f"lottery.retrain_overrides names train.{key}, which does not exist; "
+                f"fields: {', '.join(sorted(config.train))}"
+            )
     pretrain = lot.pretrain_data
     selection.check(pretrain, "lottery.pretrain_data")
     subsets.check_source(pretrain, fields.to_dict(config)["data"], "lottery.pretrain_data")

@@ -11,15 +11,33 @@ import pandas as pd
 
 from jaxlth import drawing, storage, tables
 from jaxlth.experiments.lottery.arms import ARMS, IMP
-from jaxlth.experiments.lottery.sweep_figures import (MATCHING_FIGURE, SWEEP_FIGURE, format_prune_sweep,
-                                                     largest_matching_fraction, matching_grid, prune_sweep_table,
-                                                     save_sweep_figures, sweep_accuracy)
+from jaxlth.experiments.lottery.sweep_figures import (
+    MATCHING_FIGURE,
+    SWEEP_FIGURE,
+    format_prune_sweep,
+    largest_matching_fraction,
+    matching_grid,
+    prune_sweep_table,
+    save_sweep_figures,
+    sweep_accuracy,
+)
 
 ACCURACY_FIGURE = "accuracy_vs_weights.png"
 LAYER_DENSITY_FIGURE = "layer_density.png"
-__all__ = ["ACCURACY_FIGURE", "LAYER_DENSITY_FIGURE", "layer_density", "save_figures", "SWEEP_FIGURE",
-           "MATCHING_FIGURE", "prune_sweep_table", "largest_matching_fraction", "format_prune_sweep", "sweep_accuracy",
-           "matching_grid", "save_sweep_figures"]
+__all__ = [
+    "ACCURACY_FIGURE",
+    "LAYER_DENSITY_FIGURE",
+    "layer_density",
+    "save_figures",
+    "SWEEP_FIGURE",
+    "MATCHING_FIGURE",
+    "prune_sweep_table",
+    "largest_matching_fraction",
+    "format_prune_sweep",
+    "sweep_accuracy",
+    "matching_grid",
+    "save_sweep_figures",
+]
 
 
 def mask_rows(table: pd.DataFrame, arm: str = IMP) -> pd.DataFrame:
@@ -41,6 +59,7 @@ def layer_density(table: pd.DataFrame, ax=None, arm: str = IMP):
       ValueError: when the table holds no per-layer mask density rows of ``arm``.
     """
     from matplotlib import ticker
+
     rows = mask_rows(table, arm)
     if rows.empty:
         raise ValueError(f"the results table holds no per-layer mask densities of arm {arm!r}")
@@ -50,11 +69,19 @@ def layer_density(table: pd.DataFrame, ax=None, arm: str = IMP):
     for layer, color in zip(layers, colors):
         by_level = rows[rows["layer"] == layer].groupby("level")["value"].mean().sort_index()
         name = str(layer).removesuffix("/kernel")
-        ax.plot(by_level.index, 100.0 * by_level.to_numpy(), marker="o", markersize=3, linewidth=1.2,
-                color=color, label=name)
+        ax.plot(
+            by_level.index,
+            100.0 * by_level.to_numpy(),
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            color=color,
+            label=name,
+        )
     overall = rows.groupby("level")["density"].mean().sort_index()
-    ax.plot(overall.index, 100.0 * overall.to_numpy(), color="black", linestyle="--", linewidth=1.8,
-            label="all prunable")
+    ax.plot(
+        overall.index, 100.0 * overall.to_numpy(), color="black", linestyle="--", linewidth=1.8, label="all prunable"
+    )
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jaxlth import subsets
 from jaxlth import steps as step_specs
+from jaxlth import subsets
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.networks import PRETRAIN, start_state
 from jaxlth.layout import level_name
@@ -20,12 +20,17 @@ def on_subset(ctx: Context, init: dict, spec, rewind_step: int) -> dict:
     whole training set from the rewind step ``k``.
     """
     setup = ctx.setup
-    examples = ctx.cached(f"{PRETRAIN}/examples", lambda: subsets.per_replicate(
-        spec, setup.dataset.train_labels, ctx.config.replicates, "lottery.pretrain_data"))
+    examples = ctx.cached(
+        f"{PRETRAIN}/examples",
+        lambda: subsets.per_replicate(spec, setup.dataset.train_labels, ctx.config.replicates, "lottery.pretrain_data"),
+    )
     n = int(examples.shape[1])
     chosen = setup.for_examples(n)
-    steps = rewind_step if not spec.steps else step_specs.to_steps(spec.steps, chosen.program.spec.steps_per_epoch,
-                                                                   "lottery.pretrain_data.steps")
+    steps = (
+        rewind_step
+        if not spec.steps
+        else step_specs.to_steps(spec.steps, chosen.program.spec.steps_per_epoch, "lottery.pretrain_data.steps")
+    )
     if steps == 0:
         return init
     plain = start_state(ctx, init, {}, chosen.program)
@@ -33,6 +38,12 @@ def on_subset(ctx: Context, init: dict, spec, rewind_step: int) -> dict:
     def initial_state() -> ExampleState:
         return setup.place(with_examples(plain(), examples))
 
-    state = ctx.train(f"{PRETRAIN}/{level_name(0)}", ctx.segment(0, steps, f"pretrain on {n} examples"), {},
-                      initial_state, {"arm": PRETRAIN, "level": 0}, program=chosen.program)
+    state = ctx.train(
+        f"{PRETRAIN}/{level_name(0)}",
+        ctx.segment(0, steps, f"pretrain on {n} examples"),
+        {},
+        initial_state,
+        {"arm": PRETRAIN, "level": 0},
+        program=chosen.program,
+    )
     return network_of(state)

@@ -86,8 +86,7 @@ class Lottery:
     def trained(self, arm: str, level: int, mask, network: dict, setup) -> dict:
         """The ``R * F`` networks of ``arm`` at ``level`` trained k -> T (loaded when already on disk);
         IMP with ``average_copies > 1`` or SWA: the average of its particles (:mod:`.averaging`)."""
-        what = ArmLevel(arm, level, mask, network, self.rewind_step, self.total_steps, setup.program,
-                        self.coordinates)
+        what = ArmLevel(arm, level, mask, network, self.rewind_step, self.total_steps, setup.program, self.coordinates)
         if arm == IMP and self.averaging:
             return averaging.averaged_level(self.ctx, what, self.particles)
         return networks.trained(self.ctx, what)
@@ -98,11 +97,22 @@ class Lottery:
             return self.trained(IMP, 0, mask, self.rewind, self.setup)
 
         def train() -> dict:
-            shared = [[self.coordinates[i] for i in copies_lib.positions(self.config.replicates, self.copies, r)]
-                      for r in range(self.config.replicates)]
-            state = networks.train_level(self.ctx, ArmLevel(IMP, 0, copies_lib.select(mask, 0, self.copies),
-                                                            self.rewind, self.rewind_step, self.total_steps,
-                                                            coordinates=shared))
+            shared = [
+                [self.coordinates[i] for i in copies_lib.positions(self.config.replicates, self.copies, r)]
+                for r in range(self.config.replicates)
+            ]
+            state = networks.train_level(
+                self.ctx,
+                ArmLevel(
+                    IMP,
+                    0,
+                    copies_lib.select(mask, 0, self.copies),
+                    self.rewind,
+                    self.rewind_step,
+                    self.total_steps,
+                    coordinates=shared,
+                ),
+            )
             return self.stacked(network_of(state))
 
         return self.ctx.cached(f"{IMP}/{level_name(0)}/final", train)
@@ -111,8 +121,11 @@ class Lottery:
     def rewind(self) -> dict:
         """The rewind network of each replicate (trained 0 -> k once, then loaded)."""
         spec = self.config.lottery.pretrain_data
-        on_subset = None if spec.keep == "all" else functools.partial(pretrain.on_subset, self.ctx, spec=spec,
-                                                                       rewind_step=self.rewind_step)
+        on_subset = (
+            None
+            if spec.keep == "all"
+            else functools.partial(pretrain.on_subset, self.ctx, spec=spec, rewind_step=self.rewind_step)
+        )
         return networks.rewind_network(self.ctx, self.rewind_step, on_subset)
 
     @functools.cached_property
@@ -126,11 +139,15 @@ class Lottery:
 
     def mask(self, arm: str, level: int, compute) -> dict:
         """The mask of ``arm`` at ``level`` (saved once, with its per-layer density rows)."""
-        return self.ctx.cached(f"{arm}/{level_name(level)}/mask", compute,
-                               rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step, self.coordinates))
+        return self.ctx.cached(
+            f"{arm}/{level_name(level)}/mask",
+            compute,
+            rows=networks.mask_rows(self.ctx, arm, level, self.rewind_step, self.coordinates),
+        )
 
     def imp_mask(self, level: int, previous_final: dict | None, previous_mask) -> dict:
         """The IMP masks of ``level``, one per stacked network (dense at level 0)."""
+
         def compute():
             if level == 0:
                 return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
@@ -138,9 +155,15 @@ class Lottery:
             if lot.scorer == "magnitude":
                 return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions, lot.scope)
             how = scoring.pruning(self.setup, lot.scorer, lot.scope, lot.scorer_rounds)
-            return scoring.prune_each(how, previous_final, previous_mask, self.scoring_data,
-                                      scoring.method_keys(self.config, lot.scorer, level), self.position_fractions,
-                                      self.copies)
+            return scoring.prune_each(
+                how,
+                previous_final,
+                previous_mask,
+                self.scoring_data,
+                scoring.method_keys(self.config, lot.scorer, level),
+                self.position_fractions,
+                self.copies,
+            )
 
         return self.mask(IMP, level, compute)
 
@@ -156,8 +179,9 @@ class Lottery:
                 keys = self.stacked(rng.replicate_keys(c.seed, c.replicates, stream))
                 fresh = None
                 if branch.needs_fresh_init:
-                    state = self.setup.program.init(rng.replicate_keys(c.seed, c.replicates, stream + 1),
-                                                    self.setup.data_keys())
+                    state = self.setup.program.init(
+                        rng.replicate_keys(c.seed, c.replicates, stream + 1), self.setup.data_keys()
+                    )
                     fresh = self.stacked({"params": state.params, "batch_stats": state.batch_stats})
                 fn = jax.jit(jax.vmap(lambda k, m, rw, fr: branch.transform(k, m, rw, fr, c.lottery)))
                 transformed["mask"], transformed["network"] = fn(keys, imp_mask, rewind, fresh)
@@ -190,7 +214,10 @@ def run(ctx: Context) -> None:
     lot = ctx.config.lottery
     fractions = ", ".join(f"{p:g}" for p in lottery.fractions)
     ranking = "magnitude" if lot.scorer == "magnitude" else f"{lot.scorer}-scored"
-    print(f"IMP: {lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the remaining weights each"
-          f"{', in one vmapped program' if lottery.copies > 1 else ''}), {lot.retrain} to step "
-          f"{lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}", flush=True)
+    print(
+        f"IMP: {lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the remaining weights each"
+        f"{', in one vmapped program' if lottery.copies > 1 else ''}), {lot.retrain} to step "
+        f"{lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}",
+        flush=True,
+    )
     lottery.run()

@@ -29,8 +29,10 @@ def lottery_source(workdir: str, config, field: str, sweep: bool = False) -> Lot
     if source.experiment != "lottery":
         raise UserError(f"{field} {workdir} holds a {source.experiment!r} run, not a lottery run")
     if not sweep and len(source.fractions) > 1:
-        raise UserError(f"{field} {workdir} sweeps prune fractions {source.fractions}; this analysis needs a "
-                        f"lottery run with one lottery.prune_fraction")
+        raise UserError(
+            f"{field} {workdir} sweeps prune fractions {source.fractions}; this analysis needs a "
+            f"lottery run with one lottery.prune_fraction"
+        )
     mine = fields.to_dict(config)
     defaults = fields.to_dict(fields.common_config())
     for name in SHARED_WITH_SOURCE:

@@ -46,10 +46,18 @@ def prune_sweep_table(table: pd.DataFrame, split: str = "test", epsilon: float =
     out = []
     for (p, level), rows in final.groupby(["prune_fraction", "level"]):
         errors = rows["error"].to_numpy()
-        out.append({"prune_fraction": p, "level": int(level), "density": rows["density"].mean(),
-                    "error": errors.mean(), "std": errors.std(ddof=1) if errors.size > 1 else np.nan,
-                    "n": errors.size, "matching": bool(is_matching(errors.mean(), dense, tolerance)),
-                    "matching_replicates": float(np.mean(is_matching(errors, dense, tolerance)))})
+        out.append(
+            {
+                "prune_fraction": p,
+                "level": int(level),
+                "density": rows["density"].mean(),
+                "error": errors.mean(),
+                "std": errors.std(ddof=1) if errors.size > 1 else np.nan,
+                "n": errors.size,
+                "matching": bool(is_matching(errors.mean(), dense, tolerance)),
+                "matching_replicates": float(np.mean(is_matching(errors, dense, tolerance))),
+            }
+        )
     return pd.DataFrame(out, columns=columns).sort_values(["prune_fraction", "level"]).reset_index(drop=True)
 
 
@@ -80,10 +88,14 @@ def format_prune_sweep(table: pd.DataFrame, split: str = "test", epsilon: float 
 
     levels = sorted(sweep["level"].unique())
     header = ["level", *(f"p={p:g}" for p in fractions), "largest matching p"]
-    body = [[str(level), *(cell(p, level) for p in fractions),
-             "-" if np.isnan(largest[level]) else f"{largest[level]:g}"] for level in levels]
-    title = (f"prune-fraction sweep: weights remaining and final {split} error (%) per level; "
-             "* = matching (within epsilon of dense)")
+    body = [
+        [str(level), *(cell(p, level) for p in fractions), "-" if np.isnan(largest[level]) else f"{largest[level]:g}"]
+        for level in levels
+    ]
+    title = (
+        f"prune-fraction sweep: weights remaining and final {split} error (%) per level; "
+        "* = matching (within epsilon of dense)"
+    )
     return "\n".join([title, *tables.render(header, body)])
 
 
@@ -134,5 +146,11 @@ def save_sweep_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> l
     """Writes :data:`SWEEP_FIGURE` and :data:`MATCHING_FIGURE` (nothing before the first final accuracy)."""
     if prune_sweep_table(table).empty:
         return drawing.write_figures(directory, [], dpi)
-    return drawing.write_figures(directory, [(SWEEP_FIGURE, functools.partial(sweep_accuracy, table)),
-                                     (MATCHING_FIGURE, functools.partial(matching_grid, table))], dpi)
+    return drawing.write_figures(
+        directory,
+        [
+            (SWEEP_FIGURE, functools.partial(sweep_accuracy, table)),
+            (MATCHING_FIGURE, functools.partial(matching_grid, table)),
+        ],
+        dpi,
+    )

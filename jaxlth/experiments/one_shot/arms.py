@@ -5,5 +5,6 @@ from jaxlth.legend import Arms
 
 DENSE = "dense"
 ONE_SHOT = "one_shot"
-ARMS = Arms({ONE_SHOT: "one-shot magnitude pruning", DENSE: "dense", PRETRAIN: "pretraining"}, main=ONE_SHOT,
-            hidden=(PRETRAIN,))
+ARMS = Arms(
+    {ONE_SHOT: "one-shot magnitude pruning", DENSE: "dense", PRETRAIN: "pretraining"}, main=ONE_SHOT, hidden=(PRETRAIN,)
+)

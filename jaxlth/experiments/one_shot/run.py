@@ -38,15 +38,22 @@ def run(ctx: Context) -> None:
     densities = [float(d) for d in one.densities]
     k, total = ctx.steps(one.rewind, "one_shot.rewind"), setup.total_steps
     if not 0 <= k < total:
-        raise UserError(f"one_shot.rewind ({one.rewind} = {k} steps) must come before the end of training "
-                        f"({ctx.config.train.steps} = {total} steps)")
-    print(f"one-shot {one.scope} magnitude pruning to densities {', '.join(f'{d:g}' for d in densities)}; "
-          f"{one.retrain} to step {k}", flush=True)
+        raise UserError(
+            f"one_shot.rewind ({one.rewind} = {k} steps) must come before the end of training "
+            f"({ctx.config.train.steps} = {total} steps)"
+        )
+    print(
+        f"one-shot {one.scope} magnitude pruning to densities {', '.join(f'{d:g}' for d in densities)}; "
+        f"{one.retrain} to step {k}",
+        flush=True,
+    )
 
     rewind = networks.rewind_network(ctx, k)
-    dense_mask = ctx.cached(f"{DENSE}/{level_name(0)}/mask",
-                            lambda: setup.dense_mask(networks.init_network(ctx)["params"]),
-                            rows=networks.mask_rows(ctx, DENSE, 0, k))
+    dense_mask = ctx.cached(
+        f"{DENSE}/{level_name(0)}/mask",
+        lambda: setup.dense_mask(networks.init_network(ctx)["params"]),
+        rows=networks.mask_rows(ctx, DENSE, 0, k),
+    )
     dense = networks.trained(ctx, ArmLevel(DENSE, 0, dense_mask, rewind, k, total), "dense")
     pruned = []  # every density's masks, computed in one call the first time one is missing
 
@@ -55,9 +62,14 @@ def run(ctx: Context) -> None:
             pruned.append(imp.prune_to_densities(dense["params"], dense_mask, jnp.asarray(densities), one.scope))
         return jax.tree.map(lambda m: m[i], pruned[0])
 
-    masks = [ctx.cached(f"{ONE_SHOT}/{level_name(i + 1)}/mask", lambda i=i: mask_at(i),
-                        rows=networks.mask_rows(ctx, ONE_SHOT, i + 1, k, target_density=d))
-             for i, d in enumerate(densities)]
+    masks = [
+        ctx.cached(
+            f"{ONE_SHOT}/{level_name(i + 1)}/mask",
+            lambda i=i: mask_at(i),
+            rows=networks.mask_rows(ctx, ONE_SHOT, i + 1, k, target_density=d),
+        )
+        for i, d in enumerate(densities)
+    ]
     _retrain(ctx, densities, masks, rewind if one.retrain == "weight_rewind" else dense, k, total)
 
 
@@ -76,12 +88,22 @@ def _retrain(ctx: Context, densities: list[float], masks: list, start: dict, k: 
     def initial_state() -> TrainState:
         params = imp.on_mask(copies_lib.repeat(start["params"], count), mask)
         batch_stats = copies_lib.repeat(start["batch_stats"], count)
-        return TrainState(params, batch_stats, program.fresh_opt_state(params),
-                          copies_lib.repeat(setup.data_keys(), count))  # each density sees the dense run's data order
+        return TrainState(
+            params, batch_stats, program.fresh_opt_state(params), copies_lib.repeat(setup.data_keys(), count)
+        )  # each density sees the dense run's data order
 
-    coordinates = [{"replicate": r, "level": d + 1, "target_density": densities[d]}
-                   for r, d in copies_lib.coordinates(ctx.config.replicates, count)]
-    state = ctx.train(ONE_SHOT, ctx.segment(k, total, f"{count} densities"), mask, initial_state,
-                      {"arm": ONE_SHOT}, coordinates=coordinates, program=program)
+    coordinates = [
+        {"replicate": r, "level": d + 1, "target_density": densities[d]}
+        for r, d in copies_lib.coordinates(ctx.config.replicates, count)
+    ]
+    state = ctx.train(
+        ONE_SHOT,
+        ctx.segment(k, total, f"{count} densities"),
+        mask,
+        initial_state,
+        {"arm": ONE_SHOT},
+        coordinates=coordinates,
+        program=program,
+    )
     for d, network in enumerate(copies_lib.split(network_of(state), count)):
         ctx.save(f"{names[d]}/final", network)

@@ -6,8 +6,15 @@ from jaxlth.legend import Arms
 
 REFERENCES = ("imp", "lr_rewind", "finetune")
 METHOD_LABELS = {
-    "imp": "IMP, weight rewinding", "lr_rewind": "IMP, learning-rate rewinding", "finetune": "IMP, fine-tuning",
-    "random": "random", "uniform": "random, uniform", "erk": "random, ERK",
-    "magnitude": "magnitude", "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow",
+    "imp": "IMP, weight rewinding",
+    "lr_rewind": "IMP, learning-rate rewinding",
+    "finetune": "IMP, fine-tuning",
+    "random": "random",
+    "uniform": "random, uniform",
+    "erk": "random, ERK",
+    "magnitude": "magnitude",
+    "snip": "SNIP",
+    "grasp": "GraSP",
+    "synflow": "SynFlow",
 }
 ARMS = Arms({**METHOD_LABELS, PRETRAIN: "pretraining"}, hidden=(PRETRAIN,))

@@ -79,14 +79,17 @@ def validate(config) -> None:
             raise UserError(f"prune_at_init.{field} must be a non-negative integer, got {value!r}")
     needing = [m.name for m in methods if at_init.scorer(m.scorer, "scorer").needs_data]
     if needing and pai.examples_per_class == 0:
-        raise UserError(f"prune_at_init.methods {', '.join(needing)} score on training examples, but "
-                        f"prune_at_init.examples_per_class = 0 gives them none")
+        raise UserError(
+            f"prune_at_init.methods {', '.join(needing)} score on training examples, but "
+            f"prune_at_init.examples_per_class = 0 gives them none"
+        )
     if pai.batchnorm not in BATCHNORM:
         raise UserError(f"unknown prune_at_init.batchnorm {pai.batchnorm!r}; choose batch or running")
     if step_specs.before(pai.at, config.train.steps, "prune_at_init.at", "train.steps") is False:
         raise UserError(f"prune_at_init.at ({pai.at}) must come before the end of training ({config.train.steps})")
-    modes = [lottery_source(w, config, "prune_at_init.source_workdir").config["lottery"]["retrain"]
-             for w in sources(config)]
+    modes = [
+        lottery_source(w, config, "prune_at_init.source_workdir").config["lottery"]["retrain"] for w in sources(config)
+    ]
     if len(set(modes)) != len(modes):
         raise UserError(f"prune_at_init.source_workdir names two lottery runs with the same lottery.retrain {modes}")
 

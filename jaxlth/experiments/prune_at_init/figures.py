@@ -15,8 +15,14 @@ import pandas as pd
 from jaxlth import drawing, storage, tables
 from jaxlth.experiments.prune_at_init.arms import ARMS, METHOD_LABELS, REFERENCES
 
-__all__ = ["PRUNE_AT_INIT_FIGURE", "ABLATIONS_FIGURE", "prune_at_init_table", "format_prune_at_init",
-           "accuracy_vs_density", "save_prune_at_init_figures"]
+__all__ = [
+    "PRUNE_AT_INIT_FIGURE",
+    "ABLATIONS_FIGURE",
+    "prune_at_init_table",
+    "format_prune_at_init",
+    "accuracy_vs_density",
+    "save_prune_at_init_figures",
+]
 PRUNE_AT_INIT_FIGURE = "prune_at_init.png"
 ABLATIONS_FIGURE = "prune_at_init_ablations.png"
 ABLATION_STYLES = {"none": "-", "shuffle": "--", "reinit": ":", "invert": "-."}
@@ -55,8 +61,10 @@ def format_prune_at_init(table: pd.DataFrame, split: str = "test", metric: str =
     if stats.empty:
         return f"no final {split} {metric} measurements of pruning at initialisation yet"
     scale = tables.scale(metric)
-    stats = stats.assign(percent=stats["percent_remaining"].map(lambda p: float(f"{p:.3g}")),
-                         row=[label(m, a) for m, a in zip(stats["method"], stats["ablation"])])
+    stats = stats.assign(
+        percent=stats["percent_remaining"].map(lambda p: float(f"{p:.3g}")),
+        row=[label(m, a) for m, a in zip(stats["method"], stats["ablation"])],
+    )
     methods = stats[~stats["method"].isin(REFERENCES)]
     percents = sorted(set((methods if not methods.empty else stats)["percent"]), reverse=True)  # references: there
     body = []
@@ -76,8 +84,15 @@ def _line(ax, rows: pd.DataFrame, scale: float, **style) -> None:
         ax.fill_between(x, mean - std, mean + std, color=style.get("color"), alpha=0.12, linewidth=0)
 
 
-def accuracy_vs_density(table: pd.DataFrame, ax=None, split: str = "test", metric: str = "accuracy",
-                        ablations: bool = False, methods=None, title: str | None = None):
+def accuracy_vs_density(
+    table: pd.DataFrame,
+    ax=None,
+    split: str = "test",
+    metric: str = "accuracy",
+    ablations: bool = False,
+    methods=None,
+    title: str | None = None,
+):
     """Final ``metric`` against weights remaining (log axis, dense on the left): one line per method,
     the references (IMP, LR rewinding) in black and grey; with ``ablations`` the ablated variants
     dashed/dotted in their method's colour. ``methods`` limits the PaI methods drawn."""
@@ -88,14 +103,29 @@ def accuracy_vs_density(table: pd.DataFrame, ax=None, split: str = "test", metri
     if ablations:  # the panels of one method: random pruning is the grey baseline
         colors["random"] = "0.7"
     for i, reference in enumerate(r for r in REFERENCES if r in set(stats["method"])):
-        _line(ax, stats[stats["method"] == reference], scale, color=("black", "0.45", "0.7")[i], marker="s",
-              label=label(reference), linestyle="-", linewidth=1.8)
+        _line(
+            ax,
+            stats[stats["method"] == reference],
+            scale,
+            color=("black", "0.45", "0.7")[i],
+            marker="s",
+            label=label(reference),
+            linestyle="-",
+            linewidth=1.8,
+        )
     for method in methods or pai:
         for ablation, rows in stats[stats["method"] == method].groupby("ablation", sort=False):
             if ablation != "none" and not ablations:
                 continue
-            _line(ax, rows, scale, color=colors.get(method, "C9"), linestyle=ABLATION_STYLES.get(ablation, "--"),
-                  label=label(method, ablation), marker="x" if ablations and method == "random" else "o")
+            _line(
+                ax,
+                rows,
+                scale,
+                color=colors.get(method, "C9"),
+                linestyle=ABLATION_STYLES.get(ablation, "--"),
+                label=label(method, ablation),
+                marker="x" if ablations and method == "random" else "o",
+            )
     pruned = stats[stats["level"] > 0]
     drawing.weights_axis(ax, pruned["percent_remaining"])
     ticks = pruned[~pruned["method"].isin(REFERENCES)]["percent_remaining"]
@@ -129,8 +159,13 @@ def save_prune_at_init_figures(table: pd.DataFrame, directory: str, dpi: int = 1
         figure = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
         for i, method in enumerate(ablated):
             baseline = [m for m in ("random",) if m in set(stats["method"]) and m != method]
-            accuracy_vs_density(table, ax=figure.add_subplot(rows, columns, i + 1), ablations=True,
-                                methods=[method, *baseline], title=label(method))
+            accuracy_vs_density(
+                table,
+                ax=figure.add_subplot(rows, columns, i + 1),
+                ablations=True,
+                methods=[method, *baseline],
+                title=label(method),
+            )
         written.append(os.path.join(directory, ABLATIONS_FIGURE))
         storage.save_figure(figure, written[-1], dpi=dpi)
     return written

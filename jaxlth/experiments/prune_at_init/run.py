@@ -30,9 +30,9 @@ from jaxlth import rng
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks, scoring
 from jaxlth.experiments.context import Context, network_of
+from jaxlth.experiments.lottery.arms import IMP
 from jaxlth.experiments.lottery.source import lottery_source
 from jaxlth.experiments.prune_at_init.block import NONE, REFERENCE_ARMS, names, sources
-from jaxlth.experiments.lottery.arms import IMP
 from jaxlth.layout import level_name
 from jaxlth.pruning import at_init, branches, scorers
 from jaxlth.training import copies as copies_lib
@@ -54,8 +54,7 @@ def copy_references(ctx: Context) -> list[float]:
         name = REFERENCE_ARMS[run.config["lottery"]["retrain"]]
         labels = {"arm": name}
         keep = ["level", "replicate", "density", "step", "epoch", "split", "metric", "value"]
-        copied = [dict(labels, method=name, ablation=NONE, **{k: r[k] for k in keep})
-                  for r in rows.to_dict("records")]
+        copied = [dict(labels, method=name, ablation=NONE, **{k: r[k] for k in keep}) for r in rows.to_dict("records")]
         ctx.replace_rows(labels, copied)
         found |= {round(float(d), 6) for d in rows[rows["level"] > 0]["density"]}
         print(f"reference: {name} from {workdir} ({len(copied)} rows)", flush=True)
@@ -66,16 +65,20 @@ def run(ctx: Context) -> None:
     pai, setup, config = ctx.config.prune_at_init, ctx.setup, ctx.config
     k, total = ctx.steps(pai.at, "prune_at_init.at"), setup.total_steps
     if not 0 <= k < total:
-        raise UserError(f"prune_at_init.at ({pai.at} = {k} steps) must come before the end of training "
-                        f"({config.train.steps} = {total} steps)")
+        raise UserError(
+            f"prune_at_init.at ({pai.at} = {k} steps) must come before the end of training "
+            f"({config.train.steps} = {total} steps)"
+        )
     reference_densities = copy_references(ctx)
     densities = [float(d) for d in names(pai.densities)] or [d for d in reference_densities if d < 1.0]
     methods = [at_init.METHODS[m] for m in names(pai.methods)]
     if any(scorers.SCORERS[m.scorer].needs_data for m in methods):
         scoring.check_examples(setup, pai.examples_per_class, "prune_at_init.examples_per_class")
-    print(f"pruning at step {k}: {', '.join(m.name for m in methods)} to densities "
-          f"{', '.join(f'{d:g}' for d in densities)}; ablations: {', '.join(names(pai.ablations)) or 'none'}",
-          flush=True)
+    print(
+        f"pruning at step {k}: {', '.join(m.name for m in methods)} to densities "
+        f"{', '.join(f'{d:g}' for d in densities)}; ablations: {', '.join(names(pai.ablations)) or 'none'}",
+        flush=True,
+    )
     network = networks.rewind_network(ctx, k)
     dense_mask = setup.dense_mask(networks.init_network(ctx)["params"])
     data = []  # the scoring batches, made once when a method first needs them
@@ -83,8 +86,16 @@ def run(ctx: Context) -> None:
         _run_method(ctx, method, network, dense_mask, densities, data, k, total)
 
 
-def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask, densities: list[float],
-                data: list, k: int, total: int) -> None:
+def _run_method(
+    ctx: Context,
+    method: at_init.Method,
+    network: dict,
+    dense_mask,
+    densities: list[float],
+    data: list,
+    k: int,
+    total: int,
+) -> None:
     pai, config, setup = ctx.config.prune_at_init, ctx.config, ctx.setup
     variants = [NONE] + ([] if method.is_random else list(names(pai.ablations)))
     levels = range(1, len(densities) + 1)
@@ -97,10 +108,14 @@ def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask,
         if invert not in scored:
             if not data:
                 data.append(scoring.batches(setup, pai.examples_per_class))
-            how = scoring.pruning(setup, method.scorer, method.scope or pai.scope, pai.rounds, invert,
-                                  pai.batchnorm == "batch")
-            scored[invert] = _flat(scoring.masks_at_densities(how, network, dense_mask, data[0],
-                                                              scoring.method_keys(config, method.name), densities))
+            how = scoring.pruning(
+                setup, method.scorer, method.scope or pai.scope, pai.rounds, invert, pai.batchnorm == "batch"
+            )
+            scored[invert] = _flat(
+                scoring.masks_at_densities(
+                    how, network, dense_mask, data[0], scoring.method_keys(config, method.name), densities
+                )
+            )
         return scored[invert]
 
     def ablation(variant: str):  # the lottery branch that is the same transform, per (replicate, density)
@@ -109,13 +124,15 @@ def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask,
             keys = rng.copy_keys(rng.replicate_keys(config.seed, config.replicates, stream), count, 0)
             fresh = None
             if variant == "reinit":
-                init = setup.program.init(rng.replicate_keys(config.seed, config.replicates, stream + 1),
-                                          setup.data_keys())
+                init = setup.program.init(
+                    rng.replicate_keys(config.seed, config.replicates, stream + 1), setup.data_keys()
+                )
                 fresh = copies_lib.repeat(network_of(init), count)
             transform = branches.random_reinit if variant == "reinit" else branches.random_prune
             options = {"random_prune_scope": "layerwise"}
             ablated[variant] = jax.jit(jax.vmap(lambda kk, m, n, f: transform(kk, m, n, f, options)))(
-                keys, scored_masks(False), copies_lib.repeat(network, count), fresh)
+                keys, scored_masks(False), copies_lib.repeat(network, count), fresh
+            )
         return ablated[variant]
 
     def variant_masks(variant: str):
@@ -124,14 +141,23 @@ def _run_method(ctx: Context, method: at_init.Method, network: dict, dense_mask,
     stacked_masks, starts = [], []
     for variant in variants:
         name = arm(method.name, variant)
-        stacked_masks += [ctx.cached(f"{name}/{level_name(i)}/mask",
-                                     lambda v=variant, i=i: copies_lib.select(variant_masks(v), i - 1, count),
-                                     rows=networks.mask_rows(ctx, name, i, k, target_density=densities[i - 1],
-                                                             method=method.name, ablation=variant))
-                          for i in levels]
+        stacked_masks += [
+            ctx.cached(
+                f"{name}/{level_name(i)}/mask",
+                lambda v=variant, i=i: copies_lib.select(variant_masks(v), i - 1, count),
+                rows=networks.mask_rows(
+                    ctx, name, i, k, target_density=densities[i - 1], method=method.name, ablation=variant
+                ),
+            )
+            for i in levels
+        ]
         if variant == "reinit":  # a fresh initialisation on the mask; the others start from the network at k
-            starts += [ctx.cached(f"{name}/{level_name(i)}/start",
-                                  lambda i=i: copies_lib.select(ablation("reinit")[1], i - 1, count)) for i in levels]
+            starts += [
+                ctx.cached(
+                    f"{name}/{level_name(i)}/start", lambda i=i: copies_lib.select(ablation("reinit")[1], i - 1, count)
+                )
+                for i in levels
+            ]
         else:
             starts += [network] * count
     _train(ctx, method, variants, densities, stacked_masks, starts, k, total)
@@ -151,11 +177,23 @@ def _train(ctx: Context, method, variants, densities, masks: list, starts: list,
     mask = copies_lib.stack(masks)  # copy c = variant * D + density of replicate r at r * C + c
     network = copies_lib.stack(starts)
     layout = copies_lib.coordinates(len(variants), count)  # copy c of a replicate: (variant, density)
-    coordinates = [{"replicate": r, "level": layout[c][1] + 1, "target_density": densities[layout[c][1]],
-                    "ablation": variants[layout[c][0]], "arm": arm(method.name, variants[layout[c][0]])}
-                   for r, c in copies_lib.coordinates(ctx.config.replicates, len(artifacts))]
-    state = ctx.train(method.name, ctx.segment(k, total, f"{method.name}: {len(variants)} variants x {count} densities"),
-                      mask, networks.start_state(ctx, network, mask, copies=len(artifacts)), {"method": method.name},
-                      coordinates=coordinates)
+    coordinates = [
+        {
+            "replicate": r,
+            "level": layout[c][1] + 1,
+            "target_density": densities[layout[c][1]],
+            "ablation": variants[layout[c][0]],
+            "arm": arm(method.name, variants[layout[c][0]]),
+        }
+        for r, c in copies_lib.coordinates(ctx.config.replicates, len(artifacts))
+    ]
+    state = ctx.train(
+        method.name,
+        ctx.segment(k, total, f"{method.name}: {len(variants)} variants x {count} densities"),
+        mask,
+        networks.start_state(ctx, network, mask, copies=len(artifacts)),
+        {"method": method.name},
+        coordinates=coordinates,
+    )
     for name, trained in zip(artifacts, copies_lib.split(network_of(state), len(artifacts))):
         ctx.save(f"{name}/final", trained)

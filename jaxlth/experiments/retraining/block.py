@@ -22,11 +22,15 @@ def validate(config) -> None:
         raise UserError("retraining.source_workdir is required: the finished lottery run to analyse")
     source = lottery_source(re.source_workdir, config, "retraining.source_workdir")
     if source.config["lottery"].get("retrain", "weight_rewind") != "weight_rewind":
-        raise UserError(f"retraining.source_workdir {re.source_workdir} retrains by "
-                        f"{source.config['lottery']['retrain']}; this analysis needs weight rewinding")
+        raise UserError(
+            f"retraining.source_workdir {re.source_workdir} retrains by "
+            f"{source.config['lottery']['retrain']}; this analysis needs weight rewinding"
+        )
     if len(source.levels()) < 2:
-        raise UserError(f"retraining.source_workdir {re.source_workdir} has {len(source.levels())} finished "
-                        f"level(s); this analysis needs at least 2")
+        raise UserError(
+            f"retraining.source_workdir {re.source_workdir} has {len(source.levels())} finished "
+            f"level(s); this analysis needs at least 2"
+        )
 
 
 def widths(config) -> tuple[int, int]:

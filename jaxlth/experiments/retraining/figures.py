@@ -10,8 +10,14 @@ import pandas as pd
 from jaxlth import drawing, tables
 from jaxlth.experiments.retraining.arms import ARMS, IMP, NO_RETRAIN
 
-__all__ = ["SMALL_WEIGHTS_FIGURE", "NO_RETRAIN_FIGURE", "retraining_table", "format_retraining", "small_weights",
-           "save_retraining_figures"]
+__all__ = [
+    "SMALL_WEIGHTS_FIGURE",
+    "NO_RETRAIN_FIGURE",
+    "retraining_table",
+    "format_retraining",
+    "small_weights",
+    "save_retraining_figures",
+]
 SMALL_WEIGHTS_FIGURE = "retraining_small_weights.png"
 NO_RETRAIN_FIGURE = "no_retrain_accuracy.png"
 MEASURES = {
@@ -44,18 +50,37 @@ def format_retraining(table: pd.DataFrame) -> str:
     frame = retraining_table(table)
     if frame.empty:
         return "no retraining measurements yet"
-    header = ["level", "smallest(w_L-1)", "smallest(rewind)", "chance", "rank corr", "overlap no-retrain",
-              "acc imp", "acc no-retrain"]
+    header = [
+        "level",
+        "smallest(w_L-1)",
+        "smallest(rewind)",
+        "chance",
+        "rank corr",
+        "overlap no-retrain",
+        "acc imp",
+        "acc no-retrain",
+    ]
 
     def pct(value) -> str:
         return "-" if pd.isna(value) else f"{100 * value:.1f}"
 
-    body = [[str(int(r["level"])), pct(r["pruned_were_smallest_trained"]), pct(r["pruned_were_smallest_rewind"]),
-             pct(r["chance"]), "-" if pd.isna(r["rank_correlation"]) else f"{r['rank_correlation']:.3f}",
-             pct(r["overlap_with_imp"]), pct(r[f"{IMP}_accuracy"]), pct(r[f"{NO_RETRAIN}_accuracy"])]
-            for _, r in frame.iterrows()]
-    title = ("what retraining is for: % of the weights level L+1 prunes that were already among the smallest, "
-             "rank correlation of |w| across retraining, and pruning without retraining (mean over replicates)")
+    body = [
+        [
+            str(int(r["level"])),
+            pct(r["pruned_were_smallest_trained"]),
+            pct(r["pruned_were_smallest_rewind"]),
+            pct(r["chance"]),
+            "-" if pd.isna(r["rank_correlation"]) else f"{r['rank_correlation']:.3f}",
+            pct(r["overlap_with_imp"]),
+            pct(r[f"{IMP}_accuracy"]),
+            pct(r[f"{NO_RETRAIN}_accuracy"]),
+        ]
+        for _, r in frame.iterrows()
+    ]
+    title = (
+        "what retraining is for: % of the weights level L+1 prunes that were already among the smallest, "
+        "rank correlation of |w| across retraining, and pruning without retraining (mean over replicates)"
+    )
     return "\n".join([title, *tables.render(header, body)])
 
 
@@ -69,8 +94,14 @@ def small_weights(table: pd.DataFrame, ax=None):
         values = frame[metric].to_numpy(float)
         if np.isnan(values).all():
             continue
-        ax.plot(frame["level"], values, marker="o", color=f"C{i}", label=label,
-                linestyle="--" if metric == "chance" else "-")
+        ax.plot(
+            frame["level"],
+            values,
+            marker="o",
+            color=f"C{i}",
+            label=label,
+            linestyle="--" if metric == "chance" else "-",
+        )
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("Pruning level L")
     ax.set_ylabel("Fraction / correlation")

@@ -45,8 +45,9 @@ def _at_mask(tree: dict, mask: dict) -> list[np.ndarray]:
     return [np.asarray(tree)]
 
 
-def level_measures(mask: dict, next_mask: dict, previous_final: dict, final: dict, start: dict,
-                   scope: str = "global") -> dict:
+def level_measures(
+    mask: dict, next_mask: dict, previous_final: dict, final: dict, start: dict, scope: str = "global"
+) -> dict:
     """One replicate's measures at level ``L`` (numpy trees of ``m_L``, ``m_{L+1}``, ``w_{L-1}``, ``w_L``,
     and the starting weights of level ``L``): the fractions of ``m_L \\ m_{L+1}`` that were smallest.
 
@@ -79,13 +80,19 @@ def run(ctx: Context) -> None:
     rows = []
     for level in levels[1:-1]:
         for r in range(replicates):
-            measured = level_measures(source.mask(level, r), source.mask(level + 1, r), source.params(level - 1, r),
-                                      source.params(level, r), source.params(level, r, which="rewind"),
-                                      lot.get("scope", "global"))
+            measured = level_measures(
+                source.mask(level, r),
+                source.mask(level + 1, r),
+                source.params(level - 1, r),
+                source.params(level, r),
+                source.params(level, r, which="rewind"),
+                lot.get("scope", "global"),
+            )
             density = float(mask_lib.density(jax.tree.map(jnp.asarray, source.mask(level, r))))
             for metric, value in measured.items():
-                rows.append(dict(arm=IMP, level=level, replicate=r, density=density, split="mask", metric=metric,
-                                 value=value))
+                rows.append(
+                    dict(arm=IMP, level=level, replicate=r, density=density, split="mask", metric=metric, value=value)
+                )
     rows += _imp_accuracy(source)
     ctx.replace_rows({"arm": IMP}, rows)
     _control(ctx, source, levels, float(lot["prune_fraction"]), lot.get("scope", "global"))
@@ -96,9 +103,20 @@ def _imp_accuracy(source) -> list[dict]:
     table = source.table
     final = table[(table["arm"] == IMP) & (table["split"] == "test") & (table["metric"] == "accuracy")]
     final = final.loc[final.groupby(["level", "replicate"])["step"].idxmax()]
-    return [dict(arm=IMP, level=int(r.level), replicate=int(r.replicate),
-                 density=float(r.density), step=int(r.step), epoch=float(r.epoch), split="test", metric="accuracy",
-                 value=float(r.value)) for r in final.itertuples()]
+    return [
+        dict(
+            arm=IMP,
+            level=int(r.level),
+            replicate=int(r.replicate),
+            density=float(r.density),
+            step=int(r.step),
+            epoch=float(r.epoch),
+            split="test",
+            metric="accuracy",
+            value=float(r.value),
+        )
+        for r in final.itertuples()
+    ]
 
 
 def _control(ctx: Context, source, levels: list[int], fraction: float, scope: str) -> None:
@@ -109,16 +127,31 @@ def _control(ctx: Context, source, levels: list[int], fraction: float, scope: st
     for level in range(1, max(pruned_levels) + 1):
         mask = imp.prune(dense["params"], mask, fraction, scope)
         if level in pruned_levels:
-            masks.append(ctx.cached(f"{NO_RETRAIN}/{level_name(level)}/mask", lambda m=mask: m,
-                                    rows=networks.mask_rows(ctx, NO_RETRAIN, level, 0)))
+            masks.append(
+                ctx.cached(
+                    f"{NO_RETRAIN}/{level_name(level)}/mask",
+                    lambda m=mask: m,
+                    rows=networks.mask_rows(ctx, NO_RETRAIN, level, 0),
+                )
+            )
     overlap_rows = []
     for level, control in zip(pruned_levels, masks):
-        overlap = np.asarray(mask_lib.overlap(control, jax.tree.map(jnp.asarray, source.mask(level)),
-                                              replicate_axis=True))
+        overlap = np.asarray(
+            mask_lib.overlap(control, jax.tree.map(jnp.asarray, source.mask(level)), replicate_axis=True)
+        )
         density = mask_lib.replicate_density(control, replicates)
-        overlap_rows += [dict(arm=NO_RETRAIN, level=level, replicate=r,
-                              density=float(density[r]), split="mask", metric="overlap_with_imp",
-                              value=float(overlap[r])) for r in range(replicates)]
+        overlap_rows += [
+            dict(
+                arm=NO_RETRAIN,
+                level=level,
+                replicate=r,
+                density=float(density[r]),
+                split="mask",
+                metric="overlap_with_imp",
+                value=float(overlap[r]),
+            )
+            for r in range(replicates)
+        ]
     ctx.replace_rows({"metric": "overlap_with_imp"}, overlap_rows)
     if ctx.config.retraining.train_control:
         _train_control(ctx, source, pruned_levels, masks)
@@ -133,10 +166,16 @@ def _train_control(ctx: Context, source, levels: list[int], masks: list) -> None
     rewind_step = ctx.steps(source.config["lottery"]["rewind"], "lottery.rewind of the source")
     rewind = copies_lib.repeat(jax.tree.map(jnp.asarray, source.network(0, which="rewind")), count)
     mask = copies_lib.stack(masks)
-    coordinates = [{"replicate": r, "level": levels[c]}
-                   for r, c in copies_lib.coordinates(ctx.config.replicates, count)]
-    state = ctx.train(NO_RETRAIN, ctx.segment(rewind_step, setup.total_steps, f"{count} no-retraining masks"), mask,
-                      networks.start_state(ctx, rewind, mask, copies=count), {"arm": NO_RETRAIN},
-                      coordinates=coordinates)
+    coordinates = [
+        {"replicate": r, "level": levels[c]} for r, c in copies_lib.coordinates(ctx.config.replicates, count)
+    ]
+    state = ctx.train(
+        NO_RETRAIN,
+        ctx.segment(rewind_step, setup.total_steps, f"{count} no-retraining masks"),
+        mask,
+        networks.start_state(ctx, rewind, mask, copies=count),
+        {"arm": NO_RETRAIN},
+        coordinates=coordinates,
+    )
     for c, network in enumerate(copies_lib.split(network_of(state), count)):
         ctx.save(f"{names[c]}/final", network)

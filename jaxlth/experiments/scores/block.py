@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlth import subsets
 from jaxlth import steps as step_specs
+from jaxlth import subsets
 from jaxlth.errors import UserError
 
 

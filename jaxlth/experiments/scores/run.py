@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlth import subsets
 from jaxlth import steps as step_specs
+from jaxlth import subsets
 from jaxlth.analysis import example_scores
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
@@ -42,11 +42,13 @@ def score_function(setup, kinds: tuple[str, ...], chunk: int):
     def one(params, batch_stats):
         out = {}
         if "el2n" in chosen:
-            out["el2n"] = example_scores.el2n(program, params, batch_stats, data.train_images, data.train_labels,
-                                              chunk=max(chunk, 1000))
+            out["el2n"] = example_scores.el2n(
+                program, params, batch_stats, data.train_images, data.train_labels, chunk=max(chunk, 1000)
+            )
         if "grand" in chosen:
-            out["grand"] = example_scores.grand(program, params, batch_stats, data.train_images, data.train_labels,
-                                                chunk=chunk)
+            out["grand"] = example_scores.grand(
+                program, params, batch_stats, data.train_images, data.train_labels, chunk=chunk
+            )
         return out
 
     return jax.jit(jax.vmap(one))
@@ -56,14 +58,20 @@ def run(ctx: Context) -> None:
     setup, sc = ctx.setup, ctx.config.scores
     kinds = tuple(sc.kinds)
     tracking = "forgetting" in kinds
-    at = step_specs.parse_list(sc.at, setup.steps_per_epoch, "scores.at") if any(
-        k in subsets.STEP_KINDS for k in kinds) else []
+    at = (
+        step_specs.parse_list(sc.at, setup.steps_per_epoch, "scores.at")
+        if any(k in subsets.STEP_KINDS for k in kinds)
+        else []
+    )
     if at and at[-1] > setup.total_steps:
         raise UserError(f"scores.at step {at[-1]} comes after the end of training ({setup.total_steps} steps)")
     end = setup.total_steps if tracking else at[-1]
     n, replicates = setup.dataset.num_train, ctx.config.replicates
-    print(f"scores: {', '.join(kinds)} of {n} training examples x {replicates} replicate(s)"
-          f"{' at steps ' + ', '.join(map(str, at)) if at else ''}; training to step {end}", flush=True)
+    print(
+        f"scores: {', '.join(kinds)} of {n} training examples x {replicates} replicate(s)"
+        f"{' at steps ' + ', '.join(map(str, at)) if at else ''}; training to step {end}",
+        flush=True,
+    )
 
     plain = networks.start_state(ctx, networks.init_network(ctx), {})
 
@@ -77,10 +85,15 @@ def run(ctx: Context) -> None:
         # trained (or restored) only when an artifact of this step is missing; cached() also rewrites lost rows
         state = functools.cache(functools.partial(networks.state_at, ctx, step, initial_state, labels, "train"))
         if step in at:
-            ctx.cached(scores_name(step), lambda: dict(compute(state().params, state().batch_stats),
-                                                       step=np.int64(step),
-                                                       steps_per_epoch=np.int64(setup.steps_per_epoch)),
-                       rows=summary_rows(ctx, step, kinds))
+            ctx.cached(
+                scores_name(step),
+                lambda: dict(
+                    compute(state().params, state().batch_stats),
+                    step=np.int64(step),
+                    steps_per_epoch=np.int64(setup.steps_per_epoch),
+                ),
+                rows=summary_rows(ctx, step, kinds),
+            )
         if tracking and step == end:
             ctx.cached(FORGETTING, lambda: state().history, rows=summary_rows(ctx, step, ("forgetting",)))
 
@@ -100,8 +113,20 @@ def summary_rows(ctx: Context, step: int, kinds: tuple[str, ...]):
             values["never_learned_fraction"] = 1.0 - learned.mean(axis=1)
         else:
             values = {f"{k}_mean": np.mean(np.asarray(saved[k]), axis=1) for k in kinds if k in subsets.STEP_KINDS}
-        return [dict(arm=MAIN, level=0, replicate=r, density=1.0, step=step, epoch=epoch,
-                     split="scores", metric=metric, value=float(value))
-                for metric, per_replicate in values.items() for r, value in enumerate(per_replicate)]
+        return [
+            dict(
+                arm=MAIN,
+                level=0,
+                replicate=r,
+                density=1.0,
+                step=step,
+                epoch=epoch,
+                split="scores",
+                metric=metric,
+                value=float(value),
+            )
+            for metric, per_replicate in values.items()
+            for r, value in enumerate(per_replicate)
+        ]
 
     return {"split": "scores", "step": step, "metric": metrics[0]}, make

@@ -25,12 +25,19 @@ def run(ctx: Context) -> dict:
     setup = ctx.setup
     init = networks.init_network(ctx)
     ctx.cached(f"{MAIN}/level_00/mask", lambda: setup.dense_mask(init["params"]))
-    final = ctx.trained(f"{MAIN}/level_00", lambda: ctx.train(
-        "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, {"arm": MAIN, "level": 0}))
+    final = ctx.trained(
+        f"{MAIN}/level_00",
+        lambda: ctx.train(
+            "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, {"arm": MAIN, "level": 0}
+        ),
+    )
     loss, acc = sharding.to_host(setup.program.evaluate_data(final["params"], final["batch_stats"], setup.data, "test"))
     metrics = {"loss": loss, "accuracy": acc}
-    print(f"test accuracy after {setup.total_steps} steps: {np.mean(acc):.4f} ± {np.std(acc):.4f} "
-          f"over {len(acc)} replicate(s); results in {ctx.layout.results_file}", flush=True)
+    print(
+        f"test accuracy after {setup.total_steps} steps: {np.mean(acc):.4f} ± {np.std(acc):.4f} "
+        f"over {len(acc)} replicate(s); results in {ctx.layout.results_file}",
+        flush=True,
+    )
     return metrics
 
 
