@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
+from matfree import decomp
 
 from jaxlth.analysis import curvature as cv
 from jaxlth.pruning import masks as mask_lib
@@ -84,11 +85,71 @@ def test_top_eigenpairs_match_numpy(problem):
     for value, vector in zip(np.asarray(eig.values), np.asarray(eig.vectors, np.float64)):
         assert abs(np.linalg.norm(vector) - 1) < 1e-4
         assert np.linalg.norm(h @ vector - value * vector) < 1e-3 * abs(want[0])
-    # Before convergence, the residual bounds |beta_m s_mi| are the Ritz pairs' true residual norms.
+    # Before convergence too, the residuals are the Ritz pairs' residual norms.
     early = jax.jit(lambda k: cv.top_eigenpairs(matvec, dim, k, 3, 12))(jax.random.PRNGKey(4))
     true = [np.linalg.norm(h @ v - lam * v) for lam, v in zip(np.asarray(early.values), np.asarray(early.vectors))]
     assert np.max(true) > 1e-3
     np.testing.assert_allclose(early.residuals, true, rtol=1e-3, atol=1e-6)
+
+
+def lanczos_estimate(matvec, dim, key, k, iterations):
+    """``(k,)`` Lanczos' own ``|beta_m s_{m,i}|`` for the top ``k`` Ritz pairs (what was reported before)."""
+    v0 = jax.random.normal(key, (dim,), jnp.float32)
+    result = decomp.tridiag_sym(iterations, reortho="full", materialize=True, custom_vjp=False)(matvec, v0)
+    s = np.linalg.eigh(np.asarray(result.J_small, np.float64))[1][:, ::-1][:, :k]
+    return np.abs(np.linalg.norm(np.asarray(result.residual, np.float64)) * s[-1])
+
+
+def assert_residuals_bound_the_error(eig, exact, h, matvec):
+    """Every returned pair: ``residual = ||H v - lambda v||`` (float32 and float64) bounds the error."""
+    values, vectors = np.asarray(eig.values, np.float64), np.asarray(eig.vectors, np.float64)
+    residuals = np.asarray(eig.residuals, np.float64)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    direct = [jnp.linalg.norm(matvec(v) - lam * v) for lam, v in zip(eig.values, eig.vectors)]
+    rounding = 1e-7 * np.abs(exact).max()  # float32 products differ by their order of summation
+    np.testing.assert_allclose(residuals, direct, rtol=1e-3, atol=rounding)
+    in_float64 = np.linalg.norm(vectors @ h - values[:, None] * vectors, axis=1)
+    np.testing.assert_allclose(residuals, in_float64, rtol=1e-3, atol=rounding)
+    error = np.abs(values[:, None] - exact[None]).min(axis=1)
+    assert np.all(error <= residuals), (error, residuals)
+    return error
+
+
+@pytest.mark.parametrize("iterations", [6, 30, 50])
+def test_residuals_bound_the_eigenvalue_error_of_a_symmetric_matrix(iterations):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(60, 60)).astype(np.float32)
+    a = (a + a.T) / 2
+    h = a.astype(np.float64)
+    exact = np.linalg.eigvalsh(h)
+    matvec = lambda x: jnp.asarray(a) @ x  # noqa: E731
+    key = jax.random.PRNGKey(0)
+    eig = jax.jit(lambda k: cv.top_eigenpairs(matvec, 60, k, 5, iterations))(key)
+    error = assert_residuals_bound_the_error(eig, exact, h, matvec)
+    old = lanczos_estimate(matvec, 60, key, 5, iterations)
+    if iterations == 50:
+        # Converged in float32: Lanczos' estimate of the top 4 has fallen to 1e-16..1e-9, far below
+        # their eigenvalues' errors (1e-7..1e-6): it bounds nothing; the residual does.
+        assert np.all(old[:4] < 1e-8) and np.all(error[:4] > 10 * old[:4]), (old, error)
+        assert np.all(np.asarray(eig.residuals) > 1e-6)
+    else:  # before convergence they agree, down to the rounding level of the products
+        np.testing.assert_allclose(old, eig.residuals, rtol=1e-3, atol=1e-5)
+
+
+def test_residuals_bound_the_error_of_a_network_hessian_in_float64(problem):
+    loss, params, _, mask, kept = problem
+    flat, unravel = ravel_pytree(params)
+    with jax.enable_x64(True):
+        flat64 = jnp.asarray(flat, jnp.float64)
+        h = np.asarray(jax.jit(jax.hessian(lambda z: loss(unravel(z))))(flat64), np.float64)
+    assert h.dtype == np.float64
+    matvec, _, _ = cv.flat_operator(loss, params, mask)
+    s = cv.subspace_vector(params, mask)
+    sub = np.diag(np.asarray(s, np.float64))
+    exact = np.linalg.eigvalsh(sub @ h @ sub)  # M H M: the kept submatrix's eigenvalues and zeros
+    for iterations in (5, 25, int(kept.sum())):
+        eig = jax.jit(lambda k: cv.top_eigenpairs(matvec, s.size, k, 3, iterations, s))(jax.random.PRNGKey(5))
+        assert_residuals_bound_the_error(eig, exact, sub @ h @ sub, matvec)
 
 
 def test_masked_top_eigenpairs_are_those_of_the_kept_submatrix(problem):

@@ -84,6 +84,109 @@ def test_grand_of_a_pruned_network_leaves_out_the_pruned_weights(tiny):
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
+def confident(params, boost):
+    """``(params, labels)``: class 0's output bias raised by ``boost`` (logits' margin, not their
+    scale: their float32 rounding stays ~1e-6) and every example labelled 0 (256 labels)."""
+    output = {**params["output"], "bias": params["output"]["bias"].at[0].add(boost)}
+    return {**params, "output": output}, jnp.zeros(256, jnp.int32)
+
+
+def float64_scores(setup, params, images, labels):
+    """``(EL2N, GraNd, 1 − p_y)`` in float64 of the network's float32 logits (the scores' input).
+
+    ``1 − p_y = exp(logsumexp_{j≠y} z_j − logsumexp z)``; GraNd is the float64 network's pullback of
+    ``softmax(z) − onehot(y)`` with that label entry (the cross-entropy's gradient in the logits).
+    """
+    model, x = setup.program.model, setup.program.preprocess(images)
+    z = np.asarray(fn.logits(model, params, {}, x)[0], np.float64)
+    rows, y = np.arange(len(z)), np.asarray(labels)
+    others = z.copy()
+    others[rows, y] = -np.inf
+    lse = np.logaddexp.reduce(z, axis=1)
+    error = np.exp(others - lse[:, None])
+    error[rows, y] = -np.exp(np.logaddexp.reduce(others, axis=1) - lse)
+    with jax.enable_x64(True):
+        wide = jax.tree.map(lambda w: jnp.asarray(w, jnp.float64), params)
+
+        def squared_norm(xi, ei):
+            _, pullback = jax.vjp(lambda p: fn.logits(model, p, {}, xi[None])[0][0], wide)
+            return sum(jnp.sum(g**2) for g in jax.tree.leaves(pullback(ei)[0]))
+
+        grand = np.sqrt(np.asarray(jax.jit(jax.vmap(squared_norm))(jnp.asarray(x, jnp.float64), jnp.asarray(error))))
+    return np.linalg.norm(error, axis=1), grand, -error[rows, y]
+
+
+def float64_autodiff_grand(setup, params, images, labels):
+    """``(N,)`` GraNd by ``jax.grad`` of the plain cross-entropy of the float64 network, its logits
+    shifted to the float32 ones (exact to ~1e-16 / (1 − p_y): a check of the reference above)."""
+    model, x = setup.program.model, setup.program.preprocess(images)
+    z = fn.logits(model, params, {}, x)[0]
+    with jax.enable_x64(True):
+        wide = jax.tree.map(lambda w: jnp.asarray(w, jnp.float64), params)
+        x64 = jnp.asarray(x, jnp.float64)
+        shift = jnp.asarray(z, jnp.float64) - fn.logits(model, wide, {}, x64)[0]
+
+        def squared_norm(xi, si, yi):
+            loss = lambda p: fn.cross_entropy(fn.logits(model, p, {}, xi[None])[0] + si, yi[None])[0]  # noqa: E731
+            return sum(jnp.sum(g**2) for g in jax.tree.leaves(jax.grad(loss)(wide)))
+
+        return np.sqrt(np.asarray(jax.jit(jax.vmap(squared_norm))(x64, shift, jnp.asarray(labels))))
+
+
+def test_scores_of_confident_examples_keep_their_digits_in_float32(tiny):
+    setup, params = tiny
+    params, labels = confident(params, 18.0)
+    images = setup.data.train_images
+    want_el2n, want_grand, wrong = float64_scores(setup, params, images, labels)
+    near = (wrong > 1e-7) & (wrong < 1e-5)  # p_y ~ 1 − 1e-6
+    assert near.sum() >= 20
+    images, labels = images[near], labels[near]
+    el2n = np.asarray(jax.jit(lambda p: es.el2n(setup.program, p, {}, images, labels, chunk=8))(params))
+    grand = np.asarray(jax.jit(lambda p: es.grand(setup.program, p, {}, images, labels, chunk=8))(params))
+    np.testing.assert_allclose(el2n, want_el2n[near], rtol=5e-5)
+    np.testing.assert_allclose(grand, want_grand[near], rtol=5e-5)
+    np.testing.assert_allclose(float64_autodiff_grand(setup, params, images, labels), want_grand[near], rtol=1e-5)
+    # The textbook float32 forms, softmax − onehot and the gradient of the cross-entropy, lose them.
+    out, _ = fn.logits(setup.program.model, params, {}, setup.program.preprocess(images))
+    naive_el2n = jnp.linalg.norm(jax.nn.softmax(out) - jax.nn.one_hot(labels, 10), axis=-1)
+    assert np.max(np.abs(naive_el2n / want_el2n[near] - 1)) > 1e-2
+    naive_grand = [grad_norm(setup, params, images[i], labels[i]) for i in range(3)]
+    assert np.max(np.abs(np.asarray(naive_grand) / want_grand[near][:3] - 1)) > 1e-3
+
+
+def test_scores_of_tiny_errors_do_not_underflow(tiny):
+    setup, params = tiny
+    params, labels = confident(params, 60.0)
+    want_el2n, want_grand, wrong = float64_scores(setup, params, setup.data.train_images, labels)
+    tiny_error = (wrong > 1e-30) & (wrong < 1e-20)  # squares below float32's smallest number
+    assert tiny_error.sum() >= 5
+    images, labels = setup.data.train_images[tiny_error], labels[tiny_error]
+    el2n = np.asarray(es.el2n(setup.program, params, {}, images, labels))
+    grand = np.asarray(es.grand(setup.program, params, {}, images, labels))
+    np.testing.assert_allclose(el2n, want_el2n[tiny_error], rtol=1e-4)
+    np.testing.assert_allclose(grand, want_grand[tiny_error], rtol=1e-4)
+
+
+def test_scores_of_unconfident_examples_are_the_textbook_forms(tiny):
+    setup, params = tiny
+    images, labels = setup.data.train_images[:64], setup.data.train_labels[:64]
+    out, _ = fn.logits(setup.program.model, params, {}, setup.program.preprocess(images))
+    unsure = np.asarray(jnp.max(jax.nn.softmax(out), axis=-1) < 0.99)
+    assert unsure.sum() >= 32
+    textbook = jnp.linalg.norm(jax.nn.softmax(out) - jax.nn.one_hot(labels, 10), axis=-1)
+    el2n = es.el2n(setup.program, params, {}, images, labels)
+    np.testing.assert_allclose(np.asarray(el2n)[unsure], np.asarray(textbook)[unsure], rtol=1e-5)
+    grand = np.asarray(es.grand(setup.program, params, {}, images, labels))
+    textbook = [grad_norm(setup, params, images[i], labels[i]) for i in np.flatnonzero(unsure)[:8]]
+    np.testing.assert_allclose(grand[np.flatnonzero(unsure)[:8]], textbook, rtol=1e-5)
+
+
+def grad_norm(setup, params, image, label):
+    """The float32 gradient of the training cross-entropy of one example, its norm (float64)."""
+    g = jax.grad(lambda p: direct_loss(setup, p, image, label)[1])(params)
+    return np.sqrt(sum(float(np.sum(np.asarray(leaf, np.float64) ** 2)) for leaf in jax.tree.leaves(g)))
+
+
 def test_forgetting_counts_a_hand_made_trajectory():
     # 4 examples, presented in batches; correctness per presentation:
     # ex0: 1 0 1 0  -> 2 events;  ex1: 0 0 0 -> never learned;  ex2: 1 1 1 -> 0;  ex3: 0 1 0 1 0 -> 2

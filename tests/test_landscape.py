@@ -69,6 +69,9 @@ def test_eigenvalues_and_trace_are_those_of_the_masked_hessian(measured):
         rows = table[(table.metric == "eigenvalue") & (table.level == level) & (table.replicate == 1)]
         top = rows.sort_values("rank")["value"].to_numpy()
         np.testing.assert_allclose(top, exact[:2], rtol=1e-3)
+        bound = table[(table.metric == "eigen_residual") & (table.level == level) & (table.replicate == 1)]
+        residuals = bound.sort_values("rank")["value"].to_numpy()
+        assert np.all(np.abs(top[:, None] - exact[None]).min(axis=1) <= residuals), (top, exact[:3], residuals)
         trace = table[(table.metric == "trace") & (table.level == level) & (table.replicate == 1)]["value"].item()
         stderr = table[(table.metric == "trace_stderr") & (table.level == level) & (table.replicate == 1)]
         assert abs(trace - exact.sum()) <= 4 * stderr["value"].item() + 1e-3 * abs(exact.sum())

@@ -112,6 +112,9 @@ def measure(
       subset: ``(images, labels)`` of the training examples the Hessian is taken on;
       eval_sets: ``{split: (images, labels)}`` the projection paths are evaluated on.
 
+    ``residuals`` are ``||H v - lambda v||`` of the returned unit eigenpairs (eigenvalue units): some
+    exact eigenvalue of the (masked) Hessian lies within each of its ``lambda``.
+
     Returns ``{"eigenvalues" (k,), "residuals" (k,), "trace", "trace_stderr", "dim",
     "first_order" (G,), "second_order" (G,), "loss_change" (G,), "distance" (G,), "weight_norm",
     "<split>_loss" (G, A), "<split>_error" (G, A)}``.

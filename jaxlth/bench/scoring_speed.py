@@ -2,7 +2,7 @@
 
 On data of Fashion-MNIST's size, for 4 replicates vmapped in one program (the scores experiment's
 layout): examples/s of EL2N (eval-mode forward passes, chunks of 1,000) and of GraNd (per-example
-gradients by ``vmap(grad)``, chunks of 16) over all 60,000 training examples, each also as a
+gradients by ``vmap(vjp)``, chunks of 16) over all 60,000 training examples, each also as a
 multiple of one training epoch of the same replicates; and the time of one training epoch with
 each example's forgetting history updated at every step, over the same epoch without it.
 """
@@ -63,7 +63,7 @@ def suite(args) -> None:
     print(f"| one training epoch (batch 128) | {t['epoch']:.2f} s | {n * REPLICATES / t['epoch']:,.0f} | 1.00x |")
     for kind, label in (
         ("el2n", "EL2N (eval forward, chunks of 1,000)"),
-        ("grand", "GraNd (vmap of grad, chunks of 16)"),
+        ("grand", "GraNd (vmap of vjp, chunks of 16)"),
     ):
         print(f"| {label} | {t[kind]:.2f} s | {n * REPLICATES / t[kind]:,.0f} | {t[kind] / t['epoch']:.2f}x |")
     print(
