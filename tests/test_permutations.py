@@ -90,7 +90,7 @@ def test_weight_matching_recovers_a_known_permutation_exactly(name):
     sizes = permutations.sizes(spec, params, stats)
     perms = permutations.random_permutations(spec, sizes, jax.random.PRNGKey(3))
     shuffled, shuffled_stats = permutations.permute(spec, perms, params, stats)
-    found = matching.weight_matching(spec, sizes, params, shuffled, seed=0)
+    found, _ = matching.weight_matching(spec, sizes, params, shuffled, seed=0)
     aligned, aligned_stats = permutations.permute(spec, found, shuffled, shuffled_stats)
     for a, b in zip(jax.tree.leaves((params, stats)), jax.tree.leaves((aligned, aligned_stats))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -126,7 +126,7 @@ def test_activation_matching_recovers_a_known_permutation(name):
     perms = permutations.random_permutations(symmetry.spec, sizes, jax.random.PRNGKey(5))
     shuffled, shuffled_stats = permutations.permute(symmetry.spec, perms, params, stats)
     x = jax.random.normal(jax.random.PRNGKey(6), (16, *shape))
-    found = matching.activation_matching(symmetry, params, stats, shuffled, shuffled_stats, x)
+    found, _ = matching.activation_matching(symmetry, params, stats, shuffled, shuffled_stats, x)
     aligned, _ = permutations.permute(symmetry.spec, found, shuffled, shuffled_stats)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(aligned)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -2,7 +2,8 @@
 
 ``align(program, net_a, net_b, mode, ...)`` returns B with its units permuted, replicate by
 replicate: ``"weights"`` by weight matching, ``"activations"`` by activation matching on the given
-unaugmented training images, ``"none"`` unchanged. The function B computes is unchanged (its
+unaugmented training images, ``"none"`` unchanged; ``match`` returns each replicate's matching
+objective with it (:mod:`jaxlth.analysis.matching`). The function B computes is unchanged (its
 permutation symmetries come from :mod:`jaxlth.analysis.permutations`); only the path between
 A and B changes. Networks are ``{"params", "batch_stats"}`` with a leading replicate axis.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlth.analysis import matching, permutations
 from jaxlth.training import functions as fn
@@ -46,33 +48,61 @@ def align(
     symmetry: permutations.Symmetry | None = None,
     images=None,
     seed: int = 0,
+    restart_keys=None,
 ) -> dict:
-    """``net_b`` with each replicate's units permuted to match ``net_a``'s (``mode`` in :data:`MODES`).
+    """``net_b`` with each replicate's units permuted to match ``net_a``'s (``mode`` in :data:`MODES`);
+    the arguments are :func:`match`'s."""
+    return match(program, net_a, net_b, mode, symmetry, images, seed, restart_keys)[0]
 
-    ``images``: stored training images (``(N, ...)``) activation matching runs on; ``seed``: the order
-    weight matching visits its groups.
+
+def match(
+    program,
+    net_a: dict,
+    net_b: dict,
+    mode: str,
+    symmetry: permutations.Symmetry | None = None,
+    images=None,
+    seed: int = 0,
+    restart_keys=None,
+) -> tuple[dict, np.ndarray | None]:
+    """``(net_b aligned, objectives)``: ``net_b`` with each replicate's units permuted to match
+    ``net_a``'s, and ``(R,)`` float64 the objective each replicate's matching reached (weight
+    matching: ``<theta_A, pi(theta_B)>``; activation matching: the summed activation inner products;
+    ``None`` for ``"none"``).
+
+    ``images``: stored training images (``(N, ...)``) activation matching runs on; ``seed``: the
+    order weight matching visits its groups first (restart 0); ``restart_keys``: ``None`` or
+    ``(R, K, 2)`` PRNG keys (or ``(R, K)`` typed keys), replicate ``r`` restarting weight matching
+    from ``K`` more orders, one drawn from each ``restart_keys[r, k]``, and keeping the best objective.
     """
     if mode == "none":
-        return net_b
+        return net_b, None
     if mode not in MODES:
         raise ValueError(f"alignment mode must be one of {', '.join(MODES)}, got {mode!r}")
     symmetry = symmetry or symmetry_of(program, net_a)
     sizes = permutations.sizes(symmetry.spec, *_one(net_a, 0))
     x = program.preprocess(images) if mode == "activations" else None
-    aligned = []
+    aligned, objectives = [], []
     for r in range(jax.tree.leaves(net_a)[0].shape[0]):
         (pa, sa), (pb, sb) = _one(net_a, r), _one(net_b, r)
         if mode == "weights":
-            perms = matching.weight_matching(symmetry.spec, sizes, pa, pb, seed=seed)
+            restarts = () if restart_keys is None else [_numpy_seed(k) for k in restart_keys[r]]
+            perms, objective = matching.weight_matching(symmetry.spec, sizes, pa, pb, seed=seed, restart_seeds=restarts)
         else:
-            perms = matching.activation_matching(symmetry, pa, sa, pb, sb, x)
+            perms, objective = matching.activation_matching(symmetry, pa, sa, pb, sb, x)
         params, stats = permutations.permute(symmetry.spec, perms, pb, sb)
         aligned.append({"params": params, "batch_stats": stats})
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *aligned)
+        objectives.append(objective)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *aligned), np.asarray(objectives, np.float64)
+
+
+def _numpy_seed(key) -> list[int]:
+    """A numpy seed (a list of ints) from a JAX PRNG key's data."""
+    return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]
 
 
 def _one(network: dict, r: int):
     return jax.tree.map(lambda x: x[r], network["params"]), jax.tree.map(lambda x: x[r], network["batch_stats"])
 
 
-__all__ = ["MODES", "ENTRIES", "REPAIR", "parse", "align", "symmetry_of"]
+__all__ = ["MODES", "ENTRIES", "REPAIR", "parse", "align", "match", "symmetry_of"]

@@ -145,13 +145,18 @@ class Analyzer:
         align_examples: int = 1024,
         repair_examples: int = 1024,
         chunk_size: int | None = None,
+        align_seed: int = 0,
+        align_keys=None,
     ) -> dict[str, np.ndarray]:
         """:func:`interpolate` on the run's ``test`` or ``train`` split; ``alphas`` a count or a grid.
 
         ``align``: an entry of :data:`jaxlth.analysis.alignment.ENTRIES` — B's units permuted to
         A's first (activation matching on ``align_examples`` training images), and with ``+repair``
         REPAIR on ``repair_examples``; the images are the first of the fixed order
-        :func:`jaxlth.rng.eval_subset_order` (the instability experiment's).
+        :func:`jaxlth.rng.eval_subset_order` (the instability experiment's). Weight matching visits
+        the groups in the orders of ``align_seed`` and, with ``align_keys`` (``(R, K, 2)`` PRNG keys),
+        restarts from ``K`` more orders per replicate (:func:`jaxlth.analysis.alignment.match`).
+        An aligned ``align`` adds ``"matching_objective"``: ``(R,)`` the objective each matching reached.
         """
         mode, repaired = alignment.parse(align)
         grid = alpha_grid(alphas) if np.isscalar(alphas) else np.asarray(alphas)
@@ -164,14 +169,17 @@ class Analyzer:
         net_a, net_b = to_device(net_a), to_device(net_b)
         order = rng.eval_subset_order(data.train_images.shape[0])
         symmetry = alignment.symmetry_of(program, net_a) if (mode != "none" or repaired) else None
-        net_b = alignment.align(program, net_a, net_b, mode, symmetry, data.train_images[order[:align_examples]])
+        net_b, objectives = alignment.match(
+            program, net_a, net_b, mode, symmetry, data.train_images[order[:align_examples]], align_seed, align_keys
+        )
         repair = None
         if repaired:
             sites = repair_lib.sites(symmetry.spec, jax.tree.map(lambda x: x[0], net_a["params"]))
             repair = (data.train_images[order[:repair_examples]], sites)
-        return interpolate(
+        out = interpolate(
             program, net_a, net_b, grid, images, labels, bn_batches=batches, repair=repair, chunk_size=chunk_size
         )
+        return out if objectives is None else dict(out, matching_objective=objectives)
 
 
 def for_run(run) -> Analyzer:

@@ -8,6 +8,7 @@ import ml_collections
 from jaxlth import steps as step_specs
 from jaxlth.analysis import alignment
 from jaxlth.errors import UserError
+from jaxlth.experiments.instability.streams import ALIGN_RESTART
 from jaxlth.experiments.lottery.source import lottery_source
 
 SPLITS = ("test", "train")
@@ -30,6 +31,7 @@ def defaults() -> ml_collections.ConfigDict:
     c.perturb_scales = ()  # Paul et al. 2023: noise scales relative to layer norms
     c.perturb_step = "0it"  # the step whose network is perturbed (dense runs)
     c.align = ("none",)  # none | weights | activations, each optionally +repair: each path measured after each
+    c.align_restarts = 1  # weight matching: from this many orders of the groups (the first: seed's), the best kept
     c.align_examples = 1024  # activation matching: this many unaugmented training examples (a fixed subset)
     c.repair_examples = 1024  # +repair (REPAIR, Jordan et al. 2023): unit statistics over this many examples
     c.seed_pairs = False  # also the dense networks of replicates r and r + 1 (different seeds), trained 0 -> T
@@ -67,6 +69,11 @@ def validate(config) -> None:
             raise UserError(f"unknown instability.align entry {mode!r}; choose from {', '.join(alignment.ENTRIES)}")
     if not aligns or len(set(aligns)) != len(aligns):
         raise UserError(f"instability.align must list each alignment at most once, got {aligns}")
+    restarts = ins.get("align_restarts", 1)
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or not 1 <= restarts <= ALIGN_RESTART.span:
+        raise UserError(
+            f"instability.align_restarts must be an integer from 1 to {ALIGN_RESTART.span}, got {restarts!r}"
+        )
     if ins.align_examples < 1 or ins.repair_examples < 1:
         raise UserError(
             f"instability.align_examples and instability.repair_examples must be at least 1, "

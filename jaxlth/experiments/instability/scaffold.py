@@ -15,11 +15,14 @@ from jaxlth.errors import UserError
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.instability.arms import TRUNK
+from jaxlth.experiments.instability.streams import ALIGN_RESTART
 from jaxlth.experiments.lottery.source import lottery_source
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training.state import TrainState
 
-PATH_METRICS = ("error", "loss", "barrier_frankle", "barrier_paul")  # rows a measured path writes
+OBJECTIVE = "matching_objective"  # the metric of a path's matching objective rows (aligned entries)
+PATH_METRICS = ("error", "loss", "barrier_frankle", "barrier_paul", OBJECTIVE)  # rows a measured path writes
+OBJECTIVE_SPLIT = {"weights": "params", "activations": "train"}  # what each matching is computed on
 
 
 class Scaffold:
@@ -54,6 +57,7 @@ class Scaffold:
             setup.data.train_images, int(ins.bn_recompute_batches), config.train.batch_size
         )
         self.aligns = tuple(ins.get("align", ("none",)))
+        self.align_restarts = int(ins.get("align_restarts", 1))
         self._symmetry = None
 
     def _eval_sets(self) -> dict:
@@ -100,17 +104,31 @@ class Scaffold:
     # ----- measuring --------------------------------------------------------------------------------
     def marker(self, name: str) -> str:
         """The marker that ``name``'s paths are measured under this run's alignments (another set of
-        ``instability.align`` measures them again)."""
-        return name if self.aligns == ("none",) else f"{name}_{'_'.join(self.aligns)}"
+        ``instability.align``, or another ``align_restarts`` of weight matching, measures them again)."""
+        if self.aligns == ("none",):
+            return name
+        restarts = any(alignment.parse(e)[0] == "weights" for e in self.aligns) and self.align_restarts > 1
+        return f"{name}_{'_'.join(self.aligns)}" + (f"_restarts{self.align_restarts}" if restarts else "")
 
-    def aligned(self, net_a: dict, net_b: dict, mode: str) -> dict:
-        """``net_b`` aligned to ``net_a`` by ``mode`` (weights, activations on a fixed training subset)."""
+    def aligned(self, net_a: dict, net_b: dict, mode: str) -> tuple[dict, np.ndarray | None]:
+        """``(net_b aligned to net_a by mode, (R,) matching objectives)`` (weights, from
+        ``align_restarts`` orders; activations on a fixed training subset; ``none``: ``(net_b, None)``)."""
         if mode == "none":
-            return net_b
+            return net_b, None
         images = self._subset(int(self.ins.get("align_examples", 1024))) if mode == "activations" else None
-        return alignment.align(
-            self.setup.program, net_a, net_b, mode, self.symmetry(net_a), images, seed=self.config.seed
+        keys = self.restart_keys(jax.tree.leaves(net_a)[0].shape[0]) if mode == "weights" else None
+        return alignment.match(
+            self.setup.program, net_a, net_b, mode, self.symmetry(net_a), images, self.config.seed, keys
         )
+
+    def restart_keys(self, rows: int) -> jax.Array | None:
+        """``(rows, align_restarts - 1, 2)``: the key of weight matching's restart ``i >= 1`` for the
+        pair in row ``r``: index ``i`` of :data:`streams.ALIGN_RESTART` folded into replicate ``r``'s
+        seed key (restart 0 is the order of ``seed``); ``None`` with one restart."""
+        if self.align_restarts <= 1:
+            return None
+        keys = [rng.replicate_keys(self.config.seed, rows, ALIGN_RESTART.at(i)) for i in range(1, self.align_restarts)]
+        return jnp.stack(keys, axis=1)
 
     def symmetry(self, network: dict):
         """The model's permutation symmetries (traced once, on replicate 0 of ``network``)."""
@@ -132,13 +150,14 @@ class Scaffold:
     def record_paths(self, arm: str, level: int, density, spawn_step, pairs: list[tuple[dict, dict, dict]]) -> None:
         """Measures each ``(coordinates, net_a, net_b)`` path on every split, once per entry of
         ``instability.align`` (B's units permuted to A's first, and with ``+repair`` every network on
-        the path REPAIRed; rows carry the entry in ``align``), and records its rows (replacing earlier
-        rows of the same arm, level and spawn step)."""
+        the path REPAIRed; rows carry the entry in ``align``; an aligned entry also writes one row
+        ``metric=matching_objective`` per replicate, ``split`` what the matching is computed on), and
+        records its rows (replacing earlier rows of the same arm, level and spawn step)."""
         labels = {"arm": arm, "level": level, "spawn_step": spawn_step}
         base = dict(labels, step=self.total_steps, epoch=round(self.total_steps / self.setup.steps_per_epoch, 4))
         rows = []
         for where, net_a, net_b in pairs:
-            aligned = {}  # mode -> B aligned by it (an entry with REPAIR reuses its mode's alignment)
+            aligned = {}  # mode -> (B aligned by it, objectives) (an entry with REPAIR reuses its mode's)
             for entry in self.aligns:
                 mode, repaired = alignment.parse(entry)
                 if mode not in aligned:
@@ -146,7 +165,7 @@ class Scaffold:
                 measured = connectivity.path(
                     self.setup.program,
                     net_a,
-                    aligned[mode],
+                    aligned[mode][0],
                     self.alphas,
                     self.eval_sets,
                     self.bn_batches,
@@ -167,4 +186,24 @@ class Scaffold:
                                 )
                         for metric in ("barrier_frankle", "barrier_paul"):
                             rows.append(dict(common, metric=metric, value=float(found[metric][r])))
+                rows += self._objective_rows(base, density, where, entry, mode, aligned[mode][1])
         self.ctx.replace_rows(labels, rows, matching=lambda row: row.get("metric") in PATH_METRICS)
+
+    @staticmethod
+    def _objective_rows(base: dict, density, where: dict, entry: str, mode: str, objectives) -> list[dict]:
+        """One ``matching_objective`` row per replicate of an aligned entry (none for ``none``)."""
+        if objectives is None:
+            return []
+        return [
+            dict(
+                base,
+                replicate=r,
+                density=float(density[r]),
+                split=OBJECTIVE_SPLIT[mode],
+                align=entry,
+                **where,
+                metric=OBJECTIVE,
+                value=float(value),
+            )
+            for r, value in enumerate(objectives)
+        ]

@@ -6,4 +6,11 @@ COPY = rng.Stream("instability copy c of replicate r: its data key", rng.DATA_KE
 PERTURBATION = rng.Stream(
     "perturbation group g of replicate r: its noise key (g = 0 is unperturbed)", rng.DATA_KEY, 2000, 1000, "g"
 )
-STREAMS = (COPY, PERTURBATION)
+ALIGN_RESTART = rng.Stream(
+    "weight matching restart i >= 1 of the pair in row r (instability.align_restarts): its order of the groups",
+    rng.SEED,
+    6000,
+    1000,
+    "i",
+)
+STREAMS = (COPY, PERTURBATION, ALIGN_RESTART)
