@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -71,15 +71,28 @@ class Checkpoints:
         )
         return restored["state"], dict(restored["meta"] or {})
 
-    def restore_latest(self, like: PyTree, lowest: int, highest: int) -> tuple[PyTree, int] | None:
+    def meta(self, step: int) -> dict:
+        """The metadata saved with the checkpoint at ``step`` (``{}`` when it cannot be read)."""
+        try:
+            with quiet():
+                restored = self._manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            return dict(restored["meta"] or {})
+        except Exception:  # noqa: BLE001 (an unreadable checkpoint is dealt with when it is restored)
+            return {}
+
+    def restore_latest(
+        self, like: PyTree, lowest: int, highest: int, accept: Callable[[int, dict], bool] | None = None
+    ) -> tuple[PyTree, int] | None:
         """``(state, step)`` of the newest checkpoint with ``lowest <= step <= highest`` that can be
-        read; ``None`` when none can. A checkpoint that cannot be read is moved aside
-        (``<directory>.unreadable/<step>``, kept for inspection) with one line on stderr, and the
-        one before it is tried: a run resumed from an earlier step ends bitwise the same."""
+        read (and that ``accept(step, meta)``, when given, accepts); ``None`` when none can. A
+        checkpoint that cannot be read is moved aside (``<directory>.unreadable/<step>``), one that
+        is not accepted to ``<directory>.incomplete/<step>`` (both kept for inspection) with one line
+        on stderr, and the one before it is tried: a run resumed from an earlier step ends bitwise
+        the same."""
         for step in sorted((s for s in self.all_steps() if lowest <= s <= highest), reverse=True):
             try:
                 with quiet():
-                    return self._read(step, like)[0], step
+                    state, meta = self._read(step, like)
             except Exception as e:  # Orbax raises many types for damaged files.
                 why = _why(f"at step {step} in {self.directory}", e)
                 print(
@@ -87,11 +100,21 @@ class Checkpoints:
                     file=sys.stderr,
                     flush=True,
                 )
+                continue
+            if accept is None or accept(step, meta):
+                return state, step
+            print(
+                f"jaxlth: results.csv lacks rows written before the checkpoint at step {step} in {self.directory} "
+                f"(lost in a crash); moved to {self._set_aside(step, 'incomplete')}, resuming from an earlier one "
+                "to write them again",
+                file=sys.stderr,
+                flush=True,
+            )
         return None
 
-    def _set_aside(self, step: int) -> str:
+    def _set_aside(self, step: int, why: str = "unreadable") -> str:
         source = os.path.join(self.directory, str(step))
-        target = os.path.join(f"{self.directory}.unreadable", str(step))
+        target = os.path.join(f"{self.directory}.{why}", str(step))
         storage.makedirs(os.path.dirname(target))
         suffix = 0
         while storage.exists(target + (f".{suffix}" if suffix else "")):

@@ -37,9 +37,11 @@ COMMON_MAY_CHANGE = (
     "data.dir",
     "data.tfds_data_dir",
     "data.stream_threads",
+    "log",  # what watches the run (TensorBoard, W&B): never what is computed
 )
 DTYPES = ("float32", "bfloat16")  # train.dtype
 ON_NAN = ("stop", "mask_replicate")  # what a replicate whose loss or weights turn non-finite does
+WANDB_MODES = ("", "online", "offline")  # log.wandb_mode ("": wandb's own choice, e.g. $WANDB_MODE)
 # Old dotted names of fields that moved, and their names now.
 RENAMED = {"lottery.layers_to_ignore": "pruning.layers_to_ignore"}
 
@@ -48,6 +50,16 @@ def pruning_config() -> ml_collections.ConfigDict:
     """The ``pruning`` block: what may be pruned, read by every experiment that prunes or masks."""
     c = ml_collections.ConfigDict()
     c.layers_to_ignore = ()  # regular expressions searched in e.g. "output/kernel": those kernels are never pruned
+    return c
+
+
+def log_config() -> ml_collections.ConfigDict:
+    """The ``log`` block: writers fed the rows of ``results.csv`` as they are written (:mod:`jaxlth.watching`)."""
+    c = ml_collections.ConfigDict()
+    c.tensorboard = False  # TensorBoard event files under <workdir>/tensorboard/ (needs tensorboardX)
+    c.wandb_project = ""  # a Weights & Biases project: one W&B run per workdir ("": none; needs wandb)
+    c.wandb_entity = ""  # the W&B user or team ("": wandb's default)
+    c.wandb_mode = ""  # online | offline ("": wandb's own choice, e.g. $WANDB_MODE)
     return c
 
 
@@ -92,6 +104,7 @@ def common_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.progress = True
     c.on_nan = "stop"  # stop | mask_replicate: a replicate whose loss or weights turn non-finite
+    c.log = log_config()
     return c
 
 
@@ -234,6 +247,8 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) ->
         config.get("on_nan", "stop") in ON_NAN,
         f"on_nan must be one of {', '.join(ON_NAN)}, got {config.get('on_nan')!r}",
     )
+    if "log" in config:
+        check_log(config.log)
     ignore = config.pruning.layers_to_ignore
     _check(
         isinstance(ignore, (tuple, list)) and all(isinstance(p, str) for p in ignore),
@@ -253,6 +268,17 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) ->
         _check(
             config.data.subset.keep == "all", f"data.subset needs the whole dataset in memory, and {name} is streamed"
         )
+
+
+def check_log(log: ml_collections.ConfigDict) -> None:
+    """The ``log`` block's checks (one sentence each)."""
+    _check(isinstance(log.tensorboard, bool), f"log.tensorboard must be True or False, got {log.tensorboard!r}")
+    for field in ("wandb_project", "wandb_entity"):
+        _check(isinstance(log[field], str), f"log.{field} must be a string, got {log[field]!r}")
+    _check(
+        log.wandb_mode in WANDB_MODES,
+        f"log.wandb_mode must be one of online, offline or empty (wandb's own choice), got {log.wandb_mode!r}",
+    )
 
 
 def training_set(config: ml_collections.ConfigDict) -> dict:

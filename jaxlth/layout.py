@@ -5,6 +5,7 @@
     config.json                         the resolved config (written first; later runs must match it)
     finished.json                       the config a run last finished with (a sweep skips finished runs)
     results.csv                         tidy measurements (jaxlth.records)
+    results.rows                        the ledger: how many rows results.csv held when last written
     .lock                               held by the process working in the workdir
     artifacts/<name>/                   Orbax pytrees saved once and never recomputed, e.g.
       init/, rewind/                      networks at step 0 and at the rewind step (all replicates)
@@ -16,6 +17,8 @@
       data_diet/pruned_F/{examples,final} the examples kept with fraction F pruned, the trained networks
     checkpoints/<name>/<step>/          resumable training states of a segment in progress
     plots/                              figures
+    tensorboard/<arm>/level_LL/...      log.tensorboard: event files, one folder per TensorBoard run
+    wandb_run.json, wandb/              log.wandb_project: the W&B run id, the steps logged; wandb's files
 
 ``LL`` is a two-digit level, ``KKKKKKK`` a seven-digit step. Nothing else in jaxlth spells a
 path inside a workdir.
@@ -30,6 +33,7 @@ CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.csv"
 FINISHED_FILE = "finished.json"
 LOCK_FILE = ".lock"
+WANDB_FILE = "wandb_run.json"
 
 
 def level_name(level: int) -> str:
@@ -71,6 +75,16 @@ class Layout:
     @property
     def plots(self) -> str:
         return os.path.join(self.workdir, "plots")
+
+    @property
+    def tensorboard(self) -> str:
+        """``tensorboard/``: TensorBoard event files (``log.tensorboard``), a folder per TensorBoard run."""
+        return os.path.join(self.workdir, "tensorboard")
+
+    @property
+    def wandb_file(self) -> str:
+        """``wandb_run.json``: the W&B run of the workdir (``log.wandb_project``) and the steps it logged."""
+        return os.path.join(self.workdir, WANDB_FILE)
 
     def artifact(self, name: str) -> str:
         """``artifacts/<name>``; ``name`` may hold ``/`` (``"imp/level_02/mask"``)."""

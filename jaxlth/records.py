@@ -9,12 +9,18 @@ Safety: a batch of rows is appended with one ``write`` and ``fsync``; rewrites g
 temporary file and ``os.replace`` (:mod:`jaxlth.storage`; a cloud workdir rewrites the object).
 A last line cut by a crash (no final newline) is never
 appended to: the writer drops it first and the reader ignores it, saying so on stderr.
+
+Ledger: after every write, the number of rows the table holds is noted beside it
+(``results.rows``, :func:`ledger_path`). A crash of the machine can lose the tail of a file it had
+already written; a table with fewer complete rows than its ledger lost rows, and the run that
+reads it checks every part of its work for missing rows (:mod:`jaxlth.experiments.context`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from typing import Callable, Iterable, Sequence
 
@@ -65,12 +71,36 @@ def read_rows(path: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def ledger_path(path: str) -> str:
+    """Where the row count of the table ``path`` is noted: ``results.rows`` beside ``results.csv``."""
+    return path.removesuffix(".csv") + ".rows"
+
+
+def count(text: str) -> int:
+    """The data rows of a table's complete text (its lines after the header)."""
+    return max(text.count("\n") - 1, 0)
+
+
+def noted(path: str) -> int | None:
+    """The row count the ledger noted when ``path`` was last written (``None``: no readable ledger)."""
+    try:
+        return int(json.loads(storage.read_text(ledger_path(path)))["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _note(path: str, rows: int) -> None:
+    storage.write_text(ledger_path(path), json.dumps({"rows": int(rows)}))
+
+
 def _write_all(path: str, columns: Sequence[str], rows: Iterable[dict]) -> None:
+    rows = list(rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns))
     writer.writeheader()
     writer.writerows(rows)
     storage.write_text(path, buffer.getvalue())
+    _note(path, len(rows))
 
 
 def append(path: str, rows: Sequence[dict], columns: Sequence[str] = CORE_COLUMNS) -> None:
@@ -98,6 +128,7 @@ def append(path: str, rows: Sequence[dict], columns: Sequence[str] = CORE_COLUMN
     buffer = io.StringIO()
     csv.DictWriter(buffer, fieldnames=present).writerows(rows)
     storage.append_text(path, buffer.getvalue())
+    _note(path, count(text) + len(rows))
 
 
 def drop(path: str, should_drop: Callable[[dict], bool]) -> None:

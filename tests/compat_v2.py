@@ -1,5 +1,7 @@
 """The runs of tests/fixtures/v2 made again by today's code, and their comparison with the recordings
-(shared by tests/test_compat.py and ``python tests/compat_v2.py``, which prints every difference)."""
+(shared by tests/test_compat.py and ``python tests/compat_v2.py DIR [NAME ...]``, which prints every
+difference). A change that means to change numbers records the runs it changes again:
+``python tests/compat_v2.py DIR --record NAME ...`` (and says why in ``versions.json``)."""
 
 import hashlib
 import json
@@ -107,11 +109,23 @@ def differences(name: str, workdir: str) -> list[str]:
     return out
 
 
+def record(name: str, workdir: str) -> None:
+    """Writes the run ``name`` of ``workdir`` as its recording (rows and artifact digests)."""
+    import shutil
+
+    shutil.copy(os.path.join(workdir, "results.csv"), os.path.join(FIXTURES, name, "results.csv"))
+    with open(os.path.join(FIXTURES, name, "digests.json"), "w") as f:
+        json.dump(digests(workdir), f, indent=1)
+
+
 if __name__ == "__main__":
     import tempfile
 
     base = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
-    chosen = sys.argv[2:] or None
+    chosen = [n for n in sys.argv[2:] if n != "--record"] or None
     make(base, chosen)
+    if "--record" in sys.argv:
+        for name in chosen or NAMES:
+            record(name, os.path.join(base, name))
     found = [d for name in (chosen or NAMES) for d in differences(name, os.path.join(base, name))]
     print("\n".join(found) or "every run equals its recording")

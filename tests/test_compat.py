@@ -6,7 +6,8 @@ protocol, and workdirs that release wrote still load, resume and extend.
 (copies of level 1, successive levels, perturbation) and a dense instability run.
 ``tests/fixtures/v2`` holds the rows and the artifacts' digests of a small run of every experiment
 kind (14 runs: sweeps, averaging, SNIP-scored levels, pretraining on a data diet, alignment, REPAIR,
-...) recorded by commit 2ba803e, before experiments became folders (``tests/fixtures/make_v2_digests.py``).
+...) recorded by commit 2ba803e, before experiments became folders (``tests/fixtures/make_v2_digests.py``);
+runs whose numbers a later change meant to change were recorded again (``versions.json`` says which and why).
 """
 
 import json
@@ -84,7 +85,8 @@ def rerun(tmp_path_factory):
 @pytest.mark.parametrize("name", ["lottery", "instability_source", "instability"])
 def test_runs_are_bitwise_those_of_the_previous_release(rerun, name):
     old, new = os.path.join(FIXTURES, name), str(rerun / name)
-    assert artifacts(old) == artifacts(new)
+    assert set(artifacts(new)) - set(artifacts(old)) <= {"init"}  # instability runs keep their init since issue 25
+    assert set(artifacts(old)) <= set(artifacts(new))
     for artifact in artifacts(old):
         assert_trees_equal(
             checkpoint.load_artifact(os.path.join(old, "artifacts", artifact)),

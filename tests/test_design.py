@@ -39,6 +39,7 @@ LAYERS = {
     "fields": 3,
     "runs": 3,
     "workdir": 3,
+    "watching": 3,
     "analysis": 4,
     "tables": 4,
     "drawing": 4,

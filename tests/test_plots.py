@@ -7,7 +7,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from jaxlth import arms, plots
+from jaxlth import plots
+from jaxlth.experiments.instability.arms import BETWEEN_LEVELS, COPIES, PERTURB
+from jaxlth.experiments.one_shot.arms import ARMS as ONE_SHOT_ARMS
+from jaxlth.experiments.one_shot.arms import DENSE, ONE_SHOT
+from jaxlth.legend import MAIN
 
 # The columns results.csv holds: the core ones, then those each experiment declares.
 CORE_COLUMNS = ("experiment", "arm", "level", "replicate", "density", "step", "epoch", "split", "metric", "value")
@@ -294,7 +298,7 @@ def instability_table(tmp_path):
 
 
 def test_perturb_barriers_are_keyed_by_noise_scale(instability_table):
-    frame = plots.barriers(instability_table, arms.PERTURB)
+    frame = plots.barriers(instability_table, PERTURB)
     assert "noise_scale" in frame.columns and "pair" not in frame.columns
     frankle = frame[frame["metric"] == "barrier_frankle"].sort_values("noise_scale")
     assert frankle["noise_scale"].tolist() == pytest.approx([0.01, 0.1, 1.0])
@@ -309,13 +313,13 @@ def test_perturb_barriers_are_keyed_by_noise_scale(instability_table):
 
 
 def test_barriers_of_the_other_arms_keep_their_pair_column(instability_table):
-    copies = plots.barriers(instability_table, arms.COPIES)
+    copies = plots.barriers(instability_table, COPIES)
     assert list(copies.columns) == ["level", "spawn_step", "pair", "split", "metric", "mean", "std", "n"]
     assert set(copies["pair"]) == {"all"}
     frankle = copies[copies["metric"] == "barrier_frankle"].sort_values("spawn_step")
     assert frankle["spawn_step"].tolist() == [0, 10]
     assert frankle["mean"].tolist() == pytest.approx([0.06, 0.02])
-    levels = plots.barriers(instability_table, arms.BETWEEN_LEVELS)
+    levels = plots.barriers(instability_table, BETWEEN_LEVELS)
     assert sorted(set(levels["pair"])) == ["0-1", "1-2"]
 
 
@@ -328,7 +332,7 @@ def test_perturb_barriers_fall_back_to_pair(layout, tmp_path, instability_table)
     old = roundtrip(make_instability_table(layout), tmp_path)
     assert ("noise_scale" in old.columns) == (layout == "nan")
     assert plots.format_barriers(old) == EXPECTED_BARRIERS
-    pd.testing.assert_frame_equal(plots.barriers(old, arms.PERTURB), plots.barriers(instability_table, arms.PERTURB))
+    pd.testing.assert_frame_equal(plots.barriers(old, PERTURB), plots.barriers(instability_table, PERTURB))
     ax = plots.barrier_vs_perturbation(old, ax=Figure().add_subplot())
     line = _errorbar_line(ax, "test error")
     assert np.asarray(line.get_xdata(), float) == pytest.approx([0.01, 0.1, 1.0])
@@ -340,7 +344,7 @@ def test_interpolation_curves_one_line_per_spawn_step_or_scale(layout, tmp_path)
     ax = plots.interpolation_curves(table, ax=Figure().add_subplot())
     assert [line.get_label() for line in ax.get_lines()] == ["k = 0", "k = 10"]
     assert ax.get_lines()[0].get_ydata() == pytest.approx([10.0, 16.0, 10.0])  # 0.1 + mean barrier 0.06
-    ax = plots.interpolation_curves(table, ax=Figure().add_subplot(), arm=arms.PERTURB)
+    ax = plots.interpolation_curves(table, ax=Figure().add_subplot(), arm=PERTURB)
     assert [line.get_label() for line in ax.get_lines()] == ["0.01", "0.1", "1"]
     assert ax.get_lines()[2].get_ydata() == pytest.approx([10.0, 21.0, 10.0])
 
@@ -362,7 +366,7 @@ def test_save_instability_figures(instability_table, tmp_path):
     ]
     for path in paths:
         _check_png(path)
-    only_copies = instability_table[instability_table["arm"] == arms.COPIES]
+    only_copies = instability_table[instability_table["arm"] == COPIES]
     paths = plots.save_instability_figures(only_copies, str(tmp_path / "copies"))
     assert [os.path.basename(p) for p in paths] == [plots.BARRIER_FIGURE, plots.CURVES_FIGURE]
 
@@ -380,14 +384,14 @@ def test_tables_without_optional_columns(tmp_path):
         plots.layer_density(core, ax=Figure().add_subplot())
 
     instability = make_instability_table()[list(CORE_COLUMNS)]  # no spawn_step, pair, alpha, noise_scale
-    copies = plots.barriers(instability, arms.COPIES)
+    copies = plots.barriers(instability, COPIES)
     frankle = copies[copies["metric"] == "barrier_frankle"]
     assert len(frankle) == 1 and frankle["spawn_step"].isna().all() and frankle["pair"].tolist() == ["all"]
     assert frankle["mean"].iloc[0] == pytest.approx(0.04) and frankle["n"].iloc[0] == 4  # both spawn steps pooled
-    perturb = plots.barriers(instability, arms.PERTURB)
+    perturb = plots.barriers(instability, PERTURB)
     assert perturb["noise_scale"].isna().all() and set(perturb["n"]) == {6}
     assert plots.format_barriers(instability).startswith("instability: error barrier between copies (%)")
-    for arm in (arms.COPIES, arms.PERTURB, arms.BETWEEN_LEVELS):
+    for arm in (COPIES, PERTURB, BETWEEN_LEVELS):
         with pytest.raises(ValueError, match="no test interpolation curves"):
             plots.interpolation_curves(instability, ax=Figure().add_subplot(), arm=arm)
     # An instability table as its experiment writes it: no layer column; its test errors are no accuracies.
@@ -398,7 +402,7 @@ def test_tables_without_optional_columns(tmp_path):
 TARGETS = (0.5, 0.2, 0.1)
 
 
-def make_one_shot_table(dense_arm: str = arms.DENSE) -> pd.DataFrame:
+def make_one_shot_table(dense_arm: str = DENSE) -> pd.DataFrame:
     """The dense network (level 0) and one-shot pruning to each target (levels 1..3), 2 replicates."""
     rows = []
 
@@ -422,7 +426,7 @@ def make_one_shot_table(dense_arm: str = arms.DENSE) -> pd.DataFrame:
         for level, target in enumerate(TARGETS, start=1):
             density = target + 0.001  # the density reached differs slightly from the target
             row(
-                arm=arms.ONE_SHOT,
+                arm=ONE_SHOT,
                 level=level,
                 replicate=r,
                 density=density,
@@ -433,7 +437,7 @@ def make_one_shot_table(dense_arm: str = arms.DENSE) -> pd.DataFrame:
                 target_density=target,
             )
             row(
-                arm=arms.ONE_SHOT,
+                arm=ONE_SHOT,
                 level=level,
                 replicate=r,
                 density=density,
@@ -476,18 +480,18 @@ def test_format_one_shot_one_row_per_target(one_shot_table):
     assert len({len(line) for line in lines[1:]}) == 1  # aligned columns
     no_target = one_shot_table.drop(columns="target_density")
     assert [line.split()[0] for line in plots.format_one_shot(no_target).splitlines()[2:]] == ["-", "-", "-"]
-    no_dense = one_shot_table[one_shot_table["arm"] == arms.ONE_SHOT]
+    no_dense = one_shot_table[one_shot_table["arm"] == ONE_SHOT]
     assert "dense 9" not in plots.format_one_shot(no_dense)
     assert plots.format_one_shot(no_dense).splitlines()[2].endswith("-")
-    assert "no final test accuracy" in plots.format_one_shot(one_shot_table[one_shot_table["arm"] == arms.DENSE])
+    assert "no final test accuracy" in plots.format_one_shot(one_shot_table[one_shot_table["arm"] == DENSE])
 
 
-@pytest.mark.parametrize("dense_arm", [arms.DENSE, arms.MAIN])
+@pytest.mark.parametrize("dense_arm", [DENSE, MAIN])
 def test_one_shot_figure_has_the_dense_band(dense_arm, tmp_path):
     table = roundtrip(make_one_shot_table(dense_arm), tmp_path)
     ax = plots.accuracy_vs_weights(table, ax=Figure().add_subplot())
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["dense (95.50 ± 0.71)", arms.label(arms.ONE_SHOT)]  # the band's arm is no line
+    assert labels == ["dense (95.50 ± 0.71)", ONE_SHOT_ARMS.label(ONE_SHOT)]  # the band's arm is no line
     band, one_shot = ax.get_lines()
     assert band.get_ydata() == pytest.approx([95.5, 95.5])
     assert one_shot.get_xdata() == pytest.approx([50.1, 20.1, 10.1])
@@ -500,14 +504,14 @@ def test_save_one_shot_figures(one_shot_table, tmp_path):
     assert [os.path.basename(p) for p in paths] == [plots.ONE_SHOT_FIGURE] == ["accuracy_vs_weights.png"]
     _check_png(paths[0])
     assert os.path.getsize(paths[0]) > 10_000
-    dense_only = one_shot_table[one_shot_table["arm"] == arms.DENSE]
+    dense_only = one_shot_table[one_shot_table["arm"] == DENSE]
     assert plots.save_one_shot_figures(dense_only, str(tmp_path / "empty")) == []
     assert os.path.isdir(tmp_path / "empty")
 
 
 def test_imp_is_the_dense_band_before_a_dense_arm(tmp_path):
     table = make_table()
-    extra = table[(table["arm"] == "imp") & (table["level"] == 0)].assign(arm=arms.DENSE, value=0.5)
+    extra = table[(table["arm"] == "imp") & (table["level"] == 0)].assign(arm=DENSE, value=0.5)
     table = roundtrip(pd.concat([table, extra], ignore_index=True), tmp_path)
     ax = plots.accuracy_vs_weights(table, ax=Figure().add_subplot())
     lines = {line.get_label(): line for line in ax.get_lines()}

@@ -231,3 +231,118 @@ def test_a_damaged_config_json_is_one_sentence_and_left_alone(tmp_path):
     proc = run_cli("--config", TINY, "--workdir", str(workdir), "--config.train.steps=4it")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "config.json cannot be read" in proc.stderr
     assert (workdir / "config.json").read_text() == '{"experiment": "tr'
+
+
+# ----- a table whose tail a crash lost ------------------------------------------------------------------
+TORN = [
+    "--config",
+    f"{TINY}:lottery",
+    "--config.lottery.levels=2",
+    "--config.lottery.branches=('random_reinit',)",
+    "--config.replicates=2",
+    "--config.checkpoint_every=4it",
+    "--config.eval_every=4it",
+    "--config.train.steps=3ep",
+]
+
+
+@pytest.fixture(scope="module")
+def torn_reference(tmp_path_factory):
+    """An uninterrupted run of the torn-tail tests' settings."""
+    workdir = tmp_path_factory.mktemp("torn") / "reference"
+    run_cli(*TORN, "--workdir", str(workdir), check=True)
+    return workdir
+
+
+def assert_same_lottery(reference, workdir):
+    a, b = results.load(str(reference)), results.load(str(workdir))
+    for level in (0, 1, 2):
+        for arm in ("imp", "random_reinit") if level else ("imp",):
+            for x, y in zip(jax.tree.leaves(a.network(level, arm=arm)), jax.tree.leaves(b.network(level, arm=arm))):
+                np.testing.assert_array_equal(x, y)
+    assert len(a.table) == len(b.table)
+    columns = [c for c in ("arm", "level", "step", "replicate", "split", "metric", "layer", "value") if c in a.table]
+    assert_same_rows(a.table, b.table, columns)
+
+
+def tear(path, cut_lines: int, into_line: int | None, from_step: int | None = None) -> None:
+    """Drops the table's rows of steps ``>= from_step`` at its end (when given), then ``cut_lines``
+    more lines, and with ``into_line`` cuts the new last line after that many characters: what a
+    crash of the machine can leave of rows it had written."""
+    lines = open(path).read().splitlines(keepends=True)
+    while from_step is not None and lines[-1].split(",")[5].isdigit() and int(lines[-1].split(",")[5]) >= from_step:
+        lines.pop()
+    kept = lines[: len(lines) - cut_lines]
+    text = "".join(kept)
+    if into_line is not None:
+        text = text[: len(text) - len(kept[-1]) + min(into_line, len(kept[-1]) - 2)]
+    open(path, "w").write(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cut_lines, into_line", [(0, 40), (3, None), (7, 25)])
+def test_a_torn_table_after_a_kill_resumes_to_the_uninterrupted_table(torn_reference, tmp_path, cut_lines, into_line):
+    """Killed right after a checkpoint of level 1, then the table's tail lost (a cut line, whole lines):
+    the run resumes from the newest checkpoint whose rows are all there and ends bitwise equal."""
+    workdir = tmp_path / "torn"
+    folder = workdir / "checkpoints" / "imp" / "level_01"
+    start_and_kill([*TORN, "--workdir", str(workdir)], lambda: any(s >= 12 for s in checkpoint_steps(folder)))
+    newest = max(checkpoint_steps(folder))
+    tear(Layout(str(workdir)).results_file, cut_lines, into_line, from_step=newest)  # rows the checkpoint counted
+    proc = run_cli(*TORN, "--workdir", str(workdir), check=True)
+    assert "lost" in proc.stderr
+    assert_same_lottery(torn_reference, workdir)
+
+
+@pytest.mark.slow
+def test_a_finished_run_whose_table_lost_its_tail_writes_the_rows_again(torn_reference, tmp_path):
+    """A finished run, its table cut inside the last rows: the rerun replays what wrote them from the
+    kept checkpoints (and makes the mask rows again from the masks), ending with the full table."""
+    import shutil
+
+    workdir = tmp_path / "finished"
+    shutil.copytree(torn_reference, workdir)
+    path = Layout(str(workdir)).results_file
+    tear(path, 12, 30)
+    assert len(records.read_rows(path)) < len(results.load(str(torn_reference)).table)
+    proc = run_cli(*TORN, "--workdir", str(workdir), check=True)
+    assert "lost" in proc.stderr and "warning" not in proc.stderr
+    assert_same_lottery(torn_reference, workdir)
+
+
+@pytest.mark.slow
+def test_a_table_cut_inside_an_artifacts_rows_gets_them_back(torn_reference, tmp_path):
+    """The table of a finished run cut just after the first mask row of level 2 (the rest of that
+    mask's rows, and everything written after it, lost): the mask rows are made again from the mask,
+    the trainings after it replayed, and the table ends equal."""
+    import shutil
+
+    workdir = tmp_path / "cut_in_mask"
+    shutil.copytree(torn_reference, workdir)
+    path = Layout(str(workdir)).results_file
+    lines = open(path).read().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if line.startswith("lottery,imp,2,") and ",mask,density," in line)
+    open(path, "w").write("".join(lines[: first + 1]))
+    run_cli(*TORN, "--workdir", str(workdir), check=True)
+    assert_same_lottery(torn_reference, workdir)
+
+
+@pytest.mark.slow
+def test_an_analysis_whose_rows_a_crash_lost_is_measured_again(tmp_path):
+    """A finished instability run whose table lost the tail of its last paths' rows: the analysis's
+    marker counted them, so the rerun measures those paths again and the table ends equal."""
+    import shutil
+
+    args = ["--config", f"{TINY}:instability", "--config.replicates=2", "--config.instability.perturb_scales=(0.5,)"]
+    reference = tmp_path / "reference"
+    run_cli(*args, "--workdir", str(reference), check=True)
+    workdir = tmp_path / "torn"
+    shutil.copytree(reference, workdir)
+    tear(Layout(str(workdir)).results_file, 9, 20)
+    run_cli(*args, "--workdir", str(workdir), check=True)
+    a, b = results.load(str(reference)).table, results.load(str(workdir)).table
+    assert len(a) == len(b)
+    columns = [
+        c for c in ("arm", "level", "spawn_step", "pair", "noise_scale", "alpha", "replicate", "split", "metric")
+    ]
+    assert_same_rows(a, b, [*columns, "value"])

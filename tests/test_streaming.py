@@ -180,7 +180,7 @@ def test_a_streamed_lottery_run_resumes_bitwise_after_a_kill(folder, tmp_path):
     # every checkpoint records where the Grain iterator stands: the next step
     for step in checkpoint_steps(level):
         meta = json.loads((level / str(step) / "meta" / "metadata").read_text())
-        assert meta == {"data_iterator": {"next_index": step}, "step": step}
+        assert meta["data_iterator"] == {"next_index": step} and meta["step"] == step
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 A small lottery run (2 levels, a random-reinit branch, 2 replicates, checkpoints every 2 steps) is
 killed with SIGKILL again and again — at random moments, right after an artifact is committed and
 while Orbax is writing — and finally finishes; it must end bitwise equal to an uninterrupted run,
-rows included. Two processes started together on one workdir: one works, the other is refused.
+rows included. Its table is also cut at random bytes of its last rows after kills and after the end
+(what a machine crash can leave): the reruns end equal too. Two processes started together on one
+workdir: one works, the other is refused.
 """
 
 import os
@@ -127,3 +129,42 @@ def test_two_processes_started_together_on_one_workdir(tmp_path, reference):
     assert "another jaxlth process is working in" in refused
     run_cli(*ARGS, "--workdir", str(workdir), check=True)
     assert_same_run(reference, workdir)
+
+
+def tear_at(path, rng) -> None:
+    """Cuts the table at a random byte inside its last few rows (sometimes on a line boundary: whole
+    lines lost): what a crash of the machine can leave of rows it had already written."""
+    text = open(path, "rb").read()
+    ends = [i + 1 for i, byte in enumerate(text) if byte == ord("\n")]
+    rows = rng.randint(1, 12)
+    low = ends[max(0, len(ends) - 1 - rows)]
+    offset = rng.choice(ends[-rows - 1 :]) if rng.random() < 0.3 else rng.randint(low, len(text) - 1)
+    open(path, "wb").write(text[:offset])
+
+
+def test_a_table_torn_at_random_bytes_after_kills_and_after_the_end_ends_equal(tmp_path, reference):
+    """Killed at random moments, its table cut at a random byte of its last rows each time (and the
+    finished run's too): every rerun ends bitwise equal to the uninterrupted run, rows included."""
+    import shutil
+
+    rng = random.Random(1)
+    path = lambda w: os.path.join(w, "results.csv")  # noqa: E731
+    workdir = tmp_path / "torn"
+    torn = 0
+    for _ in range(4):
+        proc = start(workdir)
+        moment = time.time() + rng.uniform(3.0, 12.0)
+        if not kill_when(proc, lambda: time.time() >= moment):
+            break
+        if os.path.exists(path(workdir)) and os.path.getsize(path(workdir)) > 2000:
+            tear_at(path(workdir), rng)
+            torn += 1
+    assert torn >= 2
+    run_cli(*ARGS, "--workdir", str(workdir), check=True)
+    assert_same_run(reference, workdir)
+    for trial in range(2):  # the finished run, torn
+        finished = tmp_path / f"finished_{trial}"
+        shutil.copytree(reference, finished)
+        tear_at(path(finished), rng)
+        run_cli(*ARGS, "--workdir", str(finished), check=True)
+        assert_same_run(reference, finished)

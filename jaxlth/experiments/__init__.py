@@ -66,14 +66,16 @@ def run(config, workdir: str):
     processes.barrier("jaxlth: workdir claimed")
     if not primary:
         claim(workdir, config, write=False)
-    with workdir_lib.Lock(context.layout):
+    with workdir_lib.Lock(context.layout), context.watcher:  # the watcher's writers close at the end
         print(description, flush=True)
         outcome = experiment.run(context)
+        context.rows.report_unrecovered()
         if experiment.report is not None and primary:
             text, paths = experiment.report(experiment.reader(workdir, experiment.arms.main), context.layout.plots)
             print(text, flush=True)
             if paths:
                 print("figures: " + ", ".join(paths), flush=True)
+                context.watcher.figures(paths)
         workdir_lib.mark_finished(workdir, recipes.finished_view(fields.to_dict(config), experiment))
     return outcome
 

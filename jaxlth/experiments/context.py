@@ -12,81 +12,36 @@ builds the checkpoint scaffold itself:
   recorder for its rows;
 * ``context.record`` / ``context.replace_rows``: measurement rows into ``results.csv``, each
   stamped with the experiment's name (``experiment`` column).
+
+After a crash that cost ``results.csv`` rows (:mod:`jaxlth.experiments.rows`), every part checks its
+own: a training segment resumes from its newest checkpoint whose rows are all there (the counts are
+saved with each checkpoint) and replays the steps after it, a finished one is replayed from its
+kept checkpoints, an artifact's rows are made again from it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxlth import checkpoint, records, storage
+from jaxlth import checkpoint, records, storage, watching
+from jaxlth.experiments.recorder import Recorder, holds
+from jaxlth.experiments.rows import Rows, as_written
 from jaxlth.layout import Layout
 from jaxlth.training import loop
 from jaxlth.training import setup as setup_lib
 from jaxlth.training.state import TrainState
 
 PyTree = Any
-TRAINING_SPLITS = ("test", "train")  # the splits whose rows a training segment writes (and rewrites on resume)
 
 
 def network_of(state: TrainState) -> dict:
     """``{"params", "batch_stats"}`` of a training state: what is saved as a network."""
     return {"params": state.params, "batch_stats": state.batch_stats}
-
-
-class Recorder:
-    """A training segment's rows: ``labels`` plus, for stacked position ``i``, ``coordinates[i]``
-    (one dict, or a list of dicts: one row each)."""
-
-    def __init__(self, context: "Context", labels: dict, coordinates: Sequence[dict] | None = None):
-        self.context, self.labels, self.coordinates = context, context.labelled(labels), coordinates
-
-    def of(self, i: int) -> list[dict]:
-        """The coordinates of stacked position ``i``: ``coordinates[i]`` (a dict, or a list of dicts when
-        one network stands for several, e.g. the dense level shared by every prune fraction)."""
-        if self.coordinates is None:
-            return [{"replicate": i}]
-        found = self.coordinates[i]
-        return list(found) if isinstance(found, (list, tuple)) else [found]
-
-    def restart(self, step: int, end: int, resumed: bool) -> None:
-        mine = records.matches(self.labels)
-
-        def stale(row: dict) -> bool:
-            if row.get("split") not in TRAINING_SPLITS or not mine(row) or int(row["step"]) > end:
-                return False  # a segment owns the rows of its own steps only
-            return int(row["step"]) > step if resumed else int(row["step"]) >= step
-
-        records.drop(self.context.layout.results_file, stale)
-
-    def report(self, step: int, density: np.ndarray, metrics: dict) -> None:
-        rows = []
-        epoch = round(step / self.context.setup.steps_per_epoch, 4)
-        for split, by_metric in metrics.items():
-            for metric, values in by_metric.items():
-                for i, value in enumerate(np.asarray(values)):
-                    for coordinates in self.of(i):
-                        rows.append(
-                            dict(
-                                self.labels,
-                                **coordinates,
-                                density=float(density[i]),
-                                step=step,
-                                epoch=epoch,
-                                split=split,
-                                metric=metric,
-                                value=float(value),
-                            )
-                        )
-        self.context.record(rows)
-
-    def describe(self, positions: list[int]) -> str:
-        head = ", ".join(f"{k} {self.labels[k]}" for k in ("arm", "level") if k in self.labels)
-        found = "; ".join(", ".join(f"{k} {v}" for k, v in self.of(i)[0].items()) for i in positions)
-        return f"{head}: {found}" if head else found
 
 
 class Context:
@@ -97,6 +52,8 @@ class Context:
         self.experiment = experiment
         self.layout = Layout(workdir)
         self.columns = (*records.CORE_COLUMNS, *experiment.columns)
+        self.rows = Rows(self.layout.results_file)
+        self.watcher = watching.Watcher.of(config, workdir, experiment.columns)  # log.*: fed every row recorded
         self._setup = None
 
     @property
@@ -121,17 +78,18 @@ class Context:
 
     def record(self, rows: Sequence[dict]) -> None:
         """Appends measurement rows to ``results.csv``, each stamped with the experiment's name."""
-        records.append(self.layout.results_file, [self.labelled(row) for row in rows], self.columns)
+        labelled = [self.labelled(row) for row in rows]
+        self.rows.append(labelled, self.columns)
+        self.watcher.rows(labelled)
 
     def replace_rows(self, labels: dict, rows: Sequence[dict], matching: Callable[[dict], bool] | None = None) -> None:
         """Drops this experiment's rows matching ``labels`` (and the predicate ``matching``), then appends ``rows``."""
         match = records.matches(self.labelled(labels))
-        records.drop(self.layout.results_file, lambda row: match(row) and (matching is None or matching(row)))
+        self.rows.drop(lambda row: match(row) and (matching is None or matching(row)))
         self.record(rows)
 
     def has_rows(self, labels: dict) -> bool:
-        match = records.matches(self.labelled(labels))
-        return any(match(row) for row in records.read_rows(self.layout.results_file))
+        return self.rows.count(self.labelled(labels)) > 0
 
     # ----- artifacts ----------------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
@@ -151,21 +109,46 @@ class Context:
         """The artifact ``name``: loaded when on disk, else ``compute()``-d, saved and loaded.
 
         ``rows = (labels, make_rows)``: when no row of ``results.csv`` matches ``labels``,
-        ``make_rows(tree)`` are recorded (after a crash too: artifact and rows are one unit).
+        ``make_rows(tree)`` are recorded (after a kill too: artifact and rows are one unit); when the
+        table lost rows in a crash, they are made again and replace what is left of them.
         """
         if not self.exists(name):
             self.save(name, compute())
         tree = self.load(name)
-        if rows is not None and not self.has_rows(rows[0]):
-            self.record(rows[1](tree))
+        if rows is not None:
+            labels, make = rows
+            if not self.has_rows(labels):
+                self.record(make(tree))
+            elif self.rows.damaged:
+                made = make(tree)
+                if self.rows.count(self.labelled(labels)) < len(made):
+                    self.replace_rows(labels, made)
         return tree
 
     def done(self, name: str) -> bool:
-        """Whether the analysis ``name`` was marked recorded (:meth:`mark_done`)."""
-        return storage.exists(self.layout.marker(name))
+        """Whether the analysis ``name`` was marked recorded (:meth:`mark_done`) and, when the table lost
+        rows in a crash, still holds every row it counted then (else it is measured again)."""
+        path = self.layout.marker(name)
+        if not storage.exists(path):
+            return False
+        if not self.rows.damaged:
+            return True
+        try:
+            counted = json.loads(storage.read_text(path) or "{}")
+        except ValueError:
+            return True  # a marker of an older jaxlth: nothing to check
+        return "rows" not in counted or self.rows.count(counted["labels"]) >= int(counted["rows"])
 
-    def mark_done(self, name: str) -> None:
-        storage.touch(self.layout.marker(name))
+    def mark_done(self, name: str, labels: dict | None = None) -> None:
+        """Marks the analysis ``name`` recorded; with ``labels``, the marker counts this experiment's
+        rows matching them, so that a crash that loses some of them measures the analysis again."""
+        counted = {}
+        if labels is not None:
+            mine = as_written(self.labelled(labels))
+            counted = {"labels": mine, "rows": self.rows.count(mine)}
+        path = self.layout.marker(name)
+        storage.makedirs(os.path.dirname(path))
+        storage.write_text(path, json.dumps(counted) if counted else "")
 
     # ----- training -----------------------------------------------------------------------------------
     def segment(
@@ -215,12 +198,28 @@ class Context:
                 segment,
                 initial_state,
                 checkpoints,
-                Recorder(self, labels, coordinates),
+                Recorder(self, labels, coordinates, segment.start),
                 place=self.setup.place,
             )
         finally:
             checkpoints.close()
 
-    def trained(self, name: str, train: Callable[[], TrainState]) -> dict:
-        """The network saved as ``<name>/final``, trained by ``train()`` when it is not on disk."""
+    def trained(self, name: str, train: Callable[[], TrainState], checkpoints: str | None = None) -> dict:
+        """The network saved as ``<name>/final``, trained by ``train()`` when it is not on disk, or
+        replayed by it when the table lost rows of its training (``checkpoints``: the folder name of its
+        checkpoints when it is not ``name``)."""
+        if self.exists(f"{name}/final") and self.rows_lost(name if checkpoints is None else checkpoints):
+            train()  # resumes from the newest checkpoint whose rows are there: the same network, its rows again
         return self.cached(f"{name}/final", lambda: network_of(train()))
+
+    def rows_lost(self, name: str) -> bool:
+        """Whether the table lost rows (in a crash) that the finished training ``checkpoints/<name>``
+        wrote: the counts saved with its last checkpoint are more than the table holds."""
+        if not self.rows.damaged:
+            return False
+        checkpoints = checkpoint.Checkpoints(self.layout.checkpoints(name), self.config.keep_checkpoints)
+        try:
+            last = checkpoints.latest_step()
+            return last is not None and not holds(self.rows, checkpoints.meta(last).get("written", {}))
+        finally:
+            checkpoints.close()

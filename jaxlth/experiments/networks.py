@@ -143,6 +143,8 @@ def rewind_network(ctx: Context, rewind_step: int, pretrain: Callable[[dict], di
             return init
         return network_of(train_level(ctx, ArmLevel(PRETRAIN, 0, {}, init, 0, rewind_step), "pretrain to rewind step"))
 
+    if ctx.exists(REWIND) and ctx.rows_lost(f"{PRETRAIN}/{level_name(0)}"):
+        compute()  # the pretraining's rows again (lost in a crash), from its kept checkpoints
     return ctx.cached(REWIND, compute)
 
 

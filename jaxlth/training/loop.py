@@ -67,6 +67,12 @@ class Reporter(Protocol):
     def describe(self, positions: list[int]) -> str:
         """Stacked positions in words, e.g. ``"arm imp, level 1: replicate 0; replicate 3"``."""
 
+    def written(self, step: int) -> dict:
+        """What it has written for the steps up to ``step`` (JSON), saved with the checkpoint at ``step``."""
+
+    def holds(self, step: int, written: dict) -> bool:
+        """Whether everything ``written(step)`` said is still there (a crash can lose what was written)."""
+
 
 def boundaries(start: int, end: int, *intervals: int) -> list[int]:
     """Sorted absolute steps in ``(start, end]`` that are multiples of an interval, plus ``end``."""
@@ -140,11 +146,15 @@ def run_segment(
     """Trains ``initial_state()`` (or resumes from the latest readable checkpoint) to ``segment.end``.
 
     Reports an evaluation at ``start`` and at every multiple of ``eval_every``; saves a
-    checkpoint at every multiple of ``checkpoint_every`` and at ``end``. On resume the reporter
-    first forgets what it was told after the restored checkpoint, so nothing is duplicated.
-    ``place`` puts the state and mask on the devices (sharding the replicate axis).
+    checkpoint at every multiple of ``checkpoint_every`` and at ``end``, with what the reporter has
+    written by then. It resumes from the newest checkpoint whose reported measurements are all still
+    there (a crash can lose the tail of what was written; the steps after it are replayed and report
+    the same again), and the reporter first forgets what it was told after that checkpoint, so
+    nothing is duplicated. ``place`` puts the state and mask on the devices (sharding the replicate axis).
     """
-    found = checkpoints.restore_latest(place(jax.eval_shape(initial_state)), segment.start, segment.end)
+    found = checkpoints.restore_latest(
+        place(jax.eval_shape(initial_state)), segment.start, segment.end, accept=reporter.holds
+    )
     resumed = found is not None
     state, step = found if resumed else (initial_state(), segment.start)
     state, mask = place(state), place(mask)
@@ -184,7 +194,7 @@ def run_segment(
                 test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}", loss=f"{np.mean(batch_loss):.4f}", refresh=False
             )
         if step % segment.checkpoint_every == 0 or step == segment.end:
-            checkpoints.save(step, state, program.data_state(step))
+            checkpoints.save(step, state, {**program.data_state(step), "written": reporter.written(step)})
         bar.update(step - segment.start - bar.n)
     bar.close()
     return state

@@ -52,7 +52,7 @@ def subsets_at(ctx: Context, fraction: float) -> np.ndarray:
 def train_fraction(ctx: Context, fraction: float) -> None:
     """Trains (or resumes, or skips when saved) the ``R x S`` networks of one pruned fraction."""
     name = diet_name(fraction)
-    if ctx.exists(f"{name}/final"):
+    if ctx.exists(f"{name}/final") and not ctx.rows_lost(name):
         return
     config, setup = ctx.config, ctx.setup
     names = tuple(config.data_diet.scores)

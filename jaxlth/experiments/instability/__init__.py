@@ -13,13 +13,17 @@ The folder: ``block`` (the config block), ``run``, ``arms``, ``streams``, ``read
 
 Every path is measured once per entry of ``align`` (``none``, ``weights``, ``activations``: B's
 hidden units permuted to A's first, :mod:`jaxlth.analysis.alignment`; each optionally ``+repair``:
-every network on the path REPAIRed, :mod:`jaxlth.analysis.repair`); rows carry ``align``.
+every network on the path REPAIRed, :mod:`jaxlth.analysis.repair`); rows carry ``align``. Weight
+matching runs from ``align_restarts`` orders of the groups (stream :data:`.streams.ALIGN_RESTART`)
+and keeps the best objective.
 
 Rows (``experiment=instability``): training rows of the trunk (``arm=trunk``), of the copies
 (``arm=copies``, ``spawn_step=k``, ``replicate = r * copies + c``, see ``jaxlth.training.copies``)
 and of the perturbed groups (``arm=perturb``, ``replicate = r * groups + g``); path rows
 (``metric=error`` or ``loss`` with ``alpha``; ``barrier_frankle`` / ``barrier_paul``) with
-``pair`` ``"i-j"`` (copies), ``"L-L+1"`` (levels) or ``noise_scale`` (perturbation), and
+``pair`` ``"i-j"`` (copies), ``"L-L+1"`` (levels) or ``noise_scale`` (perturbation);
+``metric=matching_objective`` rows per path, replicate and aligned entry (the objective its
+matching reached; ``split`` ``params`` for weights, ``train`` for activations); and
 ``metric=matching`` rows for successive levels. Figures go to ``plots/``.
 """
 
@@ -39,6 +43,7 @@ EXPERIMENT = Experiment(
     may_change=(
         "instability.spawn_steps",
         "instability.align",
+        "instability.align_restarts",
         "instability.seed_pairs",
         "instability.ticket_vs_reinit",
     ),

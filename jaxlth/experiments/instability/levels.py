@@ -30,7 +30,7 @@ def run(scaffold) -> None:
         scaffold.record_paths(BETWEEN_LEVELS, level + 1, density, "", [({"pair": f"{level}-{level + 1}"}, a, b)])
         measured.append(level + 1)
     record_matching(scaffold, measured)
-    ctx.mark_done(marker)
+    ctx.mark_done(marker, {"arm": BETWEEN_LEVELS})
 
 
 def record_matching(scaffold, levels: list[int]) -> None:

@@ -87,4 +87,4 @@ def run(scaffold) -> None:
     per_group = copies_lib.split(final, groups)
     pairs = [({"noise_scale": scale}, per_group[0], per_group[g + 1]) for g, scale in enumerate(scales)]
     scaffold.record_paths(PERTURB, level, scaffold.density(), start_step, pairs)
-    ctx.mark_done(scaffold.marker(MEASURED))
+    ctx.mark_done(scaffold.marker(MEASURED), {"arm": PERTURB, "level": level})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.instability import levels, perturb, seeds, spawn, tickets
 from jaxlth.experiments.instability.scaffold import Scaffold
@@ -10,6 +11,7 @@ from jaxlth.experiments.instability.scaffold import Scaffold
 def run(ctx: Context) -> None:
     """Runs (or resumes) the configured analyses."""
     scaffold = Scaffold(ctx)
+    networks.init_network(ctx)  # artifacts/init, as every run that trains from an initialisation keeps it
     if scaffold.spawn_steps:
         spawn.run(scaffold)
     if scaffold.ins.between_levels:

@@ -49,4 +49,4 @@ def run(scaffold) -> None:
         per_copy = copies_lib.split(final, copies)
         pairs = [({"pair": f"{i}-{j}"}, per_copy[i], per_copy[j]) for i, j in itertools.combinations(range(copies), 2)]
         scaffold.record_paths(COPIES, level, density, k, pairs)
-        ctx.mark_done(scaffold.marker(f"{name}/{MEASURED}"))
+        ctx.mark_done(scaffold.marker(f"{name}/{MEASURED}"), {"arm": COPIES, "level": level, "spawn_step": k})

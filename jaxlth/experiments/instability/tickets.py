@@ -31,4 +31,4 @@ def run(scaffold) -> None:
         reinit = jax.tree.map(jnp.asarray, source.network(level, arm=REINIT))
         density = np.asarray(mask_lib.density(jax.tree.map(jnp.asarray, source.mask(level)), replicate_axis=True))
         scaffold.record_paths(TICKET_VS_REINIT, level, density, "", [({"pair": "imp-reinit"}, ticket, reinit)])
-    ctx.mark_done(marker)
+    ctx.mark_done(marker, {"arm": TICKET_VS_REINIT})

@@ -49,6 +49,8 @@ def averaged_level(ctx: Context, what: ArmLevel, particles: int) -> dict:
         )
         return average(ctx, final, particles, program)
 
+    if ctx.exists(f"{PARTICLES}/{level_name(level)}/final") and ctx.rows_lost(f"{PARTICLES}/{level_name(level)}"):
+        _particles(ctx, what, particles)  # their training rows again (lost in a crash), from the kept checkpoints
     rows = (labels, lambda averaged: _rows(ctx, averaged, what.mask, level, end, program, IMP))
     return ctx.cached(f"{IMP}/{level_name(level)}/final", compute, rows=rows)
 

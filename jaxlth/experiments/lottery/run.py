@@ -115,6 +115,8 @@ class Lottery:
             )
             return self.stacked(network_of(state))
 
+        if self.ctx.exists(f"{IMP}/{level_name(0)}/final") and self.ctx.rows_lost(f"{IMP}/{level_name(0)}"):
+            train()  # its rows again (lost in a crash): the same networks, from its kept checkpoints
         return self.ctx.cached(f"{IMP}/{level_name(0)}/final", train)
 
     @functools.cached_property
@@ -169,7 +171,8 @@ class Lottery:
 
     def branch(self, branch: branches_lib.Branch, level: int, imp_mask, rewind: dict) -> None:
         """Transforms (IMP mask, rewind network) as ``branch`` says and trains the result."""
-        if self.ctx.exists(f"{branch.name}/{level_name(level)}/final"):
+        name = f"{branch.name}/{level_name(level)}"
+        if self.ctx.exists(f"{name}/final") and not self.ctx.rows_lost(name):
             return
         c, transformed = self.config, {}
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from jaxlth import drawing, tables
 from jaxlth.experiments.one_shot.arms import ARMS, DENSE, ONE_SHOT
+from jaxlth.legend import MAIN
 
 ONE_SHOT_FIGURE = "accuracy_vs_weights.png"
 __all__ = ["ONE_SHOT_FIGURE", "format_one_shot", "save_one_shot_figures"]
@@ -63,7 +64,7 @@ def save_one_shot_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -
     :func:`jaxlth.drawing.accuracy_vs_weights`); other arms are left out. The directory is created; without final test
     accuracies of the one-shot arm nothing is drawn. Returns the paths written. Uses no pyplot state.
     """
-    rows = table[table["arm"].isin([ONE_SHOT, DENSE])]
+    rows = table[table["arm"].isin([ONE_SHOT, DENSE, MAIN])]  # tables of older releases name the dense arm main
     jobs = []
     if (tables.summary(rows, arms=ARMS)["arm"] == ONE_SHOT).any():
         title = "One-shot magnitude pruning: test accuracy vs. weights remaining"

@@ -76,7 +76,7 @@ def run(ctx: Context) -> None:
 def _retrain(ctx: Context, densities: list[float], masks: list, start: dict, k: int, total: int) -> None:
     """Trains every (replicate, density) together; saves each density's networks as its level."""
     names = [f"{ONE_SHOT}/{level_name(i + 1)}" for i in range(len(densities))]
-    if all(ctx.exists(f"{name}/final") for name in names):
+    if all(ctx.exists(f"{name}/final") for name in names) and not ctx.rows_lost(ONE_SHOT):
         return
     setup, count = ctx.setup, len(densities)
     program = setup.program

@@ -99,7 +99,8 @@ def _run_method(
     pai, config, setup = ctx.config.prune_at_init, ctx.config, ctx.setup
     variants = [NONE] + ([] if method.is_random else list(names(pai.ablations)))
     levels = range(1, len(densities) + 1)
-    if all(ctx.exists(f"{arm(method.name, v)}/{level_name(i)}/final") for v in variants for i in levels):
+    finished = all(ctx.exists(f"{arm(method.name, v)}/{level_name(i)}/final") for v in variants for i in levels)
+    if finished and not ctx.rows_lost(method.name):
         return
     count = len(densities)
     scored, ablated = {}, {}  # (R * D, ...) masks by invert; (mask, start) by shuffle / reinit
@@ -172,7 +173,7 @@ def _train(ctx: Context, method, variants, densities, masks: list, starts: list,
     """Trains every (replicate, variant, density) of ``method`` together; saves each as its level."""
     count = len(densities)
     artifacts = [f"{arm(method.name, v)}/{level_name(i + 1)}" for v in variants for i in range(count)]
-    if all(ctx.exists(f"{n}/final") for n in artifacts):
+    if all(ctx.exists(f"{n}/final") for n in artifacts) and not ctx.rows_lost(method.name):
         return
     mask = copies_lib.stack(masks)  # copy c = variant * D + density of replicate r at r * C + c
     network = copies_lib.stack(starts)

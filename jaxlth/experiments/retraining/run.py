@@ -160,7 +160,7 @@ def _control(ctx: Context, source, levels: list[int], fraction: float, scope: st
 def _train_control(ctx: Context, source, levels: list[int], masks: list) -> None:
     """Every control mask x replicate trained k -> T from the source's rewind point, in one program."""
     names = [f"{NO_RETRAIN}/{level_name(level)}" for level in levels]
-    if all(ctx.exists(f"{name}/final") for name in names):
+    if all(ctx.exists(f"{name}/final") for name in names) and not ctx.rows_lost(NO_RETRAIN):
         return
     count, setup = len(levels), ctx.setup
     rewind_step = ctx.steps(source.config["lottery"]["rewind"], "lottery.rewind of the source")

@@ -27,7 +27,7 @@ from jaxlth import subsets
 from jaxlth.analysis import example_scores
 from jaxlth.errors import UserError
 from jaxlth.experiments import networks
-from jaxlth.experiments.context import Context
+from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.protocol import MAIN
 from jaxlth.layout import FORGETTING, scores_name
 from jaxlth.training import history as history_lib
@@ -84,6 +84,7 @@ def run(ctx: Context) -> None:
     for step in sorted(set(at) | {end}):
         # trained (or restored) only when an artifact of this step is missing; cached() also rewrites lost rows
         state = functools.cache(functools.partial(networks.state_at, ctx, step, initial_state, labels, "train"))
+        ctx.cached(network_name(step), lambda: network_of(state()))  # the networks the scores are taken from
         if step in at:
             ctx.cached(
                 scores_name(step),
@@ -96,6 +97,11 @@ def run(ctx: Context) -> None:
             )
         if tracking and step == end:
             ctx.cached(FORGETTING, lambda: state().history, rows=summary_rows(ctx, step, ("forgetting",)))
+
+
+def network_name(step: int) -> str:
+    """``8 -> "main/step_0000008/final"``: the replicates' networks trained to ``step`` (artifact)."""
+    return f"{MAIN}/step_{int(step):07d}/final"
 
 
 def summary_rows(ctx: Context, step: int, kinds: tuple[str, ...]):

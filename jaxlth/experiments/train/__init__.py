@@ -30,6 +30,7 @@ def run(ctx: Context) -> dict:
         lambda: ctx.train(
             "", ctx.segment(0, setup.total_steps, "train"), {}, setup.init_state, {"arm": MAIN, "level": 0}
         ),
+        checkpoints="",  # plain training keeps its checkpoints in checkpoints/<step>
     )
     loss, acc = sharding.to_host(setup.program.evaluate_data(final["params"], final["batch_stats"], setup.data, "test"))
     metrics = {"loss": loss, "accuracy": acc}
