@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxlth import checkpoint, storage
 from jaxlth import steps as step_specs
+from jaxlth.data import default_config as default_data_config
 from jaxlth.data import selection
 from jaxlth.data.dataset import Dataset
 from jaxlth.errors import UserError
@@ -106,7 +107,9 @@ def check_source(spec, data: dict, field: str) -> None:
     if spec.keep not in selection.NEEDS_SCORES:
         return
     source = _config(spec.scores_workdir, f"{field}.scores_workdir")
-    theirs, ours = _what(source.get("data", {})), _what(data)
+    # a field their config lacks (saved before it existed) counts as its default: what was computed then
+    defaults = json.loads(default_data_config().to_json())
+    theirs, ours = _what({**defaults, **source.get("data", {})}), _what(data)
     differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if differ:
         name = differ[0]

@@ -1,15 +1,15 @@
 """Datasets as whole numpy arrays, plus seeded subsets, label noise and on-device augmentation.
 
 ``load_dataset(config.data)`` is the one entry point: it finds and reads the data (see
-``jaxlth.data.sources``), then applies ``subsample_fraction`` and ``random_labels_fraction``
-to the training split.
+``jaxlth.data.sources``), poses its task (``classes``, ``task``: :mod:`jaxlth.data.tasks`), then
+applies ``subsample_fraction`` and ``random_labels_fraction`` to the training split.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from jaxlth.data import selection
+from jaxlth.data import selection, tasks
 from jaxlth.data.augment import augment_batch, normalize
 from jaxlth.data.dataset import Dataset, padded
 from jaxlth.data.sampling import check_fractions, randomize_labels, subsample
@@ -37,9 +37,10 @@ def default_config() -> ml_collections.ConfigDict:
     for none), ``tfds_data_dir`` ("" for TFDS's default), ``download`` (may TFDS download),
     ``subsample_fraction`` in (0, 1], ``random_labels_fraction`` in [0, 1], ``subset_seed``,
     the ``synthetic_*`` sizes, image shape ``(H, W, C)``, number of classes and seed, and
-    ``pad_to`` (images zero-padded to this square size; 0 keeps them) and ``subset``: a training
-    subset chosen by per-example scores (:mod:`jaxlth.data.selection`), applied after the random
-    subsample and label noise.
+    ``pad_to`` (images zero-padded to this square size; 0 keeps them), ``classes`` (the class ids
+    kept, relabelled 0..k-1; ``()``: all) and ``task`` (``classes`` or ``rotation``:
+    :mod:`jaxlth.data.tasks`), and ``subset``: a training subset chosen by per-example scores
+    (:mod:`jaxlth.data.selection`), applied after the random subsample and label noise.
     """
     return ml_collections.ConfigDict(
         {
@@ -52,6 +53,8 @@ def default_config() -> ml_collections.ConfigDict:
             "random_labels_fraction": 0.0,
             "subset_seed": 0,
             "pad_to": 0,
+            "classes": (),
+            "task": "classes",
             "synthetic_train_size": 512,
             "synthetic_test_size": 256,
             "synthetic_image_shape": (28, 28, 1),
@@ -81,6 +84,7 @@ def open_streamed(data_cfg):
             raise UserError(
                 f"data.{field} is not available for a streamed dataset ({data_cfg.name}); leave it at {plain}"
             )
+    tasks.check(data_cfg, streamed=True)
     size = data_cfg.get("image_size", 224)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UserError(f"data.image_size must be a positive number of pixels, got {size!r}")
@@ -88,7 +92,8 @@ def open_streamed(data_cfg):
 
 
 def load_dataset(data_cfg) -> Dataset:
-    """Loads the dataset ``data_cfg`` describes, subset and label noise applied.
+    """Loads the dataset ``data_cfg`` describes: padded, its classes kept and its task posed
+    (:func:`jaxlth.data.tasks.apply`), then the random subset and label noise applied.
 
     Args:
       data_cfg: a ConfigDict like ``default_config()``; missing fields take their defaults.
@@ -103,6 +108,7 @@ def load_dataset(data_cfg) -> Dataset:
     fraction = data_cfg.get("subsample_fraction", 1.0)
     noise = data_cfg.get("random_labels_fraction", 0.0)
     check_fractions(fraction, noise)  # before the (possibly slow) load
+    tasks.check(data_cfg, streams(data_cfg))
     seed = int(data_cfg.get("subset_seed", 0))
     size = data_cfg.get("pad_to", 0)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -112,5 +118,5 @@ def load_dataset(data_cfg) -> Dataset:
         source = padded(source, size)
     except ValueError as e:
         raise UserError(f"data.pad_to: {e}") from None
-    dataset = subsample(source, fraction, seed)
+    dataset = subsample(tasks.apply(source, data_cfg), fraction, seed)
     return randomize_labels(dataset, noise, seed)

@@ -215,6 +215,12 @@ def resolve(
     raise _not_found(name, data_dir, note)
 
 
+def source_classes(data_cfg) -> int:
+    """How many classes the dataset ``data_cfg.name`` has (before ``data.classes`` or ``data.task``)."""
+    name = data_cfg.get("name", "fashion_mnist")
+    return int(data_cfg.get("synthetic_num_classes", 10)) if name == "synthetic" else 100 if name == "cifar100" else 10
+
+
 def _channel_stats(images: np.ndarray, pixel_scale: float) -> tuple[tuple, tuple]:
     """Per-channel mean and population std of ``images / pixel_scale`` (last axis = channels)."""
     x = images.reshape(-1, images.shape[-1]).astype(np.float64) / pixel_scale
@@ -263,9 +269,7 @@ def load_source(data_cfg) -> Dataset:
         mean, std = STATS[name]
     else:
         mean, std = _channel_stats(train_x, pixel_scale)
-    num_classes = (
-        int(data_cfg.get("synthetic_num_classes", 10)) if name == "synthetic" else 100 if name == "cifar100" else 10
-    )
+    num_classes = source_classes(data_cfg)
     for split, labels in (("train", train_y), ("test", test_y)):
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise UserError(
