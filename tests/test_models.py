@@ -134,7 +134,7 @@ def test_every_model_has_output_layer_and_logits(name):
     # Only the classifier may match the pruning recipes' "output" pattern.
     paths = ["/".join(str(k.key) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     assert [p for p in paths if "output" in p] == ["output/bias", "output/kernel"]
-    has_bn = not name.startswith(("lenet", "conv"))
+    has_bn = not name.startswith(("lenet", "conv", "vit"))
     assert ("batch_stats" in variables) == has_bn
 
 

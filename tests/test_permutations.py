@@ -30,6 +30,10 @@ GROUPS = {
     "vgg13": 10,
     "vgg16": 13,
     "vgg19": 16,
+    "vit": 13,  # the residual stream (class token, position embedding, LayerNorms) + one MLP per block
+    "vit_tiny": 13,
+    "vit_small": 13,
+    "vit_base": 13,
 }
 
 

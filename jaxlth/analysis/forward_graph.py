@@ -4,8 +4,9 @@
 Labels: every parameter axis is a node; a value's axis carries ``(node, inner)`` (``inner``: the
 group's size when the axis is a flatten's tiled view) or ``None`` (data, fixed). :func:`walk`
 interprets the equations of a jaxpr (contractions, convolutions, broadcasts, elementwise
-operations, reductions, reshapes, transposes, nested calls); anything else fixes what flows
-through it. :func:`collect` turns the classes into groups of ``(collection, path, axis, inner)``.
+operations, reductions, reshapes, transposes, concatenations, slices, squeezes, nested calls);
+anything else fixes what flows through it. :func:`collect` turns the classes into groups of
+``(collection, path, axis, inner)``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ELEMENTWISE = {
     "square",
     "integer_pow",
     "erf",
+    "erfc",
     "exp2",
     "log1p",
     "expm1",
@@ -143,6 +145,24 @@ def walk(jaxpr, env: dict, groups: Groups, tiled: list) -> list:
             out = list(ins[0]) if shapes[0][-1:] == out_shape[-1:] else [None] * len(out_shape)
             if out_shape[-1:] != shapes[0][-1:]:
                 groups.fix(ins[0])
+        elif name == "concatenate":  # the joined axis is fixed, the others combine as in an elementwise op
+            out = [None] * len(out_shape)
+            for d in range(len(out_shape)):
+                column = [lab[d] for lab in ins]
+                if d == eqn.params["dimension"]:
+                    groups.fix(column)
+                else:
+                    out[d] = _join(column, groups)
+        elif name == "slice":  # an axis taken whole keeps its label; a cut one is fixed
+            out = [None] * len(out_shape)
+            for d, label in enumerate(ins[0]):
+                if out_shape[d] == shapes[0][d]:
+                    out[d] = label
+                else:
+                    groups.fix([label])
+        elif name == "squeeze":
+            dropped = {d % len(ins[0]) for d in eqn.params["dimensions"]}
+            out = [lab for d, lab in enumerate(ins[0]) if d not in dropped]
         elif name == "reshape":
             out = _reshape(ins[0], shapes[0], out_shape, groups)
         elif name == "transpose":
@@ -186,7 +206,8 @@ def _reshape(labels: list, before: tuple, after: tuple, groups: Groups) -> list:
         out[-1] = labels[-1]
         return out
     last = labels[-1] if labels else None
-    if last is not None and last[1] is None and len(after) >= 1 and after[-1] == int(np.prod(before[len(after) - 1 :])):
+    flatten = 1 <= len(after) < len(before) and after[-1] == int(np.prod(before[len(after) - 1 :]))
+    if last is not None and last[1] is None and flatten:
         out[-1] = (last[0], before[-1])  # flatten: the channel group, tiled
         return out
     groups.fix(labels)

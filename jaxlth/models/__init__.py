@@ -4,7 +4,7 @@ Every model is called as ``model.apply(variables, x, train=...)`` on float32 inp
 (NHWC for the image models) and returns logits ``(N, num_classes)``. Its last layer is the
 Dense layer named ``output`` (parameters ``output/kernel``, ``output/bias``). Models with
 BatchNorm keep running statistics in the ``batch_stats`` collection; the others have none.
-Initialisation follows OpenLTH (see ``init.py``).
+Initialisation follows OpenLTH (see ``init.py``); the ViT's blocks follow big_vision (``vit.py``).
 """
 
 import functools
@@ -21,8 +21,9 @@ from jaxlth.models.lenet import LeNet
 from jaxlth.models.resnet_cifar import CifarResNet
 from jaxlth.models.resnet_imagenet import LAYOUTS, ImageNetResNet
 from jaxlth.models.vgg import PLANS, VGG
+from jaxlth.models.vit import POOLS, ViT
 
-__all__ = ["MODELS", "get_model", "names", "param_count"]
+__all__ = ["MODELS", "dense_by_default", "get_model", "names", "param_count"]
 
 
 def _positive_int(model: str, option: str, value) -> int:
@@ -78,6 +79,46 @@ def _cifar_resnet_alias(depth: int) -> Callable[..., nn.Module]:
     return make
 
 
+def _vit(
+    num_classes: int,
+    patch_size: int = 4,
+    width: int = 192,
+    depth: int = 12,
+    heads: int = 3,
+    mlp_ratio: int = 4,
+    pool: str = "cls",
+    *,
+    model: str = "vit",
+) -> nn.Module:
+    width, heads = _positive_int(model, "width", width), _positive_int(model, "heads", heads)
+    if width % heads:
+        raise UserError(f"model {model!r} needs a width divisible by heads, got width {width} and {heads} heads")
+    if pool not in POOLS:
+        raise UserError(f"model {model!r} needs pool to be 'cls' or 'mean', got {pool!r}")
+    return ViT(
+        num_classes=num_classes,
+        patch_size=_positive_int(model, "patch_size", patch_size),
+        width=width,
+        depth=_positive_int(model, "depth", depth),
+        heads=heads,
+        mlp_ratio=_positive_int(model, "mlp_ratio", mlp_ratio),
+        pool=pool,
+    )
+
+
+# name -> (width, depth, heads, default patch_size): ViT-Ti for small images (patch 4), ViT-S/16, ViT-B/16.
+VIT_SIZES = {"vit_tiny": (192, 12, 3, 4), "vit_small": (384, 12, 6, 16), "vit_base": (768, 12, 12, 16)}
+
+
+def _vit_size(name: str) -> Callable[..., nn.Module]:
+    width, depth, heads, patch = VIT_SIZES[name]
+
+    def make(num_classes: int, patch_size: int = patch, pool: str = "cls") -> nn.Module:
+        return _vit(num_classes, patch_size, width, depth, heads, 4, pool, model=name)
+
+    return make
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet": _lenet,
     "lenet_300_100": _lenet_300_100,
@@ -88,7 +129,22 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": _cifar_resnet_alias(d) for d in (20, 32, 56, 110)},
     **{f"vgg{d}": functools.partial(_vgg, depth=d) for d in sorted(PLANS)},
     **{f"resnet{d}": functools.partial(_resnet_imagenet, depth=d) for d in sorted(LAYOUTS)},
+    "vit": _vit,
+    **{name: _vit_size(name) for name in VIT_SIZES},
 }
+
+
+def dense_by_default(name: str) -> tuple[str, ...]:
+    """Patterns (as ``pruning.layers_to_ignore``) of the kernels model ``name`` keeps dense by default.
+
+    Only kernels with two or more dimensions are ever prunable, so for a ViT these two patterns leave
+    exactly the attention (query, key, value, out) and MLP (fc1, fc2) kernels to prune: the patch
+    embedding and the classifier stay dense; tokens, embeddings and norms are never kernels.
+    Other models: ``()``.
+    """
+    if name == "vit" or name in VIT_SIZES:
+        return ("^patch_embedding/", "^output/")
+    return ()
 
 
 def names() -> list[str]:
