@@ -34,6 +34,7 @@ LAYERS = {
     "sharding": 1,
     "pruning": 2,
     "training": 2,
+    "weights": 2,
     "checkpoint": 2,
     "subsets": 2,
     "fields": 3,

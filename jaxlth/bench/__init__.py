@@ -1,6 +1,9 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|all]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|load|all]``.
 
-Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``).
+Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``). ``train --model vit_tiny``
+times a Vision Transformer instead of LeNet (:mod:`jaxlth.bench.vit_speed`: steps/s per replicate
+for ``R`` = 1, 2, 4 and the ratio to a plain Flax + optax loop; ``--steps``, ``--batch-size``,
+``--train-size`` and ``--model-options width=64,depth=4`` make it small).
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -36,6 +39,10 @@ against training steps.
 per replicate for ``--replicates``, FLOP/s against the device's matmul ceiling, a step's memory,
 and jaxlth's step against a plain Flax + optax loop (``--dtype bfloat16`` for mixed precision).
 
+``load`` (:mod:`jaxlth.bench.load_speed`; its own options ``--model``, ``--mb``, ``--repeats``; not in
+``all``) times reading a ResNet-50 ``.safetensors`` file under torchvision's names into a network
+against reading the file's bytes.
+
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
 """
@@ -43,12 +50,14 @@ Timings exclude compilation (each program runs once before it is timed) and take
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import numpy as np
 
+from jaxlth import models
 from jaxlth.analysis import alpha_grid, interpolate
-from jaxlth.bench import conv_speed, hessian_speed, mask_speed, scoring_speed
+from jaxlth.bench import conv_speed, hessian_speed, mask_speed, scoring_speed, vit_speed
 from jaxlth.bench.harness import LenetBench, best_times, fashion_mnist_sized, lenet_train_flops, matmul_gflops, timed
 from jaxlth.pruning import imp
 from jaxlth.pruning import masks as mask_lib
@@ -147,6 +156,12 @@ def instability_suite(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["load"]:  # its own options: jaxlth.bench.load_speed
+        from jaxlth.bench import load_speed
+
+        load_speed.main(argv[1:])
+        return
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "suite",
@@ -155,20 +170,35 @@ def main(argv: list[str] | None = None) -> None:
         choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "conv", "all"),
     )
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--replicates", default="1,2,4,8", help="comma-separated replicate counts")
+    parser.add_argument("--batch-size", "--batch", type=int, default=128)
+    parser.add_argument(
+        "--replicates", default=None, help="comma-separated replicate counts (default 1,2,4,8; 1,2,4 for a ViT)"
+    )
+    parser.add_argument(
+        "--model",
+        default="lenet_300_100",
+        choices=("lenet_300_100", "vit", *models.VIT_SIZES),
+        help="train: the model timed (default lenet_300_100; a ViT: jaxlth/bench/vit_speed.py)",
+    )
+    parser.add_argument("--model-options", default="", help="train, a ViT: its options, e.g. width=64,depth=4")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--copies", type=int, default=4, help="copies for the instability suite (default 4)")
     parser.add_argument("--models", default="resnet20,vgg16", help="conv: comma-separated models")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="conv: train.dtype")
-    parser.add_argument("--steps", type=int, default=50, help="conv: steps per timed run (default 50)")
-    parser.add_argument("--train-size", type=int, default=50_000, help="conv: CIFAR-shaped training images")
+    parser.add_argument("--steps", type=int, default=50, help="conv, a ViT: steps per timed run (default 50)")
+    parser.add_argument("--train-size", type=int, default=50_000, help="conv, a ViT: CIFAR-shaped training images")
     args = parser.parse_args(argv)
+    vit = args.model != "lenet_300_100"
+    args.replicates = args.replicates or (vit_speed.DEFAULT_REPLICATES if vit else "1,2,4,8")
+    args.model_options = vit_speed.parse_options(args.model_options)
 
     device = jax.devices()[0]
     print(f"jax {jax.__version__} on {jax.device_count()} x {device.platform} ({device.device_kind})")
     if args.suite in ("train", "all"):
-        train_suite(args)
+        if vit:
+            vit_speed.suite(args)
+        else:
+            train_suite(args)
     if args.suite in ("lottery", "all"):
         lottery_suite(args)
     if args.suite in ("instability", "all"):
