@@ -17,8 +17,8 @@ files are Python by design: loading one runs its code.
 from __future__ import annotations
 
 from jaxlth.experiments import registry
-from jaxlth.experiments.recipes import base_config, choose, from_file, validate
-from jaxlth.fields import COMMON_MAY_CHANGE, common_config, load_file, to_dict, unknown_field
+from jaxlth.experiments.recipes import base_config, choose, from_file, load_file, validate
+from jaxlth.fields import COMMON_MAY_CHANGE, common_config, to_dict, unknown_field
 
 __all__ = [
     "COMMON_MAY_CHANGE",

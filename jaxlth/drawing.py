@@ -91,13 +91,14 @@ def accuracy_vs_weights(
     split: str = "test",
     title: str | None = None,
     arms: Arms = Arms(),
+    dense_label: str = "dense",
 ):
     """Final ``split`` ``metric`` against % of weights remaining, one line per arm.
 
     The x axis is logarithmic and reversed (100% on the left, as in the lottery-ticket papers);
     lines are means over replicates with ±1 std shaded; the main arm is drawn first and on top. The
     dense network, mean ± std, is a grey horizontal band (:func:`jaxlth.tables.dense_reference`; an
-    arm with only that dense level is the band, not a line). Returns the Axes.
+    arm with only that dense level is the band, not a line) named ``dense_label``. Returns the Axes.
 
     Raises:
       ValueError: when the table holds no final ``split``/``metric`` measurements.
@@ -117,7 +118,7 @@ def accuracy_vs_weights(
             linestyle="--",
             linewidth=1.0,
             zorder=1,
-            label=f"dense ({mean:.2f}" + (f" ± {std:.2f})" if std else ")"),
+            label=f"{dense_label} ({mean:.2f}" + (f" ± {std:.2f})" if std else ")"),
         )
     drawn = arms.order(stats["arm"].unique())
     if dense is not None and (stats["arm"] == dense["arm"]).sum() == 1:

@@ -11,9 +11,7 @@ working: :data:`RENAMED` maps their old names, with a one-line notice.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import json
-import os
 import sys
 from typing import Any
 
@@ -22,8 +20,9 @@ import ml_collections
 from jaxlth import steps as step_specs
 from jaxlth import subsets
 from jaxlth.data import default_config as default_data_config
-from jaxlth.data import selection, streams
+from jaxlth.data import selection, streams, tasks
 from jaxlth.errors import UserError
+from jaxlth.training import pretrained as pretrained_lib
 
 # Fields of the common part that may differ between a workdir's saved config and a rerun on it: how
 # it runs, and where the data comes from (the same dataset from IDX files, TFDS or a download; a
@@ -50,6 +49,7 @@ def pruning_config() -> ml_collections.ConfigDict:
     """The ``pruning`` block: what may be pruned, read by every experiment that prunes or masks."""
     c = ml_collections.ConfigDict()
     c.layers_to_ignore = ()  # regular expressions searched in e.g. "output/kernel": those kernels are never pruned
+    c.model_defaults = True  # also keep dense what the model keeps dense (ViT: patch embedding) and a pretrained head
     return c
 
 
@@ -77,6 +77,7 @@ def common_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.name = "lenet_300_100"
     c.model.options = ml_collections.ConfigDict()  # extra keyword arguments, e.g. width
+    pretrained_lib.add_fields(c.model)  # model.pretrained*: start from a checkpoint (docs/pretrained.md)
 
     c.pruning = pruning_config()
 
@@ -148,42 +149,6 @@ def migrate_saved(saved: dict) -> dict:
 
 
 # ----- reading config files --------------------------------------------------------------------------
-def load_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
-    """``get_config(arg)`` (``get_config()`` without ``arg``) of the config file ``path``; a file that
-    is missing, does not parse, fails on import, has no ``get_config`` or whose ``get_config``
-    raises is reported as one sentence naming the file (:class:`UserError`).
-
-    Config files are Python by design (the recipes in ``configs/``): loading one runs its code."""
-    if not os.path.isfile(path):
-        raise UserError(
-            f"the config file {path} does not exist (configs are in configs/, e.g. configs/lenet_fashion_mnist.py)"
-        )
-    with open(path, encoding="utf-8") as f:
-        source = f.read()
-    try:
-        compile(source, path, "exec")
-    except SyntaxError as e:
-        raise UserError(f"the config file {path} has a syntax error at line {e.lineno}: {e.msg}") from None
-    module_spec = importlib.util.spec_from_file_location(f"jaxlth_config_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 (whatever the file does wrong, one sentence)
-        raise UserError(f"the config file {path} fails when imported: {type(e).__name__}: {e}") from None
-    if not callable(getattr(module, "get_config", None)):
-        raise UserError(f"the config file {path} defines no get_config() function")
-    call = f"get_config({arg!r})" if arg else "get_config()"
-    try:
-        config = module.get_config(arg) if arg else module.get_config()
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"{call} of {path} fails: {type(e).__name__}: {e}") from None
-    if not isinstance(config, ml_collections.ConfigDict):
-        raise UserError(f"{call} of {path} returns {type(config).__name__}, not an ml_collections ConfigDict")
-    return migrate(config)
-
-
 def unknown_field(config: ml_collections.ConfigDict, dotted: str) -> str | None:
     """``"unknown config field train.stepz (did you mean train.steps?)"`` when ``dotted`` names no
     field of ``config``; ``None`` when it does."""
@@ -249,6 +214,11 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) ->
     )
     if "log" in config:
         check_log(config.log)
+    pretrained_lib.check_fields(config.model)
+    _check(
+        isinstance(config.pruning.get("model_defaults", True), bool),
+        f"pruning.model_defaults must be True or False, got {config.pruning.get('model_defaults')!r}",
+    )
     ignore = config.pruning.layers_to_ignore
     _check(
         isinstance(ignore, (tuple, list)) and all(isinstance(p, str) for p in ignore),
@@ -257,6 +227,7 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) ->
     if "subset" in config.data:
         selection.check(config.data.subset, "data.subset")
         subsets.check_source(config.data.subset, training_set(config), "data.subset")
+    tasks.check(config.data, streams(config.data))
     if streams(config.data):
         name = config.data.name
         _check(

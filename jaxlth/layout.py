@@ -6,6 +6,7 @@
     finished.json                       the config a run last finished with (a sweep skips finished runs)
     results.csv                         tidy measurements (jaxlth.records)
     results.rows                        the ledger: how many rows results.csv held when last written
+    pretrained.json                     model.pretrained: where each replicate started, what was loaded
     .lock                               held by the process working in the workdir
     artifacts/<name>/                   Orbax pytrees saved once and never recomputed, e.g.
       init/, rewind/                      networks at step 0 and at the rewind step (all replicates)
@@ -34,6 +35,7 @@ RESULTS_FILE = "results.csv"
 FINISHED_FILE = "finished.json"
 LOCK_FILE = ".lock"
 WANDB_FILE = "wandb_run.json"
+PRETRAINED_FILE = "pretrained.json"
 
 
 def level_name(level: int) -> str:
@@ -85,6 +87,11 @@ class Layout:
     def wandb_file(self) -> str:
         """``wandb_run.json``: the W&B run of the workdir (``log.wandb_project``) and the steps it logged."""
         return os.path.join(self.workdir, WANDB_FILE)
+
+    @property
+    def pretrained_file(self) -> str:
+        """``pretrained.json``: where the replicates of a ``model.pretrained`` run started."""
+        return os.path.join(self.workdir, PRETRAINED_FILE)
 
     def artifact(self, name: str) -> str:
         """``artifacts/<name>``; ``name`` may hold ``/`` (``"imp/level_02/mask"``)."""

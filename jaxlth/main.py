@@ -158,7 +158,7 @@ def _check_config(spec: str, argv: list[str]) -> None:
     sentence), before absl reads them."""
     path, _, arg = spec.partition(":")
     try:
-        config = fields.load_file(path, arg or None)
+        config = recipes.load_file(path, arg or None)
     except UserError as e:
         fail(str(e))
     for item in argv:

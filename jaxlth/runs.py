@@ -9,6 +9,7 @@ pandas and numpy objects.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -26,6 +27,26 @@ from jaxlth.training import copies as copies_lib
 
 COLUMNS = records.CORE_COLUMNS  # every row has these; each experiment adds its own (Experiment.columns)
 PyTree = Any
+SELECTION = ("arm", "level", "which", "replicate")  # what DIR:key=value,... may select, beside the stacked coordinates
+
+
+def split_selection(spec: str, field: str) -> tuple[str, dict]:
+    """``"runs/a:level=3,arm=imp"`` -> ``("runs/a", {"level": 3, "arm": "imp"})``: a workdir and the
+    networks chosen in it (numbers as numbers). A path with no ``:key=value`` tail comes back alone
+    (``gs://`` paths keep their colon)."""
+    head, sep, tail = spec.rpartition(":")
+    if not sep or "=" not in tail or "/" in tail:
+        return spec, {}
+    chosen = {}
+    for item in filter(None, (part.strip() for part in tail.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise UserError(f"{field} {spec}: {item!r} is not of the form key=value (e.g. {head}:level=0)")
+        try:
+            chosen[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            chosen[key.strip()] = value.strip()
+    return head, chosen
 
 
 def read_config(workdir: str) -> dict:
@@ -160,6 +181,43 @@ class Run:
         else:
             raise UserError(f"which must be 'init', 'rewind' or 'final', got {which!r}")
         return self.select(network, replicate, **coordinates)
+
+    def chosen(self, chosen: dict, field: str) -> tuple[dict, str, int | None]:
+        """``(network, description, replicate)`` of what ``DIR:key=value,...`` chose (:func:`split_selection`):
+        ``arm`` (default the main arm), ``level`` (default the last finished), ``which`` (``final``,
+        ``rewind``, ``init``), the stacked coordinates; the network holds every replicate stacked, and
+        ``replicate`` is the one chosen (``None``: none)."""
+        allowed = (*SELECTION, *self.stacked)
+        unknown = [k for k in chosen if k not in allowed]
+        if unknown:
+            raise UserError(f"{field} {self.workdir}: cannot choose {unknown[0]!r}; choose by {', '.join(allowed)}")
+        arm, which = chosen.get("arm") or self.default_arm, chosen.get("which", "final")
+        level, replicate = chosen.get("level"), chosen.get("replicate")
+        for name, value in (("level", level), ("replicate", replicate)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UserError(f"{field} {self.workdir}: {name} must be an integer, got {value!r}")
+        coordinates = {k: v for k, v in chosen.items() if k in self.stacked}
+        if which == "init":
+            network = self.network(None, None, "init", arm, **coordinates)
+            what = "the initialisation"
+        else:
+            level = self.level(level, arm)
+            network = self.network(level, None, which, arm, **coordinates)
+            what = f"arm {arm}, level {level} ({which})"
+        chose = "".join(f", {k}={v}" for k, v in coordinates.items())
+        return network, f"{what}{chose} of the {self.experiment} run in {self.workdir}", replicate
+
+    @property
+    def pretrained(self) -> dict | None:
+        """Where the run's replicates started (``pretrained.json``: the checkpoint, what it held, which of
+        its networks each replicate took, which leaves were loaded and which initialised fresh);
+        ``None`` for a run that started from a random initialisation."""
+        if not self.config.get("model", {}).get("pretrained", ""):
+            return None
+        path = self.layout.pretrained_file
+        if not storage.exists(path):
+            return None
+        return json.loads(storage.read_text(path))
 
     def params(
         self,

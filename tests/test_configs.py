@@ -11,6 +11,7 @@ import pytest
 
 from jaxlth import config as config_lib
 from jaxlth import experiments, models, steps
+from jaxlth.experiments.lottery import block as lottery_block
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
@@ -71,7 +72,7 @@ def test_lottery_config(recipe):
     assert lot.get("scope", "global") in ("global", "layerwise")
     assert lot.get("retrain", "weight_rewind") in ("weight_rewind", "lr_rewind", "finetune")
     total, per_epoch = total_steps(c)
-    assert 0 <= steps.to_steps(lot.get("rewind", "0it"), per_epoch) < total
+    assert 0 <= steps.to_steps(lottery_block.rewind_spec(lot.get("rewind", "0it")), per_epoch) < total
     # The train and lottery configs differ only in the experiment and the lottery block.
     train = module.get_config().to_dict()
     lottery = c.to_dict()

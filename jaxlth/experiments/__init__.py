@@ -60,7 +60,9 @@ def run(config, workdir: str):
             )
     context = Context(config, workdir, experiment)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
+    context.setup.start_plan()  # a model.pretrained checkpoint of another model is refused before anything is written
     setup_lib.check_prunable(context.setup)
+    experiment.check(context)
     if primary:
         claim(workdir, config)
     processes.barrier("jaxlth: workdir claimed")

@@ -21,6 +21,7 @@ kept checkpoints, an artifact's rows are made again from it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Callable, Sequence
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlth import checkpoint, records, storage, watching
+from jaxlth.experiments import pretrained_source
 from jaxlth.experiments.recorder import Recorder, holds
 from jaxlth.experiments.rows import Rows, as_written
 from jaxlth.layout import Layout
@@ -60,7 +62,10 @@ class Context:
     def setup(self) -> setup_lib.Setup:
         """Data, model and program of the config (loaded and compiled on first use)."""
         if self._setup is None:
-            self._setup = setup_lib.build(self.config)
+            setup = setup_lib.build(self.config)
+            if self.config.model.get("pretrained", ""):  # the checkpoint's networks, read once per process
+                setup = dataclasses.replace(setup, pretrained=pretrained_source.read(self.config, setup))
+            self._setup = setup
         return self._setup
 
     def steps(self, spec, field: str) -> int:

@@ -7,11 +7,12 @@ Each is cached in the workdir (computed once, loaded after), with all replicates
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Callable
 
 import jax
 
-from jaxlth import sharding
+from jaxlth import sharding, storage
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.layout import level_name
@@ -55,8 +56,34 @@ class ArmLevel:
 
 
 def init_network(ctx: Context) -> dict:
-    """``{"params", "batch_stats"}`` of the replicates at initialisation (artifact ``init``)."""
-    return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()))
+    """``{"params", "batch_stats"}`` of the replicates at initialisation (artifact ``init``); with
+    ``model.pretrained``, the networks they start from, ``pretrained.json`` saying what came from where,
+    and one row per replicate (``arm=init``, ``split=start``, ``metric=source_replicate``: which of the
+    checkpoint's networks it took)."""
+    pretrained = ctx.setup.pretrained
+    if pretrained is None:
+        return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()))
+    if not storage.exists(ctx.layout.pretrained_file):
+        described = dict(
+            path=pretrained.path,
+            kind=pretrained.kind,
+            format=pretrained.format,
+            description=pretrained.description,
+            source_replicates=list(pretrained.sources),
+            head_rule=ctx.config.model.get("pretrained_head", "auto"),
+            **ctx.setup.start_plan(),
+            **pretrained.notes,
+        )
+        storage.write_text(ctx.layout.pretrained_file, json.dumps(described, indent=1) + "\n")
+    labels = {"arm": INIT, "level": 0, "split": "start"}
+
+    def rows(_) -> list[dict]:
+        return [
+            dict(labels, replicate=r, density=1.0, step=0, epoch=0.0, metric="source_replicate", value=float(s))
+            for r, s in enumerate(pretrained.sources)
+        ]
+
+    return ctx.cached(INIT, lambda: network_of(ctx.setup.init_state()), rows=(labels, rows))
 
 
 def state_at(

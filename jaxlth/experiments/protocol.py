@@ -42,6 +42,9 @@ class Experiment:
         (``None``: the experiment has no block of its own).
       validate: ``validate(config)`` raises :class:`~jaxlth.errors.UserError` with one sentence;
         it runs before any data is loaded and before anything is written.
+      check: ``check(context)``: what can only be checked with the data and the model
+        (``context.setup``), e.g. another run's masks against this model; one sentence, before the
+        workdir is claimed or anything written.
       columns: the extra coordinates its rows carry in ``results.csv`` besides the core columns.
       arms: its arms (:class:`jaxlth.legend.Arms`): their legend labels in order, the main arm (the
         one the results API reads when none is named), the arms its tables leave out.
@@ -71,6 +74,7 @@ class Experiment:
     run: Callable[[Any], Any]
     defaults: Callable[[], ml_collections.ConfigDict] | None = None
     validate: Callable[[ml_collections.ConfigDict], None] = _nothing
+    check: Callable[[Any], None] = _nothing
     columns: tuple[str, ...] = ()
     arms: Arms = Arms()
     streams: tuple[rng.Stream, ...] = ()

@@ -10,6 +10,8 @@ of a config its experiment reads, which a rerun on a workdir must not change.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from typing import Any
 
 import ml_collections
@@ -66,6 +68,42 @@ def validate(config: ml_collections.ConfigDict) -> Experiment:
     return experiment
 
 
+def load_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+    """``get_config(arg)`` (``get_config()`` without ``arg``) of the config file ``path``; a file that
+    is missing, does not parse, fails on import, has no ``get_config`` or whose ``get_config``
+    raises is reported as one sentence naming the file (:class:`UserError`).
+
+    Config files are Python by design (the recipes in ``configs/``): loading one runs its code."""
+    if not os.path.isfile(path):
+        raise UserError(
+            f"the config file {path} does not exist (configs are in configs/, e.g. configs/lenet_fashion_mnist.py)"
+        )
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    try:
+        compile(source, path, "exec")
+    except SyntaxError as e:
+        raise UserError(f"the config file {path} has a syntax error at line {e.lineno}: {e.msg}") from None
+    module_spec = importlib.util.spec_from_file_location(f"jaxlth_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 (whatever the file does wrong, one sentence)
+        raise UserError(f"the config file {path} fails when imported: {type(e).__name__}: {e}") from None
+    if not callable(getattr(module, "get_config", None)):
+        raise UserError(f"the config file {path} defines no get_config() function")
+    call = f"get_config({arg!r})" if arg else "get_config()"
+    try:
+        config = module.get_config(arg) if arg else module.get_config()
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{call} of {path} fails: {type(e).__name__}: {e}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UserError(f"{call} of {path} returns {type(config).__name__}, not an ml_collections ConfigDict")
+    return fields.migrate(config)
+
+
 def from_file(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
     """The config of ``PATH[:ARG]`` as the command line builds it, with dotted-name overrides.
 
@@ -77,7 +115,7 @@ def from_file(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
     if module:
         registry.add(module)
     path, _, arg = spec.partition(":")
-    config = fields.load_file(path, arg or None)
+    config = load_file(path, arg or None)
     for dotted, value in overrides.items():
         if dotted in fields.RENAMED:
             fields.notice_renamed(dotted)

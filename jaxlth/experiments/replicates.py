@@ -69,7 +69,7 @@ def choose(config, dataset=None, wanted: int | None = None, widths: tuple[int, i
     setup = setup_lib.build(probe, dataset)
     steps = min(setup.eval_every, setup.total_steps, setup.chunk_every or setup.total_steps)
     footprint = memory.measure(
-        setup.program, setup.data, num_steps=max(1, steps), layers_to_ignore=tuple(config.pruning.layers_to_ignore)
+        setup.program, setup.data, num_steps=max(1, steps), layers_to_ignore=setup_lib.ignored_layers(config)
     )
     per_device = footprint.most(free, widths)
     if per_device < 1:

@@ -14,6 +14,11 @@ same level. Every transform is a pure function of one replicate, vmapped over re
   (Zhou et al. 2019: the signs carry most of what a ticket needs).
 * ``retrain``: the IMP mask and rewind weights, trained with other training settings
   (``lottery.retrain_overrides``).
+* ``magnitude_at_rewind``: one-shot magnitude pruning of the rewind weights themselves, keeping as
+  many weights as the IMP mask (in total for ``lottery.scope = global``, per layer otherwise), and
+  those weights trained. With ``lottery.rewind = pretrained`` this is the pretrained-tickets papers'
+  baseline: the pretrained weights pruned by magnitude in one shot, before any fine-tuning (Chen et
+  al. 2020, 2021); at step 0 of a random initialisation it is magnitude pruning at initialisation.
 
 Non-prunable leaves (biases, normalisation) come from the rewind state, except for the
 reinitialising branches, which take them from the fresh initialisation.
@@ -87,6 +92,12 @@ def retrain(key, mask, rewind: Network, fresh: Network | None, options) -> tuple
     return mask, dict(rewind, params=mask_lib.apply(rewind["params"], mask))
 
 
+def magnitude_at_rewind(key, mask, rewind: Network, fresh: Network | None, options) -> tuple[PyTree, Network]:
+    scope = "global" if options.get("scope", "global") == "global" else "layerwise"
+    new_mask = magnitude.top_like(magnitude.scores(rewind["params"], mask), mask, scope)
+    return new_mask, dict(rewind, params=mask_lib.apply(rewind["params"], new_mask))
+
+
 @dataclasses.dataclass(frozen=True)
 class Branch:
     """A named control: its transform, its legend label and whether it needs a freshly initialised network."""
@@ -107,5 +118,6 @@ BRANCHES = {
         Branch("sign_flip", sign_flip, "random signs"),
         Branch("reinit_keep_sign", reinit_keep_sign, "reinitialised, signs kept", needs_fresh_init=True),
         Branch("retrain", retrain, "retrained (other settings)", other_training=True),
+        Branch("magnitude_at_rewind", magnitude_at_rewind, "one-shot magnitude at the rewind point"),
     )
 }

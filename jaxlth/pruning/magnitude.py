@@ -42,11 +42,17 @@ def random_like(key: jax.Array, mask: PyTree, scope: str) -> PyTree:
     mask_leaves, treedef = jax.tree.flatten(mask)
     keys = jax.random.split(key, len(mask_leaves))
     random_scores = jax.tree.unflatten(treedef, [jax.random.uniform(k, m.shape) for k, m in zip(keys, mask_leaves)])
-    everything = jax.tree.map(jnp.ones_like, mask)
+    return top_like(random_scores, mask, scope)
+
+
+def top_like(scores_tree: PyTree, mask: PyTree, scope: str) -> PyTree:
+    """The mask of the highest ``scores_tree`` entries over every prunable weight (pruned or not),
+    keeping as many as ``mask`` does: per layer (``layerwise``) or in total (``global``)."""
+    mask_leaves, treedef = jax.tree.flatten(mask)
+    everything = jax.tree.leaves(jax.tree.map(jnp.ones_like, mask))
+    values = prune_lib.leaves_like(scores_tree, mask)
     if scope == "layerwise":
-        counts = [jnp.sum(m) for m in mask_leaves]
-        return prune_lib.keep_per_layer(jax.tree.leaves(random_scores), jax.tree.leaves(everything), counts, treedef)
+        return prune_lib.keep_per_layer(values, everything, [jnp.sum(m) for m in mask_leaves], treedef)
     if scope != "global":
         raise ValueError(f"scope must be 'layerwise' or 'global', got {scope!r}")
-    count = sum(jnp.sum(m) for m in mask_leaves)
-    return prune_lib.keep_global(jax.tree.leaves(random_scores), jax.tree.leaves(everything), count, treedef)
+    return prune_lib.keep_global(values, everything, sum(jnp.sum(m) for m in mask_leaves), treedef)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+from flax import traverse_util
 
 from jaxlth import data as data_lib
 from jaxlth import models, rng, sharding, subsets
@@ -17,6 +19,7 @@ from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from jaxlth.training import optim
+from jaxlth.training import pretrained as pretrained_lib
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
 from jaxlth.training.state import TrainState
 
@@ -35,15 +38,50 @@ class Setup:
     checkpoint_every: int
     mesh: object = None  # jax.sharding.Mesh over which the replicate axis is split, or None
     chunk_every: int = 0  # streamed data: chunks end at multiples of this many steps (0: no such limit)
+    pretrained: pretrained_lib.Pretrained | None = None  # model.pretrained, read (None: random initialisation)
 
     def place(self, tree):
         """Shards a stacked pytree's leading replicate axis over the devices (identity on one)."""
         return sharding.shard_replicas(tree, self.mesh)
 
     def init_state(self) -> TrainState:
-        """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``)."""
+        """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``); with
+        ``model.pretrained``, every leaf the checkpoint gives is its (:mod:`jaxlth.training.pretrained`)."""
         c = self.config
-        return self.place(self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys()))
+        state = self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys())
+        if c.model.get("pretrained", ""):
+            if self.pretrained is None:
+                raise UserError(f"model.pretrained {c.model.pretrained} was not read for this setup")
+            network = pretrained_lib.start(
+                {"params": state.params, "batch_stats": state.batch_stats},
+                self.pretrained,
+                c.model.get("pretrained_head", "auto"),
+                c.model.name,
+                tuple(c.model.get("pretrained_fresh", ())),
+            )
+            params, batch_stats = (jax.tree.map(jnp.asarray, network[k]) for k in ("params", "batch_stats"))
+            state = TrainState(params, batch_stats, self.program.fresh_opt_state(params), state.data_key)
+        return self.place(state)
+
+    def start_plan(self) -> dict | None:
+        """What the replicates' start takes from ``model.pretrained`` (:func:`pretrained.plan`), from
+        shapes alone; ``None`` without a pretrained start. Raises UserError for a checkpoint of another model."""
+        if self.pretrained is None:
+            return None
+        c = self.config
+        fresh = jax.eval_shape(
+            lambda: self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys())
+        )
+        network = {"params": fresh.params, "batch_stats": fresh.batch_stats}
+        head, fresh_patterns = c.model.get("pretrained_head", "auto"), tuple(c.model.get("pretrained_fresh", ()))
+        return pretrained_lib.plan(network, self.pretrained, head, c.model.name, fresh_patterns)
+
+    @property
+    def layers_to_ignore(self) -> tuple[str, ...]:
+        """The patterns of the kernels that are never pruned: ``pruning.layers_to_ignore`` and, with
+        ``pruning.model_defaults``, the layers the model keeps dense (:func:`jaxlth.models.dense_by_default`)
+        and the head of a network started from pretrained weights."""
+        return ignored_layers(self.config)
 
     def data_keys(self) -> jax.Array:
         """``(R, 2)``: the keys of the replicates' SGD noise (data order and augmentation)."""
@@ -51,7 +89,7 @@ class Setup:
 
     def dense_mask(self, params) -> dict:
         """All-True mask over the prunable kernels (with the replicate axis)."""
-        return mask_lib.ones_like(params, tuple(self.config.pruning.layers_to_ignore))
+        return mask_lib.ones_like(params, self.layers_to_ignore)
 
     def to_steps(self, spec, field: str) -> int:
         return step_specs.to_steps(spec, self.steps_per_epoch, field)
@@ -113,10 +151,26 @@ class Setup:
         return dataclasses.replace(self, config=config, program=program)
 
 
-def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None) -> Setup:
+def ignored_layers(config) -> tuple[str, ...]:
+    """The patterns of kernels a run never prunes (:attr:`Setup.layers_to_ignore`)."""
+    ignore = tuple(config.pruning.layers_to_ignore)
+    if not config.pruning.get("model_defaults", True):
+        return ignore
+    defaults = models.dense_by_default(config.model.name)
+    if config.model.get("pretrained", ""):
+        defaults = (*defaults, f"^{pretrained_lib.HEAD}/")
+    return ignore + tuple(p for p in defaults if p not in ignore)
+
+
+def build(
+    config: ml_collections.ConfigDict,
+    dataset: data_lib.Dataset | None = None,
+    pretrained: pretrained_lib.Pretrained | None = None,
+) -> Setup:
     """Loads the data (unless given) and builds the model, optimizer, schedule and compiled program.
 
-    A streamed dataset (``data_lib.streams``) stays on disk: the program reads it while training."""
+    A streamed dataset (``data_lib.streams``) stays on disk: the program reads it while training.
+    ``pretrained``: the network ``model.pretrained`` names, read (``jaxlth.experiments.pretrained_source``)."""
     streamed = dataset is None and data_lib.streams(config.data)
     if streamed:
         dataset = data_lib.open_streamed(config.data)
@@ -165,6 +219,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         data=data,
         mesh=mesh,
         chunk_every=chunk_every,
+        pretrained=pretrained,
         program=program,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
@@ -176,16 +231,19 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
 def step_loop(model, spec: Spec) -> str:
     """``"host"`` for convolutional models on a CPU (XLA:CPU runs convolutions inside a loop ~30x more
     slowly: jax-ml/jax#12868, measured here: a Conv-2 step 9.9 s in ``lax.scan``, 0.32 s alone),
-    else ``"scan"``. Fixed by model and platform, so a resumed run runs the programs it ran before."""
+    else ``"scan"``. A model is convolutional when a ``kernel`` has 3 or more axes (a ViT's 3-D class token
+    and position embedding are no convolution). Fixed by model and platform, so a resumed run runs the
+    programs it ran before."""
     if jax.default_backend() != "cpu":
         return "scan"
     params = jax.eval_shape(lambda key: fn.init(model, spec, key)[0], jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
-    return "host" if any(leaf.ndim >= 3 for leaf in jax.tree.leaves(params)) else "scan"
+    kernels = [leaf for path, leaf in traverse_util.flatten_dict(dict(params)).items() if path[-1] == "kernel"]
+    return "host" if any(leaf.ndim >= 3 for leaf in kernels) else "scan"
 
 
 def check_prunable(setup: Setup) -> None:
     """Refuses ``pruning.layers_to_ignore`` patterns that leave no kernel to prune (one sentence)."""
-    ignore = tuple(setup.config.pruning.layers_to_ignore)
+    ignore = setup.layers_to_ignore
     params = jax.eval_shape(setup.init_state).params
     if ignore and not mask_lib.prunable_paths(params, ignore):
         kernels = [mask_lib.layer_name(p) for p in mask_lib.prunable_paths(params)]

@@ -18,6 +18,7 @@ from jaxlth import rng
 from jaxlth import steps as step_specs
 from jaxlth.experiments.instability.arms import PERTURB
 from jaxlth.experiments.instability.streams import PERTURBATION
+from jaxlth.experiments.lottery.block import rewind_spec
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 from jaxlth.training.state import TrainState
@@ -45,7 +46,9 @@ def _base(scaffold) -> tuple[int, TrainState]:
     setup = scaffold.setup
     if scaffold.source is not None and scaffold.level >= 0:
         rewind = jax.tree.map(jnp.asarray, scaffold.source.network(scaffold.level, which="rewind"))
-        start_step = step_specs.to_steps(scaffold.source.config["lottery"]["rewind"], setup.steps_per_epoch)
+        start_step = step_specs.to_steps(
+            rewind_spec(scaffold.source.config["lottery"]["rewind"]), setup.steps_per_epoch
+        )
         return start_step, TrainState(
             rewind["params"], rewind["batch_stats"], setup.program.fresh_opt_state(rewind["params"]), setup.data_keys()
         )
@@ -69,7 +72,7 @@ def run(scaffold) -> None:
         paths = (
             list(traverse_util.flatten_dict(scaffold.mask))
             if jax.tree.leaves(scaffold.mask)
-            else mask_lib.prunable_paths(base.params, tuple(scaffold.config.pruning.layers_to_ignore))
+            else mask_lib.prunable_paths(base.params, scaffold.setup.layers_to_ignore)
         )
         params = jax.vmap(lambda p, k, s: perturb(p, k, paths, s))(state.params, noise_keys, scale_per_copy)
         params = mask_lib.apply(params, mask) if jax.tree.leaves(mask) else params

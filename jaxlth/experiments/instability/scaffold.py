@@ -16,6 +16,7 @@ from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
 from jaxlth.experiments.instability.arms import TRUNK
 from jaxlth.experiments.instability.streams import ALIGN_RESTART
+from jaxlth.experiments.lottery.block import rewind_spec
 from jaxlth.experiments.lottery.source import lottery_source
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training.state import TrainState
@@ -51,7 +52,9 @@ class Scaffold:
             else {}
         )
         if self.from_source_rewind:  # the one spawn step: where the source's levels start
-            self.spawn_steps = [ctx.steps(self.source.config["lottery"]["rewind"], "the source's lottery.rewind")]
+            self.spawn_steps = [
+                ctx.steps(rewind_spec(self.source.config["lottery"]["rewind"]), "the source's lottery.rewind")
+            ]
         self.eval_sets = self._eval_sets()
         self.bn_batches = interp.bn_batches_from(
             setup.data.train_images, int(ins.bn_recompute_batches), config.train.batch_size

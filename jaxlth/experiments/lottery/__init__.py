@@ -6,7 +6,7 @@ The folder: ``block`` (the ``lottery`` config block), ``run`` (the levels, their
 ``sweep_figures``. See :mod:`jaxlth.experiments.lottery.run` for what is trained.
 """
 
-from jaxlth.experiments.lottery import block, figures, reader, run, streams
+from jaxlth.experiments.lottery import block, figures, reader, run, streams, transfer
 from jaxlth.experiments.lottery.arms import ARMS
 from jaxlth.experiments.protocol import Experiment
 
@@ -16,6 +16,7 @@ EXPERIMENT = Experiment(
     run=run.run,
     defaults=block.defaults,
     validate=block.validate,
+    check=transfer.check,
     columns=("prune_fraction", "layer", "particle"),
     arms=ARMS,
     streams=streams.STREAMS,

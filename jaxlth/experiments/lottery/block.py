@@ -8,6 +8,7 @@ from jaxlth import fields, subsets
 from jaxlth import steps as step_specs
 from jaxlth.data import selection, streams
 from jaxlth.errors import UserError
+from jaxlth.experiments.lottery import transfer
 from jaxlth.pruning import at_init, imp
 from jaxlth.pruning import branches as branches_lib
 
@@ -15,7 +16,7 @@ from jaxlth.pruning import branches as branches_lib
 def defaults() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict(type_safe=False)  # prune_fraction: a number or a tuple (a sweep)
     c.levels = 0  # pruning levels after the dense level 0
-    c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k
+    c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k; "pretrained": to model.pretrained
     c.prune_fraction = 0.2  # of the remaining prunable weights, per level; a tuple sweeps fractions
     c.scope = "global"  # global | layerwise | erk: how magnitude pruning spreads over layers
     c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
@@ -29,9 +30,20 @@ def defaults() -> ml_collections.ConfigDict:
     c.average_bn_batches = 10  # training batches the average's BatchNorm statistics are recomputed from
     c.average_swa_start = ""  # step spec: each particle also averages its iterates at every epoch end from here (SWAMP)
     c.average_swa_lr = 0.0  # > 0: the constant learning rate from average_swa_start on; 0: the run's schedule
+    c.mask_source = (
+        ""  # another lottery run's workdir[:arm=,replicate=,prune_fraction=]: its level-L masks trained here
+    )
     c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
     c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
     return c
+
+
+PRETRAINED = "pretrained"  # lottery.rewind: to the pretrained weights (step 0 of a model.pretrained run)
+
+
+def rewind_spec(rewind: str) -> str:
+    """``lottery.rewind`` as a step spec: ``"pretrained"`` is step 0 (theta_0 = the pretrained weights)."""
+    return "0it" if rewind == PRETRAINED else rewind
 
 
 def fractions(config) -> tuple[float, ...]:
@@ -126,8 +138,18 @@ def validate(config) -> None:
     subsets.check_source(pretrain, fields.to_dict(config)["data"], "lottery.pretrain_data")
     if pretrain.steps:
         step_specs.parse(pretrain.steps, "lottery.pretrain_data.steps")
-    if step_specs.before(lot.rewind, config.train.steps, "lottery.rewind", "train.steps") is False:
+    if lot.rewind == PRETRAINED and not config.model.get("pretrained", ""):
+        raise UserError(
+            "lottery.rewind = pretrained rewinds to the pretrained weights, but model.pretrained names none"
+        )
+    if step_specs.before(rewind_spec(lot.rewind), config.train.steps, "lottery.rewind", "train.steps") is False:
         raise UserError(f"lottery.rewind ({lot.rewind}) must come before the end of training ({config.train.steps})")
+    if lot.get("mask_source", ""):
+        if len(fractions(config)) > 1:
+            raise UserError(
+                "lottery.mask_source trains another run's masks: give one lottery.prune_fraction, not a sweep"
+            )
+        transfer.source(config)
     if streams(config.data):
         name = config.data.name
         if lot.average_copies != 1:

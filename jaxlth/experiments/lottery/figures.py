@@ -94,15 +94,34 @@ def layer_density(table: pd.DataFrame, ax=None, arm: str = IMP):
     return ax
 
 
-def save_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
+def start_notes(config: dict) -> tuple[str, str | None]:
+    """``(dense label, title)`` of the accuracy figure of a run with ``config`` (a ``config.json`` dict):
+    a run from ``model.pretrained`` names its dense level the fine-tuned pretrained network and its
+    title says what the levels rewind to and where their masks came from; other runs: ``("dense", None)``."""
+    pretrained = config.get("model", {}).get("pretrained", "")
+    lottery = config.get("lottery", {})
+    notes = []
+    if pretrained:
+        rewind = lottery.get("rewind", "0it")
+        notes.append(f"rewound to {'the pretrained weights' if rewind == 'pretrained' else rewind}")
+    if lottery.get("mask_source", ""):
+        notes.append(f"masks of {os.path.basename(lottery['mask_source'].rstrip('/')) or lottery['mask_source']}")
+    title = f"Test accuracy vs. weights remaining ({', '.join(notes)})" if notes else None
+    return ("pretrained, fine-tuned" if pretrained else "dense"), title
+
+
+def save_figures(table: pd.DataFrame, directory: str, dpi: int = 150, config: dict | None = None) -> list[str]:
     """Writes :data:`ACCURACY_FIGURE` and :data:`LAYER_DENSITY_FIGURE` into ``directory``.
 
     The directory is created; a figure whose rows are absent (no test accuracy yet, no mask
-    rows) is skipped silently. Returns the paths written. Uses no pyplot state.
+    rows) is skipped silently. ``config`` (the run's ``config.json``) marks a pretrained start and
+    carried masks (:func:`start_notes`). Returns the paths written. Uses no pyplot state.
     """
     jobs = []
     if not tables.summary(table, arms=ARMS).empty:
-        jobs.append((ACCURACY_FIGURE, functools.partial(drawing.accuracy_vs_weights, table, arms=ARMS)))
+        dense_label, title = start_notes(config or {})
+        draw = functools.partial(drawing.accuracy_vs_weights, table, arms=ARMS, title=title, dense_label=dense_label)
+        jobs.append((ACCURACY_FIGURE, draw))
     if not mask_rows(table).empty:
         jobs.append((LAYER_DENSITY_FIGURE, functools.partial(layer_density, table)))
     return drawing.write_figures(directory, jobs, dpi)
@@ -114,12 +133,12 @@ def report(run, directory: str) -> tuple[str, list[str]]:
     table = run.table
     fractions = sorted(table["prune_fraction"].dropna().unique()) if "prune_fraction" in table else []
     if len(fractions) <= 1:
-        return tables.format_summary(table, arms=ARMS), save_figures(table, directory)
+        return tables.format_summary(table, arms=ARMS), save_figures(table, directory, config=run.config)
     texts, figures = [format_prune_sweep(table)], save_sweep_figures(table, directory)
     for p in fractions:
         rows = table[table["prune_fraction"] == p]
         texts.append(f"prune fraction {p:g}: " + tables.format_summary(rows, arms=ARMS))
-        for path in save_figures(rows, directory):
+        for path in save_figures(rows, directory, config=run.config):
             stem, ext = os.path.splitext(path)
             storage.replace(path, f"{stem}_p{p:g}{ext}")
             figures.append(f"{stem}_p{p:g}{ext}")

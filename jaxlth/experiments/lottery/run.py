@@ -43,15 +43,16 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxlth import rng
+from jaxlth import rng, sharding
 from jaxlth.experiments import networks, scoring
 from jaxlth.experiments.context import Context, network_of
-from jaxlth.experiments.lottery import averaging, block, pretrain
+from jaxlth.experiments.lottery import averaging, block, pretrain, transfer
 from jaxlth.experiments.lottery.arms import IMP
 from jaxlth.experiments.networks import ArmLevel
 from jaxlth.layout import level_name
 from jaxlth.pruning import at_init, imp
 from jaxlth.pruning import branches as branches_lib
+from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 
 
@@ -62,7 +63,7 @@ class Lottery:
         self.ctx = ctx
         self.config = config = ctx.config
         self.setup = setup = ctx.setup
-        self.rewind_step = ctx.steps(config.lottery.rewind, "lottery.rewind")
+        self.rewind_step = ctx.steps(block.rewind_spec(config.lottery.rewind), "lottery.rewind")
         self.total_steps = setup.total_steps
         block.check_rewind(config, self.rewind_step, self.total_steps)
         self.branches = block.branches(tuple(config.lottery.branches))
@@ -148,11 +149,14 @@ class Lottery:
         )
 
     def imp_mask(self, level: int, previous_final: dict | None, previous_mask) -> dict:
-        """The IMP masks of ``level``, one per stacked network (dense at level 0)."""
+        """The IMP masks of ``level``, one per stacked network (dense at level 0; with
+        ``lottery.mask_source``, the source run's level ``level`` masks: :mod:`.transfer`)."""
+        if self.config.lottery.get("mask_source", ""):
+            return self.transferred_mask(level)
 
         def compute():
             if level == 0:
-                return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
+                return self.dense_mask()
             lot = self.config.lottery
             if lot.scorer == "magnitude":
                 return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions, lot.scope)
@@ -168,6 +172,26 @@ class Lottery:
             )
 
         return self.mask(IMP, level, compute)
+
+    def dense_mask(self) -> dict:
+        """The all-True mask of every stacked network over the prunable kernels."""
+        return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
+
+    def transferred_mask(self, level: int) -> dict:
+        """Level ``level``'s masks from ``lottery.mask_source`` (checked against this run's dense mask),
+        with their density rows and one ``source_replicate`` row per replicate."""
+        dense = self.dense_mask()
+        if level == 0:
+            transfer.masks(self.config, 0, dense)  # the prunable layers must agree before anything trains
+        labels, density_rows = networks.mask_rows(self.ctx, IMP, level, self.rewind_step, self.coordinates)
+
+        def rows(mask) -> list[dict]:
+            density = sharding.to_host(mask_lib.density(mask, replicate_axis=True))
+            epoch = round(self.rewind_step / self.setup.steps_per_epoch, 4)
+            return density_rows(mask) + transfer.source_rows(self.config, labels, self.rewind_step, epoch, density)
+
+        compute = (lambda: dense) if level == 0 else (lambda: transfer.masks(self.config, level, dense)[0])
+        return self.ctx.cached(f"{IMP}/{level_name(level)}/mask", compute, rows=(labels, rows))
 
     def branch(self, branch: branches_lib.Branch, level: int, imp_mask, rewind: dict) -> None:
         """Transforms (IMP mask, rewind network) as ``branch`` says and trains the result."""
@@ -217,10 +241,12 @@ def run(ctx: Context) -> None:
     lot = ctx.config.lottery
     fractions = ", ".join(f"{p:g}" for p in lottery.fractions)
     ranking = "magnitude" if lot.scorer == "magnitude" else f"{lot.scorer}-scored"
-    print(
-        f"IMP: {lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the remaining weights each"
-        f"{', in one vmapped program' if lottery.copies > 1 else ''}), {lot.retrain} to step "
-        f"{lottery.rewind_step}; branches: {', '.join(lot.branches) or 'none'}",
-        flush=True,
+    masks = (
+        f"{lot.levels} levels of the masks of {lot.mask_source}"
+        if lot.get("mask_source", "")
+        else f"{lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the remaining weights each"
+        f"{', in one vmapped program' if lottery.copies > 1 else ''})"
     )
+    to = "the pretrained weights" if lot.rewind == block.PRETRAINED else f"step {lottery.rewind_step}"
+    print(f"IMP: {masks}, {lot.retrain} to {to}; branches: {', '.join(lot.branches) or 'none'}", flush=True)
     lottery.run()

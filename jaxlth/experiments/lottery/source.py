@@ -16,18 +16,24 @@ from jaxlth.experiments.lottery.reader import LotteryRun
 SHARED_WITH_SOURCE = ("seed", "data_seed", "replicates", "data", "model", "pruning", "train")
 
 
+def open_lottery(workdir: str, field: str) -> LotteryRun:
+    """The lottery run in ``workdir`` (named by the config field ``field``); one sentence when it is none."""
+    try:
+        run = LotteryRun(workdir, ARMS.main)
+    except UserError as e:
+        raise UserError(f"{field} {workdir}: {e}") from None
+    if run.experiment != "lottery":
+        raise UserError(f"{field} {workdir} holds a {run.experiment!r} run, not a lottery run")
+    return run
+
+
 def lottery_source(workdir: str, config, field: str, sweep: bool = False) -> LotteryRun:
     """The lottery run in ``workdir`` (named by the config field ``field``), checked compatible.
 
     ``sweep``: whether the analysis handles a prune-fraction sweep (``R * F`` stacked networks).
     Reads only the source's ``config.json``: no data, safe to call from ``validate``.
     """
-    try:
-        source = LotteryRun(workdir, ARMS.main)
-    except UserError as e:
-        raise UserError(f"{field} {workdir}: {e}") from None
-    if source.experiment != "lottery":
-        raise UserError(f"{field} {workdir} holds a {source.experiment!r} run, not a lottery run")
+    source = open_lottery(workdir, field)
     if not sweep and len(source.fractions) > 1:
         raise UserError(
             f"{field} {workdir} sweeps prune fractions {source.fractions}; this analysis needs a "

@@ -30,6 +30,7 @@ from scipy import stats
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.lottery.arms import IMP
+from jaxlth.experiments.lottery.block import rewind_spec
 from jaxlth.experiments.lottery.source import lottery_source
 from jaxlth.experiments.retraining.arms import NO_RETRAIN
 from jaxlth.layout import level_name
@@ -163,7 +164,7 @@ def _train_control(ctx: Context, source, levels: list[int], masks: list) -> None
     if all(ctx.exists(f"{name}/final") for name in names) and not ctx.rows_lost(NO_RETRAIN):
         return
     count, setup = len(levels), ctx.setup
-    rewind_step = ctx.steps(source.config["lottery"]["rewind"], "lottery.rewind of the source")
+    rewind_step = ctx.steps(rewind_spec(source.config["lottery"]["rewind"]), "lottery.rewind of the source")
     rewind = copies_lib.repeat(jax.tree.map(jnp.asarray, source.network(0, which="rewind")), count)
     mask = copies_lib.stack(masks)
     coordinates = [

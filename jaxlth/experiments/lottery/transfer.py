@@ -1,0 +1,115 @@
+"""``lottery.mask_source``: the masks of another lottery run, trained here (mask transfer).
+
+The transfer experiments of the pretrained-tickets papers (Chen et al. 2020, 2021) find a mask on
+one task (or objective) and train it on another. With ``lottery.mask_source = DIR`` (or
+``DIR:arm=imp,replicate=0,prune_fraction=0.2``) level ``L`` of this run trains the source's level
+``L`` mask of that arm instead of pruning its own level ``L - 1``: from this run's rewind network, on
+this run's data and training. The branches transform the transferred mask as they transform an
+IMP mask (``random_prune``: a random mask of the same per-layer density). A source of as many
+replicates as this run gives replicate ``r`` its replicate ``r``'s masks; otherwise every
+replicate takes the chosen one (``replicate=``, default 0).
+
+The prunable layers and their shapes must be this run's: masks of another model, or of a run that
+prunes layers this one keeps dense, are refused in one sentence. ``config.json`` keeps the path;
+each transferred mask also writes one row per replicate ``split=mask, metric=source_replicate``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from jaxlth import runs
+from jaxlth.errors import UserError
+from jaxlth.experiments.lottery.arms import ARMS
+from jaxlth.experiments.lottery.reader import LotteryRun
+from jaxlth.experiments.lottery.source import open_lottery
+from jaxlth.training import pretrained as pretrained_lib
+
+FIELD = "lottery.mask_source"
+CHOICES = ("arm", "replicate", "prune_fraction")
+
+
+def source(config) -> tuple[LotteryRun, dict]:
+    """``(the source run, what was chosen in it)``, checked without data: a finished lottery run with
+    ``lottery.levels`` levels of the chosen arm, one prune fraction chosen."""
+    spec = config.lottery.mask_source
+    if not isinstance(spec, str):
+        raise UserError(f"{FIELD} must be a path (a string), got {spec!r}")
+    path, chosen = runs.split_selection(spec, FIELD)
+    unknown = [k for k in chosen if k not in CHOICES]
+    if unknown:
+        raise UserError(f"{FIELD} {spec}: cannot choose {unknown[0]!r}; choose by {', '.join(CHOICES)}")
+    run = open_lottery(path, FIELD)
+    if len(run.fractions) > 1 and "prune_fraction" not in chosen:
+        raise UserError(f"{FIELD} {path} sweeps prune fractions {run.fractions}; choose one with :prune_fraction=")
+    arm = chosen.get("arm", ARMS.main)
+    levels, wanted = run.levels(arm), list(range(int(config.lottery.levels) + 1))
+    missing = [level for level in wanted if level not in levels]
+    if missing:
+        raise UserError(
+            f"{FIELD} {path} has finished levels {levels or 'none'} of arm {arm!r}; lottery.levels = "
+            f"{config.lottery.levels} needs levels 0-{config.lottery.levels}"
+        )
+    return run, chosen
+
+
+def masks(config, level: int, dense_mask) -> tuple[dict, tuple[int, ...]]:
+    """``(masks, sources)``: the source's level ``level`` masks for this run's ``R`` replicates
+    (stacked ``(R, ...)``, numpy) and the source replicate each took; ``dense_mask``: this run's
+    dense mask (stacked), whose layers and shapes the source's must have."""
+    run, chosen = source(config)
+    coordinates = {k: v for k, v in chosen.items() if k == "prune_fraction"}
+    theirs = traverse_util.flatten_dict(
+        pretrained_lib.plain(run.mask(level, None, chosen.get("arm", ARMS.main), **coordinates))
+    )
+    mine = traverse_util.flatten_dict(pretrained_lib.plain(dense_mask))
+    for path in sorted(set(theirs) | set(mine)):
+        name = "/".join(path)
+        if path not in theirs:
+            raise UserError(
+                f"{FIELD} {run.workdir} keeps {name} dense, which this run prunes; the prunable layers differ"
+            )
+        if path not in mine:
+            raise UserError(
+                f"{FIELD} {run.workdir} prunes {name}, which this run keeps dense; the prunable layers differ"
+            )
+        if tuple(theirs[path].shape[1:]) != tuple(mine[path].shape[1:]):
+            raise UserError(
+                f"{FIELD} {run.workdir} has a mask of shape {tuple(theirs[path].shape[1:])} for {name}, "
+                f"this model {tuple(mine[path].shape[1:])}: the models differ"
+            )
+    sources = replicate_sources(config)
+    picked = {path: np.asarray(leaf)[np.asarray(sources)] for path, leaf in theirs.items()}
+    return traverse_util.unflatten_dict(picked), sources
+
+
+def check(ctx) -> None:
+    """The source's masks against this run's model (its prunable layers and shapes), before anything is written."""
+    if ctx.config.lottery.get("mask_source", ""):
+        setup = ctx.setup
+        masks(ctx.config, 0, setup.dense_mask(jax.eval_shape(setup.init_state).params))
+
+
+def replicate_sources(config) -> tuple[int, ...]:
+    """The source replicate whose masks each of this run's replicates trains."""
+    run, chosen = source(config)
+    count = int(run.config["replicates"])
+    return pretrained_lib.select(count, int(config.replicates), chosen.get("replicate"), f"{FIELD} {run.workdir}")
+
+
+def source_rows(config, labels: dict, step: int, epoch: float, density) -> list[dict]:
+    """One row per replicate: the source replicate its transferred mask came from."""
+    return [
+        dict(
+            labels,
+            replicate=r,
+            density=float(density[r]),
+            step=step,
+            epoch=epoch,
+            metric="source_replicate",
+            value=float(s),
+        )
+        for r, s in enumerate(replicate_sources(config))
+    ]
