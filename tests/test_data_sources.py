@@ -71,6 +71,8 @@ def test_default_config_fields():
         "random_labels_fraction",
         "subset_seed",
         "pad_to",
+        "classes",
+        "task",
         "synthetic_train_size",
         "synthetic_test_size",
         "synthetic_image_shape",
