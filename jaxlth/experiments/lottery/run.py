@@ -43,7 +43,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxlth import rng, sharding
+from jaxlth import rng
 from jaxlth.experiments import networks, scoring
 from jaxlth.experiments.context import Context, network_of
 from jaxlth.experiments.lottery import averaging, block, pretrain, transfer
@@ -52,7 +52,6 @@ from jaxlth.experiments.networks import ArmLevel
 from jaxlth.layout import level_name
 from jaxlth.pruning import at_init, imp
 from jaxlth.pruning import branches as branches_lib
-from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import copies as copies_lib
 
 
@@ -178,20 +177,14 @@ class Lottery:
         return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
 
     def transferred_mask(self, level: int) -> dict:
-        """Level ``level``'s masks from ``lottery.mask_source`` (checked against this run's dense mask),
-        with their density rows and one ``source_replicate`` row per replicate."""
-        dense = self.dense_mask()
-        if level == 0:
-            transfer.masks(self.config, 0, dense)  # the prunable layers must agree before anything trains
+        """Level ``level``'s masks from ``lottery.mask_source`` (checked against this run's dense mask
+        by :func:`.transfer.check` before the run began), with their density and ``source_replicate`` rows."""
+        src = transfer.source(self.config)
         labels, density_rows = networks.mask_rows(self.ctx, IMP, level, self.rewind_step, self.coordinates)
-
-        def rows(mask) -> list[dict]:
-            density = sharding.to_host(mask_lib.density(mask, replicate_axis=True))
-            epoch = round(self.rewind_step / self.setup.steps_per_epoch, 4)
-            return density_rows(mask) + transfer.source_rows(self.config, labels, self.rewind_step, epoch, density)
-
-        compute = (lambda: dense) if level == 0 else (lambda: transfer.masks(self.config, level, dense)[0])
-        return self.ctx.cached(f"{IMP}/{level_name(level)}/mask", compute, rows=(labels, rows))
+        dense = self.dense_mask()
+        compute = (lambda: dense) if level == 0 else (lambda: transfer.masks(src, level, dense))
+        rows = (labels, lambda mask: transfer.with_source_rows(src, density_rows(mask)))
+        return self.ctx.cached(f"{IMP}/{level_name(level)}/mask", compute, rows=rows)
 
     def branch(self, branch: branches_lib.Branch, level: int, imp_mask, rewind: dict) -> None:
         """Transforms (IMP mask, rewind network) as ``branch`` says and trains the result."""

@@ -11,10 +11,13 @@ replicate takes the chosen one (``replicate=``, default 0).
 
 The prunable layers and their shapes must be this run's: masks of another model, or of a run that
 prunes layers this one keeps dense, are refused in one sentence. ``config.json`` keeps the path;
-each transferred mask also writes one row per replicate ``split=mask, metric=source_replicate``.
+each transferred mask also writes one row per replicate ``split=mask, metric=source_replicate``
+(:func:`with_source_rows`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -31,9 +34,20 @@ FIELD = "lottery.mask_source"
 CHOICES = ("arm", "replicate", "prune_fraction")
 
 
-def source(config) -> tuple[LotteryRun, dict]:
-    """``(the source run, what was chosen in it)``, checked without data: a finished lottery run with
-    ``lottery.levels`` levels of the chosen arm, one prune fraction chosen."""
+@dataclasses.dataclass(frozen=True)
+class MaskSource:
+    """The run ``lottery.mask_source`` names: its reader, the arm and prune-fraction coordinates chosen,
+    and the source replicate each of this run's replicates takes."""
+
+    run: LotteryRun
+    arm: str
+    coordinates: dict
+    sources: tuple[int, ...]
+
+
+def source(config) -> MaskSource:
+    """The source run, checked without data: a finished lottery run with ``lottery.levels`` levels of
+    the chosen arm, one prune fraction chosen."""
     spec = config.lottery.mask_source
     if not isinstance(spec, str):
         raise UserError(f"{FIELD} must be a path (a string), got {spec!r}")
@@ -52,64 +66,48 @@ def source(config) -> tuple[LotteryRun, dict]:
             f"{FIELD} {path} has finished levels {levels or 'none'} of arm {arm!r}; lottery.levels = "
             f"{config.lottery.levels} needs levels 0-{config.lottery.levels}"
         )
-    return run, chosen
-
-
-def masks(config, level: int, dense_mask) -> tuple[dict, tuple[int, ...]]:
-    """``(masks, sources)``: the source's level ``level`` masks for this run's ``R`` replicates
-    (stacked ``(R, ...)``, numpy) and the source replicate each took; ``dense_mask``: this run's
-    dense mask (stacked), whose layers and shapes the source's must have."""
-    run, chosen = source(config)
+    count, where = int(run.config["replicates"]), f"{FIELD} {path}"
+    sources = pretrained_lib.select(count, int(config.replicates), chosen.get("replicate"), where)
     coordinates = {k: v for k, v in chosen.items() if k == "prune_fraction"}
-    theirs = traverse_util.flatten_dict(
-        pretrained_lib.plain(run.mask(level, None, chosen.get("arm", ARMS.main), **coordinates))
-    )
+    return MaskSource(run, arm, coordinates, sources)
+
+
+def masks(src: MaskSource, level: int, dense_mask) -> dict:
+    """The source's level ``level`` masks for this run's ``R`` replicates (stacked ``(R, ...)``,
+    numpy); ``dense_mask``: this run's dense mask (stacked), whose layers and shapes they must have."""
+    theirs = traverse_util.flatten_dict(pretrained_lib.plain(src.run.mask(level, None, src.arm, **src.coordinates)))
     mine = traverse_util.flatten_dict(pretrained_lib.plain(dense_mask))
+    where = f"{FIELD} {src.run.workdir}"
     for path in sorted(set(theirs) | set(mine)):
         name = "/".join(path)
         if path not in theirs:
-            raise UserError(
-                f"{FIELD} {run.workdir} keeps {name} dense, which this run prunes; the prunable layers differ"
-            )
+            raise UserError(f"{where} keeps {name} dense, which this run prunes; the prunable layers differ")
         if path not in mine:
-            raise UserError(
-                f"{FIELD} {run.workdir} prunes {name}, which this run keeps dense; the prunable layers differ"
-            )
+            raise UserError(f"{where} prunes {name}, which this run keeps dense; the prunable layers differ")
         if tuple(theirs[path].shape[1:]) != tuple(mine[path].shape[1:]):
             raise UserError(
-                f"{FIELD} {run.workdir} has a mask of shape {tuple(theirs[path].shape[1:])} for {name}, "
+                f"{where} has a mask of shape {tuple(theirs[path].shape[1:])} for {name}, "
                 f"this model {tuple(mine[path].shape[1:])}: the models differ"
             )
-    sources = replicate_sources(config)
-    picked = {path: np.asarray(leaf)[np.asarray(sources)] for path, leaf in theirs.items()}
-    return traverse_util.unflatten_dict(picked), sources
+    picked = {path: np.asarray(leaf)[np.asarray(src.sources)] for path, leaf in theirs.items()}
+    return traverse_util.unflatten_dict(picked)
 
 
 def check(ctx) -> None:
     """The source's masks against this run's model (its prunable layers and shapes), before anything is written."""
     if ctx.config.lottery.get("mask_source", ""):
         setup = ctx.setup
-        masks(ctx.config, 0, setup.dense_mask(jax.eval_shape(setup.init_state).params))
+        masks(source(ctx.config), 0, setup.dense_mask(jax.eval_shape(setup.init_state).params))
 
 
-def replicate_sources(config) -> tuple[int, ...]:
-    """The source replicate whose masks each of this run's replicates trains."""
-    run, chosen = source(config)
-    count = int(run.config["replicates"])
-    return pretrained_lib.select(count, int(config.replicates), chosen.get("replicate"), f"{FIELD} {run.workdir}")
-
-
-def source_rows(config, labels: dict, step: int, epoch: float, density) -> list[dict]:
-    """One row per replicate: the source replicate its transferred mask came from."""
-    return [
-        dict(
-            labels,
-            replicate=r,
-            density=float(density[r]),
-            step=step,
-            epoch=epoch,
-            metric="source_replicate",
-            value=float(s),
-        )
-        for r, s in enumerate(replicate_sources(config))
+def with_source_rows(src: MaskSource, density_rows: list[dict]) -> list[dict]:
+    """A carried mask's per-layer density rows and, per replicate, one ``metric=source_replicate`` row
+    (its labels, step and density those of the replicate's first density row): the source replicate."""
+    first = {}
+    for row in density_rows:
+        first.setdefault(row["replicate"], row)
+    extra = [
+        {**{k: v for k, v in first[r].items() if k != "layer"}, "metric": "source_replicate", "value": float(s)}
+        for r, s in enumerate(src.sources)
     ]
+    return density_rows + extra
