@@ -53,11 +53,7 @@ class Setup:
             if self.pretrained is None:
                 raise UserError(f"model.pretrained {c.model.pretrained} was not read for this setup")
             network = pretrained_lib.start(
-                {"params": state.params, "batch_stats": state.batch_stats},
-                self.pretrained,
-                c.model.get("pretrained_head", "auto"),
-                c.model.name,
-                tuple(c.model.get("pretrained_fresh", ())),
+                {"params": state.params, "batch_stats": state.batch_stats}, self.pretrained, *self._start_rule()
             )
             params, batch_stats = (jax.tree.map(jnp.asarray, network[k]) for k in ("params", "batch_stats"))
             state = TrainState(params, batch_stats, self.program.fresh_opt_state(params), state.data_key)
@@ -73,8 +69,12 @@ class Setup:
             lambda: self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys())
         )
         network = {"params": fresh.params, "batch_stats": fresh.batch_stats}
-        head, fresh_patterns = c.model.get("pretrained_head", "auto"), tuple(c.model.get("pretrained_fresh", ()))
-        return pretrained_lib.plan(network, self.pretrained, head, c.model.name, fresh_patterns)
+        return pretrained_lib.plan(network, self.pretrained, *self._start_rule())
+
+    def _start_rule(self) -> tuple:
+        """``(head rule, model name, fresh patterns)`` of ``model.pretrained_*``: :func:`pretrained.plan`'s rule."""
+        model = self.config.model
+        return model.get("pretrained_head", "auto"), model.name, tuple(model.get("pretrained_fresh", ()))
 
     @property
     def layers_to_ignore(self) -> tuple[str, ...]:
@@ -162,15 +162,11 @@ def ignored_layers(config) -> tuple[str, ...]:
     return ignore + tuple(p for p in defaults if p not in ignore)
 
 
-def build(
-    config: ml_collections.ConfigDict,
-    dataset: data_lib.Dataset | None = None,
-    pretrained: pretrained_lib.Pretrained | None = None,
-) -> Setup:
+def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None) -> Setup:
     """Loads the data (unless given) and builds the model, optimizer, schedule and compiled program.
 
     A streamed dataset (``data_lib.streams``) stays on disk: the program reads it while training.
-    ``pretrained``: the network ``model.pretrained`` names, read (``jaxlth.experiments.pretrained_source``)."""
+    ``Setup.pretrained`` is set by the run context (``jaxlth.experiments.pretrained_source`` reads it)."""
     streamed = dataset is None and data_lib.streams(config.data)
     if streamed:
         dataset = data_lib.open_streamed(config.data)
@@ -219,7 +215,6 @@ def build(
         data=data,
         mesh=mesh,
         chunk_every=chunk_every,
-        pretrained=pretrained,
         program=program,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
