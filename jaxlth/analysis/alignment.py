@@ -40,19 +40,10 @@ def symmetry_of(program, network: dict) -> permutations.Symmetry:
     return permutations.analyze(apply, one["params"], one["batch_stats"], tuple(program.spec.image_shape))
 
 
-def align(
-    program,
-    net_a: dict,
-    net_b: dict,
-    mode: str,
-    symmetry: permutations.Symmetry | None = None,
-    images=None,
-    seed: int = 0,
-    restart_keys=None,
-) -> dict:
-    """``net_b`` with each replicate's units permuted to match ``net_a``'s (``mode`` in :data:`MODES`);
-    the arguments are :func:`match`'s."""
-    return match(program, net_a, net_b, mode, symmetry, images, seed, restart_keys)[0]
+def align(program, net_a: dict, net_b: dict, mode: str, *args, **kwargs) -> dict:
+    """``net_b`` with each replicate's units permuted to match ``net_a``'s (``mode`` in :data:`MODES`):
+    :func:`match` without its objectives, the same arguments."""
+    return match(program, net_a, net_b, mode, *args, **kwargs)[0]
 
 
 def match(
