@@ -28,6 +28,7 @@ LAYERS = {
     "steps": 0,
     "records": 0,
     "storage": 0,
+    "event_files": 0,
     "processes": 0,
     "data": 1,
     "models": 1,
