@@ -181,8 +181,7 @@ class Lottery:
         by :func:`.transfer.check` before the run began), with their density and ``source_replicate`` rows."""
         src = transfer.source(self.config)
         labels, density_rows = networks.mask_rows(self.ctx, IMP, level, self.rewind_step, self.coordinates)
-        dense = self.dense_mask()
-        compute = (lambda: dense) if level == 0 else (lambda: transfer.masks(src, level, dense))
+        compute = self.dense_mask if level == 0 else (lambda: transfer.masks(src, level, self.dense_mask()))
         rows = (labels, lambda mask: transfer.with_source_rows(src, density_rows(mask)))
         return self.ctx.cached(f"{IMP}/{level_name(level)}/mask", compute, rows=rows)
 
