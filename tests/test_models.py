@@ -88,6 +88,10 @@ COUNTS = [
     ("resnet50", {}, 1000, (224, 224, 3), 25_557_032),
     # CIFAR stem: resnet18 - 7x7x3x64 stem + 3x3x3x64 stem - 512*1000+1000 fc + 512*10+10 fc
     ("resnet18", {"small_images": True}, 10, (32, 32, 3), 11_689_512 - 9408 + 1728 - 513_000 + 5130),
+    # BERT inputs are tokens (2, T). Hugging Face's BertForSequenceClassification, 2 labels: BertModel's
+    # 109,482,240 + 768*2+2; BERT-Tiny (L=2, H=128): 3,972,864 embeddings + 2 x 198,272 + pooler 16,512 + 258
+    ("bert_base", {}, 2, (2, 16), 109_483_778),
+    ("bert_tiny", {}, 2, (2, 16), 4_386_178),
 ]
 
 
@@ -95,10 +99,15 @@ COUNTS = [
 def abstract(name, options, num_classes, shape, batch=2):
     """``(variables, logits)`` as ShapeDtypeStructs, without running the model."""
     model = models.get_model(name, num_classes, **dict(options))
-    x = jax.ShapeDtypeStruct((batch, *shape), jnp.float32)
+    x = jax.ShapeDtypeStruct((batch, *shape), jnp.int32 if is_bert(name) else jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
     logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
     return variables, logits
+
+
+def is_bert(name):
+    """BERTs read int32 tokens ``(N, 2, T)`` (ids, types), not float images."""
+    return name.startswith("bert")
 
 
 def _freeze(options):
@@ -126,6 +135,7 @@ def test_param_count(name, options, num_classes, shape, expected):
 def test_every_model_has_output_layer_and_logits(name):
     num_classes = 1000 if name in IMAGENET else 10
     shape = (64, 64, 3) if name in IMAGENET else (32, 32, 3)
+    shape = (2, 16) if is_bert(name) else shape
     variables, logits = abstract(name, (), num_classes, shape, batch=3)
     assert logits.shape == (3, num_classes)
     params = variables["params"]
@@ -134,7 +144,7 @@ def test_every_model_has_output_layer_and_logits(name):
     # Only the classifier may match the pruning recipes' "output" pattern.
     paths = ["/".join(str(k.key) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     assert [p for p in paths if "output" in p] == ["output/bias", "output/kernel"]
-    has_bn = not name.startswith(("lenet", "conv", "vit"))
+    has_bn = not name.startswith(("lenet", "conv", "vit", "bert"))
     assert ("batch_stats" in variables) == has_bn
 
 
@@ -292,6 +302,9 @@ def test_registry_names():
         "vgg19",
         "resnet18",
         "resnet50",
+        "bert",
+        "bert_tiny",
+        "bert_base",
     ]:
         assert name in models.MODELS
 

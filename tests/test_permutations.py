@@ -34,14 +34,31 @@ GROUPS = {
     "vit_tiny": 13,
     "vit_small": 13,
     "vit_base": 13,
+    # BERT: the word embeddings' lookup (a gather) is an operation the trace does not follow, so the residual
+    # stream stays fixed; the groups are one feed-forward block per layer and the pooler.
+    "bert": 13,
+    "bert_tiny": 3,
+    "bert_mini": 5,
+    "bert_small": 5,
+    "bert_medium": 9,
+    "bert_base": 13,
 }
+
+
+def as_tokens(x, vocab_size):
+    """Float inputs ``(N, 2, T)`` (the traces' zeros, the tests' normal draws) as BERT tokens: ids in
+    ``1..vocab_size-1``, types 0 or 1."""
+    ids = jnp.floor(jnp.abs(x[:, 0]) * 1000) % (vocab_size - 1) + 1
+    return jnp.stack([ids, (x[:, 1] > 0).astype(ids.dtype)], axis=1).astype(jnp.int32)
 
 
 def network(name):
     """A model with generic parameters: init kernels, random biases, BatchNorm scales and statistics
     away from their initial values (so no unit is dead or interchangeable)."""
     shape = (28, 28, 1) if name.startswith("lenet") else (32, 32, 3)
+    shape = (2, 8) if name.startswith("bert") else shape  # BERT: tokens (ids, types) of 8 positions
     model = models.get_model(name, 10)
+    tokens = (lambda x: as_tokens(x, model.vocab_size)) if name.startswith("bert") else (lambda x: x)
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)), train=False)
     flat = traverse_util.flatten_dict(variables["params"])
     for i, path in enumerate(flat):
@@ -54,7 +71,7 @@ def network(name):
     )
 
     def apply(p, b, x):
-        return model.apply({"params": p, "batch_stats": b} if b else {"params": p}, x, train=False)
+        return model.apply({"params": p, "batch_stats": b} if b else {"params": p}, tokens(x), train=False)
 
     return apply, traverse_util.unflatten_dict(flat), stats, shape
 

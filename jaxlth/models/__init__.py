@@ -5,6 +5,11 @@ Every model is called as ``model.apply(variables, x, train=...)`` on float32 inp
 Dense layer named ``output`` (parameters ``output/kernel``, ``output/bias``). Models with
 BatchNorm keep running statistics in the ``batch_stats`` collection; the others have none.
 Initialisation follows OpenLTH (see ``init.py``); the ViT's blocks follow big_vision (``vit.py``).
+
+The exception is BERT (``bert``, ``bert_tiny`` ... ``bert_base``; ``bert.py``): it reads int32 token
+inputs ``(N, 2, T)`` (ids, token types), initialises as Hugging Face, and its head ``output`` is a
+Dense layer for ``head="classify"``/``"regress"`` but the tied masked-language-model head
+(``output/transform``, ``output/norm``, ``output/bias``) for ``head="mlm"``, which returns ``(N, T, V)``.
 """
 
 import functools
@@ -16,6 +21,7 @@ import jax
 import numpy as np
 
 from jaxlth.errors import UserError
+from jaxlth.models.bert import HEADS, Bert, bert_options
 from jaxlth.models.conv import ConvNet
 from jaxlth.models.lenet import LeNet
 from jaxlth.models.resnet_cifar import CifarResNet
@@ -23,7 +29,7 @@ from jaxlth.models.resnet_imagenet import LAYOUTS, ImageNetResNet
 from jaxlth.models.vgg import PLANS, VGG
 from jaxlth.models.vit import POOLS, ViT
 
-__all__ = ["MODELS", "dense_by_default", "get_model", "names", "param_count"]
+__all__ = ["MODELS", "bert_options", "dense_by_default", "get_model", "names", "param_count"]
 
 
 def _positive_int(model: str, option: str, value) -> int:
@@ -119,6 +125,79 @@ def _vit_size(name: str) -> Callable[..., nn.Module]:
     return make
 
 
+def _bert(
+    num_classes: int,
+    vocab_size: int = 30522,
+    hidden: int = 768,
+    layers: int = 12,
+    heads: int = 12,
+    intermediate: int = 3072,
+    max_positions: int = 512,
+    type_vocab: int = 2,
+    pad_id: int = 0,
+    head: str = "classify",
+    ln_epsilon: float = 1e-12,
+    dropout: float = 0.1,
+    *,
+    model: str = "bert",
+) -> nn.Module:
+    sizes = dict(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads, intermediate=intermediate)
+    sizes |= dict(max_positions=max_positions, type_vocab=type_vocab)
+    sizes = {option: _positive_int(model, option, value) for option, value in sizes.items()}
+    if sizes["hidden"] % sizes["heads"]:
+        raise UserError(f"model {model!r} needs a hidden size divisible by heads, got {hidden} and {heads} heads")
+    if isinstance(pad_id, bool) or not isinstance(pad_id, (int, np.integer)) or not 0 <= pad_id < vocab_size:
+        raise UserError(f"model {model!r} needs a pad_id in [0, vocab_size {vocab_size}), got {pad_id!r}")
+    if head not in HEADS:
+        raise UserError(f"model {model!r} needs head to be one of {', '.join(HEADS)}, got {head!r}")
+    if head == "mlm" and num_classes != vocab_size:
+        raise UserError(f"model {model!r} with head 'mlm' has vocab_size {vocab_size} outputs, not {num_classes}")
+    if head == "regress" and num_classes != 1:
+        raise UserError(f"model {model!r} with head 'regress' predicts one score (num_classes 1), not {num_classes}")
+    if isinstance(ln_epsilon, bool) or not isinstance(ln_epsilon, (int, float, np.floating)) or not ln_epsilon > 0:
+        raise UserError(f"model {model!r} needs a positive ln_epsilon, got {ln_epsilon!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)) or not 0 <= dropout < 1:
+        raise UserError(f"model {model!r} needs a dropout rate in [0, 1), got {dropout!r}")
+    return Bert(
+        num_classes=num_classes,
+        pad_id=int(pad_id),
+        head=head,
+        ln_epsilon=float(ln_epsilon),
+        dropout=float(dropout),
+        **sizes,
+    )
+
+
+# name -> (layers, hidden): Turc et al. 2019's miniatures and BERT-base; heads H / 64, intermediate 4 H.
+BERT_SIZES = {
+    "bert_tiny": (2, 128),
+    "bert_mini": (4, 256),
+    "bert_small": (4, 512),
+    "bert_medium": (8, 512),
+    "bert_base": (12, 768),
+}
+
+
+def _bert_size(name: str) -> Callable[..., nn.Module]:
+    layers, hidden = BERT_SIZES[name]
+
+    def make(
+        num_classes: int,
+        vocab_size: int = 30522,
+        max_positions: int = 512,
+        type_vocab: int = 2,
+        pad_id: int = 0,
+        head: str = "classify",
+        ln_epsilon: float = 1e-12,
+        dropout: float = 0.1,
+    ) -> nn.Module:
+        sizes = dict(hidden=hidden, layers=layers, heads=hidden // 64, intermediate=4 * hidden)
+        options = dict(max_positions=max_positions, type_vocab=type_vocab, pad_id=pad_id, head=head)
+        return _bert(num_classes, vocab_size, **sizes, **options, ln_epsilon=ln_epsilon, dropout=dropout, model=name)
+
+    return make
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet": _lenet,
     "lenet_300_100": _lenet_300_100,
@@ -131,6 +210,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": functools.partial(_resnet_imagenet, depth=d) for d in sorted(LAYOUTS)},
     "vit": _vit,
     **{name: _vit_size(name) for name in VIT_SIZES},
+    "bert": _bert,
+    **{name: _bert_size(name) for name in BERT_SIZES},
 }
 
 
@@ -139,11 +220,14 @@ def dense_by_default(name: str) -> tuple[str, ...]:
 
     Only kernels with two or more dimensions are ever prunable, so for a ViT these two patterns leave
     exactly the attention (query, key, value, out) and MLP (fc1, fc2) kernels to prune: the patch
-    embedding and the classifier stay dense; tokens, embeddings and norms are never kernels.
-    Other models: ``()``.
+    embedding and the classifier stay dense; tokens, embeddings and norms are never kernels. For a
+    BERT, the pooler and the head (``output``, the MLM transform too) stay dense: the prunable kernels
+    are each layer's query, key, value, out, intermediate and ffn_out. Other models: ``()``.
     """
     if name == "vit" or name in VIT_SIZES:
         return ("^patch_embedding/", "^output/")
+    if name == "bert" or name in BERT_SIZES:
+        return ("^pooler/", "^output/")
     return ()
 
 

@@ -1,5 +1,5 @@
 """Public checkpoint files read into jaxlth networks: ``.safetensors`` files of torchvision/timm
-ResNets, timm and Hugging Face ViTs, or jaxlth's own names.
+ResNets, timm and Hugging Face ViTs, Hugging Face BERTs (``hf_bert``), or jaxlth's own names.
 
     flat = read_safetensors("model.safetensors")        # {key: numpy array}
     network, report = to_network(flat, detect(flat), template)

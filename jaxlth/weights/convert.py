@@ -5,7 +5,7 @@ A jaxlth network is ``{"params": ..., "batch_stats": ...}`` (nested dicts; ``bat
 store it, for one replicate. The ``jaxlth`` format names each leaf by its path with the
 collection first, ``"params/block0/attention/query/kernel"``, ``"batch_stats/stem_bn/mean"``, in
 jaxlth's own layout; the other formats are PyTorch checkpoints' names and layouts
-(:mod:`jaxlth.weights.resnet_keys`, :mod:`jaxlth.weights.vit_keys`).
+(:mod:`jaxlth.weights.resnet_keys`, :mod:`jaxlth.weights.vit_keys`, :mod:`jaxlth.weights.bert_keys`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ import numpy as np
 from flax import traverse_util
 
 from jaxlth.errors import UserError
+from jaxlth.weights import bert_keys, resample, resnet_keys, vit_keys
 from jaxlth.weights import names as names_lib
-from jaxlth.weights import resample, resnet_keys, vit_keys
 
 PyTree = Any
-FORMATS = ("jaxlth", "torchvision_resnet", "timm_vit", "hf_vit")
-NAMES = {"torchvision_resnet": resnet_keys.TORCHVISION, "timm_vit": vit_keys.TIMM, "hf_vit": vit_keys.HF}
+FORMATS = ("jaxlth", "torchvision_resnet", "timm_vit", "hf_vit", "hf_bert")
+NAMES = {
+    "torchvision_resnet": resnet_keys.TORCHVISION,
+    "timm_vit": vit_keys.TIMM,
+    "hf_vit": vit_keys.HF,
+    "hf_bert": bert_keys.HF,
+}
 COLLECTIONS = ("params", "batch_stats")
 HEAD = "output"  # the classification head of every model of jaxlth's registry
 POSITIONS = "params/position_embedding"
@@ -124,10 +129,11 @@ def to_network(flat: dict[str, np.ndarray], fmt: str, template: PyTree, skip=())
     ``report``: ``loaded`` (paths set from the file, resampled ones included), ``kept`` (left as in
     the template: absent from the file, or a head (``output``) of another shape), ``resampled``
     (position embeddings of another patch grid, :func:`jaxlth.weights.resample.positions`),
-    ``ignored`` (file keys read past). ``skip``: regular expressions of leaf paths without their
-    collection (``stem_conv/kernel``) kept as in the template whatever the file holds (a replaced
-    stem). Raises UserError for a key of no layer, a key of a layer the network lacks, or a shape
-    that differs anywhere but the head and the skipped leaves.
+    ``ignored`` (file keys read past, and the whole head when it is of a kind the network lacks: a
+    BERT file's masked-language-model head read into a classifier). ``skip``: regular expressions of
+    leaf paths without their collection (``stem_conv/kernel``) kept as in the template whatever the
+    file holds (a replaced stem). Raises UserError for a key of no layer, a key of a layer the
+    network lacks, or a shape that differs anywhere but the head and the skipped leaves.
     """
     _check_format(fmt)
     wanted = flatten(template)
@@ -139,6 +145,11 @@ def to_network(flat: dict[str, np.ndarray], fmt: str, template: PyTree, skip=())
             continue
         for path, array in zip(*_jaxlth_arrays(fmt, key, tensor)):
             found[path] = (array, key)
+    heads = [path for path in found if _is_head(path)]
+    if any(path not in wanted for path in heads):  # the file's head is of another kind: read past, all of it
+        for path in heads:
+            key = found.pop(path)[1]
+            ignored += [] if key in ignored else [key]
     misplaced = [(key, path) for path, (_, key) in found.items() if path not in wanted]
     if misplaced:
         key, path = misplaced[0]
@@ -185,7 +196,7 @@ def from_network(network: PyTree, fmt: str, channels: int = 3) -> dict[str, np.n
         return {path: np.asarray(leaf) for path, leaf in leaves.items()}
     groups: dict[str, tuple] = {}
     for path, leaf in leaves.items():
-        found = names_lib.to_file(NAMES[fmt], path)
+        found = names_lib.to_file(NAMES[fmt], path, leaves.__contains__)
         if found is None:
             raise UserError(f"the network's {path} has no name in the {fmt} format")
         key, tensor, index = found

@@ -20,12 +20,15 @@ from jaxlth.weights.layers import Kind, Leaf
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """One layer: its file module, its jaxlth module, its kind."""
+    """One layer: its file module, its jaxlth module, its kind. ``needs``: a jaxlth path (collection
+    first) the network must have for this rule to name its leaves when writing (a BERT's ``output``
+    is a classifier, or the MLM head whose bias the file names otherwise)."""
 
     file: str
     jaxlth: str
     kind: Kind
     offsets: tuple[tuple[str, int], ...] = ()
+    needs: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,11 +88,13 @@ def _numbers(rule: Rule, rest: str, relative: str) -> dict[str, str] | None:
     return None if found is None else found.groupdict()
 
 
-def to_file(names: Names, path: str) -> tuple[str, Leaf, int] | None:
+def to_file(names: Names, path: str, has: Callable[[str], bool] = lambda path: True) -> tuple[str, Leaf, int] | None:
     """The file key, tensor and index in ``leaf.flax`` of the jaxlth path ``path``; None when the
-    format has no name for it."""
+    format has no name for it. ``has``: whether the network has a path (for rules' ``needs``)."""
     collection, _, rest = path.partition("/")
     for rule in names.rules:
+        if rule.needs and not has(rule.needs):
+            continue
         for leaf in rule.kind.leaves:
             for index, flax in enumerate(leaf.flax):
                 leaf_collection, _, relative = flax.partition("/")
