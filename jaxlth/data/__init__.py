@@ -10,6 +10,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxlth.data import selection, tasks
+from jaxlth.data import text as text_lib
 from jaxlth.data.augment import augment_batch, normalize
 from jaxlth.data.dataset import Dataset, padded
 from jaxlth.data.sampling import check_fractions, randomize_labels, subsample
@@ -32,7 +33,8 @@ __all__ = [
 def default_config() -> ml_collections.ConfigDict:
     """The ``data`` block of an experiment config, with its defaults.
 
-    Fields: ``name`` (mnist, fashion_mnist, cifar10, cifar100, mnist1d, synthetic), ``source``
+    Fields: ``name`` (mnist, fashion_mnist, cifar10, cifar100, mnist1d, synthetic; text:
+    the GLUE tasks and ``text``, :mod:`jaxlth.data.text`), ``source``
     (auto, idx, tfds, cifar_pickle, mnist1d, synthetic), ``dir`` (a folder to search first, ""
     for none), ``tfds_data_dir`` ("" for TFDS's default), ``download`` (may TFDS download),
     ``subsample_fraction`` in (0, 1], ``random_labels_fraction`` in [0, 1], ``subset_seed``,
@@ -40,7 +42,10 @@ def default_config() -> ml_collections.ConfigDict:
     ``pad_to`` (images zero-padded to this square size; 0 keeps them), ``classes`` (the class ids
     kept, relabelled 0..k-1; ``()``: all) and ``task`` (``classes`` or ``rotation``:
     :mod:`jaxlth.data.tasks`), and ``subset``: a training subset chosen by per-example scores
-    (:mod:`jaxlth.data.selection`), applied after the random subsample and label noise.
+    (:mod:`jaxlth.data.selection`), applied after the random subsample and label noise. Text only:
+    ``vocab`` (a ``vocab.txt`` or its folder), ``lowercase`` (auto, True, False), ``max_length`` (tokens),
+    ``mlm_probability``, ``corpus`` (a ``datasets`` corpus ``name:config`` for ``text``) and ``text_cache``
+    (where tokenized arrays are kept; "": ``$JAXLTH_CACHE_DIR/text`` or ``~/.cache/jaxlth/text``).
     """
     return ml_collections.ConfigDict(
         {
@@ -64,6 +69,12 @@ def default_config() -> ml_collections.ConfigDict:
             "image_size": 224,
             "stream_threads": 8,
             "stream_chunk_steps": 8,
+            "vocab": "",
+            "lowercase": "auto",
+            "max_length": 128,
+            "mlm_probability": 0.15,
+            "corpus": "",
+            "text_cache": "",
         }
     )
 
@@ -99,8 +110,8 @@ def load_dataset(data_cfg) -> Dataset:
       data_cfg: a ConfigDict like ``default_config()``; missing fields take their defaults.
 
     Returns:
-      A ``Dataset``: images uint8 ``(N, H, W, C)`` (float32 ``(N, 40, 1)`` for mnist1d),
-      labels int32 ``(N,)``.
+      A ``Dataset``: images uint8 ``(N, H, W, C)`` (float32 ``(N, 40, 1)`` for mnist1d; int32 tokens
+      ``(N, 2, T)`` for text), labels int32 ``(N,)`` (float32 for stsb).
 
     Raises:
       UserError: unknown names, bad fractions, or data that cannot be found or read.
@@ -108,6 +119,8 @@ def load_dataset(data_cfg) -> Dataset:
     fraction = data_cfg.get("subsample_fraction", 1.0)
     noise = data_cfg.get("random_labels_fraction", 0.0)
     check_fractions(fraction, noise)  # before the (possibly slow) load
+    if data_cfg.get("name") in text_lib.NAMES:
+        text_lib.check(data_cfg)
     tasks.check(data_cfg, streams(data_cfg))
     seed = int(data_cfg.get("subset_seed", 0))
     size = data_cfg.get("pad_to", 0)

@@ -6,6 +6,37 @@ import dataclasses
 
 import numpy as np
 
+OBJECTIVES = ("classify", "regress", "mlm")  # Text.objective
+METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")  # Text.metrics (jaxlth.training.metrics)
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """What the token arrays of a text dataset mean (:mod:`jaxlth.data.text`).
+
+    A text dataset stores each example as int32 ``(2, T)``: row 0 the WordPiece ids (padded with
+    ``pad_id`` to ``max_length = T``), row 1 the token types (0 for the first sentence, 1 for the
+    second of a pair). Its labels are int32 classes (``classify``), float32 scores (``regress``,
+    STS-B, ``num_classes`` 1) or unused zeros (``mlm``: the targets are drawn on the device each step).
+
+    Attributes:
+      objective: ``classify``, ``regress`` or ``mlm`` (masked-language modelling).
+      metrics: the task's metrics (names in ``METRICS``), the main one first.
+      vocab_size, pad_id, cls_id, sep_id, mask_id: the tokenizer's vocabulary size and special ids.
+      max_length: ``T``, the padded length in tokens.
+      mlm_probability: the fraction of tokens an MLM step predicts (0.15: Devlin et al. 2019).
+    """
+
+    objective: str
+    metrics: tuple[str, ...]
+    vocab_size: int
+    pad_id: int
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    max_length: int
+    mlm_probability: float = 0.15
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -22,6 +53,9 @@ class Dataset:
       pixel_scale: 255.0 for uint8 pixels, 1.0 for float data.
       augmentation: ``"none"`` or ``"cifar"`` (4-pixel pad, random 32x32 crop, horizontal flip).
       source: a human-readable note of where the data came from (a path or ``"tfds"``).
+      text: for text data, what its token arrays mean (:class:`Text`); ``None`` for images.
+      extra_tests: more evaluation splits ``{split: (inputs, labels)}`` beside ``test`` (MNLI's
+        ``test_mismatched``); ``{}`` for most datasets.
     """
 
     name: str
@@ -35,6 +69,8 @@ class Dataset:
     pixel_scale: float = 255.0
     augmentation: str = "none"
     source: str = ""
+    text: Text | None = None
+    extra_tests: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_train(self) -> int:
