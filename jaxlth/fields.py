@@ -92,7 +92,8 @@ def common_config() -> ml_collections.ConfigDict:
     c.train.beta2 = 0.999  # adam/adamw: decay of the second-moment estimate
     c.train.eps = 1e-8  # adam/adamw: added to the root of the second moment
     c.train.weight_decay = 0.0
-    c.train.schedule = "constant"  # constant | step | cosine
+    c.train.schedule = "constant"  # constant | step | cosine | linear
+    c.train.decay_steps = ""  # where a cosine or linear decay reaches 0 ("": train.steps)
     c.train.milestones = ""  # comma-separated step specs, for schedule=step
     c.train.gamma = 0.1
     c.train.warmup = "0it"
@@ -201,6 +202,9 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) ->
     for field in ("train.steps", "eval_every", "checkpoint_every", "train.warmup"):
         spec = step_specs.parse(get(config, field), field)
         _check(field == "train.warmup" or spec.to_steps(1) > 0, f"{field} must be longer than 0 steps")
+    if config.train.get("decay_steps", ""):
+        decay = step_specs.parse(config.train.decay_steps, "train.decay_steps")
+        _check(decay.to_steps(1) > 0, "train.decay_steps must be longer than 0 steps")
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")

@@ -74,7 +74,10 @@ EVAL_SUBSET = Stream(
     CONSTANT,
     1,
 )
-CORE = (INIT, DATA, ORDER, AUGMENT, BN_BATCHES, EVAL_SUBSET)
+DROPOUT = Stream("dropout at step s (text models): folded with s", DATA_KEY, 2)
+MLM_MASKS = Stream("the tokens a masked-language-model step predicts at step s: folded with s", DATA_KEY, 3)
+MLM_EVAL = Stream("the fixed tokens masked-language-model evaluation predicts: folded with the example", CONSTANT, 3)
+CORE = (INIT, DATA, ORDER, AUGMENT, BN_BATCHES, EVAL_SUBSET, DROPOUT, MLM_MASKS, MLM_EVAL)
 
 LEVEL_STRIDE = 7919  # a prime: branch streams of different levels never collide for < 7919 branches
 HASHED_FLOOR = 1 << 20  # declared offsets stay below this; hashed streams (branch_stream) of real names lie above

@@ -92,14 +92,30 @@ def dense_reference(stats: pd.DataFrame, arms: Arms = Arms()) -> pd.Series | Non
     return None
 
 
+MAIN_METRICS = ("accuracy", "mcc", "pearson", "f1", "spearman")  # a run's main metric: the first it reports
+
+
+def main_metric(table: pd.DataFrame, split: str = "test") -> str:
+    """The metric a run's tables and figures show: ``accuracy`` for images and most text tasks, else
+    the first of :data:`MAIN_METRICS` the ``split`` rows hold (CoLA: ``mcc``; STS-B: ``pearson``)."""
+    if table.empty or "metric" not in table:
+        return "accuracy"
+    held = set(table.loc[table["split"] == split, "metric"].unique())
+    return next((m for m in MAIN_METRICS if m in held), "accuracy")
+
+
+PERCENT = ("accuracy", "f1")  # shown in percent
+TIMES_100 = ("mcc", "pearson", "spearman")  # correlations, shown x100 as GLUE reports them
+
+
 def scale(metric: str) -> float:
-    """Display factor: accuracies are shown in percent, other metrics as they are."""
-    return 100.0 if metric == "accuracy" else 1.0
+    """Display factor: accuracies and F1 in percent, correlations x100 (GLUE), other metrics as they are."""
+    return 100.0 if metric in PERCENT or metric in TIMES_100 else 1.0
 
 
 def metric_label(split: str, metric: str) -> str:
-    """``"Test accuracy (%)"``."""
-    unit = " (%)" if metric == "accuracy" else ""
+    """``"Test accuracy (%)"``, ``"Test mcc (x100)"``."""
+    unit = " (%)" if metric in PERCENT else " (x100)" if metric in TIMES_100 else ""
     return f"{split.capitalize()} {metric}{unit}"
 
 
@@ -139,5 +155,6 @@ def format_summary(table: pd.DataFrame, split: str = "test", metric: str = "accu
 
     header = ["level", "% weights", *order]
     body = [[str(level), f"{remaining[level]:.2f}", *(cell(arm, level) for arm in order)] for level in levels]
-    title = f"final {split} {metric}" + (" (%)" if metric == "accuracy" else "") + ", mean ± std over replicates"
+    unit = metric_label(split, metric)[len(split) + 1 + len(metric) :]  # " (%)", " (x100)" or ""
+    title = f"final {split} {metric}{unit}, mean ± std over replicates"
     return "\n".join([title, *render(header, body)])

@@ -168,14 +168,28 @@ def test_extending_levels_reuses_finished_levels(tmp_path, captured_starts):
     assert results.load(str(tmp_path)).config["lottery"]["levels"] == 2
 
 
+def test_pruning_a_fraction_of_the_original_weights_gives_densities_one_minus_p_l(tmp_path):
+    config = tiny_lottery(levels=3, prune_fraction=0.25, prune_of="original", branches=(), rewind="0it")
+    config.train.steps = "2it"
+    lottery = run_in_process(config, tmp_path / "w")
+    for level, density in enumerate((1.0, 0.75, 0.5, 0.25)):
+        mask = lottery.ctx.load(f"imp/level_{level:02d}/mask")
+        kept = sum(int(np.sum(leaf)) for leaf in jax.tree.leaves(mask))
+        total = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(mask))
+        assert abs(kept / total - density) * total <= len(jax.tree.leaves(mask)), (level, kept / total)
+
+
 def test_bad_lottery_settings_are_refused(tmp_path):
     for override, fragment in [
         ("--config.lottery.prune_fraction=1.5", "prune_fraction"),
         ("--config.lottery.branches=('magic',)", "unknown lottery branch 'magic'"),
         ("--config.lottery.rewind=99ep", "lottery.rewind"),
         ("--config.lottery.retrain=rewire", "lottery.retrain"),
+        ("--config.lottery.prune_of=start", "lottery.prune_of"),
+        ("--config.lottery.prune_of=original --config.lottery.levels=2 --config.lottery.prune_fraction=0.5", "all"),
     ]:
-        proc = run_cli("--config", f"{TINY}:lottery", "--workdir", str(tmp_path / override[9:20]), override)
+        workdir = str(tmp_path / override[9:20])
+        proc = run_cli("--config", f"{TINY}:lottery", "--workdir", workdir, *override.split())
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert fragment in proc.stderr, proc.stderr
 

@@ -37,6 +37,16 @@ def test_cosine_decays_to_zero():
     np.testing.assert_allclose(lr(jnp.array([0, 50, 100])), [1.0, 0.5, 0.0], atol=1e-6)
 
 
+def test_linear_decay_follows_the_warmup_and_reaches_zero_at_decay_steps():
+    # Hugging Face's get_linear_schedule_with_warmup: step/warmup up to the warmup, then (T - step)/(T - warmup).
+    lr = optim.make_schedule(train_cfg(lr=2e-5, schedule="linear", warmup="10it"), 10, 110)
+    steps = np.array([0, 4, 9, 10, 60, 109, 110, 200])
+    hf = np.where(steps < 10, (steps + 1) / 10, np.clip((110 - steps) / 100, 0, 1)) * 2e-5
+    np.testing.assert_allclose(lr(jnp.asarray(steps)), hf, rtol=1e-6, atol=1e-12)
+    longer = optim.make_schedule(train_cfg(lr=1.0, schedule="linear", decay_steps="30ep"), 10, 30)
+    np.testing.assert_allclose(longer(jnp.array([0, 30, 150, 300])), [1.0, 0.9, 0.5, 0.0], atol=1e-6)
+
+
 @pytest.mark.parametrize("field, value", [("schedule", "exp"), ("optimizer", "lamb"), ("lr", 0.0)])
 def test_bad_choices_raise(field, value):
     cfg = train_cfg(**{field: value})

@@ -9,7 +9,8 @@ Three kinds of path (:func:`read`):
 * an Orbax checkpoint folder holding ``{"params", "batch_stats"}`` (or a bare params tree), of one
   network or stacked networks;
 * a ``.safetensors`` file, its key names those of ``model.pretrained_format`` (``auto``: detected):
-  jaxlth's own, torchvision/timm ResNets, timm or Hugging Face ViTs (:mod:`jaxlth.weights`).
+  jaxlth's own, torchvision/timm ResNets, timm or Hugging Face ViTs and BERTs (:mod:`jaxlth.weights`);
+* a Hugging Face checkpoint folder (``model.safetensors`` beside ``config.json``): its safetensors file.
 
 A checkpoint of ``R`` networks starts replicate ``r`` from network ``r``; otherwise every replicate
 starts from the one chosen (``replicate=``, default 0). Nothing here writes to the workdir.
@@ -29,6 +30,7 @@ from jaxlth.experiments import registry
 from jaxlth.layout import CONFIG_FILE
 from jaxlth.training import functions as fn
 from jaxlth.training import pretrained as pretrained_lib
+from jaxlth.training import text_setup
 from jaxlth.training.pretrained import Pretrained
 
 FIELD = "model.pretrained"
@@ -39,6 +41,9 @@ def read(config, setup) -> Pretrained:
     spec = config.model.pretrained
     path, chosen = runs.split_selection(spec, FIELD)
     replicates = int(config.replicates)
+    folder = text_setup.checkpoint_folder(config)  # a Hugging Face folder: model.safetensors + config.json
+    if folder is not None:
+        return _from_safetensors(os.path.join(folder, text_setup.CHECKPOINT_FILE), config, setup, replicates)
     if storage.exists(os.path.join(path, CONFIG_FILE)):
         return _from_workdir(spec, path, chosen, replicates)
     if chosen:

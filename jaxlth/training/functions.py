@@ -6,7 +6,9 @@ BatchNorm) and arrays without a replicate axis, so a Hessian-vector product, a p
 gradient or a saliency score composes them with ``jax.grad``/``jax.vmap`` directly.
 
 Images come as stored (uint8 pixels, or floats for mnist1d) with shape ``(B, *image_shape)``;
-labels are int32 ``(B,)``. ``spec`` is a :class:`Spec`: the static facts of the data layout.
+labels are int32 ``(B,)``. Text comes as int32 tokens ``(B, 2, T)`` (:class:`~jaxlth.data.dataset.Text`),
+its labels per its objective (:mod:`jaxlth.training.objectives`). ``spec`` is a :class:`Spec`: the
+static facts of the data layout.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from jaxlth import rng
 from jaxlth.data import augment as augment_lib
 from jaxlth.data import batching
+from jaxlth.training import objectives
 
 PyTree = Any
 
@@ -41,6 +45,12 @@ class Spec:
     eval_batch_size: int
     dtype: str = "float32"  # of activations and matmuls; "bfloat16": mixed precision (weights stay float32)
     step_loop: str = "scan"  # "scan": a chunk's steps in one lax.scan; "host": one compiled step per call
+    text: Any = None  # a text dataset's jaxlth.data.dataset.Text (tokens, objective, metrics); None for images
+
+    @property
+    def objective(self) -> str:
+        """``classify``, ``regress`` or ``mlm`` (:mod:`jaxlth.training.objectives`)."""
+        return objectives.objective_of(self.text)
 
 
 class MixedPrecision:
@@ -54,7 +64,8 @@ class MixedPrecision:
 
     def apply(self, variables: dict, x: jax.Array, **kwargs):
         cast = jax.tree.map(lambda p: p.astype(self.dtype) if p.dtype == jnp.float32 else p, variables["params"])
-        out = self.model.apply(dict(variables, params=cast), x.astype(self.dtype), **kwargs)
+        x = x.astype(self.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x  # tokens stay ints
+        out = self.model.apply(dict(variables, params=cast), x, **kwargs)
         if isinstance(out, tuple):  # (logits, updated collections)
             return out[0].astype(jnp.float32), out[1]
         return out.astype(jnp.float32)
@@ -81,7 +92,10 @@ def variables(params: PyTree, batch_stats: PyTree) -> dict:
 
 
 def preprocess(images: jax.Array, spec: Spec) -> jax.Array:
-    """Stored images -> normalised float32 network inputs, unaugmented (evaluation, analyses)."""
+    """Stored images -> normalised float32 network inputs, unaugmented (evaluation, analyses); text
+    tokens as they are (int32)."""
+    if spec.text is not None:
+        return images.astype(jnp.int32)
     x = images.astype(jnp.float32) / spec.pixel_scale
     return augment_lib.normalize(x, spec.mean, spec.std, 1.0)
 
@@ -93,42 +107,68 @@ def augmented(images: jax.Array, key: jax.Array, spec: Spec) -> jax.Array:
     return augment_lib.normalize(x, spec.mean, spec.std, 1.0)
 
 
-def logits(model: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array, train: bool = False):
+def logits(
+    model: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array, train: bool = False, *, dropout_key=None
+):
     """``((B, classes) logits, batch_stats)`` of preprocessed inputs ``x``.
 
     ``train=True`` normalises with the batch's own BatchNorm statistics and returns the updated
     running statistics; ``train=False`` uses the running statistics and returns them unchanged.
+    ``dropout_key`` (with ``train=True``) drives the dropout of models that have it (BERT); without
+    it they compute deterministically.
     """
+    rngs = {"dropout": dropout_key} if train and dropout_key is not None else None
     if train and batch_stats:
-        out, updates = model.apply(variables(params, batch_stats), x, train=True, mutable=["batch_stats"])
+        out, updates = model.apply(variables(params, batch_stats), x, train=True, mutable=["batch_stats"], rngs=rngs)
         return out, updates["batch_stats"]
-    return model.apply(variables(params, batch_stats), x, train=train), batch_stats
+    return model.apply(variables(params, batch_stats), x, train=train, rngs=rngs), batch_stats
 
 
-def per_example_loss(model, params, batch_stats, x, y, train: bool = False):
-    """``((B,) cross-entropy, (B, classes) logits, batch_stats)`` of preprocessed inputs ``x``."""
-    out, batch_stats = logits(model, params, batch_stats, x, train)
-    return cross_entropy(out, y), out, batch_stats
+def per_example_loss(
+    model, params, batch_stats, x, y, train: bool = False, *, objective: str = objectives.CLASSIFY, dropout_key=None
+):
+    """``((B,) loss, (B, classes) logits, batch_stats)`` of preprocessed inputs ``x`` (the loss of
+    ``objective``: cross-entropy for images)."""
+    out, batch_stats = logits(model, params, batch_stats, x, train, dropout_key=dropout_key)
+    return objectives.per_example(objective, out, y), out, batch_stats
 
 
-def mean_loss(model, params, batch_stats, x, y, train: bool = True):
+def mean_loss(
+    model, params, batch_stats, x, y, train: bool = True, *, objective: str = objectives.CLASSIFY, dropout_key=None
+):
     """The training objective: ``(mean loss, (batch_stats, correct))``; differentiable in ``params``.
 
-    ``correct`` is ``(B,)`` bool: whether each example's prediction is right (its mean is the
-    batch accuracy).
+    ``correct`` is ``(B,)``: whether each example's prediction is right (bool; its mean is the
+    batch accuracy; see :func:`jaxlth.training.objectives.correct` for text).
     """
-    losses, out, batch_stats = per_example_loss(model, params, batch_stats, x, y, train)
-    return jnp.mean(losses), (batch_stats, jnp.argmax(out, -1) == y)
+    out, batch_stats = logits(model, params, batch_stats, x, train, dropout_key=dropout_key)
+    loss = objectives.batch_loss(objective, out, y)
+    return loss, (batch_stats, objectives.correct(objective, out, y))
 
 
-def loss_and_grads(model, params, batch_stats, x, y, train: bool = True):
+def loss_and_grads(
+    model, params, batch_stats, x, y, train: bool = True, *, objective: str = objectives.CLASSIFY, dropout_key=None
+):
     """``((mean loss, (batch_stats, correct)), grads)``: :func:`mean_loss` and its gradient in ``params``."""
-    return jax.value_and_grad(lambda p: mean_loss(model, p, batch_stats, x, y, train), has_aux=True)(params)
+
+    def loss(p):
+        return mean_loss(model, p, batch_stats, x, y, train, objective=objective, dropout_key=dropout_key)
+
+    return jax.value_and_grad(loss, has_aux=True)(params)
+
+
+def dropout_key(data_key: jax.Array, step, spec: Spec):
+    """The dropout key of global ``step`` (one replicate) for text models; ``None`` for images."""
+    return None if spec.text is None else jax.random.fold_in(rng.DROPOUT.key(data_key), step)
 
 
 def evaluate(model, spec: Spec, params, batch_stats, images: jax.Array, labels: jax.Array):
     """``(mean loss, accuracy)`` on a whole split of stored images, in eval mode, in batches of
-    ``spec.eval_batch_size`` (the last one padded and masked)."""
+    ``spec.eval_batch_size`` (the last one padded and masked). For text, the second value is the
+    task's main metric (:func:`evaluate_metrics`)."""
+    if spec.text is not None:
+        out = evaluate_metrics(model, spec, params, batch_stats, images, labels)
+        return out["loss"], out[spec.text.metrics[0]]
     n = images.shape[0]
     size = min(spec.eval_batch_size, n)
     num_batches = -(-n // size)
@@ -153,9 +193,20 @@ def evaluate(model, spec: Spec, params, batch_stats, images: jax.Array, labels: 
     return loss / n, correct / n
 
 
+def evaluate_metrics(model, spec: Spec, params, batch_stats, images: jax.Array, labels: jax.Array) -> dict:
+    """``{"loss": ..., metric: ...}`` on a whole split: ``accuracy`` for images, the task's metrics
+    (:mod:`jaxlth.training.metrics`) for text; each a float32 scalar."""
+    if spec.text is None:
+        loss, accuracy = evaluate(model, spec, params, batch_stats, images, labels)
+        return {"loss": loss, "accuracy": accuracy}
+    from jaxlth.training import text_eval  # (text only)
+
+    return text_eval.evaluate(lambda x: logits(model, params, batch_stats, x)[0], spec, images, labels)
+
+
 def init(model, spec: Spec, init_key: jax.Array) -> tuple[PyTree, PyTree]:
     """``(params, batch_stats)`` of a freshly initialised network."""
-    dummy = jnp.zeros((1, *spec.image_shape), jnp.float32)
+    dummy = jnp.zeros((1, *spec.image_shape), jnp.int32 if spec.text is not None else jnp.float32)
     initial = model.init(init_key, dummy, train=False)
     return initial["params"], initial.get("batch_stats", {})
 
@@ -181,4 +232,12 @@ def train_batch(
     idx = batching.chunk_batch_indices(perms, first_epoch, step, spec.batch_size, spec.steps_per_epoch)
     if examples is not None:
         idx = examples[idx]
+    if spec.text is not None:
+        x, y = images[idx].astype(jnp.int32), labels[idx]
+        if spec.objective == objectives.MLM:
+            from jaxlth.data.text import masking  # (text only)
+
+            inputs, y = masking.mask_tokens(jax.random.fold_in(rng.MLM_MASKS.key(data_key), step), x[:, 0], spec.text)
+            x = x.at[:, 0].set(inputs)
+        return x, y, idx
     return augmented(images[idx], batching.augment_key(data_key, step), spec), labels[idx], idx

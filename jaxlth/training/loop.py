@@ -83,7 +83,11 @@ def boundaries(start: int, end: int, *intervals: int) -> list[int]:
 
 
 def evaluate(program: Program, state: TrainState, data: DeviceData, eval_train: bool) -> dict:
-    """``{split: {"loss": (R,), "accuracy": (R,)}}`` on the test (and train) split."""
+    """``{split: {"loss": (R,), "accuracy": (R,)}}`` on the test (and train) split; for text, the
+    task's metrics instead of ``accuracy``, and the data's extra test splits too (MNLI mismatched)."""
+    if program.spec.text is not None:
+        splits = ["test", *data.extra_tests, *(["train"] if eval_train else [])]
+        return sharding.to_host(program.evaluate_splits(state.params, state.batch_stats, data, splits))
     out = {}
     for split in ("test", "train") if eval_train else ("test",):
         loss, acc = sharding.to_host(program.evaluate_data(state.params, state.batch_stats, data, split))
@@ -190,9 +194,9 @@ def run_segment(
             metrics = evaluate(program, state, data, segment.eval_train)
             metrics.setdefault("train", {}).update(batch_loss=batch_loss, batch_accuracy=batch_acc)
             reporter.report(step, density, metrics)
-            bar.set_postfix(
-                test_acc=f"{np.mean(metrics['test']['accuracy']):.4f}", loss=f"{np.mean(batch_loss):.4f}", refresh=False
-            )
+            main = next(m for m in metrics["test"] if m != "loss")  # accuracy, or a text task's main metric
+            shown = {"test_acc" if main == "accuracy" else f"test_{main}": f"{np.mean(metrics['test'][main]):.4f}"}
+            bar.set_postfix(shown, refresh=False, loss=f"{np.mean(batch_loss):.4f}")
         if step % segment.checkpoint_every == 0 or step == segment.end:
             checkpoints.save(step, state, {**program.data_state(step), "written": reporter.written(step)})
         bar.update(step - segment.start - bar.n)

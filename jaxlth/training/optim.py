@@ -19,7 +19,7 @@ from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "linear")
 
 
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
@@ -52,14 +52,20 @@ def make_schedule(train_cfg, steps_per_epoch: int, total_steps: int) -> Callable
     """``lr(step)`` for the global step (int array), from ``train.lr``, ``schedule`` and ``warmup``.
 
     ``constant``: ``lr``. ``step``: ``lr * gamma ** (number of milestones <= step)``.
-    ``cosine``: from ``lr`` down to 0 at ``total_steps``. A linear warmup from 0 over
-    ``train.warmup`` steps multiplies any of them (Goyal et al. 2017, as in the ImageNet recipe).
+    ``cosine``: from ``lr`` down to 0 at ``total_steps``. ``linear``: ``lr`` until the warmup ends,
+    then linearly down to 0 at ``total_steps`` (Hugging Face's ``get_linear_schedule_with_warmup``, the
+    BERT fine-tuning schedule). ``train.decay_steps`` (``""``: ``train.steps``) moves the end of the
+    cosine or linear decay (the BERT-tickets code decays over 30 epochs while each IMP round trains 3).
+    A linear warmup from 0 over ``train.warmup`` steps multiplies any of them (Goyal et al. 2017, as
+    in the ImageNet recipe).
     """
     base = float(train_cfg.lr)
     if base <= 0:
         raise UserError(f"train.lr must be positive, got {base}")
     kind = train_cfg.get("schedule", "constant")
     warmup = step_specs.to_steps(train_cfg.get("warmup", "0it"), steps_per_epoch, "train.warmup")
+    if train_cfg.get("decay_steps", ""):
+        total_steps = step_specs.to_steps(train_cfg.decay_steps, steps_per_epoch, "train.decay_steps")
     if kind == "constant":
 
         def decayed(step):
@@ -80,6 +86,11 @@ def make_schedule(train_cfg, steps_per_epoch: int, total_steps: int) -> Callable
         def decayed(step):
             t = jnp.clip((jnp.asarray(step) - warmup) / length, 0.0, 1.0)
             return base * 0.5 * (1.0 + jnp.cos(jnp.pi * t))
+    elif kind == "linear":
+        length = max(total_steps - warmup, 1)
+
+        def decayed(step):
+            return base * jnp.clip((total_steps - jnp.asarray(step)) / length, 0.0, 1.0).astype(jnp.float32)
     else:
         raise UserError(f"unknown train.schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
 

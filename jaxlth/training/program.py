@@ -34,26 +34,38 @@ PyTree = Any
 
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
-    """The dataset on the device. Images stay in their stored dtype (uint8 for pixels)."""
+    """The dataset on the device. Images stay in their stored dtype (uint8 for pixels). ``extra_tests``:
+    more evaluation splits ``{split: (inputs, labels)}`` (MNLI's ``test_mismatched``)."""
 
     train_images: jax.Array
     train_labels: jax.Array
     test_images: jax.Array
     test_labels: jax.Array
+    extra_tests: dict = dataclasses.field(default_factory=dict)
 
 
 jax.tree_util.register_dataclass(
-    DeviceData, data_fields=["train_images", "train_labels", "test_images", "test_labels"], meta_fields=[]
+    DeviceData,
+    data_fields=["train_images", "train_labels", "test_images", "test_labels", "extra_tests"],
+    meta_fields=[],
 )
+
+
+def _labels(labels) -> jax.Array:
+    """Labels on the device: float32 scores (regression) stay floats, classes become int32."""
+    labels = jnp.asarray(labels)
+    return labels.astype(jnp.float32 if jnp.issubdtype(labels.dtype, jnp.floating) else jnp.int32)
 
 
 def to_device(dataset) -> DeviceData:
     """Puts a :class:`~jaxlth.data.dataset.Dataset`'s arrays on the default device."""
+    extra = {split: (jnp.asarray(x), _labels(y)) for split, (x, y) in getattr(dataset, "extra_tests", {}).items()}
     return DeviceData(
         jnp.asarray(dataset.train_images),
-        jnp.asarray(dataset.train_labels, jnp.int32),
+        _labels(dataset.train_labels),
         jnp.asarray(dataset.test_images),
-        jnp.asarray(dataset.test_labels, jnp.int32),
+        _labels(dataset.test_labels),
+        extra,
     )
 
 
@@ -73,8 +85,8 @@ class Program:
         computing = fn.computing_in(model, spec.dtype)  # the forward passes; parameters stay float32
         self.preprocess = functools.partial(fn.preprocess, spec=spec)
         self.evaluate_one = functools.partial(fn.evaluate, computing, spec)
-        self.per_example_loss = functools.partial(fn.per_example_loss, computing)
-        self.loss_and_grads = functools.partial(fn.loss_and_grads, computing)
+        self.per_example_loss = functools.partial(fn.per_example_loss, computing, objective=spec.objective)
+        self.loss_and_grads = functools.partial(fn.loss_and_grads, computing, objective=spec.objective)
         self.init = jax.jit(jax.vmap(self._init_one))
         if spec.step_loop == "host":  # XLA:CPU runs convolutions ~30x slower inside a loop (jax#12868)
             self._steps = jax.jit(self._one_step_of_all, donate_argnums=0)
@@ -83,6 +95,8 @@ class Program:
         else:
             self.train_chunk = jax.jit(self._train_chunk, static_argnames="num_steps", donate_argnums=0)
         self.evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, None, None)))
+        metrics_one = functools.partial(fn.evaluate_metrics, computing, spec)
+        self.evaluate_metrics = jax.jit(jax.vmap(metrics_one, in_axes=(0, 0, None, None)))
         self.fresh_opt_state = jax.jit(jax.vmap(tx.init))
 
     def _init_one(self, init_key: jax.Array, data_key: jax.Array) -> TrainState:
@@ -121,7 +135,10 @@ class Program:
     def _update(self, state: TrainState, mask: PyTree, x: jax.Array, y: jax.Array, step: jax.Array):
         """The SGD update of one replicate on the preprocessed batch ``x``, ``y`` at global ``step``:
         ``(state, (loss, (B,) correct))``."""
-        (loss, (batch_stats, correct)), grads = self.loss_and_grads(state.params, state.batch_stats, x, y)
+        dropout = fn.dropout_key(state.data_key, step, self.spec)
+        (loss, (batch_stats, correct)), grads = self.loss_and_grads(
+            state.params, state.batch_stats, x, y, dropout_key=dropout
+        )
         grads = mask_lib.apply(grads, mask)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         lr = self.schedule(step)
@@ -135,6 +152,21 @@ class Program:
             (data.test_images, data.test_labels) if split == "test" else (data.train_images, data.train_labels)
         )
         return self.evaluate(params, batch_stats, images, labels)
+
+    def evaluate_splits(self, params: PyTree, batch_stats: PyTree, data: DeviceData, splits) -> dict:
+        """``{split: {metric: (R,)}}``: the loss and the data's metrics (``accuracy`` for images, the
+        task's for text) of the stacked networks on each of ``splits`` (``test``, ``train``, and the
+        data's extra test splits)."""
+        out = {}
+        for split in splits:
+            if split in ("test", "train"):
+                images, labels = (
+                    (data.test_images, data.test_labels) if split == "test" else (data.train_images, data.train_labels)
+                )
+            else:
+                images, labels = data.extra_tests[split]
+            out[split] = self.evaluate_metrics(params, batch_stats, images, labels)
+        return out
 
     def data_state(self, step: int) -> dict:
         """What a checkpoint at ``step`` records about the input pipeline (nothing: the batches are

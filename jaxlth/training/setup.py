@@ -18,7 +18,7 @@ from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
-from jaxlth.training import optim
+from jaxlth.training import optim, text_setup
 from jaxlth.training import pretrained as pretrained_lib
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
 from jaxlth.training.state import TrainState
@@ -170,14 +170,15 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
     streamed = dataset is None and data_lib.streams(config.data)
     if streamed:
         dataset = data_lib.open_streamed(config.data)
-    dataset = dataset if dataset is not None else data_lib.load_dataset(config.data)
+    dataset = dataset if dataset is not None else data_lib.load_dataset(text_setup.data_config(config))
     dataset = dataset if streamed else subsets.apply(dataset, config.data.get("subset"))
     batch_size = config.train.batch_size
     if batch_size > dataset.num_train:
         raise UserError(f"train.batch_size {batch_size} is larger than the training set ({dataset.num_train} examples)")
     steps_per_epoch = dataset.num_train // batch_size
     total_steps = step_specs.to_steps(config.train.steps, steps_per_epoch, "train.steps")
-    model = models.get_model(config.model.name, dataset.num_classes, **config.model.options.to_dict())
+    options = text_setup.model_options(config, dataset)
+    model = models.get_model(config.model.name, text_setup.num_outputs(config, dataset), **options)
     spec = Spec(
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
@@ -189,6 +190,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         augmentation=dataset.augmentation,
         eval_batch_size=config.eval_batch_size,
         dtype=config.train.get("dtype", "float32"),
+        text=dataset.text,
     )
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
     tx, schedule = optim.make_optimizer(config.train), optim.make_schedule(config.train, steps_per_epoch, total_steps)

@@ -18,6 +18,7 @@ def defaults() -> ml_collections.ConfigDict:
     c.levels = 0  # pruning levels after the dense level 0
     c.rewind = "0it"  # step spec k: weights (and BN statistics) rewind to step k; "pretrained": to model.pretrained
     c.prune_fraction = 0.2  # of the remaining prunable weights, per level; a tuple sweeps fractions
+    c.prune_of = "remaining"  # remaining: density (1 - p)^L; original: p of the original weights per level, 1 - p L
     c.scope = "global"  # global | layerwise | erk: how magnitude pruning spreads over layers
     c.retrain = "weight_rewind"  # weight_rewind | lr_rewind | finetune (Renda et al. 2020)
     c.branches = ()  # control arms run at every pruned level, see jaxlth/pruning/branches.py
@@ -38,7 +39,18 @@ def defaults() -> ml_collections.ConfigDict:
     return c
 
 
+PRUNE_OF = ("remaining", "original")  # lottery.prune_of
 PRETRAINED = "pretrained"  # lottery.rewind: to the pretrained weights (step 0 of a model.pretrained run)
+
+
+def level_fractions(fractions_, level: int, prune_of: str):
+    """The fraction of its *remaining* weights each network removes at ``level`` (>= 1): ``p`` itself,
+    or with ``prune_of = "original"`` ``p / (1 - (level - 1) p)``, so that level L keeps ``1 - p L``
+    of the original weights (up to the rounding of counts; the BERT-tickets schedule: 10% of the
+    original weights per round, sparsities 10, 20, ..., 90%)."""
+    if prune_of == "original":
+        return fractions_ / (1.0 - (level - 1) * fractions_)
+    return fractions_
 
 
 def rewind_spec(rewind: str) -> str:
@@ -138,6 +150,13 @@ def validate(config) -> None:
     subsets.check_source(pretrain, fields.to_dict(config)["data"], "lottery.pretrain_data")
     if pretrain.steps:
         step_specs.parse(pretrain.steps, "lottery.pretrain_data.steps")
+    if lot.get("prune_of", "remaining") not in PRUNE_OF:
+        raise UserError(f"lottery.prune_of must be one of {', '.join(PRUNE_OF)}, got {lot.prune_of!r}")
+    if lot.get("prune_of", "remaining") == "original" and max(fractions(config)) * lot.levels >= 1:
+        raise UserError(
+            f"lottery.prune_of = original removes {max(fractions(config)):g} of the original weights per level: "
+            f"{lot.levels} levels would remove them all (give at most {int(round(1 / max(fractions(config)))) - 1})"
+        )
     if lot.rewind == PRETRAINED and not config.model.get("pretrained", ""):
         raise UserError(
             "lottery.rewind = pretrained rewinds to the pretrained weights, but model.pretrained names none"

@@ -117,10 +117,14 @@ def save_figures(table: pd.DataFrame, directory: str, dpi: int = 150, config: di
     rows) is skipped silently. ``config`` (the run's ``config.json``) marks a pretrained start and
     carried masks (:func:`start_notes`). Returns the paths written. Uses no pyplot state.
     """
-    jobs = []
-    if not tables.summary(table, arms=ARMS).empty:
+    jobs, metric = [], tables.main_metric(table)
+    if not tables.summary(table, metric=metric, arms=ARMS).empty:
         dense_label, title = start_notes(config or {})
-        draw = functools.partial(drawing.accuracy_vs_weights, table, arms=ARMS, title=title, dense_label=dense_label)
+        if title and metric != "accuracy":
+            title = title.replace("Test accuracy", f"Test {metric}")
+        draw = functools.partial(
+            drawing.accuracy_vs_weights, table, metric=metric, arms=ARMS, title=title, dense_label=dense_label
+        )
         jobs.append((ACCURACY_FIGURE, draw))
     if not mask_rows(table).empty:
         jobs.append((LAYER_DENSITY_FIGURE, functools.partial(layer_density, table)))
@@ -133,7 +137,8 @@ def report(run, directory: str) -> tuple[str, list[str]]:
     table = run.table
     fractions = sorted(table["prune_fraction"].dropna().unique()) if "prune_fraction" in table else []
     if len(fractions) <= 1:
-        return tables.format_summary(table, arms=ARMS), save_figures(table, directory, config=run.config)
+        text = tables.format_summary(table, metric=tables.main_metric(table), arms=ARMS)
+        return text, save_figures(table, directory, config=run.config)
     texts, figures = [format_prune_sweep(table)], save_sweep_figures(table, directory)
     for p in fractions:
         rows = table[table["prune_fraction"] == p]

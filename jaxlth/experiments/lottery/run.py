@@ -157,8 +157,9 @@ class Lottery:
             if level == 0:
                 return self.dense_mask()
             lot = self.config.lottery
+            fractions = block.level_fractions(self.position_fractions, level, lot.get("prune_of", "remaining"))
             if lot.scorer == "magnitude":
-                return imp.prune_each(previous_final["params"], previous_mask, self.position_fractions, lot.scope)
+                return imp.prune_each(previous_final["params"], previous_mask, fractions, lot.scope)
             how = scoring.pruning(self.setup, lot.scorer, lot.scope, lot.scorer_rounds)
             return scoring.prune_each(
                 how,
@@ -166,7 +167,7 @@ class Lottery:
                 previous_mask,
                 self.scoring_data,
                 scoring.method_keys(self.config, lot.scorer, level),
-                self.position_fractions,
+                fractions,
                 self.copies,
             )
 
@@ -233,10 +234,11 @@ def run(ctx: Context) -> None:
     lot = ctx.config.lottery
     fractions = ", ".join(f"{p:g}" for p in lottery.fractions)
     ranking = "magnitude" if lot.scorer == "magnitude" else f"{lot.scorer}-scored"
+    of = lot.get("prune_of", "remaining")
     masks = (
         f"{lot.levels} levels of the masks of {lot.mask_source}"
         if lot.get("mask_source", "")
-        else f"{lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the remaining weights each"
+        else f"{lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the {of} weights each"
         f"{', in one vmapped program' if lottery.copies > 1 else ''})"
     )
     to = "the pretrained weights" if lot.rewind == block.PRETRAINED else f"step {lottery.rewind_step}"
