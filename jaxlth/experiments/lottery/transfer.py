@@ -43,33 +43,40 @@ class MaskSource:
     arm: str
     coordinates: dict
     sources: tuple[int, ...]
+    field: str = FIELD  # the config field that names it, for messages
+
+
+def open_source(spec, field: str, replicates: int) -> MaskSource:
+    """The lottery run ``spec`` (``DIR[:arm=,replicate=,prune_fraction=]``, named by the config field
+    ``field``) for a run of ``replicates`` replicates, checked without data: one prune fraction chosen,
+    a source replicate for each replicate."""
+    if not isinstance(spec, str):
+        raise UserError(f"{field} must be a path (a string), got {spec!r}")
+    path, chosen = runs.split_selection(spec, field)
+    unknown = [k for k in chosen if k not in CHOICES]
+    if unknown:
+        raise UserError(f"{field} {spec}: cannot choose {unknown[0]!r}; choose by {', '.join(CHOICES)}")
+    run = open_lottery(path, field)
+    if len(run.fractions) > 1 and "prune_fraction" not in chosen:
+        raise UserError(f"{field} {path} sweeps prune fractions {run.fractions}; choose one with :prune_fraction=")
+    count, where = int(run.config["replicates"]), f"{field} {path}"
+    sources = pretrained_lib.select(count, replicates, chosen.get("replicate"), where)
+    coordinates = {k: v for k, v in chosen.items() if k == "prune_fraction"}
+    return MaskSource(run, chosen.get("arm", ARMS.main), coordinates, sources, field)
 
 
 def source(config) -> MaskSource:
     """The source run, checked without data: a finished lottery run with ``lottery.levels`` levels of
     the chosen arm, one prune fraction chosen."""
-    spec = config.lottery.mask_source
-    if not isinstance(spec, str):
-        raise UserError(f"{FIELD} must be a path (a string), got {spec!r}")
-    path, chosen = runs.split_selection(spec, FIELD)
-    unknown = [k for k in chosen if k not in CHOICES]
-    if unknown:
-        raise UserError(f"{FIELD} {spec}: cannot choose {unknown[0]!r}; choose by {', '.join(CHOICES)}")
-    run = open_lottery(path, FIELD)
-    if len(run.fractions) > 1 and "prune_fraction" not in chosen:
-        raise UserError(f"{FIELD} {path} sweeps prune fractions {run.fractions}; choose one with :prune_fraction=")
-    arm = chosen.get("arm", ARMS.main)
-    levels, wanted = run.levels(arm), list(range(int(config.lottery.levels) + 1))
+    src = open_source(config.lottery.mask_source, FIELD, int(config.replicates))
+    levels, wanted = src.run.levels(src.arm), list(range(int(config.lottery.levels) + 1))
     missing = [level for level in wanted if level not in levels]
     if missing:
         raise UserError(
-            f"{FIELD} {path} has finished levels {levels or 'none'} of arm {arm!r}; lottery.levels = "
+            f"{FIELD} {src.run.workdir} has finished levels {levels or 'none'} of arm {src.arm!r}; lottery.levels = "
             f"{config.lottery.levels} needs levels 0-{config.lottery.levels}"
         )
-    count, where = int(run.config["replicates"]), f"{FIELD} {path}"
-    sources = pretrained_lib.select(count, int(config.replicates), chosen.get("replicate"), where)
-    coordinates = {k: v for k, v in chosen.items() if k == "prune_fraction"}
-    return MaskSource(run, arm, coordinates, sources)
+    return src
 
 
 def masks(src: MaskSource, level: int, dense_mask) -> dict:
@@ -77,7 +84,7 @@ def masks(src: MaskSource, level: int, dense_mask) -> dict:
     numpy); ``dense_mask``: this run's dense mask (stacked), whose layers and shapes they must have."""
     theirs = traverse_util.flatten_dict(pretrained_lib.plain(src.run.mask(level, None, src.arm, **src.coordinates)))
     mine = traverse_util.flatten_dict(pretrained_lib.plain(dense_mask))
-    where = f"{FIELD} {src.run.workdir}"
+    where = f"{src.field} {src.run.workdir}"
     for path in sorted(set(theirs) | set(mine)):
         name = "/".join(path)
         if path not in theirs:
