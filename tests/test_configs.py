@@ -26,6 +26,9 @@ TRAIN_SIZES = {
     "cifar10": 50_000,
     "cifar100": 50_000,
     "imagenet2012": 1_281_167,
+    # GLUE training sets (Hugging Face nyu-mll/glue) and WikiText-103 in 128-token blocks (about).
+    **{"sst2": 67_349, "mrpc": 3_668, "qqp": 363_846, "stsb": 5_749, "cola": 8_551, "mnli": 392_702},
+    **{"qnli": 104_743, "rte": 2_490, "wnli": 635, "text": 800_000},
 }
 
 
