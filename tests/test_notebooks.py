@@ -31,6 +31,7 @@ NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(COLAB, "*
 QUICKSTART, INSTABILITY, RESULTS_API = "01_lottery_quickstart.ipynb", "02_instability.ipynb", "03_results_api.ipynb"
 PRUNE_AT_INIT, ALIGNMENT = "04_prune_at_init.ipynb", "05_alignment.ipynb"
 LANDSCAPE, DATA_DIET = "06_landscape.ipynb", "07_data_diet.ipynb"
+BERT_TICKETS = "08_bert_tickets.ipynb"
 
 # Small settings for CI (on top of each notebook's parameter cell; workdirs are added per test).
 SMALL = {"STEPS": "200it", "LEVELS": 2, "EVAL_EVERY": "100it", "PROGRESS": False}
@@ -78,6 +79,16 @@ CI_SETTINGS = {
         PRUNED_FRACTIONS=(0.5,),
         REPLICATES=1,
     ),
+    BERT_TICKETS: dict(  # a tiny random BERT and a few dozen SST-2 rows (CHECKPOINT_DIR, GLUE_DIR: per test)
+        MODEL="bert",
+        STEPS="1ep",
+        LEVELS=2,
+        PRUNE_FRACTION=0.3,
+        REPLICATES=2,
+        MAX_LENGTH=16,
+        BATCH_SIZE=8,
+        PROGRESS=False,
+    ),
 }
 # Cell metadata Jupyter or Colab write when a notebook is saved after running.
 OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
@@ -105,7 +116,16 @@ def parameters(nb) -> dict:
 
 
 def test_the_notebooks_exist():
-    assert NOTEBOOKS == [QUICKSTART, INSTABILITY, RESULTS_API, PRUNE_AT_INIT, ALIGNMENT, LANDSCAPE, DATA_DIET]
+    assert NOTEBOOKS == [
+        QUICKSTART,
+        INSTABILITY,
+        RESULTS_API,
+        PRUNE_AT_INIT,
+        ALIGNMENT,
+        LANDSCAPE,
+        DATA_DIET,
+        BERT_TICKETS,
+    ]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -439,3 +459,49 @@ def test_data_diet_notebook_trains_on_pruned_training_sets(tmp_path):
     final = plots.diet_final(results.load(workdir).table)
     assert {"el2n", "random"} <= set(final["score"])
     assert images(nb) == 1
+
+
+def write_tiny_bert(root: str) -> tuple[str, str]:
+    """``(checkpoint folder, GLUE folder)``: a tiny random BERT as a Hugging Face folder (model.safetensors
+    with the public key names, config.json, vocab.txt) and SST-2 rows in the Hub's parquet layout."""
+    import json
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlth import models, weights
+    from tests.test_bert_tickets import HF_CONFIG
+    from tests.test_text_data import VOCAB, write_glue, write_vocab
+
+    folder = write_vocab(os.path.join(root, "bert-tiny-uncased"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(HF_CONFIG, f)
+    model = models.get_model("bert", len(VOCAB), **models.bert_options(HF_CONFIG), head="mlm")
+    params = model.init(jax.random.PRNGKey(7), jnp.zeros((1, 2, 8), jnp.int32))["params"]
+    flat = weights.from_network({"params": params, "batch_stats": {}}, "hf_bert")
+    weights.write_safetensors(os.path.join(folder, "model.safetensors"), flat)
+    write_glue(root, "sst2", sizes=(40, 16, 16))
+    return folder, os.path.join(root, "glue")
+
+
+@pytest.mark.slow
+def test_bert_tickets_notebook_finds_matching_levels_of_a_local_checkpoint(tmp_path):
+    folder, glue = write_tiny_bert(str(tmp_path))
+    workdir = str(tmp_path / "bert")
+    settings = dict(CI_SETTINGS[BERT_TICKETS], WORKDIR=workdir, CHECKPOINT_DIR=folder, GLUE_DIR=glue)
+    with environment(JAXLTH_CACHE_DIR=str(tmp_path / "cache"), HF_HUB_CACHE=str(tmp_path / "hub")):
+        nb = execute(BERT_TICKETS, **settings)
+    check_installed_nothing(nb)
+    assert "text libraries: tokenizers " in output(nb, "text-extra")
+    download = output(nb, "download")
+    assert f"the checkpoint in {folder}" in download and "downloading" not in download  # the local folders
+    config_text = output(nb, "config")
+    assert "2 replicates in one compiled program, replicates sharded over 2 devices" in config_text
+    assert "sst2: 40 train / 16 dev examples of 16 tokens" in config_text
+    assert "the first training example: [CLS] the cat sat [SEP]" in config_text
+    run = results.load(workdir)
+    assert run.config["model"]["pretrained"] == folder and run.config["lottery"]["rewind"] == "pretrained"
+    assert run.levels() == [0, 1, 2] and run.levels("random_prune") == [1, 2]
+    assert re.search(r"^IMP levels matching the dense network: \[[\d, ]*\]", output(nb, "matching"), re.M)
+    assert images(nb) == 1
+    assert os.path.getsize(os.path.join(workdir, "plots", "accuracy_vs_weights.png")) > 5000

@@ -3,7 +3,9 @@
 Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``). ``train --model vit_tiny``
 times a Vision Transformer instead of LeNet (:mod:`jaxlth.bench.vit_speed`: steps/s per replicate
 for ``R`` = 1, 2, 4 and the ratio to a plain Flax + optax loop; ``--steps``, ``--batch-size``,
-``--train-size`` and ``--model-options width=64,depth=4`` make it small).
+``--train-size`` and ``--model-options width=64,depth=4`` make it small). ``train --model bert_mini`` (or
+``bert``, ``bert_tiny`` ... ``bert_base``) times a BERT fine-tuning on SST-2-shaped tokens the same way, with
+tokens/s, real and padded (:mod:`jaxlth.bench.bert_speed`; batch 32 by default).
 
 Measures, for LeNet-300-100 on data of Fashion-MNIST's size (60,000 28x28 uint8 images, random
 pixels: the arithmetic does not depend on the values), in one process:
@@ -57,7 +59,7 @@ import numpy as np
 
 from jaxlth import models
 from jaxlth.analysis import alpha_grid, interpolate
-from jaxlth.bench import conv_speed, hessian_speed, mask_speed, scoring_speed, vit_speed
+from jaxlth.bench import bert_speed, conv_speed, hessian_speed, mask_speed, scoring_speed, vit_speed
 from jaxlth.bench.harness import LenetBench, best_times, fashion_mnist_sized, lenet_train_flops, matmul_gflops, timed
 from jaxlth.pruning import imp
 from jaxlth.pruning import masks as mask_lib
@@ -170,32 +172,45 @@ def main(argv: list[str] | None = None) -> None:
         choices=("train", "lottery", "instability", "landscape", "scores", "pruning", "conv", "all"),
     )
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per timed run (default 1)")
-    parser.add_argument("--batch-size", "--batch", type=int, default=128)
+    parser.add_argument("--batch-size", "--batch", type=int, default=None, help="default 128; 32 for a BERT")
     parser.add_argument(
-        "--replicates", default=None, help="comma-separated replicate counts (default 1,2,4,8; 1,2,4 for a ViT)"
+        "--replicates", default=None, help="comma-separated replicate counts (default 1,2,4,8; 1,2,4 for a ViT or BERT)"
     )
     parser.add_argument(
         "--model",
         default="lenet_300_100",
-        choices=("lenet_300_100", "vit", *models.VIT_SIZES),
-        help="train: the model timed (default lenet_300_100; a ViT: jaxlth/bench/vit_speed.py)",
+        choices=("lenet_300_100", "vit", *models.VIT_SIZES, *bert_speed.MODELS),
+        help="train: the model timed (default lenet_300_100; a ViT: jaxlth/bench/vit_speed.py; a BERT: "
+        "jaxlth/bench/bert_speed.py)",
     )
-    parser.add_argument("--model-options", default="", help="train, a ViT: its options, e.g. width=64,depth=4")
+    parser.add_argument(
+        "--model-options", default="", help="train, a ViT or BERT: its options, e.g. width=64,depth=4 or layers=2"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--copies", type=int, default=4, help="copies for the instability suite (default 4)")
     parser.add_argument("--models", default="resnet20,vgg16", help="conv: comma-separated models")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="conv: train.dtype")
-    parser.add_argument("--steps", type=int, default=50, help="conv, a ViT: steps per timed run (default 50)")
-    parser.add_argument("--train-size", type=int, default=50_000, help="conv, a ViT: CIFAR-shaped training images")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="conv, a BERT: train.dtype")
+    parser.add_argument("--steps", type=int, default=50, help="conv, a ViT or BERT: steps per timed run (default 50)")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="conv, a ViT: CIFAR-shaped training images (default 50,000); a BERT: SST-2-shaped examples (67,349)",
+    )
     args = parser.parse_args(argv)
-    vit = args.model != "lenet_300_100"
-    args.replicates = args.replicates or (vit_speed.DEFAULT_REPLICATES if vit else "1,2,4,8")
+    bert = bert_speed.is_bert(args.model)
+    vit = args.model != "lenet_300_100" and not bert
+    args.batch_size = args.batch_size or (bert_speed.DEFAULT_BATCH if bert else 128)
+    args.train_size = args.train_size or (bert_speed.SST2_TRAIN if bert else 50_000)
+    args.replicates = args.replicates or (vit_speed.DEFAULT_REPLICATES if vit or bert else "1,2,4,8")
     args.model_options = vit_speed.parse_options(args.model_options)
 
     device = jax.devices()[0]
     print(f"jax {jax.__version__} on {jax.device_count()} x {device.platform} ({device.device_kind})")
     if args.suite in ("train", "all"):
-        if vit:
+        if bert:
+            bert_speed.suite(args)
+        elif vit:
             vit_speed.suite(args)
         else:
             train_suite(args)
