@@ -82,6 +82,7 @@ def test_default_config_fields():
         "image_size",
         "stream_threads",
         "stream_chunk_steps",
+        *("vocab", "lowercase", "max_length", "mlm_probability", "corpus", "text_cache"),  # text (jaxlth/data/text)
     }
     assert cfg.name == "fashion_mnist" and cfg.source == "auto"
     assert (cfg.synthetic_train_size, cfg.synthetic_test_size) == (512, 256)

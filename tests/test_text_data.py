@@ -170,6 +170,22 @@ def test_mlm_corpus_blocks(tmp_path):
     assert data.text.objective == "mlm" and data.text.metrics == ("accuracy",)
 
 
+def test_mlm_corpus_from_datasets(tmp_path, monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake(name, config=None, **kwargs):
+        calls.append((name, config))
+        text = ["", " = Title = ", "the cat sat on the mat .", "a dog ran to the man"] * 4
+        return datasets.DatasetDict({s: datasets.Dataset.from_dict({"text": text}) for s in ("train", "test")})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    data = load_dataset(config(tmp_path, "text", max_length=10, corpus="wikitext:wikitext-2-raw-v1"))
+    assert calls == [("wikitext", "wikitext-2-raw-v1")] and data.train_images.shape == (8, 2, 10)  # 64 tokens
+    assert data.train_images[0, 0, :4].tolist() == [ID["[CLS]"], ID["[UNK]"], ID["[UNK]"], ID["[UNK]"]]  # = title =
+
+
 TEXT = Text("mlm", ("accuracy",), vocab_size=1000, pad_id=0, cls_id=101, sep_id=102, mask_id=103, max_length=64)
 
 
@@ -237,3 +253,17 @@ def test_missing_files_name_the_download_command(tmp_path, monkeypatch):
     os.remove(tmp_path / "data" / "glue" / "cola" / "validation-00000-of-00001.parquet")
     with pytest.raises(UserError, match="no validation split"):
         load_dataset(config(tmp_path, "cola"))
+
+
+def test_lowercase_auto_reads_the_tokenizer_config_then_the_folder_name(tmp_path):
+    from jaxlth.data.text import wordpiece
+
+    cased = write_vocab(str(tmp_path / "bert-base-uncased-copy"))
+    with open(os.path.join(cased, "tokenizer_config.json"), "w") as f:
+        f.write('{"do_lower_case": false}')
+    assert wordpiece.load_vocab({"vocab": cased}).lowercase is False  # the config beats the name
+    assert wordpiece.load_vocab({"vocab": write_vocab(str(tmp_path / "uncased_L-12_H-768_A-12"))}).lowercase
+    assert not wordpiece.load_vocab({"vocab": write_vocab(str(tmp_path / "bert-base-cased"))}).lowercase
+    assert wordpiece.load_vocab({"vocab": str(tmp_path / "bert-base-cased"), "lowercase": "true"}).lowercase
+    snapshot = write_vocab(str(tmp_path / "hub" / "models--bert-base-uncased" / "snapshots" / "86b5e09"))
+    assert wordpiece.load_vocab({"vocab": snapshot}).lowercase  # the Hugging Face cache's layout

@@ -71,36 +71,45 @@ def check(data_cfg) -> None:
         corpus.corpus_name(data_cfg)
 
 
-def _load_glue(data_cfg, vocab: wordpiece.Vocab, length: int, cache: str) -> tuple[dict, str]:
-    name, task = data_cfg.get("name"), glue.TASKS[data_cfg.get("name")]
-    local = reading.find_local(data_cfg, name)
-    sources = {s: token_cache.stamps(f) for s, f in local.items()} if local else glue.HUB_REPO
-    parts = {"task": name, "vocab": vocab.digest, "lowercase": vocab.lowercase, "length": length, "sources": sources}
+def _cached(cache: str, name: str, parts: dict, splits, build) -> tuple[dict, str]:
+    """``(arrays, where)``: the cache file of ``parts`` when it holds every split's arrays, else ``build()``
+    (which needs the libraries) written there; ``where`` names the file."""
     path = token_cache.path_for(cache, name, {**parts, "format": _FORMAT})
     arrays = token_cache.read(path)
-    if arrays is None or any(f"{split}_inputs" not in arrays for split, _ in task.splits):
+    if arrays is not None and all(f"{s}_{kind}" in arrays for s in splits for kind in ("inputs", "labels")):
+        return arrays, path
+    arrays = build()
+    return arrays, path if token_cache.write(path, arrays) else "(not cached: the cache folder is not writable)"
+
+
+def _load_glue(data_cfg, vocab: wordpiece.Vocab, length: int, cache: str) -> tuple[dict, str]:
+    name = data_cfg.get("name")
+    local = reading.find_local(data_cfg, name)
+
+    def build() -> dict:
         splits, note = reading.read_glue(data_cfg, name, local, cache)
         arrays = {"note": np.array(note)}
         for split, (first, second, labels) in splits.items():
             arrays[f"{split}_inputs"] = wordpiece.encode_pairs(vocab, first, second, length)
             arrays[f"{split}_labels"] = labels
-        return arrays, path if token_cache.write(path, arrays) else "(not cached: the cache folder is not writable)"
-    return arrays, path
+        return arrays
+
+    sources = {s: token_cache.stamps(f) for s, f in local.items()} if local else glue.HUB_REPO
+    parts = {"task": name, "vocab": vocab.digest, "lowercase": vocab.lowercase, "length": length, "sources": sources}
+    return _cached(cache, name, parts, [s for s, _ in glue.TASKS[name].splits], build)
 
 
 def _load_corpus(data_cfg, vocab: wordpiece.Vocab, length: int, cache: str) -> tuple[dict, str]:
-    files = None if data_cfg.get("corpus", "") else corpus.find_files(data_cfg)
-    if files is None and not data_cfg.get("corpus", ""):
+    chosen = data_cfg.get("corpus", "")
+    files = None if chosen else corpus.find_files(data_cfg)
+    if files is None and not chosen:
         raise UserError(
             f"found no corpus for data.name='text': looked for {corpus.TRAIN_FILE} and "
             f"{' or '.join(corpus.TEST_FILES)} in {corpus.where_looked(data_cfg)}; put them there or set "
             "data.corpus (e.g. 'wikitext:wikitext-103-raw-v1')"
         )
-    sources = token_cache.stamps(list(files)) if files else data_cfg.get("corpus")
-    parts = {"vocab": vocab.digest, "lowercase": vocab.lowercase, "length": length, "sources": sources}
-    path = token_cache.path_for(cache, MLM, {**parts, "format": _FORMAT})
-    arrays = token_cache.read(path)
-    if arrays is None or "train_inputs" not in arrays or "test_inputs" not in arrays:
+
+    def build() -> dict:
         lines, note = corpus.read_lines(data_cfg, files)
         arrays = {"note": np.array(note)}
         for split, text in lines.items():
@@ -108,8 +117,11 @@ def _load_corpus(data_cfg, vocab: wordpiece.Vocab, length: int, cache: str) -> t
             if not len(blocks):
                 raise UserError(f"the {split} split of {note} holds fewer than {length - 2} tokens, not one block")
             arrays[f"{split}_inputs"], arrays[f"{split}_labels"] = blocks, np.zeros(len(blocks), np.int32)
-        return arrays, path if token_cache.write(path, arrays) else "(not cached: the cache folder is not writable)"
-    return arrays, path
+        return arrays
+
+    sources = token_cache.stamps(list(files)) if files else chosen
+    parts = {"vocab": vocab.digest, "lowercase": vocab.lowercase, "length": length, "sources": sources}
+    return _cached(cache, MLM, parts, ("train", "test"), build)
 
 
 def load_text(data_cfg) -> Dataset:

@@ -2,9 +2,10 @@
 
 ``data.vocab`` names ``vocab.txt`` or the folder holding it. Line ``i`` of the file is token id ``i``.
 Lowercasing (``data.lowercase``): ``auto`` takes ``do_lower_case`` from a ``tokenizer_config.json`` beside
-the vocabulary, else lowercases when the folder's path names an ``uncased`` model (``bert-base-uncased``,
-``uncased_L-12_H-768_A-12``), else keeps case. Accents are stripped exactly when lowercasing, as BERT's own
-tokenizer does. ``tokenizers`` is imported only when text is tokenized (a cached dataset needs none).
+the vocabulary, else lowercases when the folder's name (or, in the Hugging Face cache, its
+``models--<name>`` folder) holds ``uncased`` (``bert-base-uncased``, ``uncased_L-12_H-768_A-12``), else
+keeps case. Accents are stripped exactly when lowercasing, as BERT's own tokenizer does. ``tokenizers`` is
+imported only when text is tokenized (a cached dataset needs none).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def _lowercase(setting, path: str) -> bool:
             raise UserError(f"{config} is not a JSON object; fix it or set data.lowercase to True or False") from None
         if isinstance(found, bool):
             return found
-    return any("uncased" in part.lower() for part in folder.split(os.sep))
+    names = [os.path.basename(folder)] + [part for part in folder.split(os.sep) if part.startswith("models--")]
+    return any("uncased" in name.lower() for name in names)
 
 
 def load_vocab(data_cfg) -> Vocab:
@@ -124,7 +126,7 @@ def _tokenizer(vocab: Vocab):
 
 def _encode(tokenizer, batch: list, special: bool = True) -> list:
     """``tokenizer``'s encodings of ``batch``, without character offsets where the library can skip them."""
-    fast = getattr(tokenizer, "encode_batch_fast", None)  # tokenizers >= 0.21: 10x faster
+    fast = getattr(tokenizer, "encode_batch_fast", None)  # newer tokenizers: no offsets computed
     return (fast or tokenizer.encode_batch)(batch, add_special_tokens=special)
 
 
