@@ -14,8 +14,8 @@ kernels (``pruning.model_defaults``; the paper's code also prunes the pooler, wh
 
 Lottery: IMP with global magnitude pruning of 10% of the original weights per level
 (``lottery.prune_of = "original"``: sparsities 10%, 20%, ..., 90%), each level fine-tuned from the
-pretrained weights theta_0 (``lottery.rewind = "pretrained"``; the task head starts fresh at every
-level, where the paper's code keeps the head it trained); controls: random pruning to the same global
+pretrained weights theta_0 (``lottery.rewind = "pretrained"``; the task head rewinds to its initial
+values with them, where the paper's code keeps the head it trained); controls: random pruning to the same global
 density, the IMP mask on a random re-initialisation of every weight, and one-shot magnitude pruning of
 theta_0 (``magnitude_at_rewind``). "Matching" is within one standard deviation of the dense network's
 mean (the paper's Table 2). The paper's IMP search decays the learning rate over 30 epochs while a

@@ -36,6 +36,7 @@ COMMON_MAY_CHANGE = (
     "data.dir",
     "data.tfds_data_dir",
     "data.stream_threads",
+    "data.text_cache",  # where tokenized text is cached: the same arrays wherever it lives
     "log",  # what watches the run (TensorBoard, W&B): never what is computed
 )
 DTYPES = ("float32", "bfloat16")  # train.dtype
