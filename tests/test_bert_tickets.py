@@ -208,6 +208,7 @@ def test_bad_inputs_are_one_sentence(folders, tmp_path):
         ({"model.pretrained": str(vit)}, "vit"),
         ({"data.name": "sst3"}, "sst3"),
         ({"data.max_length": 64}, "position"),
+        ({"model.name": "lenet_300_100"}, "only a bert reads"),
     ):
         proc = run_cli(
             "--config", f"{GLUE}:sst2", "--workdir", str(tmp_path / "w"), *cli_flags(flags(root, folder, **changes))

@@ -25,7 +25,8 @@ from jax import lax
 from jaxlth import rng
 from jaxlth.data import augment as augment_lib
 from jaxlth.data import batching
-from jaxlth.training import objectives
+from jaxlth.data.text import masking
+from jaxlth.training import objectives, text_eval
 
 PyTree = Any
 
@@ -199,8 +200,6 @@ def evaluate_metrics(model, spec: Spec, params, batch_stats, images: jax.Array, 
     if spec.text is None:
         loss, accuracy = evaluate(model, spec, params, batch_stats, images, labels)
         return {"loss": loss, "accuracy": accuracy}
-    from jaxlth.training import text_eval  # (text only)
-
     return text_eval.evaluate(lambda x: logits(model, params, batch_stats, x)[0], spec, images, labels)
 
 
@@ -235,8 +234,6 @@ def train_batch(
     if spec.text is not None:
         x, y = images[idx].astype(jnp.int32), labels[idx]
         if spec.objective == objectives.MLM:
-            from jaxlth.data.text import masking  # (text only)
-
             inputs, y = masking.mask_tokens(jax.random.fold_in(rng.MLM_MASKS.key(data_key), step), x[:, 0], spec.text)
             x = x.at[:, 0].set(inputs)
         return x, y, idx

@@ -190,7 +190,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         augmentation=dataset.augmentation,
         eval_batch_size=config.eval_batch_size,
         dtype=config.train.get("dtype", "float32"),
-        text=dataset.text,
+        text=getattr(dataset, "text", None),  # (a streamed dataset is images)
     )
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
     tx, schedule = optim.make_optimizer(config.train), optim.make_schedule(config.train, steps_per_epoch, total_steps)

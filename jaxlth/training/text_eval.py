@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxlth.data.text import masking
 from jaxlth.training import metrics as metrics_lib
 from jaxlth.training import objectives
 
@@ -34,8 +35,6 @@ def evaluate(forward, spec, tokens: jax.Array, labels: jax.Array) -> dict:
     objective = spec.objective
     x_all = tokens.astype(jnp.int32)
     if objective == objectives.MLM:
-        from jaxlth.data.text import masking  # (text only)
-
         inputs, targets = masking.eval_masks(x_all[:, 0], spec.text)
         x_all = x_all.at[:, 0].set(inputs)
 

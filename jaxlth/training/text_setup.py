@@ -17,7 +17,9 @@ import json
 import os
 
 from jaxlth import storage
+from jaxlth.data import text as text_data
 from jaxlth.errors import UserError
+from jaxlth.models.bert import bert_options
 
 CHECKPOINT_FILE = "model.safetensors"  # a Hugging Face checkpoint folder's weights
 HF_CONFIG = "config.json"
@@ -43,7 +45,7 @@ def data_config(config):
     """``config.data`` with ``vocab`` resolved: a text run's empty ``data.vocab`` is the checkpoint
     folder's (a copy: the config itself is unchanged)."""
     data = config.data
-    if data.get("vocab", "") or not is_bert(config.model.name):
+    if data.get("vocab", "") or data.get("name") not in text_data.NAMES:
         return data
     folder = checkpoint_folder(config)
     if folder is None:
@@ -70,11 +72,16 @@ def model_options(config, dataset) -> dict:
     """``model.options`` of a BERT run completed from the checkpoint's ``config.json`` and the data's
     objective (the head). Other models: ``model.options`` unchanged."""
     options = config.model.options.to_dict()
+    text = getattr(dataset, "text", None)  # (a streamed dataset is images)
     if not is_bert(config.model.name):
+        if text is not None:
+            raise UserError(
+                f"data.name {dataset.name} is text, which only a BERT reads (model.name bert, bert_base, ...)"
+            )
         return options
-    if dataset.text is None:
+    if text is None:
         raise UserError(f"model {config.model.name} reads text; data.name {dataset.name} is image data")
-    head = dataset.text.objective
+    head = text.objective
     if options.get("head", head) != head:
         raise UserError(
             f"model.options.head={options['head']!r} does not fit data {dataset.name}, which needs {head!r}"
@@ -82,18 +89,16 @@ def model_options(config, dataset) -> dict:
     options["head"] = head
     folder = checkpoint_folder(config)
     if folder is not None:
-        from jaxlth.models.bert import bert_options
-
         for name, value in bert_options(_hf_config(folder)).items():
             if name in ARCHITECTURE and name in options and options[name] != value:
                 raise UserError(
                     f"model.options.{name}={options[name]!r} disagrees with {folder}/{HF_CONFIG} ({value!r})"
                 )
             options.setdefault(name, value)
-    options.setdefault("vocab_size", dataset.text.vocab_size)  # a model without a checkpoint: the tokenizer's
-    if options["vocab_size"] < dataset.text.vocab_size:
+    options.setdefault("vocab_size", text.vocab_size)  # a model without a checkpoint: the tokenizer's
+    if options["vocab_size"] < text.vocab_size:
         raise UserError(
-            f"the tokenizer's vocabulary ({dataset.text.vocab_size} tokens) is larger than the model's "
+            f"the tokenizer's vocabulary ({text.vocab_size} tokens) is larger than the model's "
             f"({options['vocab_size']})"
         )
     return options
@@ -101,6 +106,7 @@ def model_options(config, dataset) -> dict:
 
 def num_outputs(config, dataset) -> int:
     """The model's ``num_classes``: the data's, or for MLM the model's vocabulary size."""
-    if dataset.text is not None and dataset.text.objective == "mlm":
+    text = getattr(dataset, "text", None)
+    if text is not None and text.objective == "mlm":
         return int(model_options(config, dataset)["vocab_size"])
     return dataset.num_classes
