@@ -172,6 +172,15 @@ def test_masked_language_modelling_keeps_the_checkpoints_head(folders, tmp_path)
     assert np.log(len(VOCAB)) * 0.5 < first < np.log(len(VOCAB)) * 3  # a cross-entropy over the vocabulary
 
 
+def test_instability_of_fine_tuning_from_the_pretrained_weights(folders, tmp_path):
+    root, folder = folders
+    changes = {"instability.spawn_steps": "0it", "instability.alphas": 3, "instability.splits": ("test",)}
+    experiments.run(config_lib.from_file(f"{GLUE}:sst2,instability", **flags(root, folder, **changes)), str(tmp_path))
+    table = results.load(str(tmp_path)).table
+    barriers = table[table.metric.astype(str).str.contains("barrier")]
+    assert len(barriers) and np.isfinite(barriers.value.astype(float)).all(), table.metric.unique()
+
+
 @pytest.mark.slow
 def test_a_killed_bert_lottery_run_resumes_bitwise(folders, tmp_path):
     root, folder = folders
