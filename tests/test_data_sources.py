@@ -185,7 +185,8 @@ def test_auto_falls_back_to_tfds_when_prepared(no_data_env, monkeypatch):
     monkeypatch.setattr(sources.download_lib, "fetch_idx", lambda name, folder: f"fetched {name} to {folder}")
     monkeypatch.setenv("JAXLTH_DATA_DIR", "/cache")
     assert sources.resolve("mnist", download=True) == ("idx", "fetched mnist to /cache/mnist")  # the IDX files
-    assert sources.resolve("cifar100", download=True) == ("tfds", "")  # no IDX files: TFDS tries, and says why
+    monkeypatch.setattr(sources.download_lib, "fetch_cifar", lambda name, folder: f"fetched {name} to {folder}")
+    assert sources.resolve("cifar100", download=True) == ("cifar_pickle", "fetched cifar100 to /cache/cifar100")
     with pytest.raises(UserError, match="prepared TFDS dataset 'mnist' in /tfds/here"):
         sources.resolve("mnist")
 
@@ -492,17 +493,17 @@ def test_tfds_mocked_real_datasets_through_load_dataset(no_data_env, monkeypatch
     for name, shape, classes in (("fashion_mnist", (28, 28, 1), 10), ("cifar100", (32, 32, 3), 100)):
         with tfds.testing.mock_data(num_examples=16, as_data_source_fn=fake_source):
             explicit = data.load_dataset(_cfg(name=name, source="tfds"))
-            if name == "fashion_mnist":  # without TensorFlow the original IDX files are downloaded instead
-                monkeypatch.setattr(
-                    sources.download_lib,
-                    "fetch_idx",
-                    lambda *a: (_ for _ in ()).throw(UserError("the IDX download was chosen")),
-                )
-                with pytest.raises(UserError, match="the IDX download was chosen"):
-                    data.load_dataset(_cfg(name=name, download=True))
-                auto = explicit
-            else:
-                auto = data.load_dataset(_cfg(name=name, download=True))  # no local files: TFDS
+            # without TensorFlow the original files (IDX, CIFAR tarball) are downloaded instead
+            monkeypatch.setattr(
+                sources.download_lib,
+                "fetch_idx" if name == "fashion_mnist" else "fetch_cifar",
+                lambda *a: (_ for _ in ()).throw(UserError("the download without TensorFlow was chosen")),
+            )
+            with pytest.raises(UserError, match="the download without TensorFlow was chosen"):
+                data.load_dataset(_cfg(name=name, download=True))
+            with monkeypatch.context() as patch:
+                patch.setattr(tfds_source, "prepared", lambda name, d="": (True, "mocked"))
+                auto = data.load_dataset(_cfg(name=name))  # no local files, a prepared TFDS dataset: TFDS
         for ds in (explicit, auto):
             assert ds.source == "tfds" and ds.train_images.shape == (16,) + shape
             assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int32
