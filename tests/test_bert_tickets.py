@@ -35,10 +35,9 @@ HF_CONFIG = {
 }
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """``(root, checkpoint folder)``: a tiny pretrained BERT (with its MLM head) and GLUE/corpus files."""
-    root = str(tmp_path_factory.mktemp("bert"))
+def write_checkpoint(root: str) -> str:
+    """A tiny random BERT (with its MLM head) as a Hugging Face folder: model.safetensors with the public
+    key names, config.json, vocab.txt. Returns the folder."""
     folder = write_vocab(os.path.join(root, "bert-tiny-uncased"))
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(HF_CONFIG, f)
@@ -46,6 +45,14 @@ def folders(tmp_path_factory):
     params = model.init(jax.random.PRNGKey(7), jnp.zeros((1, 2, 8), jnp.int32))["params"]
     flat = weights.from_network({"params": params, "batch_stats": {}}, "hf_bert")
     weights.write_safetensors(os.path.join(folder, "model.safetensors"), flat)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """``(root, checkpoint folder)``: a tiny pretrained BERT (with its MLM head) and GLUE/corpus files."""
+    root = str(tmp_path_factory.mktemp("bert"))
+    folder = write_checkpoint(root)
     for task in ("sst2", "stsb", "mnli"):
         write_glue(root, task, sizes=(40, 16, 16))
     corpus = os.path.join(root, "corpus")

@@ -464,22 +464,10 @@ def test_data_diet_notebook_trains_on_pruned_training_sets(tmp_path):
 def write_tiny_bert(root: str) -> tuple[str, str]:
     """``(checkpoint folder, GLUE folder)``: a tiny random BERT as a Hugging Face folder (model.safetensors
     with the public key names, config.json, vocab.txt) and SST-2 rows in the Hub's parquet layout."""
-    import json
+    from tests.test_bert_tickets import write_checkpoint
+    from tests.test_text_data import write_glue
 
-    import jax
-    import jax.numpy as jnp
-
-    from jaxlth import models, weights
-    from tests.test_bert_tickets import HF_CONFIG
-    from tests.test_text_data import VOCAB, write_glue, write_vocab
-
-    folder = write_vocab(os.path.join(root, "bert-tiny-uncased"))
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(HF_CONFIG, f)
-    model = models.get_model("bert", len(VOCAB), **models.bert_options(HF_CONFIG), head="mlm")
-    params = model.init(jax.random.PRNGKey(7), jnp.zeros((1, 2, 8), jnp.int32))["params"]
-    flat = weights.from_network({"params": params, "batch_stats": {}}, "hf_bert")
-    weights.write_safetensors(os.path.join(folder, "model.safetensors"), flat)
+    folder = write_checkpoint(root)
     write_glue(root, "sst2", sizes=(40, 16, 16))
     return folder, os.path.join(root, "glue")
 

@@ -24,14 +24,13 @@ Timings exclude compilation and take the best of ``--repeats`` runs of ``--steps
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlth import models, rng
+from jaxlth import models
 from jaxlth.bench import conv_speed
 from jaxlth.data.dataset import Dataset, Text
 from jaxlth.fields import common_config
@@ -172,23 +171,6 @@ class PlainBertLoop(conv_speed.PlainLoop):
         return params, batch_stats, opt_state, jnp.stack(losses)
 
 
-def measure_plain(program: Program, data: DeviceData, num_steps: int, repeats: int) -> dict:
-    """The plain loop's examples/s (one replicate; the same initialisation and data key as jaxlth's)."""
-    plain = PlainBertLoop(program)
-    params, batch_stats = fn.init(program.model, program.spec, rng.replicate_keys(0, 1, rng.INIT)[0])
-    opt_state = program.tx.init(params)
-    data_key = rng.replicate_keys(0, 1, rng.DATA)[0]
-    out = plain.train(params, batch_stats, opt_state, data, data_key, 0, num_steps)
-    jax.block_until_ready(out)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = plain.train(*out[:3], data, data_key, 0, num_steps)
-        jax.block_until_ready(out)
-        best = min(best, time.perf_counter() - start)
-    return {"seconds": best, "images_per_s": program.spec.batch_size * num_steps / best}
-
-
 def suite(args) -> None:
     name, options = args.model, dict(getattr(args, "model_options", None) or {})
     counts = [int(x) for x in args.replicates.split(",") if x]
@@ -218,7 +200,7 @@ def suite(args) -> None:
             f"{m['bytes'] / 2**20:,.0f} MiB |",
             flush=True,
         )
-    plain = measure_plain(program, data, steps, repeats)
+    plain = conv_speed.measure_plain(program, data, steps, repeats, loop=PlainBertLoop)
     mine = conv_speed.measure(program, data, 1, steps, repeats)
     per = plain["images_per_s"]
     print(

@@ -194,9 +194,10 @@ def measure(program: Program, data: DeviceData, replicates: int, num_steps: int,
     }
 
 
-def measure_plain(program: Program, data: DeviceData, num_steps: int, repeats: int) -> dict:
-    """The plain loop's images/s (one replicate)."""
-    plain = PlainLoop(program)
+def measure_plain(program: Program, data: DeviceData, num_steps: int, repeats: int, loop=None) -> dict:
+    """The plain loop's images/s (one replicate; the same initialisation and data key as jaxlth's).
+    ``loop``: the plain loop's class (default :class:`PlainLoop`)."""
+    plain = (loop or PlainLoop)(program)
     params, batch_stats = fn.init(program.model, program.spec, rng.replicate_keys(0, 1, rng.INIT)[0])
     opt_state = program.tx.init(params)
     data_key = rng.replicate_keys(0, 1, rng.DATA)[0]

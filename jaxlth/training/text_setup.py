@@ -104,9 +104,8 @@ def model_options(config, dataset) -> dict:
     return options
 
 
-def num_outputs(config, dataset) -> int:
-    """The model's ``num_classes``: the data's, or for MLM the model's vocabulary size."""
+def num_outputs(options: dict, dataset) -> int:
+    """The model's ``num_classes``: the data's, or for MLM the vocabulary size of ``options``
+    (:func:`model_options`)."""
     text = getattr(dataset, "text", None)
-    if text is not None and text.objective == "mlm":
-        return int(model_options(config, dataset)["vocab_size"])
-    return dataset.num_classes
+    return int(options["vocab_size"]) if text is not None and text.objective == "mlm" else dataset.num_classes
