@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,13 +36,20 @@ def imp_rows(stats: pd.DataFrame) -> pd.DataFrame:
     return stats[stats["arm"] == IMP]
 
 
-def comparison_table(lotteries: dict[str, pd.DataFrame], split: str = "test") -> pd.DataFrame:
-    """One row per (run, level) of IMP: ``percent_remaining``, ``mean``, ``std``, ``n`` (accuracy as a fraction)."""
-    parts = [imp_rows(tables.summary(table, split, arms=ARMS)).assign(run=label) for label, table in lotteries.items()]
+def comparison_table(
+    lotteries: dict[str, pd.DataFrame], split: str = "test", arms: Sequence[str] = (IMP,)
+) -> pd.DataFrame:
+    """One row per (run, arm, level) of ``arms`` (default IMP alone): ``percent_remaining``, ``mean``,
+    ``std``, ``n`` (accuracy as a fraction)."""
+    columns = ["run", "arm", "level", "percent_remaining", "mean", "std", "n"]
+    parts = []
+    for label, table in lotteries.items():
+        stats = tables.summary(table, split, arms=ARMS)
+        parts.append(stats[stats["arm"].isin(arms)].assign(run=label))
     parts = [p for p in parts if not p.empty]
     if not parts:
-        return pd.DataFrame(columns=["run", "level", "percent_remaining", "mean", "std", "n"])
-    return pd.concat(parts, ignore_index=True)[["run", "level", "percent_remaining", "mean", "std", "n"]]
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
 def rewind_barrier_table(
@@ -106,17 +114,29 @@ def format_comparison(lotteries: dict[str, pd.DataFrame], instabilities: dict[st
     return "\n".join(lines) if lines else "nothing to compare yet"
 
 
-def accuracy_comparison(lotteries: dict[str, pd.DataFrame], split: str = "test", ax=None):
-    """Final IMP ``split`` accuracy against the percentage of weights remaining, one line per run."""
+def accuracy_comparison(lotteries: dict[str, pd.DataFrame], split: str = "test", ax=None, arms: Sequence[str] = (IMP,)):
+    """Final ``split`` accuracy against the percentage of weights remaining: one colour per run, a
+    solid line for IMP and a dashed one per other arm of ``arms`` (e.g. ``random_reinit``), each ± std
+    over replicates; a dotted line and band at each run's dense accuracy (level 0) ± std."""
     ax = drawing.new_axes(ax)
-    stats = comparison_table(lotteries, split)
+    stats = comparison_table(lotteries, split, arms=(IMP, *arms))
+    styles = {arm: ("-" if arm == IMP else "--", "o" if arm == IMP else "x") for arm in (IMP, *arms)}
     for i, label in enumerate(lotteries):
-        rows = stats[stats["run"] == label].sort_values("level")
-        if rows.empty:
-            continue
-        x, y, e = rows["percent_remaining"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
-        ax.plot(x, y, marker="o", color=f"C{i}", label=label)
-        ax.fill_between(x, y - e, y + e, color=f"C{i}", alpha=0.15)
+        mine = stats[stats["run"] == label]
+        dense = mine[(mine["arm"] == IMP) & (mine["level"] == 0)]
+        if not dense.empty:
+            mean, std = 100 * dense["mean"].iloc[0], 100 * np.nan_to_num(dense["std"].iloc[0])
+            ax.axhline(mean, color=f"C{i}", linestyle=":", linewidth=1)
+            ax.axhspan(mean - std, mean + std, color=f"C{i}", alpha=0.08)
+        for arm in dict.fromkeys((IMP, *arms)):
+            rows = mine[mine["arm"] == arm].sort_values("level")
+            if rows.empty:
+                continue
+            x, y, e = rows["percent_remaining"], 100 * rows["mean"], 100 * rows["std"].fillna(0)
+            line, marker = styles[arm]
+            name = label if arm == IMP else f"{label}: {ARMS.label(arm)}"
+            ax.plot(x, y, marker=marker, linestyle=line, color=f"C{i}", label=name)
+            ax.fill_between(x, y - e, y + e, color=f"C{i}", alpha=0.15)
     drawing.weights_axis(ax, stats["percent_remaining"])
     if not stats.empty:
         ax.legend()
@@ -138,9 +158,12 @@ def barrier_comparison(instabilities: dict[str, pd.DataFrame], ax=None):
 
 
 def save_comparison_figures(
-    lotteries: dict[str, pd.DataFrame], directory: str, instabilities: dict[str, pd.DataFrame] | None = None
+    lotteries: dict[str, pd.DataFrame],
+    directory: str,
+    instabilities: dict[str, pd.DataFrame] | None = None,
+    arms: Sequence[str] = (IMP,),
 ) -> list[str]:
-    jobs = [(COMPARE_FIGURE, functools.partial(accuracy_comparison, lotteries))]
+    jobs = [(COMPARE_FIGURE, functools.partial(accuracy_comparison, lotteries, arms=arms))]
     if instabilities:
         jobs.append((BARRIER_COMPARE_FIGURE, functools.partial(barrier_comparison, instabilities)))
     return drawing.write_figures(directory, jobs)
@@ -163,8 +186,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", help="LABEL=WORKDIR of a lottery run")
     parser.add_argument("--instability", action="append", default=[], help="LABEL=WORKDIR of an instability run")
     parser.add_argument("--out", required=True, help="folder for the figures")
+    parser.add_argument(
+        "--arms", default=IMP, help="comma-separated arms drawn per run, e.g. imp,random_reinit (default: imp)"
+    )
     args = parser.parse_args(argv)
     try:
+        arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+        unknown = [a for a in arms if a not in ARMS.labels]
+        if unknown:
+            raise UserError(f"--arms names {', '.join(unknown)}; a lottery run's arms are {', '.join(ARMS.labels)}")
         lotteries, instabilities = {}, {}
         for label, workdir in _pairs(args.runs, "run").items():
             run = results.load(workdir)
@@ -180,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"jaxlth: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     print(format_comparison(lotteries, instabilities), flush=True)
-    paths = save_comparison_figures(lotteries, args.out, instabilities)
+    paths = save_comparison_figures(lotteries, args.out, instabilities, arms=arms)
     print("figures: " + ", ".join(paths), flush=True)
 
 
