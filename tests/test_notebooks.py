@@ -31,7 +31,7 @@ NOTEBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(COLAB, "*
 QUICKSTART, INSTABILITY, RESULTS_API = "01_lottery_quickstart.ipynb", "02_instability.ipynb", "03_results_api.ipynb"
 PRUNE_AT_INIT, ALIGNMENT = "04_prune_at_init.ipynb", "05_alignment.ipynb"
 LANDSCAPE, DATA_DIET = "06_landscape.ipynb", "07_data_diet.ipynb"
-BERT_TICKETS = "08_bert_tickets.ipynb"
+BERT_TICKETS, REWINDING = "08_bert_tickets.ipynb", "09_rewinding.ipynb"
 
 # Small settings for CI (on top of each notebook's parameter cell; workdirs are added per test).
 SMALL = {"STEPS": "200it", "LEVELS": 2, "EVAL_EVERY": "100it", "PROGRESS": False}
@@ -89,6 +89,30 @@ CI_SETTINGS = {
         BATCH_SIZE=8,
         PROGRESS=False,
     ),
+    REWINDING: dict(  # a ResNet-8 of width 4 on 8x8 synthetic images: the notebook's ResNet-20 path, small
+        STEPS="20it",
+        EVAL_EVERY="10it",
+        PROGRESS=False,
+        SPAWN_STEPS="0it,5it",
+        ALPHAS=3,
+        TRAIN_EXAMPLES=64,
+        LEVELS=1,
+        REWINDS=("5it", "0it"),
+        REPLICATES=2,
+        MEASURE_STEPS=1,
+        CONFIG={
+            "data.name": "synthetic",
+            "data.source": "synthetic",
+            "data.synthetic_image_shape": (8, 8, 3),
+            "data.synthetic_train_size": 256,
+            "data.synthetic_test_size": 64,
+            "model.name": "resnet_cifar",
+            "model.options.depth": 8,
+            "model.options.width": 4,
+            "train.batch_size": 32,
+            "checkpoint_every": "10it",
+        },
+    ),
 }
 # Cell metadata Jupyter or Colab write when a notebook is saved after running.
 OUTPUT_METADATA = ("execution", "executionInfo", "outputId", "collapsed", "scrolled")
@@ -125,6 +149,7 @@ def test_the_notebooks_exist():
         LANDSCAPE,
         DATA_DIET,
         BERT_TICKETS,
+        REWINDING,
     ]
 
 
@@ -493,3 +518,33 @@ def test_bert_tickets_notebook_finds_matching_levels_of_a_local_checkpoint(tmp_p
     assert re.search(r"^IMP levels matching the dense network: \[[\d, ]*\]", output(nb, "matching"), re.M)
     assert images(nb) == 1
     assert os.path.getsize(os.path.join(workdir, "plots", "accuracy_vs_weights.png")) > 5000
+
+
+@pytest.mark.slow
+def test_rewinding_notebook_runs_instability_and_imp_from_two_rewind_points(tmp_path):
+    workdir = str(tmp_path / "rewinding")
+    nb = execute(REWINDING, WORKDIR=workdir, **CI_SETTINGS[REWINDING])
+    check_installed_nothing(nb)
+    config_text = output(nb, "config")
+    assert "2 replicates in one compiled program, replicates sharded over 2 devices" in config_text
+    assert "synthetic: 256 train / 64 test images" in config_text and "(milestones 10it,15it)" in config_text
+    timing = output(nb, "timing")
+    assert re.search(r"^one epoch: [\d.]+ s per replicate \(measured here: 1 steps of 2 replicates", timing, re.M)
+    # 8 steps per epoch: the trunk's 20 steps and 2 copies from 0 and from 5 (2 x 35): 90 steps, 11.25 epochs
+    about = r"about (< 1 min|\d+ min|[\d.]+ h) for 2 replicates"
+    assert re.search(rf"^instability: 11 epochs per replicate, {about}$", timing, re.M)
+    assert re.search(rf"^IMP rewound to 5it: 6 epochs per replicate, {about}$", timing, re.M)  # 20 + 2 x 15 steps
+    instability = results.load(os.path.join(workdir, "instability"))
+    assert instability.config["train"]["milestones"] == "10it,15it"
+    table = instability.table
+    copies = table[(table.arm == "copies") & (table.metric == "barrier_frankle")]
+    assert sorted(copies.spawn_step.unique()) == [0, 5] and set(copies.split) == {"test", "train"}
+    for rewind in ("5it", "0it"):
+        run = results.load(os.path.join(workdir, f"rewind_{rewind}"))
+        assert run.config["lottery"]["rewind"] == rewind and run.config["model"]["name"] == "resnet_cifar"
+        assert run.levels() == [0, 1] and run.levels("random_reinit") == [1]
+    assert re.search(r"^stable \(below 2%\) from k = ", output(nb, "figures"), re.M)
+    accuracy = output(nb, "accuracy")
+    assert "final IMP test accuracy (%)" in accuracy and "rewind 5it" in accuracy and "rewind 0it" in accuracy
+    assert re.search(r"^IMP rewind 0it: matching levels \[[\d, ]*\]; the sparsest keeps ", accuracy, re.M)
+    assert images(nb) == 2  # the instability figures and the accuracy figures
