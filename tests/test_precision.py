@@ -1,6 +1,7 @@
 """The conv benchmark's reference loop trains like jaxlth's step; mixed precision (train.dtype =
 bfloat16) trains, keeps float32 master weights and keeps pruned weights exactly zero; conv nets on a
-CPU run their steps one compiled call each (XLA:CPU is ~30x slower with convolutions in a loop)."""
+CPU run their steps one compiled call each (XLA:CPU is ~30x slower with convolutions in a loop), one
+replicate at a time (tests/test_conv_replicates.py)."""
 
 import argparse
 
@@ -72,7 +73,7 @@ def test_bfloat16_trains_keeps_float32_weights_and_pruned_weights_zero(data, nam
 def test_conv_nets_on_a_cpu_loop_on_the_host_and_dense_nets_scan():
     from jaxlth.training import setup as setup_lib
 
-    for name, loop in (("conv2", "host"), ("resnet20", "host"), ("lenet_300_100", "scan"), ("vit", "scan")):
+    for name, loop in (("conv2", "replicates"), ("resnet20", "replicates"), ("lenet_300_100", "scan"), ("vit", "scan")):
         program = conv.program_for(name, 512)
         assert program.spec.step_loop == (loop if jax.default_backend() == "cpu" else "scan"), name
     config = tiny_config(**{"train.dtype": "bfloat16"})

@@ -24,6 +24,7 @@ from jaxlth.analysis import alignment
 from jaxlth.analysis import repair as repair_lib
 from jaxlth.analysis.barriers import alpha_grid
 from jaxlth.models.init import BN_MOMENTUM
+from jaxlth.training import per_replicate
 from jaxlth.training import setup as setup_lib
 from jaxlth.training.program import Program
 
@@ -98,21 +99,26 @@ def interpolate(
       repair: ``None``, or ``(images, sites)``: REPAIR every interpolated network on these stored
         training images ``(N, ...)`` at these sites (:mod:`jaxlth.analysis.repair`), after any
         BatchNorm recomputation.
-      chunk_size: evaluate at most this many alphas per compiled call (memory); default all.
+      chunk_size: evaluate at most this many alphas per compiled call (memory); default all. Conv
+        nets on a CPU (``step_loop="replicates"``) evaluate one network per call: XLA:CPU's
+        vmapped convolutions are slow grouped ones (:mod:`jaxlth.training.per_replicate`).
 
     Returns:
       ``{"loss": (R, A), "accuracy": (R, A), "error": (R, A)}`` numpy arrays.
     """
     alphas = np.asarray(alphas, np.float32)
     repair_images, sites = repair if repair is not None else (None, ())
-    size = len(alphas) if not chunk_size else min(chunk_size, len(alphas))
+    alone = program.spec.step_loop == "replicates" and per_replicate.on_one_device((net_a, net_b))
+    size = 1 if alone else (len(alphas) if not chunk_size else min(chunk_size, len(alphas)))
     losses, accs = [], []
     for start in range(0, len(alphas), size):
         chunk = alphas[start : start + size]
         padded = np.pad(chunk, (0, size - len(chunk)), mode="edge")  # one program for every chunk
-        loss, acc = _curve(
-            program, jnp.asarray(padded), net_a, net_b, images, labels, bn_batches, repair_images, tuple(sites)
-        )
+
+        def curve(a, b, padded=padded):
+            return _curve(program, jnp.asarray(padded), a, b, images, labels, bn_batches, repair_images, tuple(sites))
+
+        loss, acc = per_replicate.each(curve, net_a, net_b) if alone else curve(net_a, net_b)
         losses.append(np.asarray(loss)[:, : len(chunk)])
         accs.append(np.asarray(acc)[:, : len(chunk)])
     loss, acc = np.concatenate(losses, axis=1), np.concatenate(accs, axis=1)

@@ -13,7 +13,9 @@ arithmetic does not depend on the values; CIFAR augmentation on the device), bat
 * the memory a compiled step needs (XLA's memory analysis: arguments + outputs + temporaries) and
   the device's peak memory so far, where it reports one (GPUs, TPUs);
 * at ``R = 1``, a minimal plain Flax + optax loop on the same model, optimizer, batches and
-  augmentation (one jitted step per call, no masks, no chunking): jaxlth should reach >= 0.9x.
+  augmentation (one jitted step per call, no masks, no chunking): jaxlth should reach >= 0.9x;
+* what ``R`` replicates cost against ``R`` times one: the time of a step of all ``R`` over ``R`` times
+  that of one (``<= 1.1`` on a CPU, where conv replicates train one at a time: ``step_loop="replicates"``).
 
 ``--dtype bfloat16`` runs both in mixed precision (``train.dtype``). Timings exclude compilation
 and take the best of ``--repeats`` runs of ``--steps`` steps.
@@ -184,8 +186,15 @@ def measure(program: Program, data: DeviceData, replicates: int, num_steps: int,
         jax.block_until_ready(state)
         best = min(best, time.perf_counter() - start)
     first_epoch, perms = program._chunk_perms(state.data_key, 0, num_steps=1)
-    one_step = jax.jit(program._one_step_of_all).lower(state, mask, perms, first_epoch, jnp.int32(0), data).compile()
-    flops, needed = _analysis(one_step)
+    alone = program.spec.step_loop == "replicates"  # one replicate's step, run for each replicate
+
+    def run(tree):
+        return jax.tree.map(lambda x: x[:1], tree) if alone else tree
+
+    args = (run(state), run(mask), run(perms), first_epoch, jnp.int32(0), data)
+    flops, needed = _analysis(jax.jit(program._one_step_of_all).lower(*args).compile())
+    if alone:
+        flops, needed = flops * replicates, needed + program.held_bytes((state, mask), state)
     return {
         "seconds": best,
         "images_per_s": program.spec.batch_size * num_steps / best,
@@ -236,7 +245,7 @@ def suite(args) -> None:
             m = measure(program, data, r, args.steps, args.repeats)
             per = m["images_per_s"]
             one = one or per * r
-            rows[r] = {"epoch": CIFAR_EPOCH / (per * r), "speedup": per * r / one}
+            rows[r] = {"epoch": CIFAR_EPOCH / (per * r), "speedup": per * r / one, "step": m["seconds"] / args.steps}
             achieved = m["flops_per_step"] * args.steps / m["seconds"]
             used = peak_memory(device)
             print(
@@ -246,6 +255,11 @@ def suite(args) -> None:
                 f"{f'{used / 2**20:,.0f} MiB' if used else '-'} |",
                 flush=True,
             )
+        base = counts[0]
+        for r in counts[1:]:
+            ratio = rows[r]["step"] / (r / base * rows[base]["step"])
+            times = f"{r} times one" if base == 1 else f"{r / base:g} times {base}"
+            print(f"{name}: {r} replicates cost {ratio:.2f} x {times} (target <= 1.1 on a CPU)", flush=True)
         plain = measure_plain(program, data, args.steps, args.repeats)
         mine = measure(program, data, 1, args.steps, args.repeats)
         print(f"| {name} plain Flax + optax loop | 1 | step per call | {plain['images_per_s']:,.0f} | | | | | | | | |")

@@ -45,8 +45,14 @@ class Spec:
     augmentation: str
     eval_batch_size: int
     dtype: str = "float32"  # of activations and matmuls; "bfloat16": mixed precision (weights stay float32)
-    step_loop: str = "scan"  # "scan": a chunk's steps in one lax.scan; "host": one compiled step per call
+    step_loop: str = "scan"  # "scan": a chunk's steps in one lax.scan; "host": one compiled step per call;
+    # "replicates": the host loop run for one replicate at a time (conv nets on a CPU: training.per_replicate)
     text: Any = None  # a text dataset's jaxlth.data.dataset.Text (tokens, objective, metrics); None for images
+
+    @property
+    def looped(self) -> bool:
+        """Whether a chunk is a host loop over one compiled step (``step_loop`` ``host`` or ``replicates``)."""
+        return self.step_loop in ("host", "replicates")
 
     @property
     def objective(self) -> str:

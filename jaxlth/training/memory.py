@@ -8,7 +8,10 @@ network adds (parameters, batch statistics, optimizer state, mask, the activatio
 in training also one more copy of its state, as experiments keep a rewind point). Both are
 measured, not modelled: the training chunk and the test evaluation are lowered and compiled for 1
 and 2 networks from abstract shapes (nothing is allocated or run), and XLA's memory analysis gives
-what each program needs (arguments + outputs + temporaries - donated aliases).
+what each program needs (arguments + outputs + temporaries - donated aliases). Conv nets on a CPU
+train and evaluate one network at a time (``step_loop="replicates"``): the programs are one
+network's, and each network adds what :meth:`Program.held_bytes` counts beside them (its state,
+mask and their copies), not its activations.
 """
 
 from __future__ import annotations
@@ -92,7 +95,9 @@ def networks_bytes(program, data, networks: int, *, num_steps: int, layers_to_ig
     data = abstract(data) if isinstance(data, DeviceData) else data  # a stream stays: its programs take batches
     training = program_bytes(program.lower_training(state, mask, data, num_steps=num_steps).compile())
     evaluation = program_bytes(program.lower_evaluation(state.params, state.batch_stats, data).compile())
-    return training + state_bytes(state), evaluation
+    networks = (state.params, state.batch_stats)
+    training += program.held_bytes((state, mask), state) + state_bytes(state)
+    return training, evaluation + program.held_bytes(networks, ())
 
 
 def measure(program, data, *, num_steps: int, layers_to_ignore=()) -> Footprint:

@@ -4,10 +4,10 @@ A :class:`StreamProgram` is a :class:`~jaxlth.training.program.Program` whose ch
 batches as an argument: the host reads the ``T`` steps' batches of the replicates this process
 holds, they are placed like the states (replicate axis sharded), and one ``lax.scan`` runs the
 same SGD step (:meth:`Program._update`) over them (conv nets on a CPU: a host loop over one
-compiled step, as :class:`Program` does). Evaluation streams the split in batches and
-averages over all its examples. Chunks are at most ``data.stream_chunk_steps`` long (the batches of a chunk
-are on the device at once); the loop cuts every segment at multiples of it, so a resumed run
-executes the same chunks.
+compiled step, run for one replicate at a time, as :class:`Program` does). Evaluation streams the
+split in batches and averages over all its examples. Chunks are at most ``data.stream_chunk_steps``
+long (the batches of a chunk are on the device at once); the loop cuts every segment at multiples
+of it, so a resumed run executes the same chunks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlth import sharding
 from jaxlth.data.streaming import Stream
+from jaxlth.training import per_replicate
 from jaxlth.training.program import Program
 from jaxlth.training.state import TrainState
 
@@ -34,9 +35,10 @@ class StreamProgram(Program):
     def __init__(self, model, tx, schedule, spec, stream: Stream, mesh: Mesh | None):
         super().__init__(model, tx, schedule, spec)
         self.stream, self.mesh = stream, mesh
-        if spec.step_loop == "host":  # conv nets on a CPU: one compiled step per call, as Program does
+        if spec.looped:  # conv nets on a CPU: one compiled step per call, as Program does
             self._step_of_all = jax.jit(jax.vmap(self._step_given, in_axes=(0, 0, 0, 0, None)), donate_argnums=0)
-            self._train_given = self._train_given_on_host
+            alone = spec.step_loop == "replicates"
+            self._train_given = self._train_given_by_replicate if alone else self._train_given_on_host
         else:
             self._train_given = jax.jit(self._train_given_chunk, donate_argnums=0)
         self.train_chunk = self._train_streamed  # in place of the device-data chunk Program compiles
@@ -82,9 +84,11 @@ class StreamProgram(Program):
         return jax.make_array_from_callback(shape, self._steps_sharding(), part)
 
     def lower_training(self, state: TrainState, mask: PyTree, data, *, num_steps: int):
-        """The program of a chunk of ``num_steps`` host batches (one step with ``step_loop="host"``),
-        lowered for these (possibly abstract) arguments; every replicate's whole batch on one device."""
-        host = self.spec.step_loop == "host"
+        """The program of a chunk of ``num_steps`` host batches (one step on the host loops, one replicate's
+        with ``step_loop="replicates"``), lowered for these (possibly abstract) arguments; every replicate's
+        whole batch on one device."""
+        host = self.spec.looped
+        state, mask = self._as_run(state), self._as_run(mask)
         batches = (*(() if host else (num_steps,)), state.data_key.shape[0], self.spec.batch_size)
         images = jax.ShapeDtypeStruct((*batches, *self.stream.dataset.image_shape), jnp.uint8)
         labels = jax.ShapeDtypeStruct(batches, jnp.int32)
@@ -94,9 +98,9 @@ class StreamProgram(Program):
     def lower_evaluation(self, params: PyTree, batch_stats: PyTree, data):
         """The evaluation of one streamed batch of ``eval_batch_size`` examples, lowered."""
         size = self.stream.eval_batch_size
-        return self.evaluate.lower(
-            params,
-            batch_stats,
+        return self._evaluate.lower(
+            self._as_run(params),
+            self._as_run(batch_stats),
             jax.ShapeDtypeStruct((size, *self.stream.dataset.image_shape), jnp.uint8),
             jax.ShapeDtypeStruct((size,), jnp.int32),
         )
@@ -117,13 +121,28 @@ class StreamProgram(Program):
     def _train_given_on_host(
         self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
     ):
-        """:meth:`_train_given_chunk` as a host loop over one compiled step (``spec.step_loop="host"``)."""
+        """:meth:`_train_given_chunk` as a host loop over one compiled step (``spec.looped``)."""
         losses, accuracies = [], []
         for t in range(images.shape[0]):
             state, (loss, acc) = self._step_of_all(state, mask, images[t], labels[t], start_step + t)
             losses.append(loss)
             accuracies.append(acc)
         return state, (jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
+
+    def _train_given_by_replicate(
+        self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
+    ):
+        """:meth:`_train_given_on_host` one replicate at a time (``spec.step_loop="replicates"``), each
+        bitwise a one-replicate run; a state on several devices keeps the vmapped step."""
+        if not per_replicate.on_one_device((state, mask, images)):
+            return self._train_given_on_host(state, mask, images, labels, start_step)
+
+        def chunk(state, mask, images, labels):  # (1, T, B, ...) batches: back to (T, 1, B, ...)
+            images, labels = jnp.swapaxes(images, 0, 1), jnp.swapaxes(labels, 0, 1)
+            return self._train_given_on_host(state, mask, images, labels, start_step)
+
+        images, labels = jnp.swapaxes(images, 0, 1), jnp.swapaxes(labels, 0, 1)  # replicates first
+        return per_replicate.each(chunk, state, mask, images, labels)
 
     def _step_given(self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, step: jax.Array):
         """One SGD step of one replicate on a host-augmented batch of stored images."""
