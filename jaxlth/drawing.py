@@ -84,6 +84,17 @@ def write_figures(directory: str, jobs: Sequence[tuple[str, Callable]], dpi: int
     return written
 
 
+def with_suffix(paths: Sequence[str], label: str) -> list[str]:
+    """Figures renamed for one setting of a sweep: ``a.png`` with label ``"lr=0.1"`` becomes ``a_lr0.1.png``."""
+    suffix = "_" + label.replace(", ", "_").replace("=", "")
+    renamed = []
+    for path in paths:
+        stem, ext = os.path.splitext(path)
+        storage.replace(path, stem + suffix + ext)
+        renamed.append(stem + suffix + ext)
+    return renamed
+
+
 def accuracy_vs_weights(
     table: pd.DataFrame,
     ax=None,

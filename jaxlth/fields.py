@@ -22,6 +22,7 @@ from jaxlth import subsets
 from jaxlth.data import default_config as default_data_config
 from jaxlth.data import selection, streams, tasks
 from jaxlth.errors import UserError
+from jaxlth.training import hyper
 from jaxlth.training import pretrained as pretrained_lib
 
 # Fields of the common part that may differ between a workdir's saved config and a rerun on it: how
@@ -180,7 +181,12 @@ def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any) -> Non
     node = config
     for part in parents:
         node = node[part]
-    node[leaf] = tuple(value) if isinstance(value, list) else value
+    value = tuple(value) if isinstance(value, list) else value
+    if parents == ["train"] and leaf in hyper.FIELDS and tuple in (type(value), type(node.get(leaf))):
+        with node.ignore_type():  # a number or a tuple of numbers: a hyper-parameter sweep
+            node[leaf] = value
+        return
+    node[leaf] = value
 
 
 # ----- checking the common fields --------------------------------------------------------------------
@@ -189,9 +195,10 @@ def _check(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
-def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) -> None:
+def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = (), sweeping: tuple[str, ...] = ()) -> None:
     """Raises :class:`UserError` with one sentence for the first problem of the common fields; reads
-    no data. ``streaming``: the experiments that can train on a streamed dataset."""
+    no data. ``streaming``: the experiments that can train on a streamed dataset; ``sweeping``: those
+    that train hyper-parameter sweeps (``train.lr``, ... as tuples)."""
     _check(
         isinstance(config.replicates, int) and config.replicates >= 1,
         f"replicates must be a positive integer, got {config.replicates!r}",
@@ -200,7 +207,10 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = ()) ->
         isinstance(config.train.batch_size, int) and config.train.batch_size >= 1,
         f"train.batch_size must be a positive integer, got {config.train.batch_size!r}",
     )
+    grid = hyper.check(config, sweeping)  # the tuples of a sweep
     for field in ("train.steps", "eval_every", "checkpoint_every", "train.warmup"):
+        if field == "train.warmup" and "warmup" in grid.fields:
+            continue
         spec = step_specs.parse(get(config, field), field)
         _check(field == "train.warmup" or spec.to_steps(1) > 0, f"{field} must be longer than 0 steps")
     if config.train.get("decay_steps", ""):

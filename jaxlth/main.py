@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from jaxlth import experiments, fields, processes
 from jaxlth.errors import UserError, storage_error
 from jaxlth.experiments import recipes, registry, replicates
+from jaxlth.training import hyper
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/, optionally ':EXPERIMENT' (the experiments are listed above)."
@@ -85,7 +86,8 @@ _TUPLE_OVERRIDES: dict[str, tuple] = {}
 
 
 def _tuple_fields() -> set[str]:
-    return {f for experiment in registry.all_experiments().values() for f in experiment.tuple_fields}
+    swept = {f"train.{f}" for f in hyper.FIELDS}  # hyper-parameter sweeps (the experiment decides if it trains one)
+    return swept | {f for experiment in registry.all_experiments().values() for f in experiment.tuple_fields}
 
 
 def _renamed(argv: list[str]) -> list[str]:
@@ -129,6 +131,9 @@ def _take_tuple_overrides(argv: list[str]) -> list[str]:
             try:
                 parsed = ast.literal_eval(value if value.strip().startswith("(") else f"({value},)")
             except (ValueError, SyntaxError):
+                if field == "train.warmup":  # step specs: --config.train.warmup=0it,1ep
+                    _TUPLE_OVERRIDES[field] = tuple(v.strip(" ()'\"") for v in value.split(",") if v.strip(" ()"))
+                    continue
                 fail(f"--config.{field}={value} is neither a number nor a tuple of numbers such as 0.2,0.4")
             _TUPLE_OVERRIDES[field] = tuple(parsed) if isinstance(parsed, (tuple, list)) else (parsed,)
         else:

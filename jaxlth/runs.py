@@ -24,6 +24,7 @@ from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout, level_name
 from jaxlth.legend import MAIN
 from jaxlth.training import copies as copies_lib
+from jaxlth.training import hyper
 
 COLUMNS = records.CORE_COLUMNS  # every row has these; each experiment adds its own (Experiment.columns)
 PyTree = Any
@@ -121,9 +122,40 @@ class Run:
             raise UserError(f"level {level} of arm {arm!r} is not finished in {self.workdir}; finished: {done}")
         return level
 
+    @property
+    def grid(self) -> hyper.Grid:
+        """The settings of a hyper-parameter sweep (``train.lr``, ... as tuples; one empty setting without one)."""
+        return hyper.grid(self.config.get("train", {}))
+
+    def of_setting(self, tree: PyTree, **values) -> PyTree:
+        """The block of ``tree`` (a stack of every setting, setting-major) of the one setting ``values``
+        names (e.g. ``lr=0.05``, :meth:`jaxlth.training.hyper.Grid.find`); ``tree`` itself without a sweep."""
+        h = self.grid.find(**values)
+        size = leading(tree) // self.grid.size
+        return tree if not self.grid.fields else map_tree(tree, lambda x: np.asarray(x)[h * size : (h + 1) * size])
+
+    def rows(self, **columns) -> pd.DataFrame:
+        """The rows of :attr:`table` whose ``columns`` hold the values given (numbers to 1e-9), e.g.
+        ``run.rows(lr=0.05, arm="imp")``."""
+        table = self.table
+        for column, value in columns.items():
+            if column not in table:
+                raise UserError(f"the results table of {self.workdir} has no column {column!r}")
+            table = table[[hyper.same(v, value) for v in table[column]]]
+        return table
+
     def select(self, tree: PyTree, replicate: int | None, **coordinates) -> PyTree:
         """``tree``'s networks of ``replicate`` (all: ``None``) and of the stacked ``coordinates``
-        (e.g. ``prune_fraction=0.4``; a coordinate not given keeps all its networks)."""
+        (e.g. ``prune_fraction=0.4``; a coordinate not given keeps all its networks). In a
+        hyper-parameter sweep the setting comes first (``lr=0.05``, :meth:`of_setting`); without one
+        only the whole stack can be read."""
+        values = {k: coordinates.pop(k) for k in list(coordinates) if k in hyper.FIELDS}
+        if self.grid.fields and (values or replicate is not None or any(v is not None for v in coordinates.values())):
+            tree = self.of_setting(tree, **values)
+        elif values:
+            self.of_setting(tree, **values)  # refuses: this run sweeps nothing
+        elif self.grid.fields:
+            return tree
         replicates = self.config["replicates"]
         if replicate is not None and not 0 <= replicate < replicates:
             raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")
@@ -187,7 +219,7 @@ class Run:
         ``arm`` (default the main arm), ``level`` (default the last finished), ``which`` (``final``,
         ``rewind``, ``init``), the stacked coordinates; the network holds every replicate stacked, and
         ``replicate`` is the one chosen (``None``: none)."""
-        allowed = (*SELECTION, *self.stacked)
+        allowed = (*SELECTION, *self.stacked, *self.grid.fields)
         unknown = [k for k in chosen if k not in allowed]
         if unknown:
             raise UserError(f"{field} {self.workdir}: cannot choose {unknown[0]!r}; choose by {', '.join(allowed)}")
@@ -196,7 +228,7 @@ class Run:
         for name, value in (("level", level), ("replicate", replicate)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise UserError(f"{field} {self.workdir}: {name} must be an integer, got {value!r}")
-        coordinates = {k: v for k, v in chosen.items() if k in self.stacked}
+        coordinates = {k: v for k, v in chosen.items() if k in self.stacked or k in self.grid.fields}
         if which == "init":
             network = self.network(None, None, "init", arm, **coordinates)
             what = "the initialisation"

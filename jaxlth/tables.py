@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth.legend import Arms
+from jaxlth.training import hyper
 
 
 def sort_by_arm(frame: pd.DataFrame, arms: Arms, *columns: str) -> pd.DataFrame:
@@ -28,6 +29,26 @@ def with_columns(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """``frame`` with each missing column of ``columns`` added, all NaN (optional results columns)."""
     missing = [c for c in columns if c not in frame.columns]
     return frame.assign(**dict.fromkeys(missing, np.nan)) if missing else frame
+
+
+def setting_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of a hyper-parameter sweep's settings that ``table`` holds (``lr``, ``momentum``, ...)."""
+    return [f for f in hyper.FIELDS if f in table.columns and table[f].notna().any()]
+
+
+def by_setting(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``[(label, rows)]``: the rows of each setting of a hyper-parameter sweep, labelled ``"lr=0.1"``
+    (one ``("", table)`` without a sweep): what a table must not average over."""
+    columns = setting_columns(table)
+    if not columns:
+        return [("", table)]
+    out = []
+    for values, rows in table.groupby(columns, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        out.append(
+            (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in zip(columns, values)), rows)
+        )
+    return out
 
 
 def measurements(table: pd.DataFrame, split: str, metric: str, arms: Arms = Arms()) -> pd.DataFrame:

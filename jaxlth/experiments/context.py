@@ -34,7 +34,7 @@ from jaxlth.experiments import pretrained_source
 from jaxlth.experiments.recorder import Recorder, holds
 from jaxlth.experiments.rows import Rows, as_written
 from jaxlth.layout import Layout
-from jaxlth.training import loop
+from jaxlth.training import hyper, loop
 from jaxlth.training import setup as setup_lib
 from jaxlth.training.state import TrainState
 
@@ -53,9 +53,10 @@ class Context:
         self.config = config
         self.experiment = experiment
         self.layout = Layout(workdir)
-        self.columns = (*records.CORE_COLUMNS, *experiment.columns)
+        swept = hyper.grid(config.train).fields  # a hyper-parameter sweep: its fields are columns too
+        self.columns = (*records.CORE_COLUMNS, *experiment.columns, *swept)
         self.rows = Rows(self.layout.results_file)
-        self.watcher = watching.Watcher.of(config, workdir, experiment.columns)  # log.*: fed every row recorded
+        self.watcher = watching.Watcher.of(config, workdir, (*experiment.columns, *swept))  # log.*: fed every row
         self._setup = None
 
     @property

@@ -191,20 +191,20 @@ def mask_rows(
         rows = []
         for layer, values in sharding.to_host(mask_lib.layer_density(mask, replicate_axis=True)).items():
             for i, value in enumerate(values):
-                found = coordinates[i] if coordinates is not None else {"replicate": i}
-                rows.append(
-                    dict(
-                        labels,
-                        **fixed,
-                        **found,
-                        density=float(overall[i]),
-                        step=step,
-                        epoch=epoch,
-                        metric="density",
-                        value=float(value),
-                        layer=layer,
+                for found in ctx.setup.grid.at(i, len(values), coordinates):
+                    rows.append(
+                        dict(
+                            labels,
+                            **fixed,
+                            **found,
+                            density=float(overall[i]),
+                            step=step,
+                            epoch=epoch,
+                            metric="density",
+                            value=float(value),
+                            layer=layer,
+                        )
                     )
-                )
         return rows
 
     return labels, make

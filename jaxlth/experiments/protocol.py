@@ -50,6 +50,9 @@ class Experiment:
         one the results API reads when none is named), the arms its tables leave out.
       streams: its random streams (:class:`jaxlth.rng.Stream`), checked against every other.
       streamable: whether it can train on a streamed dataset (read in training order only).
+      sweeps: whether it trains hyper-parameter sweeps in one program (``train.lr``, ``momentum``,
+        ``weight_decay``, ``warmup`` as tuples, :mod:`jaxlth.training.hyper`): every stack it trains
+        holds the settings setting-major and every row carries their values.
       tuple_fields: dotted fields of its block that take a number or a tuple of numbers on the
         command line (``--config.lottery.prune_fraction=0.2,0.4``).
       may_change: dotted config fields a rerun on an existing workdir may change (e.g. a level
@@ -79,6 +82,7 @@ class Experiment:
     arms: Arms = Arms()
     streams: tuple[rng.Stream, ...] = ()
     streamable: bool = False
+    sweeps: bool = False
     tuple_fields: tuple[str, ...] = ()
     may_change: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()

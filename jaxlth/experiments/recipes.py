@@ -63,7 +63,8 @@ def validate(config: ml_collections.ConfigDict) -> Experiment:
         raise UserError(
             f"the config has no {experiment.name} block; build it with jaxlth.config.base_config() or choose()"
         )
-    fields.check(config, tuple(name for name, e in registry.all_experiments().items() if e.streamable))
+    kinds = registry.all_experiments().items()
+    fields.check(config, tuple(name for name, e in kinds if e.streamable), tuple(name for name, e in kinds if e.sweeps))
     experiment.validate(config)
     return experiment
 

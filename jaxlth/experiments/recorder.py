@@ -22,15 +22,14 @@ class Recorder:
 
     def __init__(self, context, labels: dict, coordinates: Sequence[dict] | None = None, start: int = 0):
         self.context, self.labels, self.coordinates = context, context.labelled(labels), coordinates
-        self.start = start
+        self.start, self.count = start, None
 
-    def of(self, i: int) -> list[dict]:
-        """The coordinates of stacked position ``i``: ``coordinates[i]`` (a dict, or a list of dicts when
-        one network stands for several, e.g. the dense level shared by every prune fraction)."""
-        if self.coordinates is None:
-            return [{"replicate": i}]
-        found = self.coordinates[i]
-        return list(found) if isinstance(found, (list, tuple)) else [found]
+    def of(self, i: int, count: int | None = None) -> list[dict]:
+        """The coordinates of stacked position ``i`` of ``count`` networks: ``coordinates[i]`` (a dict, or a
+        list of dicts when one network stands for several, e.g. the dense level shared by every prune
+        fraction); in a hyper-parameter sweep, those of its position in its setting's block, with the
+        setting's values (:meth:`jaxlth.training.hyper.Grid.at`)."""
+        return self.context.setup.grid.at(i, count or self.count or i + 1, self.coordinates)
 
     def restart(self, step: int, end: int, resumed: bool) -> None:
         mine = records.matches(self.labels)
@@ -45,10 +44,11 @@ class Recorder:
     def report(self, step: int, density: np.ndarray, metrics: dict) -> None:
         rows = []
         epoch = round(step / self.context.setup.steps_per_epoch, 4)
+        self.count = len(density)
         for split, by_metric in metrics.items():
             for metric, values in by_metric.items():
                 for i, value in enumerate(np.asarray(values)):
-                    for coordinates in self.of(i):
+                    for coordinates in self.of(i, len(values)):
                         rows.append(
                             dict(
                                 self.labels,

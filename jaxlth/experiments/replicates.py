@@ -13,9 +13,10 @@ import dataclasses
 
 import jax
 
+from jaxlth import fields
 from jaxlth.errors import UserError
 from jaxlth.experiments import registry
-from jaxlth.training import memory
+from jaxlth.training import hyper, memory
 from jaxlth.training import setup as setup_lib
 
 
@@ -61,11 +62,14 @@ def choose(config, dataset=None, wanted: int | None = None, widths: tuple[int, i
     wanted = max(2, devices) if wanted is None else int(wanted)
     if wanted < 1:
         raise UserError(f"wanted replicates must be positive, got {wanted}")
-    own = registry.of_config(config).widths(config)
+    settings = hyper.grid(config.train).size  # a hyper-parameter sweep multiplies every stack by its settings
+    own = [settings * w for w in registry.of_config(config).widths(config)]
     widths = tuple(max(1, int(a), int(b)) for a, b in zip(own, widths))
     free = memory.free_bytes()  # before the probe below puts its copy of the dataset on the device
     probe = config.copy_and_resolve_references()
     probe.replicates = 1
+    for field, value in hyper.grid(config.train).settings[0].items():  # a network: one setting's
+        fields.set_field(probe, f"train.{field}", value)
     setup = setup_lib.build(probe, dataset)
     steps = min(setup.eval_every, setup.total_steps, setup.chunk_every or setup.total_steps)
     footprint = memory.measure(

@@ -5,9 +5,11 @@ binds it to one model, optimizer, schedule and data layout, ``jax.vmap``-s it ov
 replicate axis of the state and the mask (the dataset is shared, unbatched), and ``jax.jit``-s
 it. The steps between two evaluations run inside one ``lax.scan`` with the state donated, so a
 chunk costs one dispatch and no host synchronisation per step; with ``spec.step_loop == "host"``
-(conv nets on a CPU, where XLA runs convolutions in a loop ~30x more slowly) a chunk is a host loop
-over one compiled step instead. ``spec.dtype == "bfloat16"`` runs the forward passes in mixed
-precision (:class:`~jaxlth.training.functions.MixedPrecision`).
+a chunk is a host loop over one compiled step instead (XLA:CPU runs convolutions in a loop ~30x more
+slowly), and with ``"replicates"`` (conv nets on a CPU) that loop and the evaluations run one
+replicate at a time, each the program of a one-replicate run (:mod:`~jaxlth.training.per_replicate`:
+XLA:CPU's vmapped convolutions are slow grouped ones). ``spec.dtype == "bfloat16"`` runs the forward
+passes in mixed precision (:class:`~jaxlth.training.functions.MixedPrecision`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jaxlth.data import batching
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from jaxlth.training import history as history_lib
+from jaxlth.training import hyper, per_replicate
 from jaxlth.training.functions import Spec, cross_entropy  # noqa: F401  (re-exported)
 from jaxlth.training.state import ExampleState, TrainState
 
@@ -77,31 +80,49 @@ class Program:
     model and spec) for analyses that compose them under their own ``jit``/``vmap``.
     """
 
-    def __init__(self, model: nn.Module, tx: optax.GradientTransformation, schedule: Callable, spec: Spec):
+    def __init__(
+        self,
+        model: nn.Module,
+        tx: optax.GradientTransformation,
+        schedule: Callable,
+        spec: Spec,
+        grid: hyper.Grid = hyper.NONE,
+    ):
         self.model = model
         self.tx = tx
         self.schedule = schedule
         self.spec = spec
+        self.grid = grid  # a hyper-parameter sweep's settings: each network's values in its optimizer state
+        self.numbers = grid.numbers(spec.steps_per_epoch) if grid.fields else None
         computing = fn.computing_in(model, spec.dtype)  # the forward passes; parameters stay float32
         self.preprocess = functools.partial(fn.preprocess, spec=spec)
         self.evaluate_one = functools.partial(fn.evaluate, computing, spec)
         self.per_example_loss = functools.partial(fn.per_example_loss, computing, objective=spec.objective)
         self.loss_and_grads = functools.partial(fn.loss_and_grads, computing, objective=spec.objective)
-        self.init = jax.jit(jax.vmap(self._init_one))
-        if spec.step_loop == "host":  # XLA:CPU runs convolutions ~30x slower inside a loop (jax#12868)
+        self.init = jax.jit(lambda init_keys, data_keys: self._placed(jax.vmap(self._init_one)(init_keys, data_keys)))
+        if spec.looped:  # XLA:CPU runs convolutions ~30x slower inside a loop (jax#12868)
             self._steps = jax.jit(self._one_step_of_all, donate_argnums=0)
             self._perms = jax.jit(self._chunk_perms, static_argnames="num_steps")
-            self.train_chunk = self._train_chunk_on_host
+            alone = spec.step_loop == "replicates"
+            self.train_chunk = self._train_chunk_by_replicate if alone else self._train_chunk_on_host
         else:
             self.train_chunk = jax.jit(self._train_chunk, static_argnames="num_steps", donate_argnums=0)
-        self.evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, None, None)))
+        self._evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, None, None)))
         metrics_one = functools.partial(fn.evaluate_metrics, computing, spec)
-        self.evaluate_metrics = jax.jit(jax.vmap(metrics_one, in_axes=(0, 0, None, None)))
-        self.fresh_opt_state = jax.jit(jax.vmap(tx.init))
+        self._evaluate_metrics = jax.jit(jax.vmap(metrics_one, in_axes=(0, 0, None, None)))
+        self.evaluate, self.evaluate_metrics = self._evaluate, self._evaluate_metrics
+        if spec.step_loop == "replicates":  # XLA:CPU's vmapped convolutions are grouped ones, slow
+            self.evaluate = per_replicate.one_at_a_time(self._evaluate, 2)
+            self.evaluate_metrics = per_replicate.one_at_a_time(self._evaluate_metrics, 2)
+        self.fresh_opt_state = jax.jit(lambda params: hyper.place(jax.vmap(tx.init)(params), self.numbers))
 
     def _init_one(self, init_key: jax.Array, data_key: jax.Array) -> TrainState:
         params, batch_stats = fn.init(self.model, self.spec, init_key)
         return TrainState(params, batch_stats, self.tx.init(params), data_key)
+
+    def _placed(self, state: TrainState) -> TrainState:
+        """A stacked state whose optimizer states hold each network's swept values (setting-major)."""
+        return state.replace(opt_state=hyper.place(state.opt_state, self.numbers)) if self.numbers else state
 
     def _step_one(
         self,
@@ -141,7 +162,7 @@ class Program:
         )
         grads = mask_lib.apply(grads, mask)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        lr = self.schedule(step)
+        lr = self.schedule(step, **hyper.schedule_values(state.opt_state))  # a sweep: this network's lr, warmup
         params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), state.params, updates)
         params = mask_lib.apply(params, mask)
         return state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state), (loss, correct)
@@ -174,11 +195,12 @@ class Program:
         return {}
 
     def lower_training(self, state: TrainState, mask: PyTree, data: DeviceData, *, num_steps: int):
-        """The training program a chunk of ``num_steps`` steps runs (one step with ``step_loop="host"``),
-        lowered for ``state``, ``mask`` and ``data`` (arrays or ``jax.ShapeDtypeStruct``: nothing runs).
-        :mod:`jaxlth.training.memory` reads its memory."""
+        """The training program a chunk of ``num_steps`` steps runs (one step on the host loops; one
+        replicate's with ``step_loop="replicates"``), lowered for ``state``, ``mask`` and ``data`` (arrays
+        or ``jax.ShapeDtypeStruct``: nothing runs). :mod:`jaxlth.training.memory` reads its memory."""
         step = jax.ShapeDtypeStruct((), jnp.int32)
-        if self.spec.step_loop == "host":
+        if self.spec.looped:
+            state, mask = self._as_run(state), self._as_run(mask)
             first_epoch, perms = jax.eval_shape(
                 functools.partial(self._chunk_perms, num_steps=num_steps), state.data_key, step
             )
@@ -187,7 +209,19 @@ class Program:
 
     def lower_evaluation(self, params: PyTree, batch_stats: PyTree, data: DeviceData):
         """The test-set evaluation, lowered like :meth:`lower_training`."""
-        return self.evaluate.lower(params, batch_stats, data.test_images, data.test_labels)
+        params, batch_stats = self._as_run(params), self._as_run(batch_stats)
+        return self._evaluate.lower(params, batch_stats, data.test_images, data.test_labels)
+
+    def held_bytes(self, inputs: PyTree, outputs: PyTree) -> int:
+        """Bytes a chunk or an evaluation holds beside the program :meth:`lower_training` or
+        :meth:`lower_evaluation` lowers: none (it takes the stacked ``inputs``), but with
+        ``step_loop="replicates"`` the stacked ``inputs``, their one-replicate copies and the stacked
+        ``outputs``."""
+        return per_replicate.held_bytes(inputs, outputs) if self.spec.step_loop == "replicates" else 0
+
+    def _as_run(self, stacked: PyTree) -> PyTree:
+        """``stacked`` as the compiled programs take it: replicate 0's shapes with ``step_loop="replicates"``."""
+        return per_replicate.first(stacked) if self.spec.step_loop == "replicates" else stacked
 
     def _chunk_perms(self, data_key: jax.Array, start_step: jax.Array, *, num_steps: int):
         """``(first_epoch, (R, epochs, N) orders)``: the data orders of the epochs a chunk touches."""
@@ -206,7 +240,7 @@ class Program:
         )
 
     def _train_chunk_on_host(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps: int):
-        """:meth:`_train_chunk` as a loop on the host over one compiled step (``spec.step_loop="host"``)."""
+        """:meth:`_train_chunk` as a loop on the host over one compiled step (``spec.looped``)."""
         first_epoch, perms = self._perms(state.data_key, start_step, num_steps=num_steps)
         losses, accuracies = [], []
         for step in range(int(start_step), int(start_step) + num_steps):
@@ -214,6 +248,17 @@ class Program:
             losses.append(loss)
             accuracies.append(acc)
         return state, (jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
+
+    def _train_chunk_by_replicate(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps):
+        """:meth:`_train_chunk_on_host` one replicate at a time (``spec.step_loop="replicates"``): each
+        replicate's chunk is bitwise a one-replicate run's. A state on several devices keeps the vmapped step."""
+        if not per_replicate.on_one_device((state, mask)):
+            return self._train_chunk_on_host(state, mask, data, start_step, num_steps=num_steps)
+
+        def chunk(state, mask):
+            return self._train_chunk_on_host(state, mask, data, start_step, num_steps=num_steps)
+
+        return per_replicate.each(chunk, state, mask)
 
     def _train_chunk(self, state: TrainState, mask: PyTree, data: DeviceData, start_step: jax.Array, *, num_steps: int):
         """Trains all replicates from global ``start_step`` for ``num_steps`` steps.

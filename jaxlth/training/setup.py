@@ -18,7 +18,7 @@ from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
-from jaxlth.training import optim, text_setup
+from jaxlth.training import hyper, optim, text_setup
 from jaxlth.training import pretrained as pretrained_lib
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
 from jaxlth.training.state import TrainState
@@ -40,6 +40,20 @@ class Setup:
     chunk_every: int = 0  # streamed data: chunks end at multiples of this many steps (0: no such limit)
     pretrained: pretrained_lib.Pretrained | None = None  # model.pretrained, read (None: random initialisation)
 
+    @property
+    def grid(self) -> hyper.Grid:
+        """The settings of a hyper-parameter sweep (one empty setting without one)."""
+        return self.program.grid
+
+    @property
+    def stacked_replicates(self) -> int:
+        """``R * H``: every replicate of every setting of a hyper-parameter sweep (``R`` without one)."""
+        return self.config.replicates * self.grid.size
+
+    def replicate_keys(self, seed: int, stream) -> jax.Array:
+        """``(R * H, 2)``: replicate ``r``'s key of ``stream`` (:func:`rng.replicate_keys`) for every setting."""
+        return self.grid.tile(rng.replicate_keys(seed, self.config.replicates, stream))
+
     def place(self, tree):
         """Shards a stacked pytree's leading replicate axis over the devices (identity on one)."""
         return sharding.shard_replicas(tree, self.mesh)
@@ -48,7 +62,7 @@ class Setup:
         """The ``R`` replicates at initialisation (seeds ``seed + r`` and ``data_seed + r``); with
         ``model.pretrained``, every leaf the checkpoint gives is its (:mod:`jaxlth.training.pretrained`)."""
         c = self.config
-        state = self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys())
+        state = self.program.init(self.replicate_keys(c.seed, rng.INIT), self.data_keys())
         if c.model.get("pretrained", ""):
             if self.pretrained is None:
                 raise UserError(f"model.pretrained {c.model.pretrained} was not read for this setup")
@@ -65,9 +79,7 @@ class Setup:
         if self.pretrained is None:
             return None
         c = self.config
-        fresh = jax.eval_shape(
-            lambda: self.program.init(rng.replicate_keys(c.seed, c.replicates, rng.INIT), self.data_keys())
-        )
+        fresh = jax.eval_shape(lambda: self.program.init(self.replicate_keys(c.seed, rng.INIT), self.data_keys()))
         network = {"params": fresh.params, "batch_stats": fresh.batch_stats}
         return pretrained_lib.plan(network, self.pretrained, *self._start_rule())
 
@@ -84,8 +96,8 @@ class Setup:
         return ignored_layers(self.config)
 
     def data_keys(self) -> jax.Array:
-        """``(R, 2)``: the keys of the replicates' SGD noise (data order and augmentation)."""
-        return self.place(rng.replicate_keys(self.config.data_seed, self.config.replicates, rng.DATA))
+        """``(R * H, 2)``: the keys of the replicates' SGD noise (data order and augmentation)."""
+        return self.place(self.replicate_keys(self.config.data_seed, rng.DATA))
 
     def dense_mask(self, params) -> dict:
         """All-True mask over the prunable kernels (with the replicate axis)."""
@@ -114,11 +126,12 @@ class Setup:
         spec = dataclasses.replace(self.program.spec, num_train=int(num_examples), steps_per_epoch=per_epoch)
         if keep_iterations:
             return dataclasses.replace(
-                self, program=Program(self.program.model, self.program.tx, self.program.schedule, spec)
+                self, program=Program(self.program.model, self.program.tx, self.program.schedule, spec, self.grid)
             )
         c = self.config
         total = step_specs.to_steps(c.train.steps, per_epoch, "train.steps")
-        program = Program(self.program.model, self.program.tx, optim.make_schedule(c.train, per_epoch, total), spec)
+        schedule = optim.make_schedule(c.train, per_epoch, total)
+        program = Program(self.program.model, self.program.tx, schedule, spec, self.grid)
         return dataclasses.replace(
             self,
             program=program,
@@ -147,6 +160,7 @@ class Setup:
             optim.make_optimizer(config.train),
             optim.make_schedule(config.train, self.steps_per_epoch, self.total_steps),
             spec,
+            hyper.grid(config.train),
         )
         return dataclasses.replace(self, config=config, program=program)
 
@@ -194,7 +208,9 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
     )
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
     tx, schedule = optim.make_optimizer(config.train), optim.make_schedule(config.train, steps_per_epoch, total_steps)
-    mesh = sharding.stream_mesh(config.replicates, batch_size) if streamed else sharding.replica_mesh(config.replicates)
+    grid = hyper.grid(config.train)
+    stacked = config.replicates * grid.size
+    mesh = sharding.stream_mesh(config.replicates, batch_size) if streamed else sharding.replica_mesh(stacked)
     chunk_every = 0
     if streamed:
         from jaxlth.data.streaming import Stream  # (grain only for streamed data)
@@ -210,7 +226,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         )
         program = StreamProgram(model, tx, schedule, spec, data, mesh)
     else:
-        data, program = sharding.replicate(to_device(dataset), mesh), Program(model, tx, schedule, spec)
+        data, program = sharding.replicate(to_device(dataset), mesh), Program(model, tx, schedule, spec, grid)
     return Setup(
         config=config,
         dataset=dataset,
@@ -226,16 +242,17 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
 
 
 def step_loop(model, spec: Spec) -> str:
-    """``"host"`` for convolutional models on a CPU (XLA:CPU runs convolutions inside a loop ~30x more
-    slowly: jax-ml/jax#12868, measured here: a Conv-2 step 9.9 s in ``lax.scan``, 0.32 s alone),
-    else ``"scan"``. A model is convolutional when a ``kernel`` has 3 or more axes (a ViT's 3-D class token
-    and position embedding are no convolution). Fixed by model and platform, so a resumed run runs the
-    programs it ran before."""
+    """``"replicates"`` for convolutional models on a CPU, else ``"scan"``: XLA:CPU runs convolutions
+    inside a loop ~30x more slowly (jax-ml/jax#12868, measured here: a Conv-2 step 9.9 s in ``lax.scan``,
+    0.32 s alone), and vmapped ones as grouped convolutions ~8x more slowly per replicate at R = 2, so
+    there a chunk is a host loop over one compiled step run for one replicate at a time. A model is
+    convolutional when a ``kernel`` has 3 or more axes (a ViT's 3-D class token and position embedding
+    are no convolution). Fixed by model and platform, so a resumed run runs the programs it ran before."""
     if jax.default_backend() != "cpu":
         return "scan"
     params = jax.eval_shape(lambda key: fn.init(model, spec, key)[0], jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
     kernels = [leaf for path, leaf in traverse_util.flatten_dict(dict(params)).items() if path[-1] == "kernel"]
-    return "host" if any(leaf.ndim >= 3 for leaf in kernels) else "scan"
+    return "replicates" if any(leaf.ndim >= 3 for leaf in kernels) else "scan"
 
 
 def check_prunable(setup: Setup) -> None:
@@ -255,10 +272,15 @@ def describe(setup: Setup) -> str:
     c = setup.config
     return (
         f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
-        f"{setup.dataset.source}); {c.replicates} replicate(s); {setup.total_steps} steps "
+        f"{setup.dataset.source}); {c.replicates} replicate(s){_settings(setup.grid)}; {setup.total_steps} steps "
         f"({setup.steps_per_epoch}/epoch); {_devices()}, "
         f"{sharding.describe(setup.mesh)}"
     )
+
+
+def _settings(grid: hyper.Grid) -> str:
+    """``" x 2 settings of lr"``: a sweep in words (nothing without one)."""
+    return f" x {grid.size} settings of {', '.join(grid.fields)}" if grid.fields else ""
 
 
 def _positive(value, field: str) -> int:

@@ -56,8 +56,12 @@ class SWAProgram(Program):
 
     def __init__(self, program: Program, start: int, swa_lr: float = 0.0):
         base = program.schedule
-        schedule = base if swa_lr <= 0 else (lambda step: jnp.where(step >= start, jnp.float32(swa_lr), base(step)))
-        super().__init__(program.model, program.tx, schedule, program.spec)
+        schedule = (
+            base
+            if swa_lr <= 0
+            else (lambda step, **values: jnp.where(step >= start, jnp.float32(swa_lr), base(step, **values)))
+        )
+        super().__init__(program.model, program.tx, schedule, program.spec, program.grid)
         self.start, self.swa_lr = int(start), float(swa_lr)
 
     def _step_one(self, state, mask, perms, first_epoch, step, data):

@@ -40,6 +40,7 @@ EXPERIMENT = Experiment(
     columns=("spawn_step", "pair", "alpha", "noise_scale", "align"),
     arms=ARMS,
     streams=streams.STREAMS,
+    sweeps=True,
     may_change=(
         "instability.spawn_steps",
         "instability.align",

@@ -46,12 +46,13 @@ def key_of(arm: str) -> str:
 def barriers(table: pd.DataFrame, arm: str = COPIES) -> pd.DataFrame:
     """Barrier mean and std (over replicates and pairs) per level, spawn step, pair kind and split.
 
-    Columns: ``level, spawn_step, pair, split, metric, mean, std, n`` (errors as fractions).
+    Columns: ``level, spawn_step, pair, split, metric, mean, std, n`` (errors as fractions), after
+    the settings' columns (``lr``, ...) of a hyper-parameter sweep.
     For ``arm="copies"`` pairs of copies are pooled (``pair`` is ``"all"``); for ``arm="perturb"``
     the column ``noise_scale`` (a float) replaces ``pair``.
     """
     key = "noise_scale" if arm == PERTURB else "pair"
-    keys = ["level", "spawn_step", key, "split", "metric"]
+    keys = [*tables.setting_columns(table), "level", "spawn_step", key, "split", "metric"]  # never over settings
     rows = rows_of(table, arm)
     rows = rows[rows["metric"].isin(list(BARRIERS))].copy()
     if rows.empty:

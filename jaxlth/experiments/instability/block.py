@@ -10,6 +10,7 @@ from jaxlth.analysis import alignment
 from jaxlth.errors import UserError
 from jaxlth.experiments.instability.streams import ALIGN_RESTART
 from jaxlth.experiments.lottery.source import lottery_source
+from jaxlth.training import hyper
 
 SPLITS = ("test", "train")
 SPAWN_FROM = ("trunk", "source_rewind")
@@ -79,6 +80,15 @@ def validate(config) -> None:
             f"instability.align_examples and instability.repair_examples must be at least 1, "
             f"got {ins.align_examples} and {ins.repair_examples}"
         )
+    swept = hyper.grid(config.train).fields
+    for what, chosen in (
+        ("instability.seed_pairs", ins.seed_pairs),
+        ("instability.source_workdir", ins.source_workdir),
+    ):
+        if swept and chosen:
+            raise UserError(
+                f"{what} analyses one setting of train.{swept[0]}: sweep it in separate runs, not as a tuple"
+            )
     if ins.seed_pairs and config.replicates < 2:
         raise UserError("instability.seed_pairs needs at least 2 replicates (pairs of seeds r, r + 1)")
     if ins.spawn_from not in SPAWN_FROM:

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from jaxlth import drawing
+from jaxlth import drawing, tables
 from jaxlth.experiments.instability.alignment_figures import (
     ALIGNMENT_FIGURE,
     alignment_table,
@@ -53,7 +53,13 @@ __all__ = [
 
 
 def format_barriers(table: pd.DataFrame) -> str:
-    """Terminal tables of the barriers (in % error) of each analysis present in ``table``."""
+    """Terminal tables of the barriers (in % error) of each analysis present in ``table``; a
+    hyper-parameter sweep's for each setting (``lr=0.1: ...``)."""
+    settings = tables.by_setting(table)
+    if len(settings) > 1:
+        return "\n\n".join(
+            f"{label}:\n{format_barriers(rows.drop(columns=tables.setting_columns(rows)))}" for label, rows in settings
+        )
     out = []
     for arm, title in (
         (COPIES, "instability: error barrier between copies (%)"),
@@ -229,6 +235,11 @@ def save_instability_figures(table: pd.DataFrame, directory: str, dpi: int = 150
 
 
 def report(run, directory: str) -> tuple[str, list[str]]:
-    """The barrier tables and the figures of the analyses present."""
-    table = run.table
-    return format_barriers(table), save_instability_figures(table, directory)
+    """The barrier tables and the figures of the analyses present (a sweep's for each setting:
+    figures ``*_lr0.1.png``)."""
+    table, figures = run.table, []
+    settings = tables.by_setting(table)
+    for label, rows in settings:
+        paths = save_instability_figures(rows, directory)
+        figures += drawing.with_suffix(paths, label) if len(settings) > 1 else paths
+    return format_barriers(table), figures

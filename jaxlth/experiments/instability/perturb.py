@@ -64,7 +64,7 @@ def run(scaffold) -> None:
     start_step, base = _base(scaffold)
     groups = len(scales) + 1  # group 0 is the unperturbed network
     mask = copies_lib.repeat(scaffold.mask, groups)
-    scale_per_copy = jnp.asarray(np.repeat([[0.0] + scales], scaffold.config.replicates, axis=0).reshape(-1))
+    scale_per_copy = jnp.asarray(np.repeat([[0.0] + scales], scaffold.setup.stacked_replicates, axis=0).reshape(-1))
 
     def initial_state():
         state = copies_lib.repeat(base, groups)

@@ -31,16 +31,21 @@ class InstabilityRun(runs.Run):
                 table.loc[old, "pair"] = np.nan
         return table
 
-    def copies(self, spawn_step: int, replicate: int | None = None, copy: int | None = None) -> dict:
+    def copies(self, spawn_step: int, replicate: int | None = None, copy: int | None = None, **setting) -> dict:
         """The trained copies spawned at ``spawn_step``: ``{"params", "batch_stats"}``.
 
         Leaves have a leading axis of ``replicates * copies`` (copy ``c`` of replicate ``r`` at
         ``r * copies + c``, ``jaxlth.training.copies``); ``replicate`` and/or ``copy`` select from it.
+        A hyper-parameter sweep stacks that for every setting: ``setting`` (``lr=0.05``) chooses one.
         """
         path = self.layout.artifact(f"{spawn_name(spawn_step)}/final")
         if not checkpoint.artifact_exists(path):
             raise UserError(f"the copies spawned at step {spawn_step} are not finished in {self.workdir}")
         network = checkpoint.load_artifact(path)
+        if setting or (self.grid.fields and (replicate is not None or copy is not None)):
+            network = self.of_setting(network, **setting)
+        elif self.grid.fields:
+            return network
         copies, replicates = int(self.config["instability"]["copies"]), self.config["replicates"]
         if replicate is not None and not 0 <= replicate < replicates:
             raise UserError(f"replicate must be in [0, {replicates}), got {replicate}")

@@ -75,8 +75,8 @@ class Scaffold:
         return out
 
     def density(self) -> np.ndarray:
-        """``(R,)`` density of the analysed mask (1 for the dense network)."""
-        return mask_lib.replicate_density(self.mask, self.config.replicates)
+        """``(R * H,)`` density of the analysed mask (1 for the dense network)."""
+        return mask_lib.replicate_density(self.mask, self.setup.stacked_replicates)
 
     # ----- training ---------------------------------------------------------------------------------
     def trunk_state(self, step: int) -> TrainState:
@@ -130,8 +130,10 @@ class Scaffold:
         seed key (restart 0 is the order of ``seed``); ``None`` with one restart."""
         if self.align_restarts <= 1:
             return None
-        keys = [rng.replicate_keys(self.config.seed, rows, ALIGN_RESTART.at(i)) for i in range(1, self.align_restarts)]
-        return jnp.stack(keys, axis=1)
+        rows //= self.setup.grid.size  # a hyper-parameter sweep: each setting's rows take the replicates' keys
+        restarts = range(1, self.align_restarts)
+        keys = [rng.replicate_keys(self.config.seed, rows, ALIGN_RESTART.at(i)) for i in restarts]
+        return self.setup.grid.tile(jnp.stack(keys, axis=1))
 
     def symmetry(self, network: dict):
         """The model's permutation symmetries (traced once, on replicate 0 of ``network``)."""
@@ -176,7 +178,8 @@ class Scaffold:
                 )
                 for split, found in measured.items():
                     for r in range(found["error"].shape[0]):
-                        common = dict(base, replicate=r, density=float(density[r]), split=split, align=entry, **where)
+                        (coordinates,) = self.setup.grid.at(r, found["error"].shape[0])  # replicate (and setting)
+                        common = dict(base, **coordinates, density=float(density[r]), split=split, align=entry, **where)
                         for i, alpha in enumerate(self.alphas):
                             for metric in ("error", "loss"):
                                 rows.append(
@@ -189,18 +192,18 @@ class Scaffold:
                                 )
                         for metric in ("barrier_frankle", "barrier_paul"):
                             rows.append(dict(common, metric=metric, value=float(found[metric][r])))
-                rows += self._objective_rows(base, density, where, entry, mode, aligned[mode][1])
+                rows += self._objective_rows(base, density, where, entry, mode, aligned[mode][1], self.setup.grid)
         self.ctx.replace_rows(labels, rows, matching=lambda row: row.get("metric") in PATH_METRICS)
 
     @staticmethod
-    def _objective_rows(base: dict, density, where: dict, entry: str, mode: str, objectives) -> list[dict]:
+    def _objective_rows(base: dict, density, where: dict, entry: str, mode: str, objectives, grid) -> list[dict]:
         """One ``matching_objective`` row per replicate of an aligned entry (none for ``none``)."""
         if objectives is None:
             return []
         return [
             dict(
                 base,
-                replicate=r,
+                **grid.at(r, len(objectives))[0],
                 density=float(density[r]),
                 split=OBJECTIVE_SPLIT[mode],
                 align=entry,

@@ -21,6 +21,7 @@ EXPERIMENT = Experiment(
     arms=ARMS,
     streams=streams.STREAMS,
     streamable=True,
+    sweeps=True,
     tuple_fields=("lottery.prune_fraction",),
     may_change=("lottery.levels", "lottery.branches"),
     reader=reader.LotteryRun,

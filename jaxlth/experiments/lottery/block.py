@@ -11,6 +11,7 @@ from jaxlth.errors import UserError
 from jaxlth.experiments.lottery import transfer
 from jaxlth.pruning import at_init, imp
 from jaxlth.pruning import branches as branches_lib
+from jaxlth.training import hyper
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -146,6 +147,7 @@ def validate(config) -> None:
                 f"fields: {', '.join(sorted(config.train))}"
             )
     pretrain = lot.pretrain_data
+    check_sweep(config)
     selection.check(pretrain, "lottery.pretrain_data")
     subsets.check_source(pretrain, fields.to_dict(config)["data"], "lottery.pretrain_data")
     if pretrain.steps:
@@ -175,6 +177,25 @@ def validate(config) -> None:
             raise UserError(f"lottery.average_copies > 1 needs the whole dataset in memory, and {name} is streamed")
         if pretrain.keep != "all":
             raise UserError(f"lottery.pretrain_data needs the whole dataset in memory, and {name} is streamed")
+
+
+def check_sweep(config) -> None:
+    """What a hyper-parameter sweep (``train.lr``, ... as tuples) cannot be combined with, one sentence each."""
+    lot, swept = config.lottery, hyper.grid(config.train).fields
+    if not swept:
+        return
+    alone = {
+        "lottery.average_copies > 1": lot.average_copies > 1 or bool(lot.average_swa_start),
+        "lottery.mask_source": bool(lot.get("mask_source", "")),
+        "lottery.pretrain_data": lot.pretrain_data.keep != "all",
+        "lottery.retrain = finetune": lot.retrain == "finetune",
+    }
+    for what, chosen in alone.items():
+        if chosen:
+            raise UserError(f"{what} trains one setting of train.{swept[0]}: sweep it in separate runs, not as a tuple")
+    overridden = [k for k in parse_overrides(lot.retrain_overrides) if k in swept]
+    if overridden:
+        raise UserError(f"lottery.retrain_overrides sets train.{overridden[0]}, which this run sweeps")
 
 
 def widths(config) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import os
 
 import pandas as pd
 
-from jaxlth import drawing, storage, tables
+from jaxlth import drawing, tables
 from jaxlth.experiments.lottery.arms import ARMS, IMP
 from jaxlth.experiments.lottery.sweep_figures import (
     MATCHING_FIGURE,
@@ -133,18 +133,28 @@ def save_figures(table: pd.DataFrame, directory: str, dpi: int = 150, config: di
 
 def report(run, directory: str) -> tuple[str, list[str]]:
     """The accuracy table and figures; for a prune-fraction sweep, which levels of each fraction are
-    matching, then each fraction's table (figures ``*_p<fraction>.png``)."""
-    table = run.table
+    matching, then each fraction's table (figures ``*_p<fraction>.png``); for a hyper-parameter sweep,
+    all of it for each setting (``lr=0.1: ...``, figures ``*_lr0.1.png``)."""
+    settings = tables.by_setting(run.table)
+    if len(settings) == 1:
+        return report_of(settings[0][1], run.config, directory)
+    texts, figures = [], []
+    for label, rows in settings:
+        text, paths = report_of(rows, run.config, directory)
+        texts.append(f"{label}:\n{text}")
+        figures += drawing.with_suffix(paths, label)
+    return "\n\n".join(texts), figures
+
+
+def report_of(table: pd.DataFrame, config: dict, directory: str) -> tuple[str, list[str]]:
+    """:func:`report` of the rows of one setting."""
     fractions = sorted(table["prune_fraction"].dropna().unique()) if "prune_fraction" in table else []
     if len(fractions) <= 1:
         text = tables.format_summary(table, metric=tables.main_metric(table), arms=ARMS)
-        return text, save_figures(table, directory, config=run.config)
+        return text, save_figures(table, directory, config=config)
     texts, figures = [format_prune_sweep(table)], save_sweep_figures(table, directory)
     for p in fractions:
         rows = table[table["prune_fraction"] == p]
         texts.append(f"prune fraction {p:g}: " + tables.format_summary(rows, arms=ARMS))
-        for path in save_figures(rows, directory, config=run.config):
-            stem, ext = os.path.splitext(path)
-            storage.replace(path, f"{stem}_p{p:g}{ext}")
-            figures.append(f"{stem}_p{p:g}{ext}")
+        figures += drawing.with_suffix(save_figures(rows, directory, config=config), f"p={p:g}")
     return "\n\n".join(texts), figures

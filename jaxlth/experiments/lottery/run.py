@@ -24,6 +24,10 @@ every level (the dense level 0 too) as ``n`` particles per replicate with differ
 continues from their average (BatchNorm recomputed): :mod:`jaxlth.experiments.averaging`; with
 ``lottery.average_swa_start`` each particle is its own SWA average first (SWAMP's schedule).
 
+Hyper-parameter sweep (``train.lr``, ... as tuples, :mod:`jaxlth.training.hyper`): the ``H`` settings'
+level sequences at once, setting ``h``'s networks a block ``[h N, (h + 1) N)`` of every stack laid out
+as the one-setting run's (``N = R`` or ``R * F``); the replicate-level keys and data are tiled.
+
 Prune-fraction sweep: ``lottery.prune_fraction = (p_1, ..., p_F)`` runs F level sequences at once.
 The ``R * F`` networks (fraction ``f`` of replicate ``r`` at ``r * F + f``, :mod:`jaxlth.training.copies`)
 train in one vmapped program at every level; each prunes with its own fraction, and its branches
@@ -72,7 +76,7 @@ class Lottery:
         self.averaging = self.particles > 1 or bool(config.lottery.average_swa_start)
         stack = copies_lib.coordinates(config.replicates, self.copies)
         self.coordinates = [{"replicate": r, "prune_fraction": self.fractions[f]} for r, f in stack]
-        self.position_fractions = jnp.asarray([self.fractions[f] for _, f in stack], jnp.float32)
+        self.position_fractions = setup.grid.tile(jnp.asarray([self.fractions[f] for _, f in stack], jnp.float32))
         overrides = block.parse_overrides(config.lottery.retrain_overrides)
         self.retrain_setup = setup.with_train(**overrides) if overrides else setup
         if config.lottery.retrain == "finetune":
@@ -165,8 +169,8 @@ class Lottery:
                 how,
                 previous_final,
                 previous_mask,
-                self.scoring_data,
-                scoring.method_keys(self.config, lot.scorer, level),
+                self.setup.grid.tile(self.scoring_data),
+                self.setup.grid.tile(scoring.method_keys(self.config, lot.scorer, level)),
                 fractions,
                 self.copies,
             )
@@ -196,11 +200,11 @@ class Lottery:
         def transform() -> dict:
             if not transformed:
                 stream = rng.branch_stream(branch.name, level)
-                keys = self.stacked(rng.replicate_keys(c.seed, c.replicates, stream))
+                keys = self.stacked(self.setup.replicate_keys(c.seed, stream))
                 fresh = None
                 if branch.needs_fresh_init:
                     state = self.setup.program.init(
-                        rng.replicate_keys(c.seed, c.replicates, stream + 1), self.setup.data_keys()
+                        self.setup.replicate_keys(c.seed, stream + 1), self.setup.data_keys()
                     )
                     fresh = self.stacked({"params": state.params, "batch_stats": state.batch_stats})
                 fn = jax.jit(jax.vmap(lambda k, m, rw, fr: branch.transform(k, m, rw, fr, c.lottery)))

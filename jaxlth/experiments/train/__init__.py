@@ -34,11 +34,14 @@ def run(ctx: Context) -> dict:
     )
     loss, acc = sharding.to_host(setup.program.evaluate_data(final["params"], final["batch_stats"], setup.data, "test"))
     metrics = {"loss": loss, "accuracy": acc}
-    print(
-        f"test accuracy after {setup.total_steps} steps: {np.mean(acc):.4f} ± {np.std(acc):.4f} "
-        f"over {len(acc)} replicate(s); results in {ctx.layout.results_file}",
-        flush=True,
-    )
+    grid = setup.grid
+    for h, part in enumerate(np.split(acc, grid.size)):  # a hyper-parameter sweep: one line per setting
+        print(
+            f"{grid.label(h) + ': ' if grid.fields else ''}test accuracy after {setup.total_steps} steps: "
+            f"{np.mean(part):.4f} ± {np.std(part):.4f} over {len(part)} replicate(s); "
+            f"results in {ctx.layout.results_file}",
+            flush=True,
+        )
     return metrics
 
 
@@ -48,5 +51,6 @@ EXPERIMENT = Experiment(
     run=run,
     arms=ARMS,
     streamable=True,
+    sweeps=True,
     order=0,
 )
