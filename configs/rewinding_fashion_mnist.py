@@ -36,28 +36,21 @@ rewind points with their random-reinitialisation controls and the dense band, si
         "rewind to 0=runs/rewinding_k0" "rewind to 500 it=runs/rewinding_k500"
 """
 
-from jaxlth.config import base_config, choose
+import os
+
+from jaxlth.config import choose, load_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def get_config(arg: str | None = None):
-    c = base_config()
-    c.data.name = "fashion_mnist"
-    c.model.name = "lenet_300_100"
-    c.train.optimizer = "sgd"
-    c.train.lr = 0.1
+    # the OpenLTH LeNet recipe (data, model, batch, evaluation, 20% global pruning, the spawn steps of
+    # its instability), with the conv recipes' momentum, a cosine decay and shorter training
+    c = load_file(os.path.join(HERE, "lenet_fashion_mnist.py"))
     c.train.momentum = 0.9
-    c.train.batch_size = 128
-    c.train.steps = "10ep"
     c.train.schedule = "cosine"
-    c.pruning.layers_to_ignore = ("output",)
-    c.eval_every = "1ep"
-    c.checkpoint_every = "1ep"
+    c.train.steps = "10ep"
     c.lottery.levels = 16
     c.lottery.rewind = "500it"
-    c.lottery.prune_fraction = 0.2
-    c.lottery.scope = "global"
     c.lottery.branches = ("random_reinit",)
-    c.instability.spawn_steps = "0it,100it,500it,2000it"
-    c.instability.copies = 2
-    c.instability.alphas = 30
     return choose(c, arg)
