@@ -15,13 +15,19 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
 from jaxlth import sharding, storage
 from jaxlth.errors import UserError, storage_error
 
 PyTree = Any
+
+
+def _orbax():
+    """``orbax.checkpoint``, imported on first use: reading and checking a config needs none of it."""
+    import orbax.checkpoint as ocp
+
+    return ocp
 
 
 def _why(what: str, error: Exception) -> str:
@@ -41,6 +47,7 @@ class Checkpoints:
 
     def __init__(self, directory: str, max_to_keep: int = 3):
         self.directory = storage.absolute(directory)
+        ocp = _orbax()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(_orbax_path(self.directory), options=options)
 
@@ -52,6 +59,7 @@ class Checkpoints:
 
     def save(self, step: int, state: PyTree, meta: dict | None = None) -> None:
         """Starts saving ``state`` at ``step`` in the background (``state`` may be donated after)."""
+        ocp = _orbax()
         args = {"state": ocp.args.StandardSave(sharding.copy(state))}
         args["meta"] = ocp.args.JsonSave(dict(meta or {}, step=int(step)))
         with writing(self.directory):
@@ -65,6 +73,7 @@ class Checkpoints:
             raise _unreadable(f"at step {step} in {self.directory}", e) from None
 
     def _read(self, step: int, like: PyTree) -> tuple[PyTree, dict]:
+        ocp = _orbax()
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         restored = self._manager.restore(
             int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
@@ -73,6 +82,7 @@ class Checkpoints:
 
     def meta(self, step: int) -> dict:
         """The metadata saved with the checkpoint at ``step`` (``{}`` when it cannot be read)."""
+        ocp = _orbax()
         try:
             with quiet():
                 restored = self._manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
@@ -166,7 +176,7 @@ def writing(path: str):
 
 def save_artifact(path: str, tree: PyTree) -> None:
     """Saves a pytree (params, masks, ...) to ``path`` synchronously; replaces an older one."""
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = _orbax().StandardCheckpointer()
     with writing(path):
         try:
             checkpointer.save(_orbax_path(storage.absolute(path)), sharding.to_host(tree), force=True)
@@ -180,7 +190,7 @@ def load_artifact(path: str) -> PyTree:
     path = storage.absolute(path)
     if not storage.isdir(path):
         raise UserError(f"there is no saved artifact at {path}")
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = _orbax().StandardCheckpointer()
     try:
         tree = checkpointer.restore(_orbax_path(path))
     except Exception as e:

@@ -14,10 +14,9 @@ import io
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from jaxlth import checkpoint, fields, records, storage
 from jaxlth.errors import UserError
@@ -25,6 +24,9 @@ from jaxlth.layout import CONFIG_FILE, Layout, level_name
 from jaxlth.legend import MAIN
 from jaxlth.training import copies as copies_lib
 from jaxlth.training import hyper
+
+if TYPE_CHECKING:  # pandas is imported when a table is read: a config is checked without it
+    import pandas as pd
 
 COLUMNS = records.CORE_COLUMNS  # every row has these; each experiment adds its own (Experiment.columns)
 PyTree = Any
@@ -92,6 +94,8 @@ class Run:
     @property
     def table(self) -> pd.DataFrame:
         """All measurements as a tidy DataFrame (empty with the right columns before the first)."""
+        import pandas as pd
+
         path = self.layout.results_file
         if not storage.exists(path):
             return pd.DataFrame(columns=list(COLUMNS))
@@ -105,11 +109,8 @@ class Run:
         base = self.layout.arm_dir(arm or self.default_arm)
         if not storage.isdir(base):
             return []
-        found = []
-        for name in storage.listdir(base):
-            if name.startswith("level_") and checkpoint.artifact_exists(os.path.join(base, name, "final")):
-                found.append(int(name[len("level_") :]))
-        return sorted(found)
+        finished = [n for n in storage.listdir(base) if checkpoint.artifact_exists(os.path.join(base, n, "final"))]
+        return sorted(int(n.removeprefix("level_")) for n in finished if n.startswith("level_"))
 
     def level(self, level: int | None, arm: str) -> int:
         """``level`` if ``arm`` finished it (``None``: its last finished level), else UserError."""
@@ -292,9 +293,7 @@ class Run:
 
 def leading(tree: PyTree) -> int:
     """The size of the leading axis of a nested dict of arrays (0 when it holds none)."""
-    if isinstance(tree, dict):
-        return next((n for n in map(leading, tree.values()) if n), 0)
-    return len(np.asarray(tree))
+    return next((n for n in map(leading, tree.values()) if n), 0) if isinstance(tree, dict) else len(np.asarray(tree))
 
 
 def map_tree(tree: PyTree, fn) -> PyTree:

@@ -6,20 +6,55 @@ by an entry point of the group ``jaxlth.experiments``) becomes the experiment ``
 is answered by its declaration: its config block, the fields it reads, whether it can stream its
 data, its random streams, the columns and arms of its rows, its reader, its report and figures.
 Nothing else in jaxlth names an experiment. See ``docs/design.md`` and ``docs/extending.md``.
+
+What only a run needs (``run``, ``check``, ``reader``, ``report``, ``figures``) may be named rather
+than imported, ``lazy("package.module:name")``: it is imported the first time the field is read, so
+reading and checking a config imports no experiment's training, reading or drawing code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import re
 import types
 from typing import Any, Callable
 
 import ml_collections
 
 from jaxlth import rng, runs
+from jaxlth.errors import UserError
 from jaxlth.legend import MAIN, Arms
 
-__all__ = ["MAIN", "Arms", "Experiment"]
+__all__ = ["MAIN", "Arms", "Experiment", "Lazy", "lazy"]
+_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lazy:
+    """A part of a declaration named, not imported: ``"package.module:name"`` (``name`` may be dotted,
+    ``Class.method``) or ``"package.module"`` (the module itself)."""
+
+    target: str
+
+    def resolve(self, where: str = "") -> Any:
+        """The object named, its module imported now (UserError when it cannot be, naming ``where``)."""
+        module_name, _, name = self.target.partition(":")
+        try:
+            found = importlib.import_module(module_name)
+            for part in name.split(".") if name else ():
+                found = getattr(found, part)
+        except (ImportError, AttributeError) as e:
+            raise UserError(f"{where or 'lazy'}({self.target!r}) cannot be imported ({type(e).__name__}: {e})") from e
+        return found
+
+
+def lazy(target: str) -> Lazy:
+    """``target`` (``"package.module:name"`` or ``"package.module"``) imported on first use, e.g.
+    ``run=lazy("mypkg.myexp.run:run")``, ``figures=lazy("mypkg.myexp.figures")``."""
+    if not isinstance(target, str) or not _TARGET.fullmatch(target):
+        raise ValueError(f"lazy() takes 'package.module:name' or 'package.module', got {target!r}")
+    return Lazy(target)
 
 
 def _nothing(config) -> None:
@@ -70,14 +105,17 @@ class Experiment:
         training and evaluation programs stack on the vmapped axis (copies, densities, particles,
         interpolation points); :mod:`jaxlth.experiments.replicates` multiplies a network's memory
         by them to find how many replicates fit on a device.
+
+    Any field holding a callable, a class or a module may be given as :func:`lazy`; reading the
+    field imports it then (once) and returns the object itself.
     """
 
     name: str
     summary: str
-    run: Callable[[Any], Any]
+    run: Callable[[Any], Any] | Lazy
     defaults: Callable[[], ml_collections.ConfigDict] | None = None
     validate: Callable[[ml_collections.ConfigDict], None] = _nothing
-    check: Callable[[Any], None] = _nothing
+    check: Callable[[Any], None] | Lazy = _nothing
     columns: tuple[str, ...] = ()
     arms: Arms = Arms()
     streams: tuple[rng.Stream, ...] = ()
@@ -86,11 +124,18 @@ class Experiment:
     tuple_fields: tuple[str, ...] = ()
     may_change: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
-    reader: type = runs.Run
-    report: Callable[[Any, str], tuple[str, list[str]]] | None = None
-    figures: types.ModuleType | None = None
+    reader: type | Lazy = runs.Run
+    report: Callable[[Any, str], tuple[str, list[str]]] | Lazy | None = None
+    figures: types.ModuleType | Lazy | None = None
     order: int = 100
     widths: Callable[[ml_collections.ConfigDict], tuple[int, int]] = _one_each
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if isinstance(value, Lazy):  # named with lazy(): imported on first use, then kept
+            value = value.resolve(f"the experiment {object.__getattribute__(self, 'name')!r} declares {name}=lazy")
+            object.__setattr__(self, name, value)
+        return value
 
     def figure_names(self) -> dict[str, Any]:
         """``{name: object}`` of the public tables and figures of :attr:`figures`."""

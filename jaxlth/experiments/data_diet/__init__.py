@@ -17,19 +17,19 @@ Artifacts ``data_diet/pruned_<f>/{examples,final}`` (``examples``: ``(R * S, n)`
 carry ``score`` and ``pruned_fraction``. Figure: ``plots/data_diet.png``.
 """
 
-from jaxlth.experiments.data_diet import block, figures, run
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.data_diet import block
+from jaxlth.experiments.protocol import Experiment, lazy
 
 EXPERIMENT = Experiment(
     name="data_diet",
     summary="train on the training set pruned by EL2N, GraNd, forgetting or at random",
-    run=run.run,
+    run=lazy("jaxlth.experiments.data_diet.run:run"),
     defaults=block.defaults,
     validate=block.validate,
     columns=("score", "pruned_fraction"),
     may_change=("data_diet.pruned_fractions", "data_diet.scores"),
-    report=figures.report,
-    figures=figures,
+    report=lazy("jaxlth.experiments.data_diet.figures:report"),
+    figures=lazy("jaxlth.experiments.data_diet.figures"),
     order=7,
     widths=block.widths,
 )

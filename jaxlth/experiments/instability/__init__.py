@@ -27,14 +27,14 @@ matching reached; ``split`` ``params`` for weights, ``train`` for activations); 
 ``metric=matching`` rows for successive levels. Figures go to ``plots/``.
 """
 
-from jaxlth.experiments.instability import block, figures, reader, run, streams
+from jaxlth.experiments.instability import block, streams
 from jaxlth.experiments.instability.arms import ARMS
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.protocol import Experiment, lazy
 
 EXPERIMENT = Experiment(
     name="instability",
     summary="linear mode connectivity: copies spawned at step k, successive IMP levels, perturbation",
-    run=run.run,
+    run=lazy("jaxlth.experiments.instability.run:run"),
     defaults=block.defaults,
     validate=block.validate,
     columns=("spawn_step", "pair", "alpha", "noise_scale", "align"),
@@ -48,9 +48,9 @@ EXPERIMENT = Experiment(
         "instability.seed_pairs",
         "instability.ticket_vs_reinit",
     ),
-    reader=reader.InstabilityRun,
-    report=figures.report,
-    figures=figures,
+    reader=lazy("jaxlth.experiments.instability.reader:InstabilityRun"),
+    report=lazy("jaxlth.experiments.instability.figures:report"),
+    figures=lazy("jaxlth.experiments.instability.figures"),
     order=2,
     widths=block.widths,
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ml_collections
 
 from jaxlth import steps as step_specs
-from jaxlth.analysis import alignment
 from jaxlth.errors import UserError
 from jaxlth.experiments.instability.streams import ALIGN_RESTART
 from jaxlth.experiments.lottery.source import lottery_source
@@ -42,6 +41,8 @@ def defaults() -> ml_collections.ConfigDict:
 
 def validate(config) -> None:
     """Every instability setting that can be checked without the data, the source run included."""
+    from jaxlth.analysis import alignment  # the analyses (and SciPy) load when this experiment is chosen
+
     ins = config.instability
     spawn_steps = step_specs.parse_list(ins.spawn_steps, 1, "instability.spawn_steps")
     step_specs.parse(ins.perturb_step, "instability.perturb_step")

@@ -21,21 +21,21 @@ prune fractions, its per-level matching is copied (``metric=matching``) for the 
 largest prune fraction against curvature.
 """
 
-from jaxlth.experiments.landscape import block, figures, run, streams
+from jaxlth.experiments.landscape import block, streams
 from jaxlth.experiments.lottery.arms import IMP
-from jaxlth.experiments.protocol import Arms, Experiment
+from jaxlth.experiments.protocol import Arms, Experiment, lazy
 
 EXPERIMENT = Experiment(
     name="landscape",
     summary="Hessian spectra of IMP's trained networks, and how far each level's projection can prune",
-    run=run.run,
+    run=lazy("jaxlth.experiments.landscape.run:run"),
     defaults=block.defaults,
     validate=block.validate,
     columns=("prune_fraction", "projection", "alpha", "rank"),
     arms=Arms({IMP: "IMP"}, main=IMP),
     streams=streams.STREAMS,
-    report=figures.report,
-    figures=figures,
+    report=lazy("jaxlth.experiments.landscape.figures:report"),
+    figures=lazy("jaxlth.experiments.landscape.figures"),
     order=4,
     widths=block.widths,
 )

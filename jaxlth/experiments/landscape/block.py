@@ -7,8 +7,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxlth.analysis import curvature
-from jaxlth.analysis import projections as measures
 from jaxlth.errors import UserError
 from jaxlth.experiments.lottery.source import lottery_source
 
@@ -32,6 +30,9 @@ def defaults() -> ml_collections.ConfigDict:
 
 def validate(config) -> None:
     """The settings, and the source run (from its config and masks: no data is loaded)."""
+    from jaxlth.analysis import curvature  # the analyses load when this experiment is chosen
+    from jaxlth.analysis import projections as measures
+
     ls = config.landscape
     if not ls.source_workdir:
         raise UserError("landscape.source_workdir is required: the finished lottery run to measure")

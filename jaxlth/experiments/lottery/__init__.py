@@ -6,17 +6,17 @@ The folder: ``block`` (the ``lottery`` config block), ``run`` (the levels, their
 ``sweep_figures``. See :mod:`jaxlth.experiments.lottery.run` for what is trained.
 """
 
-from jaxlth.experiments.lottery import block, figures, reader, run, streams, transfer
+from jaxlth.experiments.lottery import block, streams
 from jaxlth.experiments.lottery.arms import ARMS
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.protocol import Experiment, lazy
 
 EXPERIMENT = Experiment(
     name="lottery",
     summary="iterative magnitude pruning with rewinding, and control branches",
-    run=run.run,
+    run=lazy("jaxlth.experiments.lottery.run:run"),
     defaults=block.defaults,
     validate=block.validate,
-    check=transfer.check,
+    check=lazy("jaxlth.experiments.lottery.transfer:check"),
     columns=("prune_fraction", "layer", "particle"),
     arms=ARMS,
     streams=streams.STREAMS,
@@ -24,9 +24,9 @@ EXPERIMENT = Experiment(
     sweeps=True,
     tuple_fields=("lottery.prune_fraction",),
     may_change=("lottery.levels", "lottery.branches"),
-    reader=reader.LotteryRun,
-    report=figures.report,
-    figures=figures,
+    reader=lazy("jaxlth.experiments.lottery.reader:LotteryRun"),
+    report=lazy("jaxlth.experiments.lottery.figures:report"),
+    figures=lazy("jaxlth.experiments.lottery.figures"),
     order=1,
     widths=block.widths,
 )

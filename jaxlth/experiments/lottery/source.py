@@ -7,10 +7,14 @@ whose networks, data or training differ from the config's: the analysis then mea
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jaxlth import fields
 from jaxlth.errors import UserError
 from jaxlth.experiments.lottery.arms import ARMS
-from jaxlth.experiments.lottery.reader import LotteryRun
+
+if TYPE_CHECKING:
+    from jaxlth.experiments.lottery.reader import LotteryRun
 
 # Config fields an analysis of a lottery run must share with it (same networks, data and training).
 SHARED_WITH_SOURCE = ("seed", "data_seed", "replicates", "data", "model", "pruning", "train")
@@ -18,6 +22,8 @@ SHARED_WITH_SOURCE = ("seed", "data_seed", "replicates", "data", "model", "pruni
 
 def open_lottery(workdir: str, field: str) -> LotteryRun:
     """The lottery run in ``workdir`` (named by the config field ``field``); one sentence when it is none."""
+    from jaxlth.experiments.lottery.reader import LotteryRun  # read when a config names a source, not before
+
     try:
         run = LotteryRun(workdir, ARMS.main)
     except UserError as e:

@@ -18,6 +18,7 @@ each transferred mask also writes one row per replicate ``split=mask, metric=sou
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -26,9 +27,11 @@ from flax import traverse_util
 from jaxlth import runs
 from jaxlth.errors import UserError
 from jaxlth.experiments.lottery.arms import ARMS
-from jaxlth.experiments.lottery.reader import LotteryRun
 from jaxlth.experiments.lottery.source import open_lottery
 from jaxlth.training import pretrained as pretrained_lib
+
+if TYPE_CHECKING:  # the reader is imported when a source is opened (lottery.source)
+    from jaxlth.experiments.lottery.reader import LotteryRun
 
 FIELD = "lottery.mask_source"
 CHOICES = ("arm", "replicate", "prune_fraction")

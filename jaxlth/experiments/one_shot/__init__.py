@@ -17,20 +17,20 @@ run; rows also carry ``target_density``. Removed per mask: ``ceil((1 - d) * N)``
 prunable weights (OpenLTH's rounding), so the density reached is ``floor(d * N) / N``.
 """
 
-from jaxlth.experiments.one_shot import block, figures, run
+from jaxlth.experiments.one_shot import block
 from jaxlth.experiments.one_shot.arms import ARMS
-from jaxlth.experiments.protocol import Experiment
+from jaxlth.experiments.protocol import Experiment, lazy
 
 EXPERIMENT = Experiment(
     name="one_shot",
     summary="one-shot magnitude pruning to several densities, retrained from the rewind point",
-    run=run.run,
+    run=lazy("jaxlth.experiments.one_shot.run:run"),
     defaults=block.defaults,
     validate=block.validate,
     columns=("target_density", "layer"),
     arms=ARMS,
-    report=figures.report,
-    figures=figures,
+    report=lazy("jaxlth.experiments.one_shot.figures:report"),
+    figures=lazy("jaxlth.experiments.one_shot.figures"),
     order=3,
     widths=block.widths,
 )

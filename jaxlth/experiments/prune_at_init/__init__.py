@@ -22,23 +22,23 @@ Density ``densities[i]`` is level ``i + 1`` of each arm; rows carry ``target_den
 ``method`` and ``ablation``.
 """
 
-from jaxlth.experiments.protocol import Experiment
-from jaxlth.experiments.prune_at_init import block, figures, run
+from jaxlth.experiments.protocol import Experiment, lazy
+from jaxlth.experiments.prune_at_init import block
 from jaxlth.experiments.prune_at_init.arms import ARMS
 from jaxlth.experiments.scoring import SCORING_EXAMPLES
 
 EXPERIMENT = Experiment(
     name="prune_at_init",
     summary="pruning at initialisation (SNIP, GraSP, SynFlow, magnitude, random, ERK) with its ablations",
-    run=run.run,
+    run=lazy("jaxlth.experiments.prune_at_init.run:run"),
     defaults=block.defaults,
     validate=block.validate,
     columns=("target_density", "method", "ablation", "layer"),
     arms=ARMS,
     streams=(SCORING_EXAMPLES,),
     may_change=("prune_at_init.methods", "prune_at_init.ablations", "prune_at_init.source_workdir"),
-    report=figures.report,
-    figures=figures,
+    report=lazy("jaxlth.experiments.prune_at_init.figures:report"),
+    figures=lazy("jaxlth.experiments.prune_at_init.figures"),
     order=8,
     widths=block.widths,
 )

@@ -20,20 +20,20 @@ Rows: ``experiment=retraining``; ``arm=imp`` with ``split=mask`` for the IMP mea
 ``arm=no_retrain`` for the control (mask rows, training rows, ``overlap_with_imp``).
 """
 
-from jaxlth.experiments.protocol import Experiment
-from jaxlth.experiments.retraining import block, figures, run
+from jaxlth.experiments.protocol import Experiment, lazy
+from jaxlth.experiments.retraining import block
 from jaxlth.experiments.retraining.arms import ARMS
 
 EXPERIMENT = Experiment(
     name="retraining",
     summary="what retraining is for: new small weights, rank correlations, pruning without retraining",
-    run=run.run,
+    run=lazy("jaxlth.experiments.retraining.run:run"),
     defaults=block.defaults,
     validate=block.validate,
     columns=("layer",),
     arms=ARMS,
-    report=figures.report,
-    figures=figures,
+    report=lazy("jaxlth.experiments.retraining.figures:report"),
+    figures=lazy("jaxlth.experiments.retraining.figures"),
     order=5,
     widths=block.widths,
 )

@@ -14,17 +14,17 @@ replicates; ``replicates=True`` for ``(R, N)``); choose training subsets from th
 ``metric=<kind>_mean``). Artifacts: ``init`` and the scores. Figures: ``plots/score_histogram_<score>.png``.
 """
 
-from jaxlth.experiments.protocol import Experiment
-from jaxlth.experiments.scores import block, figures, reader, run
+from jaxlth.experiments.protocol import Experiment, lazy
+from jaxlth.experiments.scores import block
 
 EXPERIMENT = Experiment(
     name="scores",
     summary="per-example EL2N, GraNd and forgetting scores (data diet)",
-    run=run.run,
+    run=lazy("jaxlth.experiments.scores.run:run"),
     defaults=block.defaults,
     validate=block.validate,
-    reader=reader.ScoresRun,
-    report=figures.report,
-    figures=figures,
+    reader=lazy("jaxlth.experiments.scores.reader:ScoresRun"),
+    report=lazy("jaxlth.experiments.scores.figures:report"),
+    figures=lazy("jaxlth.experiments.scores.figures"),
     order=6,
 )

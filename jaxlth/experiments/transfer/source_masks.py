@@ -14,16 +14,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from jaxlth import rng, storage
 from jaxlth.errors import UserError
 from jaxlth.experiments.lottery import transfer
+from jaxlth.experiments.transfer.streams import RANDOM_MASK
 from jaxlth.layout import FINISHED_FILE
 from jaxlth.pruning import imp, magnitude
 
 FIELD = "transfer.sources"
-RANDOM_MASK = rng.Stream("transfer: the random mask of replicate r (transfer.baselines random)", rng.SEED, 8000)
 
 
 def open_source(spec: str, replicates: int) -> transfer.MaskSource:
@@ -41,6 +40,8 @@ def open_source(spec: str, replicates: int) -> transfer.MaskSource:
 def level_densities(src: transfer.MaskSource) -> dict[int, float]:
     """``{level: density}`` of the source's finished levels of its arm: the fraction of the prunable
     weights the level's mask keeps, mean over the source replicates taken (its mask rows, else its mask)."""
+    import pandas as pd  # a source's table is read when a transfer run runs, not when its config is checked
+
     table = src.run.table
     rows = table[(table["arm"] == src.arm) & (table["split"] == "mask") & (table["metric"] == "density")]
     rows = rows[rows["replicate"].isin(src.sources)]
