@@ -8,6 +8,7 @@
     results.rows                        the ledger: how many rows results.csv held when last written
     pretrained.json                     model.pretrained: where each replicate started, what was loaded
     .lock                               held by the process working in the workdir
+    timing.json                         where the last run's process spent its time (jaxlth.timing)
     artifacts/<name>/                   Orbax pytrees saved once and never recomputed, e.g.
       init/, rewind/                      networks at step 0 and at the rewind step (all replicates)
       <arm>/level_LL/{mask,start,final}/  a level's mask, starting network and trained network
@@ -36,6 +37,7 @@ FINISHED_FILE = "finished.json"
 LOCK_FILE = ".lock"
 WANDB_FILE = "wandb_run.json"
 PRETRAINED_FILE = "pretrained.json"
+TIMING_FILE = "timing.json"
 
 
 def level_name(level: int) -> str:
@@ -73,6 +75,11 @@ class Layout:
     @property
     def lock_file(self) -> str:
         return os.path.join(self.workdir, LOCK_FILE)
+
+    @property
+    def timing_file(self) -> str:
+        """``timing.json``: where the last run's process spent its time (:mod:`jaxlth.timing`)."""
+        return os.path.join(self.workdir, TIMING_FILE)
 
     @property
     def plots(self) -> str:

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
             print(replicates.choose(config, wanted=config.replicates).describe())
             return
         experiments.enable_compilation_cache()
-        experiments.run(config, _WORKDIR.value)  # validates the config first
+        experiments.run(config, _WORKDIR.value, from_process_start=True)  # validates the config first
     except UserError as e:
         fail(str(e))
     except OSError as e:

@@ -30,6 +30,7 @@ LAYERS = {
     "storage": 0,
     "event_files": 0,
     "processes": 0,
+    "timing": 0,
     "data": 1,
     "models": 1,
     "sharding": 1,

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|load|all]``.
+"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|load|overhead|all]``.
 
 Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``). ``train --model vit_tiny``
 times a Vision Transformer instead of LeNet (:mod:`jaxlth.bench.vit_speed`: steps/s per replicate
@@ -44,6 +44,12 @@ and jaxlth's step against a plain Flax + optax loop (``--dtype bfloat16`` for mi
 ``load`` (:mod:`jaxlth.bench.load_speed`; its own options ``--model``, ``--mb``, ``--repeats``; not in
 ``all``) times reading a ResNet-50 ``.safetensors`` file under torchvision's names into a network
 against reading the file's bytes.
+
+``overhead`` (:mod:`jaxlth.bench.overhead`; its own options ``--epochs``, ``--repeats``, ``--data``,
+``--cases``; not in ``all``) runs whole ``python -m jaxlth.main`` processes of the LeNet recipe and of one
+lottery level with a cold and a warm compilation cache: time to the first training step, programs
+compiled and loaded, the time in evaluation, checkpoints, rows and figures, and the whole process over
+its training.
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -163,6 +169,11 @@ def main(argv: list[str] | None = None) -> None:
         from jaxlth.bench import load_speed
 
         load_speed.main(argv[1:])
+        return
+    if argv[:1] == ["overhead"]:  # its own options: jaxlth.bench.overhead
+        from jaxlth.bench import overhead
+
+        overhead.main(argv[1:])
         return
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(

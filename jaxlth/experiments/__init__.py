@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax
 
-from jaxlth import fields, processes, records
+from jaxlth import fields, processes, records, storage, timing
 from jaxlth import workdir as workdir_lib
 from jaxlth.errors import UserError
 from jaxlth.experiments import recipes, registry
@@ -21,6 +22,9 @@ from jaxlth.training import setup as setup_lib
 # Where compiled XLA programs are kept between processes, unless JAX's own setting or
 # $JAXLTH_COMPILATION_CACHE (a folder, or "off") says otherwise.
 DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "jaxlth", "xla")
+# Kept in that cache: programs that compile for longer. Not the tiny eager ops (a relu, a copy): loading
+# them saves nothing, and XLA:CPU has crashed deserialising one (seen in runs of the test suite).
+MIN_COMPILE_SECONDS = 0.1
 
 
 def enable_compilation_cache() -> str | None:
@@ -29,7 +33,9 @@ def enable_compilation_cache() -> str | None:
     The command line calls this; :func:`run` does not (it leaves the caller's JAX settings
     alone): a notebook opts in with ``jaxlth.experiments.enable_compilation_cache()``. A resumed
     run, a rerun with more levels or a second seed sweep then loads its compiled programs from
-    disk instead of compiling them again; results are unchanged bit for bit.
+    disk instead of compiling them again; results are unchanged bit for bit. Programs that compile
+    in more than :data:`MIN_COMPILE_SECONDS` are kept (JAX's own default, 1 s, keeps almost none of a
+    LeNet run's on a CPU), unless ``jax_persistent_cache_min_compile_time_secs`` is set.
     """
     if jax.config.jax_compilation_cache_dir:
         return jax.config.jax_compilation_cache_dir
@@ -37,17 +43,27 @@ def enable_compilation_cache() -> str | None:
     if path.strip().lower() in ("", "0", "off", "false", "no"):
         return None
     jax.config.update("jax_compilation_cache_dir", path)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return path
 
 
-def run(config, workdir: str):
+def run(config, workdir: str, from_process_start: bool = False):
     """Runs (or resumes, or extends) the experiment named by ``config.experiment`` in ``workdir``.
 
     The config is checked before anything is loaded, the data and model before anything is
     written; the workdir is then claimed (``config.json``) and locked for the duration. Prints the
-    experiment's summary table and writes its figures at the end. Returns what the experiment's
-    ``run`` returns.
+    experiment's summary table and writes its figures at the end, then how long it took and where
+    the time went (``took ...``, also in ``timing.json``: :mod:`jaxlth.timing`), counted from this
+    call or, ``from_process_start`` (the command line), from the start of the process. Returns what
+    the experiment's ``run`` returns.
     """
+    phases = timing.Phases.since_process_start() if from_process_start else timing.Phases()
+    with phases.listening():
+        return _run(config, workdir, phases)
+
+
+def _run(config, workdir: str, phases: timing.Phases):
     experiment = recipes.validate(config)
     primary = processes.is_primary()  # the others check the workdir once process 0 has claimed it
     if primary:
@@ -58,7 +74,7 @@ def run(config, workdir: str):
                 f"{damaged}; restore it from a copy, or start again in another --workdir (the rows it "
                 "held cannot be recomputed from the checkpoints)"
             )
-    context = Context(config, workdir, experiment)
+    context = Context(config, workdir, experiment, phases)
     description = setup_lib.describe(context.setup)  # the data is there and the model builds
     context.setup.start_plan()  # a model.pretrained checkpoint of another model is refused before anything is written
     setup_lib.check_prunable(context.setup)
@@ -73,12 +89,17 @@ def run(config, workdir: str):
         outcome = experiment.run(context)
         context.rows.report_unrecovered()
         if experiment.report is not None and primary:
-            text, paths = experiment.report(experiment.reader(workdir, experiment.arms.main), context.layout.plots)
+            with phases("figures"):
+                text, paths = experiment.report(experiment.reader(workdir, experiment.arms.main), context.layout.plots)
             print(text, flush=True)
             if paths:
                 print("figures: " + ", ".join(paths), flush=True)
                 context.watcher.figures(paths)
         workdir_lib.mark_finished(workdir, recipes.finished_view(fields.to_dict(config), experiment))
+        if primary:
+            summary = phases.summary()
+            print(timing.line(summary), flush=True)
+            storage.write_text(context.layout.timing_file, json.dumps(summary, indent=1) + "\n")
     return outcome
 
 

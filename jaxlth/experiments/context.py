@@ -27,9 +27,8 @@ import os
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 
-from jaxlth import checkpoint, records, storage, watching
+from jaxlth import checkpoint, records, storage, timing, watching
 from jaxlth.experiments import pretrained_source
 from jaxlth.experiments.recorder import Recorder, holds
 from jaxlth.experiments.rows import Rows, as_written
@@ -47,11 +46,13 @@ def network_of(state: TrainState) -> dict:
 
 
 class Context:
-    """One experiment's run in one workdir (``experiment``: its declaration)."""
+    """One experiment's run in one workdir (``experiment``: its declaration; ``phases``: where its
+    time goes, :mod:`jaxlth.timing`)."""
 
-    def __init__(self, config, workdir: str, experiment):
+    def __init__(self, config, workdir: str, experiment, phases: timing.Phases | None = None):
         self.config = config
         self.experiment = experiment
+        self.phases = phases if phases is not None else timing.Phases()
         self.layout = Layout(workdir)
         swept = hyper.grid(config.train).fields  # a hyper-parameter sweep: its fields are columns too
         self.columns = (*records.CORE_COLUMNS, *experiment.columns, *swept)
@@ -85,13 +86,15 @@ class Context:
     def record(self, rows: Sequence[dict]) -> None:
         """Appends measurement rows to ``results.csv``, each stamped with the experiment's name."""
         labelled = [self.labelled(row) for row in rows]
-        self.rows.append(labelled, self.columns)
-        self.watcher.rows(labelled)
+        with self.phases("rows"):
+            self.rows.append(labelled, self.columns)
+            self.watcher.rows(labelled)
 
     def replace_rows(self, labels: dict, rows: Sequence[dict], matching: Callable[[dict], bool] | None = None) -> None:
         """Drops this experiment's rows matching ``labels`` (and the predicate ``matching``), then appends ``rows``."""
         match = records.matches(self.labelled(labels))
-        self.rows.drop(lambda row: match(row) and (matching is None or matching(row)))
+        with self.phases("rows"):
+            self.rows.drop(lambda row: match(row) and (matching is None or matching(row)))
         self.record(rows)
 
     def has_rows(self, labels: dict) -> bool:
@@ -104,10 +107,13 @@ class Context:
     def load(self, name: str) -> PyTree:
         """The artifact ``name`` as device arrays, sharded like the states (so one process of four
         devices and two of two compute it alike)."""
-        return self.setup.place(jax.tree.map(jnp.asarray, checkpoint.load_artifact(self.layout.artifact(name))))
+        with self.phases("checkpoints"):
+            tree = checkpoint.load_artifact(self.layout.artifact(name))
+        return self.setup.place(jax.device_put(tree))  # (jnp.asarray compiles a program per leaf shape)
 
     def save(self, name: str, tree: PyTree) -> None:
-        checkpoint.save_artifact(self.layout.artifact(name), tree)
+        with self.phases("checkpoints"):
+            checkpoint.save_artifact(self.layout.artifact(name), tree)
 
     def cached(
         self, name: str, compute: Callable[[], PyTree], rows: tuple[dict, Callable[[PyTree], list[dict]]] | None = None
@@ -206,9 +212,11 @@ class Context:
                 checkpoints,
                 Recorder(self, labels, coordinates, segment.start),
                 place=self.setup.place,
+                phases=self.phases,
             )
         finally:
-            checkpoints.close()
+            with self.phases("checkpoints"):
+                checkpoints.close()
 
     def trained(self, name: str, train: Callable[[], TrainState], checkpoints: str | None = None) -> dict:
         """The network saved as ``<name>/final``, trained by ``train()`` when it is not on disk, or

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxlth import processes, sharding
+from jaxlth import processes, sharding, timing
 from jaxlth.checkpoint import Checkpoints
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
@@ -146,6 +146,7 @@ def run_segment(
     checkpoints: Checkpoints,
     reporter: Reporter,
     place: Callable[[PyTree], PyTree] = lambda tree: tree,
+    phases: timing.Phases | None = None,
 ) -> TrainState:
     """Trains ``initial_state()`` (or resumes from the latest readable checkpoint) to ``segment.end``.
 
@@ -155,10 +156,14 @@ def run_segment(
     there (a crash can lose the tail of what was written; the steps after it are replayed and report
     the same again), and the reporter first forgets what it was told after that checkpoint, so
     nothing is duplicated. ``place`` puts the state and mask on the devices (sharding the replicate axis).
+    ``phases`` counts the time spent training, evaluating and saving (:mod:`jaxlth.timing`; measured
+    where the loop waits for the device anyway).
     """
-    found = checkpoints.restore_latest(
-        place(jax.eval_shape(initial_state)), segment.start, segment.end, accept=reporter.holds
-    )
+    phases = phases if phases is not None else timing.Phases()
+    with phases("checkpoints"):
+        found = checkpoints.restore_latest(
+            place(jax.eval_shape(initial_state)), segment.start, segment.end, accept=reporter.holds
+        )
     resumed = found is not None
     state, step = found if resumed else (initial_state(), segment.start)
     state, mask = place(state), place(mask)
@@ -166,7 +171,9 @@ def run_segment(
 
     density = mask_lib.replicate_density(mask, state.data_key.shape[0])
     if not resumed:
-        reporter.report(step, density, evaluate(program, state, data, segment.eval_train))
+        with phases("evaluation"):
+            metrics = evaluate(program, state, data, segment.eval_train)
+        reporter.report(step, density, metrics)
     points = boundaries(
         step,
         segment.end,
@@ -186,19 +193,25 @@ def run_segment(
     )
     diverged: set[int] = set()
     for point in points:
-        state, batch_metrics = program.train_chunk(state, mask, data, step, num_steps=point - step)
-        batch_loss, batch_acc = sharding.to_host(batch_metrics)
+        phases.step()
+        with phases("training"):  # to_host waits for the chunk
+            state, batch_metrics = program.train_chunk(state, mask, data, step, num_steps=point - step)
+            batch_loss, batch_acc = sharding.to_host(batch_metrics)
         _check_finite(state, batch_loss, segment, step, point, reporter, checkpoints, diverged)
         step = point
         if step % segment.eval_every == 0 or step == segment.end:
-            metrics = evaluate(program, state, data, segment.eval_train)
+            with phases("evaluation"):
+                metrics = evaluate(program, state, data, segment.eval_train)
             metrics.setdefault("train", {}).update(batch_loss=batch_loss, batch_accuracy=batch_acc)
             reporter.report(step, density, metrics)
             main = next(m for m in metrics["test"] if m != "loss")  # accuracy, or a text task's main metric
             shown = {"test_acc" if main == "accuracy" else f"test_{main}": f"{np.mean(metrics['test'][main]):.4f}"}
             bar.set_postfix(shown, refresh=False, loss=f"{np.mean(batch_loss):.4f}")
         if step % segment.checkpoint_every == 0 or step == segment.end:
-            checkpoints.save(step, state, {**program.data_state(step), "written": reporter.written(step)})
+            with phases("rows"):
+                written = reporter.written(step)
+            with phases("checkpoints"):
+                checkpoints.save(step, state, {**program.data_state(step), "written": written})
         bar.update(step - segment.start - bar.n)
     bar.close()
     return state

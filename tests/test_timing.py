@@ -1,0 +1,111 @@
+"""Where a run spends its time (jaxlth/timing.py): exclusive phases on a fake clock, the compilation
+counter on JAX's events, a run's ``took`` line and ``timing.json``, and ``python -m jaxlth.bench overhead``."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlth import experiments, timing
+from tests.conftest import ROOT, tiny_config
+
+
+def test_phases_are_exclusive_and_compilation_leaves_the_phase_that_asked():
+    now = [10.0]
+    phases = timing.Phases(clock=lambda: now[0])
+    now[0] += 1.0  # start-up: in no phase
+    phases.step()
+    with phases("training"):
+        now[0] += 2.0
+        with phases("rows"):  # a phase inside another pauses it
+            now[0] += 0.5
+        now[0] += 1.0
+        phases.on_duration(timing.COMPILED, 0.75)  # compiled while training: compilation, not training
+        phases.on_event(timing.CACHE_HIT)
+        phases.on_duration("/jax/some/other_duration", 5.0)  # not a compilation
+    phases.step()  # only the first step ends start-up
+    with phases("evaluation"):
+        now[0] += 0.25
+        elsewhere = threading.Thread(target=phases.on_duration, args=(timing.COMPILED, 0.1))
+        elsewhere.start()  # another thread's compilation: not the evaluation's time
+        elsewhere.join()
+    now[0] += 1.0
+    summary = phases.summary()
+    assert summary["phases"] == {
+        "training": 2.25,
+        "evaluation": 0.25,
+        "checkpoints": 0.0,
+        "rows": 0.5,
+        "figures": 0.0,
+        "compilation": pytest.approx(0.85),
+    }
+    assert summary["total"] == 5.75 and summary["start_up"] == 1.0
+    assert summary["other"] == pytest.approx(5.75 - 2.25 - 0.25 - 0.5 - 0.85)
+    assert (summary["compiled"], summary["loaded"]) == (1, 1)
+    assert timing.line(summary) == (
+        "took 5.8 s: training 2.2 s (39%), evaluation 0.2 s, checkpoints 0.0 s, rows 0.5 s, figures 0.0 s, "
+        "compilation 0.8 s, start-up 1.0 s; 1 programs compiled, 1 loaded from the cache"
+    )
+
+
+def test_the_counter_counts_a_fresh_compilation_and_a_cache_hit(tmp_path):
+    from jax.experimental.compilation_cache import compilation_cache
+
+    settings = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    saved = {name: getattr(jax.config, name) for name in settings}
+    compilation_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    x = np.arange(7, dtype=np.float32)
+    try:
+        phases = timing.Phases()
+        with phases.listening():
+            jax.jit(lambda v: v * 3.25 + 1.5)(x).block_until_ready()  # compiled, written to the cache
+            jax.clear_caches()
+            jax.jit(lambda v: v * 3.25 + 1.5)(x).block_until_ready()  # loaded from it
+        assert (phases.programs - phases.loaded, phases.loaded) == (1, 1)
+        jax.jit(lambda v: v - 1)(x)  # after the block: not counted
+        assert phases.programs == 2
+    finally:
+        compilation_cache.reset_cache()
+        for name, value in saved.items():
+            jax.config.update(name, value)
+
+
+def test_a_run_prints_where_its_time_went_and_writes_timing_json(tmp_path, capsys):
+    workdir = tmp_path / "w"
+    experiments.run(tiny_config(**{"train.steps": "8it"}), str(workdir))
+    out = capsys.readouterr().out
+    took = [line for line in out.splitlines() if line.startswith("took ")]
+    assert len(took) == 1 and "programs compiled" in took[0] and "training" in took[0], out
+    assert out.rstrip().endswith(took[0])  # the last line, after the report
+    summary = json.loads((workdir / "timing.json").read_text())
+    assert set(summary["phases"]) == set(timing.PHASES)
+    assert all(seconds >= 0 for seconds in summary["phases"].values()), summary
+    assert summary["phases"]["training"] > 0 and summary["phases"]["checkpoints"] > 0
+    assert 0 < summary["start_up"] < summary["total"]
+    assert summary["compiled"] + summary["loaded"] > 0
+
+
+@pytest.mark.slow
+def test_the_overhead_benchmark_prints_its_table():
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxlth.bench", "overhead", "--data", "synthetic", "--epochs", "1", "--cases", "train"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| LeNet recipe, 1 epoch |")]
+    assert [row.split(" | ")[1] for row in rows] == ["cold", "warm"], proc.stdout
+    for row in rows:
+        cells = row.strip("| ").split(" | ")
+        compiled, loaded = (int(n) for n in cells[4].split(" / "))
+        assert compiled + loaded > 0 and float(cells[-1]) > 1  # the whole process takes longer than its training
