@@ -152,7 +152,7 @@ def test_the_history_of_chosen_examples_is_each_replicates(programs, data):
 def test_accelerators_keep_the_vmapped_programs(data):
     scan = program("scan")
     assert scan.evaluate is scan._evaluate and scan.evaluate_metrics is scan._evaluate_metrics
-    assert hasattr(scan.train_chunk, "lower")  # one jitted chunk: vmap inside lax.scan
+    assert hasattr(scan._chunk, "lower")  # one jitted chunk: vmap inside one loop
     host = program("host")
     assert host.train_chunk == host._train_chunk_on_host and host.evaluate is host._evaluate
     assert_close(trained(scan, data, 2), trained(program("replicates"), data, 2))

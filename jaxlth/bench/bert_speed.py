@@ -160,7 +160,9 @@ class PlainBertLoop(conv_speed.PlainLoop):
 
     def train(self, params, batch_stats, opt_state, data: DeviceData, data_key, start: int, num_steps: int):
         """``num_steps`` steps from ``start``; returns the state and the ``(num_steps,)`` losses."""
-        first_epoch, perms = self.program._chunk_perms(data_key[None], start, num_steps=num_steps)
+        first_epoch, perms = self.program._chunk_perms(
+            data_key[None], start, num_epochs=self.program._epochs(num_steps)
+        )
         losses = []
         for step in range(start, start + num_steps):
             x, y, key = self.batch(

@@ -140,7 +140,9 @@ class PlainLoop:
 
     def train(self, params, batch_stats, opt_state, data: DeviceData, data_key, start: int, num_steps: int):
         """``num_steps`` steps from ``start``; returns the state and the ``(num_steps,)`` losses."""
-        first_epoch, perms = self.program._chunk_perms(data_key[None], start, num_steps=num_steps)
+        first_epoch, perms = self.program._chunk_perms(
+            data_key[None], start, num_epochs=self.program._epochs(num_steps)
+        )
         losses = []
         for step in range(start, start + num_steps):
             x, y = self.batch(data.train_images, data.train_labels, data_key, perms[0], first_epoch, jnp.int32(step))
@@ -185,7 +187,7 @@ def measure(program: Program, data: DeviceData, replicates: int, num_steps: int,
         state, _ = program.train_chunk(state, mask, data, 0, num_steps=num_steps)
         jax.block_until_ready(state)
         best = min(best, time.perf_counter() - start)
-    first_epoch, perms = program._chunk_perms(state.data_key, 0, num_steps=1)
+    first_epoch, perms = program._chunk_perms(state.data_key, 0, num_epochs=program._epochs(1))
     alone = program.spec.step_loop == "replicates"  # one replicate's step, run for each replicate
 
     def run(tree):

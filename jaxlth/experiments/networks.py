@@ -186,10 +186,10 @@ def mask_rows(
     labels = {"arm": arm, "level": level, "split": "mask"}
 
     def make(mask) -> list[dict]:
-        overall = sharding.to_host(mask_lib.density(mask, replicate_axis=True))
+        overall, layers = mask_lib.replicate_densities(mask)
         epoch = round(step / ctx.setup.steps_per_epoch, 4)
         rows = []
-        for layer, values in sharding.to_host(mask_lib.layer_density(mask, replicate_axis=True)).items():
+        for layer, values in layers.items():
             for i, value in enumerate(values):
                 for found in ctx.setup.grid.at(i, len(values), coordinates):
                     rows.append(

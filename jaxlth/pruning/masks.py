@@ -132,7 +132,19 @@ def replicate_density(mask: PyTree, replicates: int) -> np.ndarray:
     """``(R,)`` numpy: each replicate's fraction of prunable weights kept (ones for ``{}``, dense)."""
     if not jax.tree.leaves(mask):
         return np.ones(replicates)
-    return sharding.to_host(density(mask, replicate_axis=True))
+    return replicate_densities(mask)[0]
+
+
+def replicate_densities(mask: PyTree) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Numpy ``(R,)`` :func:`density` and ``{layer: (R,)}`` :func:`layer_density` (by layer name) of a
+    stacked mask, computed by one compiled program per mask structure (run eagerly, the same arithmetic
+    compiles five small programs for every layer shape)."""
+    return sharding.to_host(_replicate_densities(mask))
+
+
+@jax.jit
+def _replicate_densities(mask: PyTree) -> tuple[jax.Array, dict[str, jax.Array]]:
+    return density(mask, replicate_axis=True), layer_density(mask, replicate_axis=True)
 
 
 def num_prunable(mask: PyTree, replicate_axis: bool = False) -> int:

@@ -1,10 +1,11 @@
-"""The compiled programs of a training run: init, a chunk of steps in one ``lax.scan``, eval.
+"""The compiled programs of a training run: init, a chunk of steps in one loop, eval.
 
 The per-replicate mathematics is in :mod:`jaxlth.training.functions`; a :class:`Program` only
 binds it to one model, optimizer, schedule and data layout, ``jax.vmap``-s it over the leading
 replicate axis of the state and the mask (the dataset is shared, unbatched), and ``jax.jit``-s
-it. The steps between two evaluations run inside one ``lax.scan`` with the state donated, so a
-chunk costs one dispatch and no host synchronisation per step; with ``spec.step_loop == "host"``
+it. The steps between two evaluations run inside one ``lax.fori_loop`` with the state donated, so a
+chunk costs one dispatch and no host synchronisation per step, and its length is a traced value: one
+program serves every chunk that touches as many epochs; with ``spec.step_loop == "host"``
 a chunk is a host loop over one compiled step instead (XLA:CPU runs convolutions in a loop ~30x more
 slowly), and with ``"replicates"`` (conv nets on a CPU) that loop and the evaluations run one
 replicate at a time, each the program of a one-replicate run (:mod:`~jaxlth.training.per_replicate`:
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -56,17 +58,18 @@ jax.tree_util.register_dataclass(
 
 def _labels(labels) -> jax.Array:
     """Labels on the device: float32 scores (regression) stay floats, classes become int32."""
-    labels = jnp.asarray(labels)
-    return labels.astype(jnp.float32 if jnp.issubdtype(labels.dtype, jnp.floating) else jnp.int32)
+    labels = np.asarray(labels)
+    return jax.device_put(labels.astype(np.float32 if np.issubdtype(labels.dtype, np.floating) else np.int32))
 
 
 def to_device(dataset) -> DeviceData:
-    """Puts a :class:`~jaxlth.data.dataset.Dataset`'s arrays on the default device."""
-    extra = {split: (jnp.asarray(x), _labels(y)) for split, (x, y) in getattr(dataset, "extra_tests", {}).items()}
+    """Puts a :class:`~jaxlth.data.dataset.Dataset`'s arrays on the default device (``device_put``:
+    ``jnp.asarray`` would compile a program for each array's shape)."""
+    extra = {split: (jax.device_put(x), _labels(y)) for split, (x, y) in getattr(dataset, "extra_tests", {}).items()}
     return DeviceData(
-        jnp.asarray(dataset.train_images),
+        jax.device_put(dataset.train_images),
         _labels(dataset.train_labels),
-        jnp.asarray(dataset.test_images),
+        jax.device_put(dataset.test_images),
         _labels(dataset.test_labels),
         extra,
     )
@@ -102,11 +105,13 @@ class Program:
         self.init = jax.jit(lambda init_keys, data_keys: self._placed(jax.vmap(self._init_one)(init_keys, data_keys)))
         if spec.looped:  # XLA:CPU runs convolutions ~30x slower inside a loop (jax#12868)
             self._steps = jax.jit(self._one_step_of_all, donate_argnums=0)
-            self._perms = jax.jit(self._chunk_perms, static_argnames="num_steps")
+            self._perms = jax.jit(self._chunk_perms, static_argnames="num_epochs")
             alone = spec.step_loop == "replicates"
             self.train_chunk = self._train_chunk_by_replicate if alone else self._train_chunk_on_host
         else:
-            self.train_chunk = jax.jit(self._train_chunk, static_argnames="num_steps", donate_argnums=0)
+            # one program per number of epochs a chunk touches: its length is a traced value
+            self._chunk = jax.jit(self._train_chunk, static_argnames="num_epochs", donate_argnums=0)
+            self.train_chunk = self._train_chunk_of
         self._evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, None, None)))
         metrics_one = functools.partial(fn.evaluate_metrics, computing, spec)
         self._evaluate_metrics = jax.jit(jax.vmap(metrics_one, in_axes=(0, 0, None, None)))
@@ -202,10 +207,10 @@ class Program:
         if self.spec.looped:
             state, mask = self._as_run(state), self._as_run(mask)
             first_epoch, perms = jax.eval_shape(
-                functools.partial(self._chunk_perms, num_steps=num_steps), state.data_key, step
+                functools.partial(self._chunk_perms, num_epochs=self._epochs(num_steps)), state.data_key, step
             )
             return self._steps.lower(state, mask, perms, first_epoch, step, data)
-        return self.train_chunk.lower(state, mask, data, step, num_steps=num_steps)
+        return self._chunk.lower(state, mask, data, step, step, num_epochs=self._epochs(num_steps))
 
     def lower_evaluation(self, params: PyTree, batch_stats: PyTree, data: DeviceData):
         """The test-set evaluation, lowered like :meth:`lower_training`."""
@@ -223,11 +228,14 @@ class Program:
         """``stacked`` as the compiled programs take it: replicate 0's shapes with ``step_loop="replicates"``."""
         return per_replicate.first(stacked) if self.spec.step_loop == "replicates" else stacked
 
-    def _chunk_perms(self, data_key: jax.Array, start_step: jax.Array, *, num_steps: int):
-        """``(first_epoch, (R, epochs, N) orders)``: the data orders of the epochs a chunk touches."""
+    def _epochs(self, num_steps: int) -> int:
+        """How many epochs' data orders a chunk of ``num_steps`` steps needs, wherever it starts."""
+        return batching.epochs_touched(num_steps, self.spec.steps_per_epoch)
+
+    def _chunk_perms(self, data_key: jax.Array, start_step: jax.Array, *, num_epochs: int):
+        """``(first_epoch, (R, num_epochs, N) orders)``: the data orders of the epochs from ``start_step``'s on."""
         spec = self.spec
         first_epoch = jnp.asarray(start_step, jnp.int32) // spec.steps_per_epoch
-        num_epochs = batching.epochs_touched(num_steps, spec.steps_per_epoch)
         perms = jax.vmap(batching.chunk_permutations, (0, None, None, None))(
             data_key, first_epoch, num_epochs, spec.num_train
         )
@@ -241,13 +249,15 @@ class Program:
 
     def _train_chunk_on_host(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps: int):
         """:meth:`_train_chunk` as a loop on the host over one compiled step (``spec.looped``)."""
-        first_epoch, perms = self._perms(state.data_key, start_step, num_steps=num_steps)
-        losses, accuracies = [], []
+        first_epoch, perms = self._perms(state.data_key, start_step, num_epochs=self._epochs(num_steps))
+        loss_sum = acc_sum = None
         for step in range(int(start_step), int(start_step) + num_steps):
             state, (loss, acc) = self._steps(state, mask, perms, first_epoch, jnp.int32(step), data)
-            losses.append(loss)
-            accuracies.append(acc)
-        return state, (jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
+            if loss_sum is None:  # summed in step order from 0, as the compiled chunk sums them
+                loss_sum, acc_sum = jnp.zeros_like(loss), jnp.zeros_like(acc)
+            loss_sum, acc_sum = loss_sum + loss, acc_sum + acc
+        count = jnp.float32(num_steps)
+        return state, (loss_sum / count, acc_sum / count)
 
     def _train_chunk_by_replicate(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps):
         """:meth:`_train_chunk_on_host` one replicate at a time (``spec.step_loop="replicates"``): each
@@ -260,18 +270,30 @@ class Program:
 
         return per_replicate.each(chunk, state, mask)
 
-    def _train_chunk(self, state: TrainState, mask: PyTree, data: DeviceData, start_step: jax.Array, *, num_steps: int):
+    def _train_chunk_of(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps: int):
         """Trains all replicates from global ``start_step`` for ``num_steps`` steps.
 
         Returns the new state and ``(loss, accuracy)`` of the training batches, each ``(R,)``
-        averaged over the chunk's steps.
+        averaged over the chunk's steps. Chunks of other lengths that touch as many epochs run the
+        same compiled program (a level's chunks, a rewind point's, the last one of a run).
         """
+        num_epochs = self._epochs(num_steps)
+        return self._chunk(state, mask, data, start_step, np.int32(num_steps), num_epochs=num_epochs)
+
+    def _train_chunk(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, num_steps, *, num_epochs):
+        """:meth:`_train_chunk_of`, compiled: a loop of ``num_steps`` (traced) steps over ``num_epochs`` orders."""
         start_step = jnp.asarray(start_step, jnp.int32)
-        first_epoch, perms = self._chunk_perms(state.data_key, start_step, num_steps=num_steps)
+        first_epoch, perms = self._chunk_perms(state.data_key, start_step, num_epochs=num_epochs)
 
-        def body(state, step):
-            return self._one_step_of_all(state, mask, perms, first_epoch, step, data)
+        def step(i, state):
+            return self._one_step_of_all(state, mask, perms, first_epoch, start_step + i, data)
 
-        steps = start_step + jnp.arange(num_steps, dtype=jnp.int32)
-        state, (loss, acc) = lax.scan(body, state, steps)
-        return state, (jnp.mean(loss, axis=0), jnp.mean(acc, axis=0))
+        def body(i, carry):
+            state, (loss, acc) = step(i, carry[0])
+            return state, carry[1] + loss, carry[2] + acc
+
+        shapes = jax.eval_shape(step, 0, state)[1]
+        zeros = tuple(jnp.zeros(s.shape, s.dtype) for s in shapes)
+        state, loss_sum, acc_sum = lax.fori_loop(0, num_steps, body, (state, *zeros))
+        count = jnp.asarray(num_steps, jnp.float32)
+        return state, (loss_sum / count, acc_sum / count)

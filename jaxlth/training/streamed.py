@@ -110,24 +110,30 @@ class StreamProgram(Program):
     ):
         step_all = jax.vmap(self._step_given, in_axes=(0, 0, 0, 0, None))
 
-        def body(state, batch):
+        def body(carry, batch):  # the metrics summed in step order, as the device-data chunk sums them
             x, y, step = batch
-            return step_all(state, mask, x, y, step)
+            state, (loss, acc) = step_all(carry[0], mask, x, y, step)
+            return (state, carry[1] + loss, carry[2] + acc), None
 
         steps = start_step + jnp.arange(images.shape[0], dtype=jnp.int32)
-        state, (loss, acc) = lax.scan(body, state, (images, labels, steps))
-        return state, (jnp.mean(loss, axis=0), jnp.mean(acc, axis=0))
+        shapes = jax.eval_shape(step_all, state, mask, images[0], labels[0], steps[0])[1]
+        zeros = tuple(jnp.zeros(s.shape, s.dtype) for s in shapes)
+        (state, loss_sum, acc_sum), _ = lax.scan(body, (state, *zeros), (images, labels, steps))
+        count = jnp.float32(images.shape[0])
+        return state, (loss_sum / count, acc_sum / count)
 
     def _train_given_on_host(
         self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
     ):
         """:meth:`_train_given_chunk` as a host loop over one compiled step (``spec.looped``)."""
-        losses, accuracies = [], []
+        loss_sum = acc_sum = None
         for t in range(images.shape[0]):
             state, (loss, acc) = self._step_of_all(state, mask, images[t], labels[t], start_step + t)
-            losses.append(loss)
-            accuracies.append(acc)
-        return state, (jnp.mean(jnp.stack(losses), axis=0), jnp.mean(jnp.stack(accuracies), axis=0))
+            if loss_sum is None:
+                loss_sum, acc_sum = jnp.zeros_like(loss), jnp.zeros_like(acc)
+            loss_sum, acc_sum = loss_sum + loss, acc_sum + acc
+        count = jnp.float32(images.shape[0])
+        return state, (loss_sum / count, acc_sum / count)
 
     def _train_given_by_replicate(
         self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array

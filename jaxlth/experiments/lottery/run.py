@@ -70,6 +70,10 @@ class Lottery:
         self.total_steps = setup.total_steps
         block.check_rewind(config, self.rewind_step, self.total_steps)
         self.branches = block.branches(tuple(config.lottery.branches))
+        # one compiled transform per branch, for every level (a jit built per level compiles per level)
+        self.transforms = {
+            b.name: jax.jit(jax.vmap(functools.partial(_transform, b, config.lottery))) for b in self.branches
+        }
         self.fractions = block.fractions(config)
         self.copies = len(self.fractions)
         self.particles = int(config.lottery.average_copies)
@@ -207,8 +211,8 @@ class Lottery:
                         self.setup.replicate_keys(c.seed, stream + 1), self.setup.data_keys()
                     )
                     fresh = self.stacked({"params": state.params, "batch_stats": state.batch_stats})
-                fn = jax.jit(jax.vmap(lambda k, m, rw, fr: branch.transform(k, m, rw, fr, c.lottery)))
-                transformed["mask"], transformed["network"] = fn(keys, imp_mask, rewind, fresh)
+                compiled = self.transforms[branch.name]
+                transformed["mask"], transformed["network"] = compiled(keys, imp_mask, rewind, fresh)
             return transformed
 
         mask = self.mask(branch.name, level, lambda: transform()["mask"])
@@ -230,6 +234,11 @@ class Lottery:
             final = self.trained(IMP, level, mask, start, setup)
             for branch in self.branches:
                 self.branch(branch, level, mask, rewind)
+
+
+def _transform(branch: branches_lib.Branch, options, key, mask, rewind, fresh):
+    """``branch``'s transform of one stacked network (``options``: the lottery block)."""
+    return branch.transform(key, mask, rewind, fresh, options)
 
 
 def run(ctx: Context) -> None:
