@@ -8,7 +8,7 @@ resume after a crash that cost rows starts from a checkpoint whose rows are all 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -31,8 +31,20 @@ class Recorder:
         setting's values (:meth:`jaxlth.training.hyper.Grid.at`)."""
         return self.context.setup.grid.at(i, count or self.count or i + 1, self.coordinates)
 
+    def mine(self) -> Callable[[dict], bool]:
+        """A predicate: the row is one of this segment's networks' (its labels, and for the labels a
+        network's coordinates give, such as ``arm`` and ``level`` of masks trained in one stack, one
+        network's coordinates)."""
+        if not self.coordinates:
+            return records.matches(self.labels)
+        each = [c for item in self.coordinates for c in (item if isinstance(item, list) else [item])]
+        given = {k for c in each for k in c}
+        common = records.matches({k: v for k, v in self.labels.items() if k not in given})
+        networks = {tuple(sorted(as_written({k: c.get(k, self.labels.get(k)) for k in given}).items())) for c in each}
+        return lambda row: common(row) and tuple(sorted((k, row.get(k)) for k in given)) in networks
+
     def restart(self, step: int, end: int, resumed: bool) -> None:
-        mine = records.matches(self.labels)
+        mine = self.mine()
 
         def stale(row: dict) -> bool:
             if row.get("split") not in TRAINING_SPLITS or not mine(row) or int(row["step"]) > end:
