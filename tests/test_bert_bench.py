@@ -44,7 +44,7 @@ def test_the_plain_loop_computes_jaxlths_steps_with_the_same_dropout():
     for ours, theirs in zip(jax.tree.leaves(state.params), jax.tree.leaves(out[0])):
         np.testing.assert_allclose(ours[0], theirs, atol=1e-6)
     # dropout acts: the shared keys, not its absence, make the two agree
-    first_epoch, perms = program._chunk_perms(state.data_key, 0, num_steps=1)
+    first_epoch, perms = program._chunk_perms(state.data_key, 0, num_epochs=program._epochs(1))
     x, _, key = plain.batch(device.train_images, device.train_labels, state.data_key[0], perms[0], first_epoch, 0)
     params = out[0]
     train = program.model.apply({"params": params}, x, train=True, rngs={"dropout": key})
