@@ -83,3 +83,12 @@ def held_bytes(inputs: PyTree, outputs: PyTree) -> int:
 
 def _bytes(tree: PyTree) -> int:
     return sum(int(x.size) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def mean_in_step_order(metrics: list[tuple[jax.Array, ...]]) -> tuple[jax.Array, ...]:
+    """Means of a host loop's ``[(loss, accuracy)]`` (each ``(R,)``), summed in step order from 0 as the
+    compiled chunk sums them (the same bits)."""
+    sums = functools.reduce(
+        lambda a, b: [x + y for x, y in zip(a, b)], metrics, [jnp.zeros_like(m) for m in metrics[0]]
+    )
+    return tuple(total / jnp.float32(len(metrics)) for total in sums)

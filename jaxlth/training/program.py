@@ -250,14 +250,11 @@ class Program:
     def _train_chunk_on_host(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps: int):
         """:meth:`_train_chunk` as a loop on the host over one compiled step (``spec.looped``)."""
         first_epoch, perms = self._perms(state.data_key, start_step, num_epochs=self._epochs(num_steps))
-        loss_sum = acc_sum = None
+        metrics = []
         for step in range(int(start_step), int(start_step) + num_steps):
-            state, (loss, acc) = self._steps(state, mask, perms, first_epoch, jnp.int32(step), data)
-            if loss_sum is None:  # summed in step order from 0, as the compiled chunk sums them
-                loss_sum, acc_sum = jnp.zeros_like(loss), jnp.zeros_like(acc)
-            loss_sum, acc_sum = loss_sum + loss, acc_sum + acc
-        count = jnp.float32(num_steps)
-        return state, (loss_sum / count, acc_sum / count)
+            state, step_metrics = self._steps(state, mask, perms, first_epoch, jnp.int32(step), data)
+            metrics.append(step_metrics)
+        return state, per_replicate.mean_in_step_order(metrics)
 
     def _train_chunk_by_replicate(self, state: TrainState, mask: PyTree, data: DeviceData, start_step, *, num_steps):
         """:meth:`_train_chunk_on_host` one replicate at a time (``spec.step_loop="replicates"``): each
@@ -274,8 +271,7 @@ class Program:
         """Trains all replicates from global ``start_step`` for ``num_steps`` steps.
 
         Returns the new state and ``(loss, accuracy)`` of the training batches, each ``(R,)``
-        averaged over the chunk's steps. Chunks of other lengths that touch as many epochs run the
-        same compiled program (a level's chunks, a rewind point's, the last one of a run).
+        averaged over the chunk's steps; chunks touching as many epochs share one compiled program.
         """
         num_epochs = self._epochs(num_steps)
         return self._chunk(state, mask, data, start_step, np.int32(num_steps), num_epochs=num_epochs)

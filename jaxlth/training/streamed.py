@@ -126,14 +126,11 @@ class StreamProgram(Program):
         self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
     ):
         """:meth:`_train_given_chunk` as a host loop over one compiled step (``spec.looped``)."""
-        loss_sum = acc_sum = None
+        metrics = []
         for t in range(images.shape[0]):
-            state, (loss, acc) = self._step_of_all(state, mask, images[t], labels[t], start_step + t)
-            if loss_sum is None:
-                loss_sum, acc_sum = jnp.zeros_like(loss), jnp.zeros_like(acc)
-            loss_sum, acc_sum = loss_sum + loss, acc_sum + acc
-        count = jnp.float32(images.shape[0])
-        return state, (loss_sum / count, acc_sum / count)
+            state, step_metrics = self._step_of_all(state, mask, images[t], labels[t], start_step + t)
+            metrics.append(step_metrics)
+        return state, per_replicate.mean_in_step_order(metrics)
 
     def _train_given_by_replicate(
         self, state: TrainState, mask: PyTree, images: jax.Array, labels: jax.Array, start_step: jax.Array
