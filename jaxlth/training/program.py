@@ -286,10 +286,9 @@ class Program:
 
         def body(i, carry):
             state, (loss, acc) = step(i, carry[0])
-            return state, carry[1] + loss, carry[2] + acc
+            return state, carry[1] + loss.astype(jnp.float32), carry[2] + acc.astype(jnp.float32)
 
-        shapes = jax.eval_shape(step, 0, state)[1]
-        zeros = tuple(jnp.zeros(s.shape, s.dtype) for s in shapes)
-        state, loss_sum, acc_sum = lax.fori_loop(0, num_steps, body, (state, *zeros))
+        zeros = jnp.zeros(state.data_key.shape[:1], jnp.float32)  # (R,): no second trace of the step for shapes
+        state, loss_sum, acc_sum = lax.fori_loop(0, num_steps, body, (state, zeros, zeros))
         count = jnp.asarray(num_steps, jnp.float32)
         return state, (loss_sum / count, acc_sum / count)
