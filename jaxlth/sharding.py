@@ -134,5 +134,11 @@ def describe(mesh: Mesh | None) -> str:
 
 
 def copy(tree: PyTree) -> PyTree:
-    """A fresh device copy of every array leaf (to keep a state whose buffers get donated)."""
+    """A fresh device copy of every array leaf (to keep a state whose buffers get donated), with its
+    sharding. Within one process a runtime copy that compiles nothing (``jnp.array(x, copy=True)``
+    compiles a program per leaf shape: 7 for a LeNet state); arrays spread over several processes
+    keep that compiled copy (XLA aborts the runtime copy of such an array)."""
+    leaves = jax.tree.leaves(tree)
+    if all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves):
+        return jax.device_put(tree, may_alias=False)
     return jax.tree.map(lambda x: jax.numpy.array(x, copy=True), tree)
