@@ -137,7 +137,7 @@ def copy(tree: PyTree) -> PyTree:
     """A fresh device copy of every array leaf (to keep a state whose buffers get donated), with its
     sharding. Within one process a runtime copy that compiles nothing (``jnp.array(x, copy=True)``
     compiles a program per leaf shape: 7 for a LeNet state); arrays spread over several processes
-    keep that compiled copy (XLA aborts the runtime copy of such an array)."""
+    keep that compiled copy, the path tests/test_processes.py checks."""
     leaves = jax.tree.leaves(tree)
     if all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves):
         return jax.device_put(tree, may_alias=False)
