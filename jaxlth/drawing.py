@@ -1,5 +1,6 @@
 """How jaxlth draws: axes, the weights-remaining axis, layer colours, saving figures, and the figure
-several experiments share (accuracy against weights remaining).
+several experiments share (accuracy against weights remaining, or against compression, nonzero
+parameters or FLOPs: :func:`accuracy_vs`).
 
 Functions given ``ax=None`` draw on a new pyplot figure (inline in a notebook; matplotlib falls back
 to the Agg backend without a display). :func:`write_figures` never touches pyplot: it draws on
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import storage, tables
+from jaxlth.errors import UserError
 from jaxlth.legend import Arms
 
 FIGURE_SIZE = (7, 4.5)
@@ -31,28 +33,51 @@ def new_axes(ax):
     return ax
 
 
-def percent_ticks(ax, percents, max_ticks: int = 12) -> None:
-    """Major ticks of a log axis at the measured percentages, thinned to at most ``max_ticks``."""
+def percent_ticks(ax, percents, max_ticks: int = 12, fmt: Callable[[float], str] = "{:.3g}".format) -> None:
+    """Major ticks of a log axis at the measured values (percentages, counts), thinned to at most
+    ``max_ticks``, labelled by ``fmt``."""
     from matplotlib import ticker
 
-    values = sorted({round(float(p), 6) for p in percents}, reverse=True)
+    values = sorted({round(float(p), 6) for p in percents if np.isfinite(p)}, reverse=True)
     if not values:
         return
     stride = math.ceil(len(values) / max_ticks)
     shown = values[::stride]
     ax.xaxis.set_major_locator(ticker.FixedLocator(shown))
-    ax.xaxis.set_major_formatter(ticker.FixedFormatter([f"{v:.3g}" for v in shown]))
+    ax.xaxis.set_major_formatter(ticker.FixedFormatter([fmt(v) for v in shown]))
     ax.xaxis.set_minor_locator(ticker.NullLocator())
 
 
 def weights_axis(ax, percents, label: str = "Weights remaining (%)") -> None:
     """A log x axis of the percentage of weights remaining, dense on the left, ticks at ``percents``."""
-    values = [float(p) for p in percents]
+    log_axis(ax, percents, label, dense_left="largest")
+
+
+def log_axis(ax, values, label: str, dense_left: str = "largest", fmt: Callable[[float], str] = "{:.3g}".format):
+    """A log x axis ticked at the measured ``values``; the dense network on the left: ``dense_left``
+    ``"largest"`` reverses the axis (weights, parameters, FLOPs), ``"smallest"`` keeps it (compression)."""
+    values = [float(v) for v in values if np.isfinite(v)]
     ax.set_xscale("log")
-    percent_ticks(ax, values)
+    percent_ticks(ax, values, fmt=fmt)
     if values:
-        ax.set_xlim(max(values) * 1.15, min(values) / 1.15)
+        low, high = min(values) / 1.15, max(values) * 1.15
+        ax.set_xlim((high, low) if dense_left == "largest" else (low, high))
     ax.set_xlabel(label)
+
+
+# x of accuracy_vs -> (summary column, axis label, which end is dense, tick format, title's noun)
+X_AXES = {
+    "density": ("percent_remaining", "Weights remaining (%)", "largest", "{:.3g}".format, "weights remaining"),
+    "compression": (
+        "compression",
+        "Compression ratio (total / nonzero parameters)",
+        "smallest",
+        lambda v: f"{v:.3g}x",
+        "compression",
+    ),
+    "nonzero": ("nonzero_params", "Nonzero parameters", "largest", lambda v: tables.si(v), "nonzero parameters"),
+    "flops": ("flops", "FLOPs per example (multiply-adds)", "largest", lambda v: tables.si(v), "FLOPs"),
+}
 
 
 def layer_colors(n: int) -> list:
@@ -104,19 +129,50 @@ def accuracy_vs_weights(
     arms: Arms = Arms(),
     dense_label: str = "dense",
 ):
-    """Final ``split`` ``metric`` against % of weights remaining, one line per arm.
+    """:func:`accuracy_vs` against % of weights remaining (``x="density"``)."""
+    return accuracy_vs(table, ax, metric, split, title, arms, dense_label)
 
-    The x axis is logarithmic and reversed (100% on the left, as in the lottery-ticket papers);
-    lines are means over replicates with ±1 std shaded; the main arm is drawn first and on top. The
-    dense network, mean ± std, is a grey horizontal band (:func:`jaxlth.tables.dense_reference`; an
-    arm with only that dense level is the band, not a line) named ``dense_label``. Returns the Axes.
+
+def accuracy_vs(
+    table: pd.DataFrame,
+    ax=None,
+    metric: str = "accuracy",
+    split: str = "test",
+    title: str | None = None,
+    arms: Arms = Arms(),
+    dense_label: str = "dense",
+    x: str = "density",
+    costs: pd.DataFrame | None = None,
+):
+    """Final ``split`` ``metric`` against ``x``, one line per arm: trade-off curves as Blalock et al.
+    (2020) ask for them, every level a point, the dense baseline, std over replicates.
+
+    ``x``: ``"density"`` (% of weights remaining), ``"compression"`` (total / nonzero parameters),
+    ``"nonzero"`` (nonzero parameters) or ``"flops"`` (multiply-adds per example of the masked
+    network); all but ``density`` need ``costs`` (a lottery run's ``run.costs()``), each arm's point
+    the mean over its replicates. The x axis is logarithmic with the dense network on the left (100%
+    weights, compression 1, all parameters and FLOPs, as in the lottery-ticket papers); lines are
+    means over replicates with ±1 std shaded; the main arm is drawn first and on top. The dense
+    network, mean ± std, is a grey horizontal band (:func:`jaxlth.tables.dense_reference`; an arm with
+    only that dense level is the band, not a line) named ``dense_label``. Returns the Axes.
 
     Raises:
+      UserError: for an unknown ``x``, or one that needs ``costs`` without them.
       ValueError: when the table holds no final ``split``/``metric`` measurements.
     """
-    stats = tables.summary(table, split, metric, arms)
+    if x not in X_AXES:
+        raise UserError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+    if x != "density" and costs is None:
+        raise UserError(
+            f"x={x!r} needs the costs of the run's masks: pass the run (jaxlth.plots.accuracy_vs(run, x={x!r})) "
+            "or costs=run.costs()"
+        )
+    column, label, dense_left, fmt, noun = X_AXES[x]
+    stats = tables.summary(table, split, metric, arms, costs if x != "density" else None)
     if stats.empty:
         raise ValueError(f"the results table holds no {split} {metric} measurements to plot")
+    if stats[column].isna().all():
+        raise ValueError(f"the costs hold none of the networks of the table's {split} {metric} measurements")
     ax = new_axes(ax)
     factor = tables.scale(metric)
     dense = tables.dense_reference(stats, arms)
@@ -136,14 +192,14 @@ def accuracy_vs_weights(
         drawn.remove(dense["arm"])
     main_arm = arms.main if arms.main in drawn else (drawn[0] if drawn else None)
     for i, arm in enumerate(drawn):
-        rows = stats[stats["arm"] == arm].sort_values("level")
-        x = rows["percent_remaining"].to_numpy()
+        rows = stats[(stats["arm"] == arm) & stats[column].notna()].sort_values("level")
+        xs = rows[column].to_numpy(float)
         y = factor * rows["mean"].to_numpy()
         s = factor * np.nan_to_num(rows["std"].to_numpy())
         main = arm == main_arm
         color = f"C{i % 10}"  # the main arm, first in the order, gets matplotlib's first colour
         ax.plot(
-            x,
+            xs,
             y,
             marker="o",
             markersize=5 if main else 3.5,
@@ -152,10 +208,10 @@ def accuracy_vs_weights(
             label=arms.label(arm),
             zorder=4 if main else 3,
         )
-        ax.fill_between(x, y - s, y + s, color=color, alpha=0.25 if main else 0.15, linewidth=0, zorder=2)
-    weights_axis(ax, stats["percent_remaining"])
+        ax.fill_between(xs, y - s, y + s, color=color, alpha=0.25 if main else 0.15, linewidth=0, zorder=2)
+    log_axis(ax, stats[column], label, dense_left, fmt)
     ax.set_ylabel(tables.metric_label(split, metric))
-    ax.set_title(title or f"{tables.metric_label(split, metric).replace(' (%)', '')} vs. weights remaining")
+    ax.set_title(title or f"{tables.metric_label(split, metric).replace(' (%)', '')} vs. {noun}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small")
     return ax

@@ -7,9 +7,12 @@ a notebook::
     run = jaxlth.results.load("runs/lenet_lottery")
     print(jaxlth.plots.format_summary(run.table))
     jaxlth.plots.accuracy_vs_weights(run.table)
+    jaxlth.plots.accuracy_vs(run, x="flops")   # a lottery run: against its masks' FLOPs
 
 Here: the tables every experiment's rows make (:func:`final_metrics`, :func:`summary`,
-:func:`format_summary`), the accuracy against weights remaining (:func:`accuracy_vs_weights`), all
+:func:`format_summary`; given a lottery run, with what its networks cost: ``run.costs()``), the
+accuracy against weights remaining (:func:`accuracy_vs_weights`) or against compression, nonzero
+parameters or FLOPs (:func:`accuracy_vs`), all
 labelled and ordered by the arms the table's experiment declares, and runs side by side
 (:mod:`jaxlth.compare`). Every other name is a table or figure an experiment declares
 (``Experiment.figures``, in ``jaxlth/experiments/<name>/``): ``dir(jaxlth.plots)`` lists them, and
@@ -50,6 +53,8 @@ __all__ = [
     "summary",
     "format_summary",
     "accuracy_vs_weights",
+    "accuracy_vs",
+    "table_and_costs",
     "COMPARE_FIGURE",
     "BARRIER_COMPARE_FIGURE",
     "comparison_table",
@@ -78,14 +83,26 @@ def final_metrics(table: pd.DataFrame, split: str = "test", metric: str = "accur
     return tables.final_metrics(table, split, metric, arms_of(table))
 
 
-def summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
-    """:func:`jaxlth.tables.summary` with the table's arms."""
-    return tables.summary(table, split, metric, arms_of(table))
+def table_and_costs(table_or_run, costs: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(table, costs)`` of a results table (no costs) or of a loaded run (``run.table`` and, with
+    ``costs`` and a reader that counts them, ``run.costs()``: a lottery run's)."""
+    if isinstance(table_or_run, pd.DataFrame):
+        return table_or_run, None
+    counted = table_or_run.costs() if costs and hasattr(table_or_run, "costs") else None
+    return table_or_run.table, counted
 
 
-def format_summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy") -> str:
-    """:func:`jaxlth.tables.format_summary` with the table's arms."""
-    return tables.format_summary(table, split, metric, arms_of(table))
+def summary(table, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
+    """:func:`jaxlth.tables.summary` with the table's arms; given a run that counts its costs instead of
+    its table (a lottery run), with its cost columns (``nonzero_params``, ``compression``, ``flops``, ...)."""
+    table, costs = table_and_costs(table)
+    return tables.summary(table, split, metric, arms_of(table), costs)
+
+
+def format_summary(table, split: str = "test", metric: str = "accuracy") -> str:
+    """:func:`jaxlth.tables.format_summary` with the table's arms (given a lottery run: with its costs)."""
+    table, costs = table_and_costs(table)
+    return tables.format_summary(table, split, metric, arms_of(table), costs)
 
 
 def accuracy_vs_weights(
@@ -93,6 +110,24 @@ def accuracy_vs_weights(
 ):
     """:func:`jaxlth.drawing.accuracy_vs_weights` with the table's arms."""
     return drawing.accuracy_vs_weights(table, ax, metric, split, title, arms_of(table))
+
+
+def accuracy_vs(
+    table_or_run,
+    ax=None,
+    x: str = "density",
+    metric: str = "accuracy",
+    split: str = "test",
+    title: str | None = None,
+    costs: pd.DataFrame | None = None,
+):
+    """:func:`jaxlth.drawing.accuracy_vs` with the table's arms: final accuracy against ``x`` in
+    ``density`` (% weights remaining), ``compression``, ``nonzero`` (parameters) or ``flops``
+    (multiply-adds per example). All but ``density`` need a run that counts its costs
+    (``jaxlth.results.load(workdir)`` of a lottery run) or ``costs=run.costs()`` beside a table."""
+    table, counted = table_and_costs(table_or_run, costs is None and x != "density")
+    costs = costs if costs is not None else counted
+    return drawing.accuracy_vs(table, ax, metric, split, title, arms_of(table), x=x, costs=costs)
 
 
 def declared() -> dict[str, Any]:

@@ -17,6 +17,10 @@ import pandas as pd
 from jaxlth.legend import Arms
 from jaxlth.training import hyper
 
+# What a network costs (jaxlth.analysis.costs): every parameter, the prunable ones, those a mask keeps with
+# every one outside it, total / nonzero, and multiply-adds per example of the dense and the masked network.
+COSTS = ("total_params", "prunable_params", "nonzero_params", "compression", "dense_flops", "flops")
+
 
 def sort_by_arm(frame: pd.DataFrame, arms: Arms, *columns: str) -> pd.DataFrame:
     """``frame`` sorted by arm (legend order), then by ``columns``."""
@@ -83,23 +87,58 @@ def final_metrics(
     return sort_by_arm(last[columns], arms, "level", "replicate")
 
 
-def summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy", arms: Arms = Arms()) -> pd.DataFrame:
+def summary(
+    table: pd.DataFrame,
+    split: str = "test",
+    metric: str = "accuracy",
+    arms: Arms = Arms(),
+    costs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Final values aggregated over replicates, one row per (arm, level).
 
     Returns columns ``arm, level, density`` (mean fraction kept), ``percent_remaining``
     (``100 * density``), ``mean``, ``std`` (over replicates, ``ddof=1``, NaN when ``n == 1``)
-    and ``n`` (replicates), in the units of ``value`` (accuracy as a fraction).
+    and ``n`` (replicates), in the units of ``value`` (accuracy as a fraction). With ``costs`` (one
+    row per network: ``arm, level, replicate``, coordinates, and cost columns, e.g. a lottery run's
+    ``run.costs()``), each cost column follows, its mean over the replicates measured (NaN where no
+    mask was counted): ``total_params``, ``nonzero_params``, ``compression``, ``flops``, ...
     """
     final = final_metrics(table, split, metric, arms)
     columns = ["arm", "level", "density", "percent_remaining", "mean", "std", "n"]
+    extra = cost_columns(costs, table) if costs is not None else []
     if final.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=columns + extra)
+    if extra:
+        per_network = matching(costs, table).groupby(["arm", "level", "replicate"])[extra].mean().reset_index()
+        final = final.merge(per_network, on=["arm", "level", "replicate"], how="left")
     grouped = final.groupby(["arm", "level"], sort=False)
     out = grouped.agg(
-        density=("density", "mean"), mean=("value", "mean"), std=("value", "std"), n=("value", "size")
+        density=("density", "mean"),
+        mean=("value", "mean"),
+        std=("value", "std"),
+        n=("value", "size"),
+        **{c: (c, "mean") for c in extra},
     ).reset_index()
     out["percent_remaining"] = 100.0 * out["density"]
-    return sort_by_arm(out[columns], arms, "level")
+    return sort_by_arm(out[columns + extra], arms, "level")
+
+
+def cost_columns(costs: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """The columns of :data:`COSTS` that ``costs`` holds (and ``table`` does not)."""
+    return [c for c in COSTS if c in costs.columns and c not in table.columns]
+
+
+def matching(costs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``costs`` whose coordinates shared with ``table`` (``prune_fraction``, swept fields)
+    take values ``table``'s rows take: one fraction's or setting's networks for its rows."""
+    shared = [c for c in costs.columns if c in table.columns and c not in ("arm", "level", "replicate", *COSTS)]
+    keep = np.ones(len(costs), bool)
+    for column in shared:
+        values = pd.to_numeric(table[column], errors="coerce").dropna().unique()
+        mine = pd.to_numeric(costs[column], errors="coerce").to_numpy(float)
+        keep &= np.isclose(mine[:, None], np.asarray(values, float)[None, :], rtol=0, atol=1e-9).any(axis=1)
+    rows = costs[keep]
+    return rows.astype({"level": int, "replicate": int})
 
 
 def dense_reference(stats: pd.DataFrame, arms: Arms = Arms()) -> pd.Series | None:
@@ -151,22 +190,41 @@ def render(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     return ["  ".join(text.rjust(width) for text, width in zip(r, widths)) for r in [header, *body]]
 
 
-def format_summary(table: pd.DataFrame, split: str = "test", metric: str = "accuracy", arms: Arms = Arms()) -> str:
+def si(value: float, digits: int = 3) -> str:
+    """A count in SI units, ``digits`` significant: ``40813184 -> "40.8M"``, ``266200 -> "266k"``."""
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}g}{unit}"
+    return f"{value:.{digits}g}"
+
+
+def format_summary(
+    table: pd.DataFrame,
+    split: str = "test",
+    metric: str = "accuracy",
+    arms: Arms = Arms(),
+    costs: pd.DataFrame | None = None,
+) -> str:
     """A text table for the terminal: one row per level, ``mean ± std`` of each arm as columns.
 
     Accuracies are printed in percent with two decimals; ``% weights`` is the mean percentage of
     prunable weights remaining (the main arm's where present, else all arms'); ``-`` marks an arm
-    without that level.
+    without that level. With ``costs`` (:func:`summary`) the same networks' nonzero parameters,
+    compression (total / nonzero parameters) and FLOPs (multiply-adds per example) follow ``% weights``.
     """
-    stats = summary(table, split, metric, arms)
+    stats = summary(table, split, metric, arms, costs)
     if stats.empty:
         return f"no final {split} {metric} measurements yet"
     factor = scale(metric)
     order = arms.order(stats["arm"].unique())
     levels = sorted(stats["level"].unique())
-    reference = stats[stats["arm"] == arms.main] if (stats["arm"] == arms.main).any() else stats
-    remaining = stats.groupby("level")["percent_remaining"].mean()
-    remaining.update(reference.groupby("level")["percent_remaining"].mean())
+    main = stats["arm"] == arms.main
+    reference = stats[main] if main.any() else stats
+
+    def per_level(column: str) -> pd.Series:
+        values = stats.groupby("level")[column].mean()
+        values.update(reference.groupby("level")[column].mean())
+        return values
 
     def cell(arm: str, level: int) -> str:
         row = stats[(stats["arm"] == arm) & (stats["level"] == level)]
@@ -174,8 +232,26 @@ def format_summary(table: pd.DataFrame, split: str = "test", metric: str = "accu
             return "-"
         return pm_cell(factor * row["mean"].iloc[0], factor * row["std"].iloc[0])
 
-    header = ["level", "% weights", *order]
-    body = [[str(level), f"{remaining[level]:.2f}", *(cell(arm, level) for arm in order)] for level in levels]
+    shown = {"% weights": (per_level("percent_remaining"), lambda v: f"{v:.2f}")}
+    counted = [c for c in ("nonzero_params", "compression", "flops") if c in stats.columns]
+    if counted and stats[counted].notna().any().all():
+        shown["nonzero"] = (per_level("nonzero_params"), lambda v: f"{v:,.0f}")
+        shown["compression"] = (per_level("compression"), lambda v: f"{v:.2f}x")
+        shown["FLOPs"] = (per_level("flops"), si)
+
+    def number(column: str, level: int) -> str:
+        values, show = shown[column]
+        return "-" if level not in values.index or np.isnan(values[level]) else show(values[level])
+
+    header = ["level", *shown, *order]
+    body = [[str(level), *(number(c, level) for c in shown), *(cell(arm, level) for arm in order)] for level in levels]
     unit = metric_label(split, metric)[len(split) + 1 + len(metric) :]  # " (%)", " (x100)" or ""
     title = f"final {split} {metric}{unit}, mean ± std over replicates"
+    if "FLOPs" in shown and {"total_params", "dense_flops"} <= set(stats.columns):
+        dense = stats[["total_params", "dense_flops"]].max()
+        title += (
+            f"\nnonzero parameters, compression (total / nonzero) and FLOPs (multiply-adds per example): "
+            f"{arms.label(reference['arm'].iloc[0])}'s networks; dense {dense['total_params']:,.0f} "
+            f"parameters, {si(dense['dense_flops'], 4)} FLOPs"
+        )
     return "\n".join([title, *render(header, body)])

@@ -1,5 +1,5 @@
-"""A lottery run read back: its prune fractions, and the ``R * F`` networks of a sweep selected by
-``prune_fraction=``."""
+"""A lottery run read back: its prune fractions, the ``R * F`` networks of a sweep selected by
+``prune_fraction=``, and what every level's networks cost (:meth:`LotteryRun.costs`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import runs
+from jaxlth.experiments import run_costs
 from jaxlth.experiments.networks import PRETRAIN
 
 
@@ -30,3 +31,11 @@ class LotteryRun(runs.Run):
         if "prune_fraction" not in table and len(self.fractions) == 1:
             table = table.assign(prune_fraction=np.where(table["arm"] == PRETRAIN, np.nan, self.fractions[0]))
         return table
+
+    def costs(self, arms=None) -> pd.DataFrame:
+        """What each network of every saved mask costs, one row per ``arm, level, replicate`` (and
+        ``prune_fraction``, swept fields): ``total_params``, ``prunable_params``, ``nonzero_params``,
+        ``compression`` (total / nonzero), ``dense_flops`` and ``flops`` (multiply-adds per example,
+        each layer's count times its density), counted from the masks and the traced model without the
+        data (:func:`jaxlth.experiments.run_costs.costs_table`). ``arms``: default every arm with masks."""
+        return run_costs.costs_table(self, arms)
