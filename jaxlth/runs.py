@@ -290,6 +290,13 @@ class Run:
             level = self.level(None, arm) if self.levels(arm) else 0
         return self.select(self.load(f"{arm}/{level_name(level)}/mask"), replicate, **coordinates)
 
+    def export(self, path: str, level: int | None = None, arm: str | None = None, replicate: int = 0, **options) -> str:
+        """Writes one network with its mask to the new folder ``path``, loadable with jax alone
+        (:func:`jaxlth.export.from_run`: ``which``, ``sparse=True`` for BCOO kernels, stacked coordinates)."""
+        from jaxlth import export  # (jax.export and the run's data only when asked)
+
+        return export.from_run(self, path, level, arm, replicate, **options)
+
 
 def leading(tree: PyTree) -> int:
     """The size of the leading axis of a nested dict of arrays (0 when it holds none)."""

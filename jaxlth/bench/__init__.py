@@ -1,4 +1,5 @@
-"""Benchmarks: ``python -m jaxlth.bench [train|lottery|instability|landscape|scores|pruning|conv|load|overhead|all]``.
+"""Benchmarks: ``python -m jaxlth.bench SUITE``, SUITE one of train, lottery, instability, landscape, scores,
+pruning, conv, load, overhead, export, all.
 
 Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``). ``train --model vit_tiny``
 times a Vision Transformer instead of LeNet (:mod:`jaxlth.bench.vit_speed`: steps/s per replicate
@@ -50,6 +51,10 @@ against reading the file's bytes.
 lottery level with a cold and a warm compilation cache: time to the first training step, programs
 compiled and loaded, the time in evaluation, checkpoints, rows and figures, and the whole process over
 its training.
+
+``export`` (:mod:`jaxlth.bench.export_speed`; its own options ``--models``, ``--densities``, ``--batches``,
+``--repeats``; not in ``all``) times the forward pass of an exported LeNet-300-100 and a wider MLP
+(:mod:`jaxlth.export`), dense against BCOO kernels at 20%, 5% and 1% density, batches of 1 and 1,000.
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -174,6 +179,11 @@ def main(argv: list[str] | None = None) -> None:
         from jaxlth.bench import overhead
 
         overhead.main(argv[1:])
+        return
+    if argv[:1] == ["export"]:  # its own options: jaxlth.bench.export_speed
+        from jaxlth.bench import export_speed
+
+        export_speed.main(argv[1:])
         return
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
