@@ -6,7 +6,9 @@ Three analyses over one shared scaffold (:mod:`.scaffold`), each run when config
 * :mod:`.levels` (``between_levels``, needs ``source_workdir``): successive IMP levels;
 * :mod:`.perturb` (``perturb_scales``): robustness of the rewind point to perturbation;
 * :mod:`.seeds` (``seed_pairs``): the dense networks of different seeds (replicates r, r + 1);
-* :mod:`.tickets` (``ticket_vs_reinit``): the source's IMP levels against their random reinitialisation.
+* :mod:`.tickets` (``ticket_vs_reinit``): the source's IMP levels against their random reinitialisation;
+* :mod:`.init_to_final` (``init_to_final``): each network's start against its trained end, the dense
+  network of this run and every IMP level of the source (Frankle 2020; Vlaar & Frankle 2022).
 
 The folder: ``block`` (the config block), ``run``, ``arms``, ``streams``, ``reader``
 (``run.copies(...)``), ``barrier_tables``, ``figures`` and ``alignment_figures``.
@@ -24,7 +26,9 @@ and of the perturbed groups (``arm=perturb``, ``replicate = r * groups + g``); p
 ``pair`` ``"i-j"`` (copies), ``"L-L+1"`` (levels) or ``noise_scale`` (perturbation);
 ``metric=matching_objective`` rows per path, replicate and aligned entry (the objective its
 matching reached; ``split`` ``params`` for weights, ``train`` for activations); and
-``metric=matching`` rows for successive levels. Figures go to ``plots/``.
+``metric=matching`` rows for successive levels; start-to-end paths (``arm=init_to_final``, ``pair``
+``trunk`` or ``imp``) with their statistics (``metric=loss_rise``, ``error_monotonic``, ...). Figures
+go to ``plots/``.
 """
 
 from jaxlth.experiments.instability import block, streams
@@ -47,6 +51,7 @@ EXPERIMENT = Experiment(
         "instability.align_restarts",
         "instability.seed_pairs",
         "instability.ticket_vs_reinit",
+        "instability.init_to_final",
     ),
     reader=lazy("jaxlth.experiments.instability.reader:InstabilityRun"),
     report=lazy("jaxlth.experiments.instability.figures:report"),

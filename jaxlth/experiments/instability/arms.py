@@ -8,6 +8,7 @@ BETWEEN_LEVELS = "between_levels"
 PERTURB = "perturb"
 SEEDS = "seeds"  # dense networks of different seeds, interpolated pairwise
 TICKET_VS_REINIT = "ticket_vs_reinit"  # an IMP level's network against its mask's random reinitialisation
+INIT_TO_FINAL = "init_to_final"  # a network's start against its trained end (dense, and every IMP level)
 RENAMED = {"perturbed": PERTURB}
 
 
@@ -23,6 +24,7 @@ ARMS = Arms(
         PERTURB: "perturbed rewind point",
         SEEDS: "different seeds",
         TICKET_VS_REINIT: "ticket vs. random reinitialisation",
+        INIT_TO_FINAL: "start to trained network",
         TRUNK: "trunk",
     },
     main=MAIN,

@@ -36,6 +36,7 @@ def defaults() -> ml_collections.ConfigDict:
     c.repair_examples = 1024  # +repair (REPAIR, Jordan et al. 2023): unit statistics over this many examples
     c.seed_pairs = False  # also the dense networks of replicates r and r + 1 (different seeds), trained 0 -> T
     c.ticket_vs_reinit = False  # source's IMP level L against its random_reinit branch at level L
+    c.init_to_final = False  # each network's start against its trained end: the dense trunk, the source's levels
     return c
 
 
@@ -49,13 +50,26 @@ def validate(config) -> None:
     for spec in [*filter(None, (s.strip() for s in str(ins.spawn_steps).split(","))), ins.perturb_step]:
         if step_specs.before(spec, config.train.steps, "instability step", "train.steps") is False:
             raise UserError(f"instability step {spec} must come before the end of training ({config.train.steps})")
-    if not (spawn_steps or ins.between_levels or len(ins.perturb_scales) or ins.seed_pairs or ins.ticket_vs_reinit):
+    init_to_final = ins.get("init_to_final", False)
+    if not isinstance(init_to_final, bool):
+        raise UserError(f"instability.init_to_final must be true or false, got {init_to_final!r}")
+    if not (
+        spawn_steps
+        or ins.between_levels
+        or len(ins.perturb_scales)
+        or ins.seed_pairs
+        or ins.ticket_vs_reinit
+        or init_to_final
+    ):
         raise UserError(
             "the instability experiment has nothing to do: set instability.spawn_steps, "
-            "instability.between_levels or instability.perturb_scales"
+            "instability.between_levels, instability.perturb_scales, instability.seed_pairs or "
+            "instability.init_to_final"
         )
     if ins.copies < 2:
         raise UserError(f"instability.copies must be at least 2 (pairs of copies), got {ins.copies}")
+    if not len(ins.splits):
+        raise UserError("instability.splits must name at least one split: 'test' and/or 'train'")
     for split in ins.splits:
         if split not in SPLITS:
             raise UserError(f"instability.splits holds {split!r}; use 'test' and/or 'train'")

@@ -1,5 +1,6 @@
 """Tables and figures of the instability experiment (linear mode connectivity): barriers against the
-spawn step, interpolation curves, successive IMP levels, perturbation, alignment; the terminal report."""
+spawn step, interpolation curves, successive IMP levels, perturbation, alignment, the paths from each
+network's start to its trained end; the terminal report."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ from jaxlth.experiments.instability.barrier_tables import (
     rows_of,
     sort_key,
 )
+from jaxlth.experiments.instability.init_to_final_figures import (
+    INIT_TO_FINAL_ERROR_FIGURE,
+    INIT_TO_FINAL_LOSS_FIGURE,
+    format_init_to_final,
+    init_to_final_curves,
+    init_to_final_table,
+)
 
 BARRIER_FIGURE = "barrier_vs_spawn_step.png"
 CURVES_FIGURE = "interpolation_curves.png"
@@ -49,6 +57,11 @@ __all__ = [
     "format_alignment",
     "barrier_alignment",
     "noise_scale",
+    "INIT_TO_FINAL_LOSS_FIGURE",
+    "INIT_TO_FINAL_ERROR_FIGURE",
+    "init_to_final_table",
+    "format_init_to_final",
+    "init_to_final_curves",
 ]
 
 
@@ -90,9 +103,7 @@ def format_barriers(table: pd.DataFrame) -> str:
                 line += f"  {matching.mean():.0%}" if len(matching) else "  -"
             lines.append(line)
         out.append("\n".join(lines))
-    aligned = format_alignment(table)
-    if aligned:
-        out.append(aligned)
+    out += [text for text in (format_alignment(table), format_init_to_final(table)) if text]
     return "\n\n".join(out) if out else "no barriers measured yet"
 
 
@@ -231,6 +242,9 @@ def save_instability_figures(table: pd.DataFrame, directory: str, dpi: int = 150
     frame = alignment_table(table)
     if not frame.empty and set(frame["align"]) != {"none"}:
         jobs.append((ALIGNMENT_FIGURE, barrier_alignment))
+    if not init_to_final_table(table).empty:
+        jobs.append((INIT_TO_FINAL_LOSS_FIGURE, functools.partial(init_to_final_curves, metric="loss")))
+        jobs.append((INIT_TO_FINAL_ERROR_FIGURE, functools.partial(init_to_final_curves, metric="error")))
     return drawing.write_figures(directory, [(name, functools.partial(draw, table)) for name, draw in jobs], dpi)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jaxlth.experiments import networks
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.instability import levels, perturb, seeds, spawn, tickets
+from jaxlth.experiments.instability import init_to_final, levels, perturb, seeds, spawn, tickets
 from jaxlth.experiments.instability.scaffold import Scaffold
 
 
@@ -21,3 +21,5 @@ def run(ctx: Context) -> None:
         seeds.run(scaffold)
     if scaffold.ins.ticket_vs_reinit:
         tickets.run(scaffold)
+    if scaffold.ins.get("init_to_final", False):
+        init_to_final.run(scaffold)
