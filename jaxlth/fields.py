@@ -5,14 +5,13 @@ Field names are a contract with users: ``experiment``, ``seed``, ``replicates``,
 the common fields (:func:`common_config`) and their checks (:func:`check`); each experiment's own
 block is declared in its folder and the whole config is assembled by
 :mod:`jaxlth.experiments.recipes` (``jaxlth.config.base_config()``). Fields that were renamed keep
-working: :data:`RENAMED` maps their old names, with a one-line notice.
+working: :data:`RENAMED` maps their old names, with a one-line notice (:mod:`jaxlth.field_names`).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import sys
 from typing import Any
 
 import ml_collections
@@ -22,7 +21,8 @@ from jaxlth import subsets
 from jaxlth.data import default_config as default_data_config
 from jaxlth.data import selection, streams, tasks
 from jaxlth.errors import UserError
-from jaxlth.training import hyper
+from jaxlth.field_names import RENAMED, migrate, migrate_saved, notice_renamed, renamed  # noqa: F401  (re-exported)
+from jaxlth.training import hyper, trainable
 from jaxlth.training import pretrained as pretrained_lib
 
 # Fields of the common part that may differ between a workdir's saved config and a rerun on it: how
@@ -43,8 +43,6 @@ COMMON_MAY_CHANGE = (
 DTYPES = ("float32", "bfloat16")  # train.dtype
 ON_NAN = ("stop", "mask_replicate")  # what a replicate whose loss or weights turn non-finite does
 WANDB_MODES = ("", "online", "offline")  # log.wandb_mode ("": wandb's own choice, e.g. $WANDB_MODE)
-# Old dotted names of fields that moved, and their names now.
-RENAMED = {"lottery.layers_to_ignore": "pruning.layers_to_ignore"}
 
 
 def pruning_config() -> ml_collections.ConfigDict:
@@ -100,6 +98,7 @@ def common_config() -> ml_collections.ConfigDict:
     c.train.gamma = 0.1
     c.train.warmup = "0it"
     c.train.dtype = "float32"  # float32 | bfloat16 (activations and matmuls; weights, optimizer, BN statistics float32)
+    c.train.trainable = ()  # regular expressions of the parameters trained, or "batchnorm"; (): all (the rest frozen)
 
     c.eval_every = "1ep"
     c.eval_batch_size = 2000
@@ -113,42 +112,6 @@ def common_config() -> ml_collections.ConfigDict:
 
 
 COMMON = tuple(common_config().keys())  # the top-level names of the common fields and blocks
-
-
-# ----- renamed fields --------------------------------------------------------------------------------
-def renamed(dotted: str) -> str:
-    """The name of the field ``dotted`` today (itself when it was never renamed)."""
-    return RENAMED.get(dotted, dotted)
-
-
-def notice_renamed(old: str) -> None:
-    print(f"jaxlth: {old} is now {RENAMED[old]}; read as {RENAMED[old]}", file=sys.stderr, flush=True)
-
-
-def migrate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """``config`` with the renamed fields a recipe set under their old names moved to their new
-    names (one notice each on stderr)."""
-    for old, new in RENAMED.items():
-        block, _, leaf = old.partition(".")
-        if block in config and isinstance(config[block], ml_collections.ConfigDict) and leaf in config[block]:
-            value = config[block][leaf]
-            with config[block].unlocked():
-                del config[block][leaf]
-            new_block, _, new_leaf = new.partition(".")
-            config[new_block][new_leaf] = value
-            notice_renamed(old)
-    return config
-
-
-def migrate_saved(saved: dict) -> dict:
-    """A saved config (``config.json`` as a dict) in today's field names (silently: reading)."""
-    out = json.loads(json.dumps(saved))
-    for old, new in RENAMED.items():
-        block, _, leaf = old.partition(".")
-        if isinstance(out.get(block), dict) and leaf in out[block]:
-            new_block, _, new_leaf = new.partition(".")
-            out.setdefault(new_block, {})[new_leaf] = out[block].pop(leaf)
-    return out
 
 
 # ----- reading config files --------------------------------------------------------------------------
@@ -217,6 +180,7 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = (), sw
         decay = step_specs.parse(config.train.decay_steps, "train.decay_steps")
         _check(decay.to_steps(1) > 0, "train.decay_steps must be longer than 0 steps")
     step_specs.parse_list(config.train.milestones, 1, "train.milestones")
+    trainable.patterns(config.train)  # a tuple of valid regular expressions (what they match: with the model)
     _check(config.eval_batch_size >= 1, f"eval_batch_size must be positive, got {config.eval_batch_size}")
     _check(config.keep_checkpoints >= 1, f"keep_checkpoints must be at least 1, got {config.keep_checkpoints}")
     _check(

@@ -6,6 +6,8 @@ The optax transformation therefore carries no learning rate: ``updates = -lr(ste
 
 Weight decay follows each optimizer's usual convention: ``sgd`` and ``adam`` add ``wd * w`` to the
 gradient (PyTorch/OpenLTH), ``adamw`` decays the weights decoupled from the gradient statistics.
+With ``train.trainable`` the transformation acts on the trained parameters only; the others get an
+update of exactly 0 and no state (:mod:`jaxlth.training.trainable`).
 """
 
 from __future__ import annotations
@@ -18,24 +20,28 @@ import optax
 
 from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
-from jaxlth.training import hyper
+from jaxlth.training import hyper, trainable
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "linear")
 
 
-def make_optimizer(train_cfg) -> optax.GradientTransformation:
+def make_optimizer(train_cfg, network: dict | None = None) -> optax.GradientTransformation:
     """The gradient transformation (without the learning rate) named by ``train.optimizer``.
 
+    With ``train.trainable`` it is an ``optax.partition`` that freezes the parameters it does not
+    name; ``network`` holds the shapes they are matched against (:func:`trainable.network_for`).
     With a sweep (:mod:`jaxlth.training.hyper`) it is wrapped in ``optax.inject_hyperparams``: the
     optimizer state holds each network's swept values (those of the learning rate too, read by
     the schedule), and momentum and weight decay are read from there."""
+    trained = trainable.trained(train_cfg, network)
     swept = hyper.grid(train_cfg).fields
     if not swept:
-        return _transformation(train_cfg)
+        return trainable.partition(_transformation(train_cfg), trained)
 
     def factory(**values):
-        return _transformation(train_cfg, {k: v for k, v in values.items() if k in hyper.OPTIMIZER_FIELDS})
+        swept_values = {k: v for k, v in values.items() if k in hyper.OPTIMIZER_FIELDS}
+        return trainable.partition(_transformation(train_cfg, swept_values), trained)
 
     factory.__signature__ = inspect.Signature([inspect.Parameter(f, inspect.Parameter.KEYWORD_ONLY) for f in swept])
     first = hyper.grid(train_cfg).settings[0]

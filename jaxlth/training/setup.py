@@ -6,6 +6,7 @@ Shared by the experiments and by analyses of a saved run (``jaxlth.analysis.for_
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,9 @@ from jaxlth import steps as step_specs
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
-from jaxlth.training import hyper, optim, text_setup
+from jaxlth.training import hyper, optim, text_setup, trainable
 from jaxlth.training import pretrained as pretrained_lib
+from jaxlth.training.overview import describe  # noqa: F401  (re-exported)
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
 from jaxlth.training.state import TrainState
 
@@ -157,7 +159,7 @@ class Setup:
         spec = dataclasses.replace(self.program.spec, dtype=config.train.get("dtype", "float32"))
         program = Program(
             self.program.model,
-            optim.make_optimizer(config.train),
+            optimizer(config.train, self.program.model, spec),
             optim.make_schedule(config.train, self.steps_per_epoch, self.total_steps),
             spec,
             hyper.grid(config.train),
@@ -207,7 +209,7 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
         text=getattr(dataset, "text", None),  # (a streamed dataset is images)
     )
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
-    tx, schedule = optim.make_optimizer(config.train), optim.make_schedule(config.train, steps_per_epoch, total_steps)
+    tx, schedule = optimizer(config.train, model, spec), optim.make_schedule(config.train, steps_per_epoch, total_steps)
     grid = hyper.grid(config.train)
     stacked = config.replicates * grid.size
     mesh = sharding.stream_mesh(config.replicates, batch_size) if streamed else sharding.replica_mesh(stacked)
@@ -241,6 +243,11 @@ def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = 
     )
 
 
+def optimizer(train_cfg, model, spec: Spec):
+    """``optim.make_optimizer`` for ``model``'s parameters (``train.trainable`` matched against their shapes)."""
+    return optim.make_optimizer(train_cfg, trainable.network_for(train_cfg, functools.partial(fn.init, model, spec)))
+
+
 def step_loop(model, spec: Spec) -> str:
     """``"replicates"`` for convolutional models on a CPU, else ``"scan"``: XLA:CPU runs convolutions
     inside a loop ~30x more slowly (jax-ml/jax#12868, measured here: a Conv-2 step 9.9 s in ``lax.scan``,
@@ -267,32 +274,10 @@ def check_prunable(setup: Setup) -> None:
         )
 
 
-def describe(setup: Setup) -> str:
-    """One line for the terminal: what is about to run."""
-    c = setup.config
-    return (
-        f"{c.model.name} on {setup.dataset.name} ({setup.dataset.num_train} train / {setup.dataset.num_test} test, "
-        f"{setup.dataset.source}); {c.replicates} replicate(s){_settings(setup.grid)}; {setup.total_steps} steps "
-        f"({setup.steps_per_epoch}/epoch); {_devices()}, "
-        f"{sharding.describe(setup.mesh)}"
-    )
-
-
-def _settings(grid: hyper.Grid) -> str:
-    """``" x 2 settings of lr"``: a sweep in words (nothing without one)."""
-    return f" x {grid.size} settings of {', '.join(grid.fields)}" if grid.fields else ""
-
-
 def _positive(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{field} must be a positive integer, got {value!r}")
     return value
-
-
-def _devices() -> str:
-    """``"4 x cpu"``, or ``"8 x tpu in 2 processes"``."""
-    text = f"{jax.device_count()} x {jax.devices()[0].platform}"
-    return text + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
 
 
 def _like(current, value, field: str):
