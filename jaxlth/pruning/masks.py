@@ -92,7 +92,8 @@ def overlap(mask_a: PyTree, mask_b: PyTree, replicate_axis: bool = False, per_la
     Overall (shape ``()``, or ``(R,)`` with a replicate axis, pairing replicate ``r`` with ``r``)
     or, with ``per_layer=True``, a dict by layer name like :func:`layer_density`. For nested IMP
     masks ``b`` inside ``a`` it is ``density(b) / density(a)``; two independent random masks of
-    densities ``p`` and ``q`` overlap by about ``pq / (p + q - pq)``.
+    densities ``p`` and ``q`` overlap by about ``pq / (p + q - pq)``. ``k`` masks, their intersection
+    and union: :mod:`jaxlth.pruning.mask_algebra`.
     """
     flat_a = traverse_util.flatten_dict(_as_dict(mask_a))
     flat_b = traverse_util.flatten_dict(_as_dict(mask_b))
@@ -117,7 +118,8 @@ def chance_overlap(mask: PyTree, per_layer: bool = False):
     """The :func:`overlap` two independent random masks with ``mask``'s per-layer densities have.
 
     With ``n`` weights and density ``d`` per layer: ``sum n d^2 / sum n (2d - d^2)`` (the ratio of
-    the expected intersection to the expected union; exact as the layers grow). One replicate.
+    the expected intersection to the expected union; exact as the layers grow). One replicate; ``k``
+    masks of their own densities: :func:`jaxlth.pruning.mask_algebra.chance_overlap`.
     """
     parts = {}
     for path, m in traverse_util.flatten_dict(_as_dict(mask)).items():

@@ -32,9 +32,9 @@ def defaults() -> ml_collections.ConfigDict:
     c.average_bn_batches = 10  # training batches the average's BatchNorm statistics are recomputed from
     c.average_swa_start = ""  # step spec: each particle also averages its iterates at every epoch end from here (SWAMP)
     c.average_swa_lr = 0.0  # > 0: the constant learning rate from average_swa_start on; 0: the run's schedule
-    c.mask_source = (
-        ""  # another lottery run's workdir[:arm=,replicate=,prune_fraction=]: its level-L masks trained here
-    )
+    # another lottery run's workdir[:arm=,replicate=,prune_fraction=]: its level-L masks trained here;
+    # several joined by & (their intersection) or | (their union): the composed masks
+    c.mask_source = ""
     c.pretrain_data = selection.default_config()  # the examples the dense pretraining 0 -> k runs on
     c.pretrain_data.steps = ""  # its own length (epochs of the subset); "": the rewind step k
     return c

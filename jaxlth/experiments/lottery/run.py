@@ -186,12 +186,13 @@ class Lottery:
         return self.stacked(self.setup.dense_mask(networks.init_network(self.ctx)["params"]))
 
     def transferred_mask(self, level: int) -> dict:
-        """Level ``level``'s masks from ``lottery.mask_source`` (checked against this run's dense mask
-        by :func:`.transfer.check` before the run began), with their density and ``source_replicate`` rows."""
-        src = transfer.source(self.config)
+        """Level ``level``'s masks from ``lottery.mask_source`` (one source's, or the intersection or union
+        of several; checked against this run's dense mask by :func:`.transfer.check` before the run
+        began), with their density rows and what they came from (:func:`.transfer.composed_rows`)."""
+        srcs = transfer.source(self.config)
         labels, density_rows = networks.mask_rows(self.ctx, IMP, level, self.rewind_step, self.coordinates)
-        compute = self.dense_mask if level == 0 else (lambda: transfer.masks(src, level, self.dense_mask()))
-        rows = (labels, lambda mask: transfer.with_source_rows(src, density_rows(mask)))
+        compute = self.dense_mask if level == 0 else (lambda: transfer.composed(srcs, level, self.dense_mask()))
+        rows = (labels, lambda mask: transfer.composed_rows(srcs, level, self.dense_mask, density_rows(mask)))
         return self.ctx.cached(f"{IMP}/{level_name(level)}/mask", compute, rows=rows)
 
     def branch(self, branch: branches_lib.Branch, level: int, imp_mask, rewind: dict) -> None:
@@ -248,8 +249,9 @@ def run(ctx: Context) -> None:
     fractions = ", ".join(f"{p:g}" for p in lottery.fractions)
     ranking = "magnitude" if lot.scorer == "magnitude" else f"{lot.scorer}-scored"
     of = lot.get("prune_of", "remaining")
+    operation = transfer.split(lot.mask_source, transfer.FIELD)[0] if lot.get("mask_source", "") else None
     masks = (
-        f"{lot.levels} levels of the masks of {lot.mask_source}"
+        f"{lot.levels} levels of the {f'{operation} of the ' if operation else ''}masks of {lot.mask_source}"
         if lot.get("mask_source", "")
         else f"{lot.levels} levels of {lot.scope} {ranking} pruning ({fractions} of the {of} weights each"
         f"{', in one vmapped program' if lottery.copies > 1 else ''})"
