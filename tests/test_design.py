@@ -40,7 +40,9 @@ LAYERS = {
     "checkpoint": 2,
     "subsets": 2,
     "fields": 3,
+    "field_names": 3,
     "runs": 3,
+    "export": 3,
     "workdir": 3,
     "watching": 3,
     "analysis": 4,
@@ -80,6 +82,7 @@ KIND_FREE = (
     "experiments/networks.py",
     "experiments/replicates.py",
     "experiments/scoring.py",
+    "experiments/run_costs.py",
 )
 
 
