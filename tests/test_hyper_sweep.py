@@ -109,10 +109,10 @@ def test_each_setting_of_a_program_equals_its_own_program(field, values):
     for h, value in enumerate(values):
         alone = _trained(tiny_config(None, **change, **{f"train.{field}": value}))
         for a, b in zip(jax.tree.leaves(swept), jax.tree.leaves(alone), strict=True):
-            if field == "warmup":  # XLA divides by a constant warm-up otherwise than by an array: 1 ulp
-                np.testing.assert_allclose(a[h : h + 1], b, rtol=1e-6, atol=1e-8)
-            else:
-                np.testing.assert_array_equal(a[h : h + 1], b)  # one replicate: the same width, bitwise
+            # Not bitwise on every CPU: a program of two networks and one of a single network are
+            # vectorised differently by XLA:CPU. Bitwise on the Intel Xeon where this was first run; up to
+            # 2e-6 apart after these 8 steps on an AMD EPYC without AVX-512 (weights of magnitude ~1).
+            np.testing.assert_allclose(a[h : h + 1], b, rtol=1e-5, atol=1e-5)
     first, second = (jax.tree.leaves(swept)[1][h] for h in (0, 1))
     assert not np.array_equal(first, second)
 
