@@ -11,15 +11,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "tests", "configs", "tiny.py")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
-# One persistent XLA compilation cache per pytest-xdist worker, shared by its subprocesses: the tests
-# compile the same tiny programs many times over, and loading them is ~3x faster. Not one for all
-# workers: jax writes a cache entry in place (no rename), so a process reading an entry another is
-# still writing deserialises a truncated executable and crashes (seen with several suites at once).
-COMPILATION_CACHE = os.path.join(
-    tempfile.gettempdir(), f"jaxlth-tests-xla-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-)
+# One persistent XLA compilation cache for the whole suite, shared by the pytest-xdist workers and their
+# subprocesses: the tests compile the same tiny programs many times over, and loading them is ~3x faster.
+# A size limit makes JAX lock the folder around every read and write (jaxlth.experiments.CACHE_MAX_BYTES):
+# without it JAX writes an entry in place, and a process reading an entry another is still writing
+# deserialises a truncated executable and crashes (seen with one cache for several processes).
+COMPILATION_CACHE = os.path.join(tempfile.gettempdir(), "jaxlth-tests-xla-cache")
 if os.environ.get("JAX_COMPILATION_CACHE_DIR") in (None, os.environ.get("JAXLTH_TESTS_CACHE")):  # not the user's
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAXLTH_TESTS_CACHE"] = COMPILATION_CACHE
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
 # Only programs that take a while to compile: loading the tiny eager ops (a relu, a convert) from the
 # cache gains nothing, and XLA:CPU has crashed (segfault) deserialising such an op (seen twice in runs of the
 # whole suite); a training chunk or an evaluation compiles for longer and is still loaded.

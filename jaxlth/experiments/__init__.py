@@ -25,6 +25,11 @@ DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "jax
 # Kept in that cache: programs that compile for longer. Not the tiny eager ops (a relu, a copy): loading
 # them saves nothing, and XLA:CPU has crashed deserialising one (seen in runs of the test suite).
 MIN_COMPILE_SECONDS = 0.1
+# The cache's size limit: past it the entries read longest ago are deleted. Setting one also makes JAX take
+# a file lock around every read and write of the folder, so runs started at once (a seed sweep as several
+# processes, two notebooks) share it safely: without the lock JAX writes an entry in place, and a process
+# reading it meanwhile loads a truncated program (XLA:CPU crashed so in runs of the tests).
+CACHE_MAX_BYTES = 4 << 30
 
 
 def enable_compilation_cache() -> str | None:
@@ -35,7 +40,8 @@ def enable_compilation_cache() -> str | None:
     run, a rerun with more levels or a second seed sweep then loads its compiled programs from
     disk instead of compiling them again; results are unchanged bit for bit. Programs that compile
     in more than :data:`MIN_COMPILE_SECONDS` are kept (JAX's own default, 1 s, keeps almost none of a
-    LeNet run's on a CPU), unless ``jax_persistent_cache_min_compile_time_secs`` is set.
+    LeNet run's on a CPU), unless ``jax_persistent_cache_min_compile_time_secs`` is set, up to
+    :data:`CACHE_MAX_BYTES` (least recently read deleted first; ``$JAX_COMPILATION_CACHE_MAX_SIZE`` overrides).
     """
     if jax.config.jax_compilation_cache_dir:
         return jax.config.jax_compilation_cache_dir
@@ -45,6 +51,8 @@ def enable_compilation_cache() -> str | None:
     jax.config.update("jax_compilation_cache_dir", path)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
     return path
 
 
