@@ -210,8 +210,10 @@ def test_forgetting_counts_a_hand_made_trajectory():
 
 
 def test_training_on_chosen_examples_equals_training_on_the_subset_itself():
-    """An ExampleState over indices ``idx`` of the full data trains bitwise like a TrainState on
-    the dataset cut to ``idx`` (same init, same data key); replicates may hold different subsets."""
+    """An ExampleState over indices ``idx`` of the full data trains like a TrainState on the dataset
+    cut to ``idx`` (same init, same data key); replicates may hold different subsets. Bitwise on the
+    Intel Xeon where it was written; a program of two replicates and one of a single replicate are
+    vectorised differently by XLA:CPU on an AMD EPYC without AVX-512 (3.7e-9 apart after 12 steps)."""
     config = tiny_config(replicates=2)
     full = setup_lib.build(config)
     rng = np.random.default_rng(0)
@@ -227,7 +229,7 @@ def test_training_on_chosen_examples_equals_training_on_the_subset_itself():
         one = jax.tree.map(lambda x: x[r : r + 1], setup_lib.build(config).init_state())
         want, _ = alone.program.train_chunk(one, {}, alone.data, 0, num_steps=12)
         for a, b in zip(jax.tree.leaves(want.params), jax.tree.leaves(got.params)):
-            np.testing.assert_array_equal(np.asarray(a)[0], np.asarray(b)[r])
+            np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[r], rtol=1e-5, atol=1e-7)
 
 
 def test_tracking_the_history_changes_nothing_else_and_counts_every_presentation():
