@@ -26,6 +26,28 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
+def cpu_vector_isa() -> str:
+    """``"avx512"`` or ``"avx2"`` (x86 Linux), else the machine's name: XLA:CPU vectorises for the widest
+    instructions it finds, so the same program adds floats in another order on another ISA and a run is
+    bitwise reproducible only on the ISA it was recorded on (seen: Intel AVX-512 vs AMD EPYC AVX2)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return platform.machine()
+    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
+
+
+def same_xla(recorded: dict) -> bool:
+    """Whether this machine computes bitwise what a recording made with ``recorded`` (its versions.json:
+    ``jax`` and ``cpu``) computed: the same jax release (XLA) on the same vector ISA."""
+    import jax
+
+    return jax.__version__ == recorded["jax"] and cpu_vector_isa() == recorded.get("cpu", "avx512")
+
+
 def tiny_config(arg: str | None = None, **changes):
     """The config of ``tests/configs/tiny.py[:arg]``, with dotted-name changes (``"train.lr": 0.1``).
 
