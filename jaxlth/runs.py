@@ -22,6 +22,7 @@ from jaxlth import checkpoint, fields, records, storage
 from jaxlth.errors import UserError
 from jaxlth.layout import CONFIG_FILE, Layout, level_name
 from jaxlth.legend import MAIN
+from jaxlth.nested import apply_mask, leading, map_tree
 from jaxlth.training import copies as copies_lib
 from jaxlth.training import hyper
 
@@ -296,20 +297,3 @@ class Run:
         from jaxlth import export  # (jax.export and the run's data only when asked)
 
         return export.from_run(self, path, level, arm, replicate, **options)
-
-
-def leading(tree: PyTree) -> int:
-    """The size of the leading axis of a nested dict of arrays (0 when it holds none)."""
-    return next((n for n in map(leading, tree.values()) if n), 0) if isinstance(tree, dict) else len(np.asarray(tree))
-
-
-def map_tree(tree: PyTree, fn) -> PyTree:
-    """``fn`` applied to every array of a nested dict."""
-    return {k: map_tree(v, fn) for k, v in tree.items()} if isinstance(tree, dict) else fn(tree)
-
-
-def apply_mask(params: PyTree, mask: PyTree) -> PyTree:
-    """``params`` (numpy) with the weights ``mask`` prunes set to 0."""
-    if isinstance(mask, dict):
-        return {k: apply_mask(v, mask[k]) if k in mask else v for k, v in params.items()}
-    return np.where(mask, params, 0).astype(params.dtype)

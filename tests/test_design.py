@@ -27,6 +27,7 @@ LAYERS = {
     "layout": 0,
     "steps": 0,
     "records": 0,
+    "nested": 0,
     "storage": 0,
     "event_files": 0,
     "processes": 0,

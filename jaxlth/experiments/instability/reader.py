@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jaxlth import checkpoint, runs
+from jaxlth import checkpoint, nested, runs
 from jaxlth.errors import UserError
 from jaxlth.experiments.instability.arms import PERTURB, RENAMED, spawn_name
 from jaxlth.training import copies as copies_lib
@@ -53,4 +53,4 @@ class InstabilityRun(runs.Run):
             raise UserError(f"copy must be in [0, {copies}), got {copy}")
         rows = copies_lib.positions(replicates, copies, replicate, copy)
         pick = rows[0] if replicate is not None and copy is not None else rows
-        return runs.map_tree(network, lambda x: np.asarray(x)[pick])
+        return nested.map_tree(network, lambda x: np.asarray(x)[pick])
