@@ -109,3 +109,45 @@ def test_the_overhead_benchmark_prints_its_table():
         cells = row.strip("| ").split(" | ")
         compiled, loaded = (int(n) for n in cells[4].split(" / "))
         assert compiled + loaded > 0 and float(cells[-1]) > 1  # the whole process takes longer than its training
+
+
+def test_a_cache_folder_written_without_a_size_limit_still_takes_new_programs(tmp_path):
+    # An entry written with JAX's default (no size limit) has no access-time file; with a limit set, JAX's
+    # eviction reads one for every entry before each write, so without the backfill no program was ever
+    # written to such a folder again (a warm run kept compiling its training chunk).
+    from jax.experimental.compilation_cache import compilation_cache
+
+    from jaxlth import experiments
+
+    settings = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_compilation_cache_max_size",
+    )
+    saved = {name: getattr(jax.config, name) for name in settings}
+    x = np.arange(5, dtype=np.float32)
+
+    def entries(suffix):
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(suffix))
+
+    try:
+        compilation_cache.reset_cache()
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_compilation_cache_max_size", -1)
+        jax.jit(lambda v: v * 1.75 - 0.5)(x).block_until_ready()
+        assert len(entries("-cache")) == 1 and entries("-atime") == []
+
+        compilation_cache.reset_cache()
+        jax.config.update("jax_compilation_cache_max_size", 1 << 30)
+        assert experiments.backfill_access_times(str(tmp_path)) == 1
+        assert experiments.backfill_access_times(str(tmp_path)) == 0
+        (atime,) = entries("-atime")
+        stamp = int.from_bytes((tmp_path / atime).read_bytes(), "little")
+        assert stamp == (tmp_path / atime.replace("-atime", "-cache")).stat().st_mtime_ns
+        jax.jit(lambda v: v * 2.25 + 0.5)(x).block_until_ready()  # another program: written beside it
+        assert len(entries("-cache")) == 2 and len(entries("-atime")) == 2
+    finally:
+        compilation_cache.reset_cache()
+        for name, value in saved.items():
+            jax.config.update(name, value)

@@ -44,16 +44,44 @@ def enable_compilation_cache() -> str | None:
     :data:`CACHE_MAX_BYTES` (least recently read deleted first; ``$JAX_COMPILATION_CACHE_MAX_SIZE`` overrides).
     """
     if jax.config.jax_compilation_cache_dir:
-        return jax.config.jax_compilation_cache_dir
-    path = os.environ.get("JAXLTH_COMPILATION_CACHE", DEFAULT_COMPILATION_CACHE)
-    if path.strip().lower() in ("", "0", "off", "false", "no"):
-        return None
-    jax.config.update("jax_compilation_cache_dir", path)
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
-        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+        path = jax.config.jax_compilation_cache_dir
+    else:
+        path = os.environ.get("JAXLTH_COMPILATION_CACHE", DEFAULT_COMPILATION_CACHE)
+        if path.strip().lower() in ("", "0", "off", "false", "no"):
+            return None
+        jax.config.update("jax_compilation_cache_dir", path)
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+        if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+            jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+    if jax.config.jax_compilation_cache_max_size != -1:
+        backfill_access_times(path)
     return path
+
+
+def backfill_access_times(path: str) -> int:
+    """Gives every entry of the cache folder ``path`` that has none the access-time file JAX's size limit
+    reads (its modification time); returns how many it wrote.
+
+    JAX keeps a ``<key>-atime`` file beside each ``<key>-cache`` entry only while a size limit is set, and its
+    eviction reads one for every entry before each write: one entry written without a limit (by jaxlth before
+    it set one, or by a process with ``JAX_COMPILATION_CACHE_MAX_SIZE=-1``) made every later write fail with a
+    warning, so a warm run kept compiling its training chunk. Folders that are not local are left alone.
+    """
+    if not os.path.isdir(path):
+        return 0
+    names, written = set(os.listdir(path)), 0
+    for name in names:
+        key = name.removesuffix("-cache")
+        if key != name and f"{key}-atime" not in names:
+            try:
+                stamp = os.stat(os.path.join(path, name)).st_mtime_ns
+                with open(os.path.join(path, f"{key}-atime"), "xb") as f:
+                    f.write(stamp.to_bytes(8, "little"))
+                written += 1
+            except (FileExistsError, FileNotFoundError):  # another process got there, or evicted it
+                pass
+    return written
 
 
 def run(config, workdir: str, from_process_start: bool = False):
