@@ -116,6 +116,37 @@ def test_idx_round_trip(tmp_path, suffix):
             assert f.read(4) == b"\x00\x00\x08\x03"
 
 
+def test_a_large_gzip_idx_file_is_decoded_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXLTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(idx, "DECODED_MIN_BYTES", 64)  # these test files count as large
+    path = str(tmp_path / "train-images-idx3-ubyte.gz")
+    images = np.random.default_rng(1).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    idx.write_idx(path, images)
+    np.testing.assert_array_equal(idx.read_idx(path, ndim=3), images)
+    (copy,) = os.listdir(idx.decoded_dir())
+    np.testing.assert_array_equal(np.load(os.path.join(idx.decoded_dir(), copy)), images)
+
+    monkeypatch.setattr(idx, "_read_idx_file", None)  # read again: from the copy, the file not decoded
+    again = idx.read_idx(path, ndim=3)
+    np.testing.assert_array_equal(again, images)
+    again[0, 0, 0] ^= 1  # writable, like a decoded array
+    monkeypatch.undo()
+    monkeypatch.setenv("JAXLTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(idx, "DECODED_MIN_BYTES", 64)
+
+    changed = images[::-1].copy()
+    idx.write_idx(path, changed)
+    os.utime(path, ns=(1, 1))  # another modification time: the old copy no longer answers
+    np.testing.assert_array_equal(idx.read_idx(path, ndim=3), changed)
+    assert len(os.listdir(idx.decoded_dir())) == 2
+    with pytest.raises(UserError, match="3-D array but a 1-D"):
+        idx.read_idx(path, ndim=1)  # a copy of another shape is not taken for the file
+    for name in os.listdir(idx.decoded_dir()):
+        with open(os.path.join(idx.decoded_dir(), name), "wb") as f:
+            f.write(b"damaged")
+    np.testing.assert_array_equal(idx.read_idx(path, ndim=3), changed)  # a damaged copy: decoded again
+
+
 def test_idx_corruption_is_a_user_error_naming_the_file(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte"
     idx.write_idx(str(path), np.zeros((3, 28, 28), np.uint8))
