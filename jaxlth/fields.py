@@ -18,8 +18,9 @@ import ml_collections
 
 from jaxlth import steps as step_specs
 from jaxlth import subsets
+from jaxlth.data import check as check_data
 from jaxlth.data import default_config as default_data_config
-from jaxlth.data import selection, streams, tasks
+from jaxlth.data import selection, streams
 from jaxlth.errors import UserError
 from jaxlth.field_names import RENAMED, migrate, migrate_saved, notice_renamed, renamed  # noqa: F401  (re-exported)
 from jaxlth.training import hyper, trainable
@@ -206,7 +207,7 @@ def check(config: ml_collections.ConfigDict, streaming: tuple[str, ...] = (), sw
     if "subset" in config.data:
         selection.check(config.data.subset, "data.subset")
         subsets.check_source(config.data.subset, training_set(config), "data.subset")
-    tasks.check(config.data, streams(config.data))
+    check_data(config.data, streams(config.data))
     if streams(config.data):
         name = config.data.name
         _check(

@@ -126,12 +126,12 @@ def check_source(spec, data: dict, field: str) -> None:
 
 
 def indices(spec, labels: np.ndarray, field: str) -> np.ndarray:
-    """The sorted int32 indices of the training examples (``labels`` ``(N,)``) the spec keeps."""
+    """The sorted int32 indices of the training examples (``labels`` ``(N,)`` or soft ``(N, K)``) the spec keeps."""
     scores = None
     if spec.keep in selection.NEEDS_SCORES:
         step = spec.score_step if spec.score in STEP_KINDS else None
         scores = load(spec.scores_workdir, spec.score, step)
-        if scores.shape != np.shape(labels):
+        if scores.shape != np.shape(labels)[:1]:
             raise UserError(
                 f"{field}.scores_workdir {spec.scores_workdir} scored {scores.shape[0]} training "
                 f"examples; this training set has {np.shape(labels)[0]}: another dataset"

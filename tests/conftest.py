@@ -145,6 +145,35 @@ def assert_same_rows(table_a, table_b, columns) -> None:
     pd.testing.assert_frame_equal(tidy(table_a), tidy(table_b))
 
 
+def fabricate_distill_run(folder, arg: str | None = None, *, sets=2, per_class=4, soft=False, seed=0, **changes):
+    """A finished distill run's workdir in ``folder``, laid out as the distill experiment leaves it and
+    ``data.name = "distilled"`` reads it: ``config.json`` (the tiny config ``arg`` with ``changes``,
+    written by ``jaxlth.workdir.claim``) and the artifact ``artifacts/distilled`` (saved by
+    ``jaxlth.checkpoint``) = ``{"images": float32 (sets, N, *image_shape) in the real data's units
+    (0..255), "labels": int32 (sets, N) classes (``i % K``) or, ``soft``, float32 (sets, N, K) label
+    logits, "lr": float32 (sets,)}`` with ``N = per_class * K``. Returns the artifact's arrays."""
+    import numpy as np
+
+    from jaxlth import checkpoint, workdir
+    from jaxlth.data import input_shapes, tasks
+    from jaxlth.data.sources import source_classes
+    from jaxlth.layout import Layout
+
+    config = tiny_config(arg, **changes)
+    workdir.claim(str(folder), config, lambda saved, current: [])
+    shape = input_shapes.example(config.data)[0]
+    classes = len(tasks.class_ids(config.data)) or source_classes(config.data)
+    n, rng = per_class * classes, np.random.default_rng(seed)
+    hard = np.tile(np.arange(n, dtype=np.int32) % classes, (sets, 1))
+    arrays = {
+        "images": (255 * rng.random((sets, n, *shape))).astype(np.float32),
+        "labels": (3 * rng.standard_normal((sets, n, classes))).astype(np.float32) if soft else hard,
+        "lr": np.full((sets,), 0.01, np.float32),
+    }
+    checkpoint.save_artifact(Layout(str(folder)).artifact("distilled"), arrays)
+    return arrays
+
+
 def pytest_collection_modifyitems(config, items):
     """The torture tests (``@pytest.mark.reliability``) run only when asked: ``pytest -m reliability``."""
     if "reliability" in (config.getoption("-m") or ""):

@@ -78,6 +78,7 @@ def test_default_config_fields():
         "synthetic_image_shape",
         "synthetic_num_classes",
         "synthetic_seed",
+        *("distilled_workdir", "distilled_replicate", "augmentation"),  # jaxlth/data/distilled.py, augment.py
         "subset",
         "image_size",
         "stream_threads",

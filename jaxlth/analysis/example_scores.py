@@ -49,16 +49,20 @@ def _chunked(fn, images: jax.Array, labels: jax.Array, chunk: int) -> jax.Array:
     pad = num * size - n
     images = jnp.concatenate([images, jnp.repeat(images[:1], pad, axis=0)]) if pad else images
     labels = jnp.concatenate([labels, jnp.repeat(labels[:1], pad, axis=0)]) if pad else labels
-    out = lax.map(lambda xy: fn(*xy), (images.reshape(num, size, *images.shape[1:]), labels.reshape(num, size)))
+    chunks = (images.reshape(num, size, *images.shape[1:]), labels.reshape(num, size, *labels.shape[1:]))
+    out = lax.map(lambda xy: fn(*xy), chunks)
     return out.reshape(-1)[:n]
 
 
 def logit_error(out: jax.Array, labels: jax.Array) -> jax.Array:
-    """``(B, C)`` float32 ``softmax(out) − onehot(labels)`` of logits ``out`` ``(B, C)``, int ``labels`` ``(B,)``.
+    """``(B, C)`` float32 ``softmax(out) − onehot(labels)`` of logits ``out`` ``(B, C)``, int ``labels`` ``(B,)``
+    (or ``softmax(out) − labels`` of soft targets ``(B, C)``: a distilled set's).
 
     The label's entry is ``−Σ_{j≠y} p_j`` (``= p_y − 1``), accurate when ``p_y`` is near 1.
     """
     p = jax.nn.softmax(out.astype(jnp.float32))
+    if labels.ndim == out.ndim:
+        return p - labels.astype(jnp.float32)
     is_label = labels[..., None] == jnp.arange(out.shape[-1])
     others = jnp.where(is_label, 0.0, p)
     return jnp.where(is_label, -jnp.sum(others, axis=-1, keepdims=True), others)
@@ -75,7 +79,7 @@ def _scaled(error: jax.Array) -> tuple[jax.Array, jax.Array]:
 def el2n(
     program, params: PyTree, batch_stats: PyTree, images: jax.Array, labels: jax.Array, chunk: int = 1000
 ) -> jax.Array:
-    """``(N,)`` EL2N of stored training ``images`` ``(N, ...)`` with int ``labels`` ``(N,)``."""
+    """``(N,)`` EL2N of stored training ``images`` ``(N, ...)`` with int ``labels`` ``(N,)`` (or soft ``(N, C)``)."""
 
     def one_chunk(x, y):
         out, _ = logits(program.model, params, batch_stats, program.preprocess(x), train=False)

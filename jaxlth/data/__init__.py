@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlth.data import selection, tasks
+from jaxlth.data import distilled, input_shapes, selection, tasks
 from jaxlth.data import text as text_lib
+from jaxlth.data.augment import KINDS as AUGMENTATIONS
 from jaxlth.data.augment import augment_batch, normalize
 from jaxlth.data.dataset import Dataset, padded
 from jaxlth.data.sampling import check_fractions, randomize_labels, subsample
@@ -20,6 +21,7 @@ from jaxlth.errors import UserError
 __all__ = [
     "Dataset",
     "augment_batch",
+    "check",
     "default_config",
     "load_dataset",
     "normalize",
@@ -46,6 +48,9 @@ def default_config() -> ml_collections.ConfigDict:
     ``vocab`` (a ``vocab.txt`` or its folder), ``lowercase`` (auto, True, False), ``max_length`` (tokens),
     ``mlm_probability``, ``corpus`` (a ``datasets`` corpus ``name:config`` for ``text``) and ``text_cache``
     (where tokenized arrays are kept; "": ``$JAXLTH_CACHE_DIR/text`` or ``~/.cache/jaxlth/text``).
+    ``augmentation``: ``auto`` (the dataset's own: CIFAR's crop and flip, none for the others), ``none`` or
+    ``cifar``. ``name="distilled"``: the synthetic set ``distilled_replicate`` of the distill run in
+    ``distilled_workdir`` (:mod:`jaxlth.data.distilled`).
     """
     return ml_collections.ConfigDict(
         {
@@ -65,6 +70,9 @@ def default_config() -> ml_collections.ConfigDict:
             "synthetic_image_shape": (28, 28, 1),
             "synthetic_num_classes": 10,
             "synthetic_seed": 0,
+            "distilled_workdir": "",
+            "distilled_replicate": 0,
+            "augmentation": "auto",
             "subset": selection.default_config(),
             "image_size": 224,
             "stream_threads": 8,
@@ -102,6 +110,24 @@ def open_streamed(data_cfg):
     return streaming.open_dataset(streaming.folder_of(data_cfg), data_cfg.name, size)
 
 
+def check(data_cfg, streamed: bool = False) -> None:
+    """Raises UserError (one sentence) for ``data`` fields that cannot work on the dataset they name;
+    reads no data (for distilled data: the distill run's ``config.json``). ``streamed``: the dataset is
+    streamed while training (:func:`streams`)."""
+    if data_cfg.get("name") == distilled.NAME:
+        distilled.check(data_cfg)
+    tasks.check(data_cfg, streamed)
+    kind = data_cfg.get("augmentation", "auto")
+    if kind not in ("auto", *AUGMENTATIONS):
+        raise UserError(f"unknown data.augmentation {kind!r}; choose one of auto, {', '.join(AUGMENTATIONS)}")
+    if kind != "auto" and streamed:
+        raise UserError("a streamed dataset augments as its info file says; leave data.augmentation at 'auto'")
+    if kind == "cifar" and len(input_shapes.example(data_cfg)[0]) != 3:
+        raise UserError(
+            f"data.augmentation='cifar' crops and flips images (H, W, C), and {data_cfg.get('name')} has none"
+        )
+
+
 def load_dataset(data_cfg) -> Dataset:
     """Loads the dataset ``data_cfg`` describes: padded, its classes kept and its task posed
     (:func:`jaxlth.data.tasks.apply`), then the random subset and label noise applied.
@@ -111,7 +137,8 @@ def load_dataset(data_cfg) -> Dataset:
 
     Returns:
       A ``Dataset``: images uint8 ``(N, H, W, C)`` (float32 ``(N, 40, 1)`` for mnist1d; int32 tokens
-      ``(N, 2, T)`` for text), labels int32 ``(N,)`` (float32 for stsb).
+      ``(N, 2, T)`` for text; float32 for a distilled set), labels int32 ``(N,)`` (float32 for stsb;
+      float32 soft targets ``(N, K)`` for a distilled set with learned labels).
 
     Raises:
       UserError: unknown names, bad fractions, or data that cannot be found or read.
@@ -121,15 +148,20 @@ def load_dataset(data_cfg) -> Dataset:
     check_fractions(fraction, noise)  # before the (possibly slow) load
     if data_cfg.get("name") in text_lib.NAMES:
         text_lib.check(data_cfg)
-    tasks.check(data_cfg, streams(data_cfg))
+    check(data_cfg, streams(data_cfg))
     seed = int(data_cfg.get("subset_seed", 0))
     size = data_cfg.get("pad_to", 0)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise UserError(f"data.pad_to must be 0 or an image size in pixels, got {size!r}")
-    source = load_source(data_cfg)
-    try:
-        source = padded(source, size)
-    except ValueError as e:
-        raise UserError(f"data.pad_to: {e}") from None
-    dataset = subsample(tasks.apply(source, data_cfg), fraction, seed)
-    return randomize_labels(dataset, noise, seed)
+    if data_cfg.get("name") == distilled.NAME:  # the real dataset read as the distill run read it
+        posed = distilled.load(data_cfg, load_dataset)
+    else:
+        source = load_source(data_cfg)
+        try:
+            source = padded(source, size)
+        except ValueError as e:
+            raise UserError(f"data.pad_to: {e}") from None
+        posed = tasks.apply(source, data_cfg)
+    dataset = randomize_labels(subsample(posed, fraction, seed), noise, seed)
+    kind = data_cfg.get("augmentation", "auto")
+    return dataset if kind == "auto" else dataset.replace(augmentation=kind)

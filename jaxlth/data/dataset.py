@@ -46,7 +46,8 @@ class Dataset:
       name: canonical name, e.g. ``"fashion_mnist"``.
       train_images: ``(N, H, W, C)`` (or ``(N, L, C)`` for 1-D data), uint8 pixels in [0, 255]
         or float32 values.
-      train_labels: ``(N,)`` int32 class indices.
+      train_labels: ``(N,)`` int32 class indices, or float32 ``(N, K)`` soft targets (rows summing to 1:
+        a distilled set's learned labels, :mod:`jaxlth.data.distilled`); see :func:`classes_of`.
       test_images, test_labels: the test split, same layout.
       num_classes: number of classes.
       mean, std: per-channel statistics ``(C,)`` of ``images / pixel_scale`` used to normalise.
@@ -86,6 +87,13 @@ class Dataset:
 
     def replace(self, **changes) -> "Dataset":
         return dataclasses.replace(self, **changes)
+
+
+def classes_of(labels: np.ndarray) -> np.ndarray:
+    """``(N,)`` classes of ``(N,)`` class labels (as they are) or ``(N, K)`` soft targets (their
+    argmax): what a class-balanced choice of examples groups by."""
+    labels = np.asarray(labels)
+    return labels if labels.ndim == 1 else np.argmax(labels, axis=-1).astype(np.int32)
 
 
 def padded(dataset: Dataset, size: int) -> Dataset:

@@ -5,14 +5,16 @@ masks: :mod:`jaxlth.analysis.costs`). It mirrors what :func:`jaxlth.data.load_da
 :func:`jaxlth.data.open_streamed` return (``tests/test_costs.py`` checks the two agree):
 MNIST and Fashion-MNIST ``(28, 28, 1)``, CIFAR ``(32, 32, 3)``, MNIST-1D ``(40, 1)``, synthetic data
 ``data.synthetic_image_shape``; ``data.pad_to`` squares an image's sides; a streamed dataset is
-``data.image_size`` squares; text is int32 ``(2, data.max_length)`` (ids and token types). The
-classes kept and the rotation task leave the shape as it is.
+``data.image_size`` squares; text is int32 ``(2, data.max_length)`` (ids and token types); a distilled
+set's is its real dataset's (read from the distill run's ``config.json``). The classes kept and the
+rotation task leave the shape as it is.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from jaxlth.data import distilled
 from jaxlth.data import text as text_lib
 from jaxlth.data.sources import STREAMING_ONLY
 from jaxlth.errors import UserError
@@ -32,6 +34,8 @@ def example(data_cfg) -> tuple[tuple[int, ...], np.dtype]:
     """``(shape, dtype)`` of one preprocessed network input of the dataset ``data_cfg`` describes
     (a ``data`` ConfigDict or the ``data`` dict of a saved ``config.json``): float32 images, int32 text."""
     name = data_cfg.get("name", "fashion_mnist")
+    if name == distilled.NAME:
+        return example(distilled.real_config(data_cfg))
     if name in text_lib.NAMES:
         return (2, int(data_cfg.get("max_length", 128))), np.dtype(np.int32)
     if name == "synthetic":

@@ -72,12 +72,14 @@ def randomize_labels(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     ``fraction == 0`` returns ``dataset``.
 
     Raises:
-      UserError: ``fraction`` outside [0, 1].
+      UserError: ``fraction`` outside [0, 1], or soft labels (a distilled set's ``(N, K)`` targets).
     """
     check_fractions(1.0, fraction)
     fraction = float(fraction)
     if fraction == 0.0:
         return dataset
+    if dataset.train_labels.ndim != 1:
+        raise UserError("data.random_labels_fraction draws class labels, and this training set has soft labels")
     n = dataset.num_train
     count = int(round(fraction * n))
     rng = _rng(seed, _LABELS_TAG)

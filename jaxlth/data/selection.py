@@ -20,6 +20,7 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
+from jaxlth.data.dataset import classes_of
 from jaxlth.errors import UserError
 
 KEEPS = ("all", "hardest", "easiest", "random", "window")
@@ -84,9 +85,9 @@ def count(spec, num_examples: int) -> int:
 
 
 def choose(spec, labels: np.ndarray, scores: np.ndarray | None, field: str = "subset") -> np.ndarray:
-    """The sorted int32 indices of the examples the spec keeps, of ``labels`` ``(N,)`` and (for the
-    score rules) ``scores`` ``(N,)`` (larger = harder)."""
-    labels = np.asarray(labels)
+    """The sorted int32 indices of the examples the spec keeps, of ``labels`` ``(N,)`` (or soft targets
+    ``(N, K)``, balanced by their argmax class) and (for the score rules) ``scores`` ``(N,)`` (larger = harder)."""
+    labels = classes_of(labels)
     n = labels.shape[0]
     check(spec, field, need_workdir=False)
     if spec.keep == "all":

@@ -4,7 +4,8 @@ vmapped calls that turn every replicate's network into masks (:mod:`jaxlth.pruni
 Shared by ``prune_at_init`` (masks at initialisation or at step k) and ``lottery.scorer`` (IMP
 levels pruned by another scorer). Replicate ``r`` scores on its own ``per_class`` examples of
 every class (unaugmented, chosen with the stream :data:`SCORING_EXAMPLES`) in batches of
-:func:`jaxlth.pruning.at_init.chunking`.
+:func:`jaxlth.pruning.at_init.chunking`. A training set of soft targets (a distilled set's learned
+labels) is scored with each example's argmax class as its label.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlth import rng
+from jaxlth.data.dataset import classes_of
 from jaxlth.errors import UserError
 from jaxlth.pruning import at_init, scorers
 from jaxlth.training import copies as copies_lib
@@ -47,7 +49,7 @@ def model_for(module, image_shape: tuple[int, ...], batch_statistics: bool = Tru
 
 def check_examples(setup: Setup, per_class: int, field: str) -> None:
     """Raises UserError when some class has fewer than ``per_class`` training examples."""
-    counts = np.bincount(np.asarray(setup.dataset.train_labels), minlength=setup.dataset.num_classes)
+    counts = np.bincount(classes_of(setup.dataset.train_labels), minlength=setup.dataset.num_classes)
     if per_class > counts.min():
         raise UserError(
             f"{field} = {per_class}, but class {int(counts.argmin())} has only {int(counts.min())} training examples"
@@ -61,11 +63,12 @@ def batches(setup: Setup, per_class: int) -> tuple[jax.Array, jax.Array] | None:
     classes = setup.dataset.num_classes
     k, b = at_init.chunking(per_class, classes)
     data, spec = setup.data, setup.program.spec
+    labels = data.train_labels if data.train_labels.ndim == 1 else jnp.argmax(data.train_labels, -1).astype(jnp.int32)
 
     def of_replicate(key):
-        idx = at_init.balanced_examples(key, data.train_labels, per_class, classes)
+        idx = at_init.balanced_examples(key, labels, per_class, classes)
         x = fn.preprocess(data.train_images[idx], spec)
-        return x.reshape(k, b, *x.shape[1:]), data.train_labels[idx].reshape(k, b)
+        return x.reshape(k, b, *x.shape[1:]), labels[idx].reshape(k, b)
 
     return jax.jit(jax.vmap(of_replicate))(jax.vmap(SCORING_EXAMPLES.key)(setup.data_keys()))
 

@@ -5,8 +5,9 @@ function takes one network's ``params`` and ``batch_stats`` (``{}`` for models w
 BatchNorm) and arrays without a replicate axis, so a Hessian-vector product, a per-example
 gradient or a saliency score composes them with ``jax.grad``/``jax.vmap`` directly.
 
-Images come as stored (uint8 pixels, or floats for mnist1d) with shape ``(B, *image_shape)``;
-labels are int32 ``(B,)``. Text comes as int32 tokens ``(B, 2, T)`` (:class:`~jaxlth.data.dataset.Text`),
+Images come as stored (uint8 pixels, or floats for mnist1d and distilled sets) with shape
+``(B, *image_shape)``; labels are int32 ``(B,)`` (or a distilled set's float32 ``(B, K)`` soft targets).
+Text comes as int32 tokens ``(B, 2, T)`` (:class:`~jaxlth.data.dataset.Text`),
 its labels per its objective (:mod:`jaxlth.training.objectives`). ``spec`` is a :class:`Spec`: the
 static facts of the data layout.
 """
@@ -181,11 +182,11 @@ def evaluate(model, spec: Spec, params, batch_stats, images: jax.Array, labels: 
     num_batches = -(-n // size)
     pad = num_batches * size - n
     images = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
-    labels = jnp.pad(labels, (0, pad))
+    labels = jnp.pad(labels, [(0, pad)] + [(0, 0)] * (labels.ndim - 1))
     valid = jnp.arange(num_batches * size) < n
     batches = (
         images.reshape(num_batches, size, *images.shape[1:]),
-        labels.reshape(num_batches, size),
+        labels.reshape(num_batches, size, *labels.shape[1:]),
         valid.reshape(num_batches, size),
     )
 
@@ -193,7 +194,7 @@ def evaluate(model, spec: Spec, params, batch_stats, images: jax.Array, labels: 
         x, y, ok = batch
         losses, out, _ = per_example_loss(model, params, batch_stats, preprocess(x, spec), y, train=False)
         loss = jnp.sum(jnp.where(ok, losses, 0.0))
-        correct = jnp.sum(jnp.where(ok, jnp.argmax(out, -1) == y, False))
+        correct = jnp.sum(jnp.where(ok, objectives.correct(objectives.CLASSIFY, out, y), False))
         return (carry[0] + loss, carry[1] + correct), None
 
     (loss, correct), _ = lax.scan(one_batch, (jnp.float32(0), jnp.int32(0)), batches)

@@ -3,7 +3,10 @@
 The objective is a property of the data (``Dataset.text.objective``; image data always classify).
 Each function takes a batch's model outputs and targets and returns per-example values ``(B,)``:
 
-* ``classify``: outputs ``(B, C)`` logits, targets int32 ``(B,)``; loss the softmax cross-entropy.
+* ``classify``: outputs ``(B, C)`` logits, targets int32 ``(B,)`` classes or float32 ``(B, C)`` soft
+  targets (a distilled set's learned labels: probabilities); loss the softmax cross-entropy (of the
+  soft targets: ``optax.softmax_cross_entropy``); right when the argmax of the logits is the class
+  (the argmax of the soft targets).
 * ``regress``: outputs ``(B, 1)``, targets float32 ``(B,)``; loss the squared error (Hugging Face's
   ``MSELoss`` for a one-label sequence classifier); nothing is "correct" (NaN).
 * ``mlm``: outputs ``(B, T, V)`` logits, targets int32 ``(B, T)``, ``-1`` where a token is not
@@ -26,6 +29,11 @@ def objective_of(text) -> str:
     return CLASSIFY if text is None else text.objective
 
 
+def _soft(out: jax.Array, targets: jax.Array) -> bool:
+    """Whether ``classify`` targets are soft ``(B, C)`` probabilities rather than ``(B,)`` classes (static)."""
+    return targets.ndim == out.ndim
+
+
 def _token_losses(out: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``((B, T) cross-entropy, (B, T) bool predicted)`` of MLM logits; 0 where not predicted."""
     predicted = targets >= 0
@@ -36,6 +44,8 @@ def _token_losses(out: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Ar
 def per_example(objective: str, out: jax.Array, targets: jax.Array) -> jax.Array:
     """``(B,)`` loss of each example (see the module docstring)."""
     if objective == CLASSIFY:
+        if _soft(out, targets):
+            return optax.softmax_cross_entropy(out, targets)
         return optax.softmax_cross_entropy_with_integer_labels(out, targets)
     if objective == REGRESS:
         return jnp.square(out[:, 0] - targets.astype(out.dtype))
@@ -58,7 +68,7 @@ def correct(objective: str, out: jax.Array, targets: jax.Array) -> jax.Array:
     """``(B,)`` whether each example is predicted right: bool for ``classify``; for ``mlm`` the float
     fraction of its predicted tokens that are right; NaN for ``regress`` (no such thing)."""
     if objective == CLASSIFY:
-        return jnp.argmax(out, -1) == targets
+        return jnp.argmax(out, -1) == (jnp.argmax(targets, -1) if _soft(out, targets) else targets)
     if objective == REGRESS:
         return jnp.full(targets.shape, jnp.nan, jnp.float32)
     predicted = targets >= 0

@@ -8,7 +8,8 @@
   IDX files or CIFAR python-version tarball, downloaded, checked against the published MD5s and (CIFAR)
   safely extracted (``download.py``: no TensorFlow needed, as on Colab's TPU runtimes), else a
   ``UserError`` naming every place looked and how to get the data.
-* mnist1d (the ``mnist1d`` package, cached), synthetic: generated; GLUE and ``text``: :mod:`jaxlth.data.text`.
+* mnist1d (the ``mnist1d`` package, cached), synthetic: generated; GLUE and ``text``: :mod:`jaxlth.data.text`;
+  ``distilled`` (a distill run's synthetic set): :mod:`jaxlth.data.distilled`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from jaxlth.data.sources import download as download_lib
 from jaxlth.errors import UserError
 
 IMAGE_NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100", "mnist1d", "synthetic")
-NAMES = IMAGE_NAMES + text_lib.NAMES
+DISTILLED = "distilled"  # a distill run's synthetic set: jaxlth.data.distilled, not a source
+NAMES = IMAGE_NAMES + (DISTILLED,) + text_lib.NAMES
 SOURCES = ("auto", "idx", "tfds", "cifar_pickle", "mnist1d", "synthetic", "array_record")
 # Which explicit sources can serve which dataset.
 _SERVES = {
@@ -189,6 +191,8 @@ def resolve(
         )
     if name not in NAMES:
         raise UserError(f"Unknown data.name={name!r}; choose one of {', '.join(NAMES)}.")
+    if name == DISTILLED:
+        raise UserError("data.name='distilled' is another run's output, read by jaxlth.data.load_dataset, not a source")
     if source not in SOURCES:
         raise UserError(f"Unknown data.source={source!r}; choose one of {', '.join(SOURCES)}.")
     if name in text_lib.NAMES:
