@@ -14,7 +14,8 @@ Here: the tables every experiment's rows make (:func:`final_metrics`, :func:`sum
 accuracy against weights remaining (:func:`accuracy_vs_weights`) or against compression, nonzero
 parameters or FLOPs (:func:`accuracy_vs`), all
 labelled and ordered by the arms the table's experiment declares, and runs side by side
-(:mod:`jaxlth.compare`). Every other name is a table or figure an experiment declares
+(:mod:`jaxlth.compare`), and the loss over the plane through three networks (:func:`loss_plane`, of a
+:func:`jaxlth.analysis.plane.through`). Every other name is a table or figure an experiment declares
 (``Experiment.figures``, in ``jaxlth/experiments/<name>/``): ``dir(jaxlth.plots)`` lists them, and
 ``jaxlth.plots.<experiment>`` is that experiment's whole figures module.
 
@@ -34,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from jaxlth import drawing, tables
+from jaxlth.analysis.plane_figure import loss_plane
 from jaxlth.compare import (
     BARRIER_COMPARE_FIGURE,
     COMPARE_FIGURE,
@@ -63,6 +65,7 @@ __all__ = [
     "accuracy_comparison",
     "barrier_comparison",
     "save_comparison_figures",
+    "loss_plane",
 ]
 
 

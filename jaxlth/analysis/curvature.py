@@ -1,4 +1,4 @@
-"""Curvature of the loss landscape: Hessian-vector products, top eigenpairs, trace, spectral density.
+"""Curvature of the loss landscape: Hessian-vector products, top eigenpairs, trace, diagonal, spectral density.
 
 Every function here is a pure function of ONE network (no replicate axis): the caller
 ``jax.vmap``-s it over stacked replicates (params, masks and keys each with a leading axis).
@@ -206,6 +206,38 @@ def hutchinson_trace(
     samples = lax.map(one, jax.random.split(key, probes))
     spread = jnp.std(samples, ddof=1) if probes > 1 else jnp.float32(jnp.nan)
     return jnp.mean(samples), spread / jnp.sqrt(probes)
+
+
+def hutchinson_diagonal(
+    matvec: Callable, dim_full: int, key: jax.Array, probes: int, subspace: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """``(estimate (dim_full,), standard_error (dim_full,))`` of ``diag(matvec)`` (of ``M H M``).
+
+    Bekas, Kokiopoulou & Saad (2007): ``diag(H) ~ mean_k z_k * H z_k`` over ``probes`` Rademacher
+    vectors ``z_k`` (times ``subspace``); unbiased, since ``E[z_i z_j] = delta_ij``, and exact for a
+    diagonal operator whatever the probes. The probes run one after the other in a ``lax.scan``
+    holding a running mean and sum of squared deviations (Welford): memory of one HVP and two flat
+    vectors, whatever ``probes``. The standard error is the per-coordinate sample standard deviation
+    (``ddof=1``) over ``sqrt(probes)`` (NaN for one probe). Coordinates outside ``subspace`` are 0.
+    Its key should not be the trace's: the two would share probes (draw it from its own stream).
+    """
+    if probes < 1:
+        raise ValueError(f"hutchinson_diagonal needs probes >= 1, got {probes}")
+
+    def step(carry, indexed):
+        mean, squares = carry
+        k, probe_key = indexed
+        z = _start(probe_key, dim_full, subspace, rademacher=True)
+        sample = z * matvec(z)
+        delta = sample - mean
+        mean = mean + delta / (k + 1.0)
+        return (mean, squares + delta * (sample - mean)), None
+
+    zeros = jnp.zeros((dim_full,), jnp.float32)
+    indexed = (jnp.arange(probes, dtype=jnp.float32), jax.random.split(key, probes))
+    (mean, squares), _ = lax.scan(step, (zeros, zeros), indexed)
+    spread = jnp.sqrt(squares / (probes - 1)) if probes > 1 else jnp.full_like(mean, jnp.nan)
+    return mean, spread / jnp.sqrt(probes)
 
 
 def spectral_density(

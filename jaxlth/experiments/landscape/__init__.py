@@ -18,7 +18,9 @@ are written once, with a marker, so a rerun skips measured levels and a killed r
 first unmeasured one. Rows: ``experiment=landscape, arm=imp``; ``split=train`` (the subset) or
 ``test``; ``rank`` for eigenvalues, ``projection`` and ``alpha`` for paths. When the source sweeps
 prune fractions, its per-level matching is copied (``metric=matching``) for the figure of the
-largest prune fraction against curvature.
+largest prune fraction against curvature. With ``landscape.diagonal_probes > 0``, Hutchinson's estimate
+of the Hessian's diagonal and its distribution per layer (``layer``) and over the kept weights
+(:mod:`.diagonal`: ``metric=diagonal_*``, ``quantile``), and its histogram.
 """
 
 from jaxlth.experiments.landscape import block, streams
@@ -31,9 +33,10 @@ EXPERIMENT = Experiment(
     run=lazy("jaxlth.experiments.landscape.run:run"),
     defaults=block.defaults,
     validate=block.validate,
-    columns=("prune_fraction", "projection", "alpha", "rank"),
+    columns=("prune_fraction", "projection", "alpha", "rank", "layer", "quantile"),
     arms=Arms({IMP: "IMP"}, main=IMP),
     streams=streams.STREAMS,
+    may_change=("landscape.diagonal_probes",),
     report=lazy("jaxlth.experiments.landscape.figures:report"),
     figures=lazy("jaxlth.experiments.landscape.figures"),
     order=4,

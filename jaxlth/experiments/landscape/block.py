@@ -22,6 +22,7 @@ def defaults() -> ml_collections.ConfigDict:
     c.top_k = 5  # largest eigenvalues reported
     c.lanczos_iterations = 40  # Lanczos steps (Hessian-vector products) for them
     c.trace_probes = 50  # Hutchinson probes (Rademacher) for the trace
+    c.diagonal_probes = 0  # Hutchinson probes for the Hessian's diagonal and its distribution; 0 = not measured
     c.projection_fractions = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # further fractions pruned
     c.alphas = 11  # points on each segment from the trained network to its projection
     c.matching_epsilon = -1.0  # matching (copied from a sweep source): within eps of dense; < 0: 1 std
@@ -47,6 +48,11 @@ def validate(config) -> None:
     for field in ("top_k", "lanczos_iterations", "trace_probes", "examples", "chunk"):
         if int(ls[field]) < 1:
             raise UserError(f"landscape.{field} must be at least 1, got {ls[field]}")
+    probes = ls.get("diagonal_probes", 0)
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 0 or probes == 1:
+        raise UserError(
+            f"landscape.diagonal_probes must be 0 (off) or an integer of at least 2 (a standard error), got {probes!r}"
+        )
     if ls.top_k > ls.lanczos_iterations:
         raise UserError(
             f"landscape.top_k ({ls.top_k}) cannot exceed landscape.lanczos_iterations ({ls.lanczos_iterations})"

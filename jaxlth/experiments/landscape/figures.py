@@ -4,7 +4,9 @@
 weights remaining; ``projection_error``: the error of each level's network after a further fraction
 ``p`` is pruned (no retraining), against ``p``; ``predicted_vs_measured``: the Taylor prediction of
 the loss change of a projection against the measured change; ``curvature_vs_fraction`` (sweep
-sources): the prune fractions whose next level stays matching, against the curvature at the level.
+sources): the prune fractions whose next level stays matching, against the curvature at the level;
+``hessian_diagonal_histogram`` (``landscape.diagonal_probes > 0``, :mod:`.diagonal_figures`): the
+distribution of the Hessian's diagonal over each level's kept weights.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ import numpy as np
 import pandas as pd
 
 from jaxlth import drawing, tables
+from jaxlth.experiments.landscape.diagonal_figures import (
+    DIAGONAL_FIGURE,
+    diagonal_table,
+    format_diagonal,
+    hessian_diagonal_histogram,
+)
 
 __all__ = [
     "EIGENVALUE_FIGURE",
@@ -29,6 +37,10 @@ __all__ = [
     "predicted_vs_measured",
     "curvature_vs_fraction",
     "save_landscape_figures",
+    "DIAGONAL_FIGURE",
+    "diagonal_table",
+    "format_diagonal",
+    "hessian_diagonal_histogram",
 ]
 EIGENVALUE_FIGURE = "lambda_max_vs_sparsity.png"
 PROJECTION_FIGURE = "projection_error.png"
@@ -211,9 +223,12 @@ def curvature_vs_fraction(table: pd.DataFrame, ax=None):
     return ax
 
 
-def save_landscape_figures(table: pd.DataFrame, directory: str, dpi: int = 150) -> list[str]:
-    """Writes the landscape figures whose rows exist; returns their paths."""
+def save_landscape_figures(table: pd.DataFrame, directory: str, dpi: int = 150, run=None) -> list[str]:
+    """Writes the landscape figures whose rows exist (given the ``run``, the histogram of the Hessian's
+    diagonal too: it reads the estimate's artifacts); returns their paths."""
     jobs = []
+    if run is not None and not diagonal_table(table).empty:
+        jobs.append((DIAGONAL_FIGURE, functools.partial(hessian_diagonal_histogram, run)))
     if not curvature_table(table).empty:
         jobs.append((EIGENVALUE_FIGURE, functools.partial(lambda_max_vs_sparsity, table)))
         jobs.append((PROJECTION_FIGURE, functools.partial(projection_error, table)))
@@ -226,4 +241,5 @@ def save_landscape_figures(table: pd.DataFrame, directory: str, dpi: int = 150) 
 def report(run, directory: str) -> tuple[str, list[str]]:
     """The curvature table and the figures."""
     table = run.table
-    return format_landscape(table), save_landscape_figures(table, directory)
+    text = "\n\n".join(filter(None, [format_landscape(table), format_diagonal(table)]))
+    return text, save_landscape_figures(table, directory, run=run)

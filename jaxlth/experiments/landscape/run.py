@@ -33,7 +33,8 @@ from jaxlth import rng
 from jaxlth.analysis import barriers
 from jaxlth.analysis import projections as measures
 from jaxlth.experiments.context import Context
-from jaxlth.experiments.landscape.streams import LEVEL, SUBSET
+from jaxlth.experiments.landscape import diagonal
+from jaxlth.experiments.landscape.streams import DIAGONAL, LEVEL, SUBSET
 from jaxlth.experiments.lottery.arms import IMP
 from jaxlth.experiments.lottery.source import lottery_source
 from jaxlth.experiments.lottery.sweep_figures import prune_sweep_table
@@ -78,7 +79,8 @@ def run(ctx: Context) -> None:
         f"landscape of {len(levels)} level(s) of {ls.source_workdir}: top-{ls.top_k} eigenvalues "
         f"({ls.lanczos_iterations} Lanczos steps), trace ({ls.trace_probes} probes) of "
         f"{'M H M' if ls.subspace == 'mask' else 'H'} on {n} training examples (BatchNorm {ls.bn_mode}); "
-        f"{len(fractions)} projections x {len(alphas)} points",
+        f"{len(fractions)} projections x {len(alphas)} points"
+        + (f"; diagonal of H ({ls.diagonal_probes} probes)" if int(ls.diagonal_probes) > 0 else ""),
         flush=True,
     )
     for level in levels:
@@ -95,11 +97,38 @@ def run(ctx: Context) -> None:
         )
         density = mask_lib.replicate_density(masks, replicates * count)
         rows = _rows(level, coordinates, density, setup.total_steps, np.asarray(fractions), np.asarray(alphas), out)
-        ctx.replace_rows({"level": level}, rows)
+        ctx.replace_rows({"level": level}, rows, matching=lambda row: row.get("metric") not in diagonal.METRICS)
         ctx.mark_done(marker)
         print(f"level {level}: lambda_max {', '.join(f'{v:.4g}' for v in out['eigenvalues'][:, 0])}", flush=True)
+    if int(ls.diagonal_probes) > 0:
+        for level in levels:
+            _measure_diagonal(ctx, source, settings, level, coordinates, subset)
     if count > 1:
         _record_matching(ctx, source, float(ls.matching_epsilon))
+
+
+def _measure_diagonal(ctx: Context, source, settings, level: int, coordinates: list[dict], subset) -> None:
+    """The Hessian's diagonal at ``level``'s trained networks: its artifact, then its rows (:mod:`.diagonal`)."""
+    config, probes = ctx.config, int(ctx.config.landscape.diagonal_probes)
+    name = diagonal.artifact_name(level_name(level), probes)
+    if ctx.done(f"{name}_measured"):
+        return
+    networks = jax.tree.map(jnp.asarray, source.network(level))
+    masks = jax.tree.map(jnp.asarray, source.mask(level))
+    count = max(1, len(source.fractions))
+    keys = rng.replicate_keys(config.seed, config.replicates, DIAGONAL.at(level))
+    keys = copies_lib.repeat(keys, count) if count > 1 else keys
+    args = (settings.bn_mode, settings.chunk, settings.subspace, probes, networks, masks, keys, subset)
+    measured = jax.tree.map(np.asarray, ctx.cached(name, lambda: diagonal.estimate(ctx.setup.program, *args)))
+    density = mask_lib.replicate_density(masks, len(coordinates))
+    step = ctx.setup.total_steps
+    bases = [dict(arm=IMP, level=level, density=float(density[i]), step=step, **c) for i, c in enumerate(coordinates)]
+    one = jax.tree.map(lambda x: x[0], networks["params"])
+    rows = diagonal.rows(bases, measured, diagonal.layer_slices(one))
+    ctx.replace_rows({"level": level}, rows, matching=lambda row: row.get("metric") in diagonal.METRICS)
+    ctx.mark_done(f"{name}_measured", {"level": level, "metric": "diagonal_count"})  # written last
+    overall = [r["value"] for r in rows if r["metric"] == "diagonal_negative" and r["layer"] == diagonal.OVERALL]
+    print(f"level {level}: diagonal of H negative on {', '.join(f'{100 * v:.3g}%' for v in overall)}", flush=True)
 
 
 def _rows(level, coordinates, density, step, fractions, alphas, out) -> list[dict]:
