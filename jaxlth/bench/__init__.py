@@ -1,5 +1,5 @@
 """Benchmarks: ``python -m jaxlth.bench SUITE``, SUITE one of train, lottery, instability, landscape, scores,
-pruning, conv, load, overhead, export, all.
+pruning, conv, load, overhead, export, distill, all.
 
 Options: ``--epochs 1``, ``--replicates 1,2,4,8`` and more (``--help``). ``train --model vit_tiny``
 times a Vision Transformer instead of LeNet (:mod:`jaxlth.bench.vit_speed`: steps/s per replicate
@@ -55,6 +55,10 @@ its training.
 ``export`` (:mod:`jaxlth.bench.export_speed`; its own options ``--models``, ``--densities``, ``--batches``,
 ``--repeats``; not in ``all``) times the forward pass of an exported LeNet-300-100 and a wider MLP
 (:mod:`jaxlth.export`), dense against BCOO kernels at 20%, 5% and 1% density, batches of 1 and 1,000.
+
+``distill`` (:mod:`jaxlth.bench.distill_speed`; its own options ``--models``, ``--ipc``, ``--inner-steps``,
+``--replicates``, ``--iterations``, ``--repeats``; not in ``all``) times one MTT outer iteration and one DM
+iteration of R synthetic sets in one program, and the compiled chunk's memory.
 
 Timings exclude compilation (each program runs once before it is timed) and take the best of
 ``--repeats`` runs.
@@ -179,6 +183,11 @@ def main(argv: list[str] | None = None) -> None:
         from jaxlth.bench import overhead
 
         overhead.main(argv[1:])
+        return
+    if argv[:1] == ["distill"]:  # its own options: jaxlth.bench.distill_speed
+        from jaxlth.bench import distill_speed
+
+        distill_speed.main(argv[1:])
         return
     if argv[:1] == ["export"]:  # its own options: jaxlth.bench.export_speed
         from jaxlth.bench import export_speed
