@@ -44,6 +44,11 @@ Train on a distilled set with ``data.name = "distilled"`` and ``data.distilled_w
 plain run (no argument) trains the experts' settings on the real data:
 
     python -m jaxlth.main --config configs/distill_fashion_mnist.py --workdir runs/distill_teacher
+
+and IMP with the experts' training on the real data (15 levels of 20%, rewinding to initialisation);
+``configs/distilled/fashion_mnist.py`` runs IMP on a distilled set and judges its masks on the real data:
+
+    python -m jaxlth.main --config configs/distill_fashion_mnist.py:lottery --workdir runs/distill_teacher_imp
 """
 
 from jaxlth.config import base_config, choose
