@@ -39,7 +39,17 @@ def loss_plane(plane, ax=None, metric: str = "loss", replicate: int = 0, labels=
     for (x, y), label, value in zip(points, labels, own):
         ax.plot(x, y, marker="o", color="white", markeredgecolor="black", markersize=7, zorder=3)
         text = f"{label}: {value:.2f}" if metric == "error" else f"{label}: {value:.3g}"
-        ax.annotate(text, (x, y), xytext=(6, 6), textcoords="offset points", color="white", fontsize="small")
+        right = x > (a.min() + a.max()) / 2  # below and to the left of a point in the right half: inside the axes
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(-6, -8) if right else (6, 6),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            va="top" if right else "baseline",
+            color="white",
+            fontsize="small",
+        )
     ax.set_aspect("equal")
     ax.set_xlabel("a: distance along e₁ = (θ₁ − θ₀) / |θ₁ − θ₀|")
     ax.set_ylabel("b: distance along e₂")
