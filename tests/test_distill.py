@@ -15,7 +15,7 @@ from jaxlth.distillation import dm, mtt, outer, student, synthetic_set
 from jaxlth.errors import UserError
 from jaxlth.experiments.distill import run as distill_run
 from jaxlth.training import functions as fn
-from tests.conftest import tiny_config
+from tests.conftest import TINY, checkpoint_steps, run_cli, start_and_kill, tiny_config
 
 K, SHAPE = 3, (6, 6, 1)
 SPEC = fn.Spec(
@@ -118,38 +118,38 @@ def test_sets_vmapped_equal_one_set_runs():
             np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[r], rtol=1e-5, atol=1e-6)
 
 
+TINY_FIELDS = {
+    "distill.images_per_class": 2, "distill.iterations": 12, "distill.inner_steps": 3, "distill.expert_epochs": 1,
+    "distill.max_start_epoch": 2, "distill.experts": 2, "distill.expert_steps": "2ep", "distill.chunk": 3,
+    "distill.log_every": 2, "distill.eval_steps": 4, "distill.learn_labels": True, "replicates": 2,
+    "distill.lr_images": 1.0,
+}  # fmt: skip
+
+
 def tiny(**changes):
-    fields = {
-        "distill.images_per_class": 2, "distill.iterations": 6, "distill.inner_steps": 3, "distill.expert_epochs": 1,
-        "distill.max_start_epoch": 2, "distill.experts": 2, "distill.expert_steps": "2ep", "distill.chunk": 3,
-        "distill.log_every": 2, "distill.eval_steps": 4, "distill.learn_labels": True, "replicates": 2,
-        "distill.lr_images": 1.0,
-    }  # fmt: skip
-    return tiny_config("distill", **{**fields, **changes})
+    return tiny_config("distill", **{**TINY_FIELDS, **changes})
 
 
-def test_a_killed_run_resumes_bitwise_and_leaves_the_contract_artifact(tmp_path, monkeypatch):
+def test_a_killed_run_resumes_bitwise_and_leaves_the_contract_artifact(tmp_path):
     reference = str(tmp_path / "reference")
     experiments.run(tiny(), reference)
-    original = checkpoint.Checkpoints.save
-
-    def dying(self, step, state, meta=None):
-        original(self, step, state, meta)
-        if self.directory.endswith("synthetic") and step == 3:
-            raise KeyboardInterrupt  # killed after the outer loop's first checkpoint
-
-    monkeypatch.setattr(checkpoint.Checkpoints, "save", dying)
-    killed = str(tmp_path / "killed")
-    with pytest.raises(KeyboardInterrupt):
-        experiments.run(tiny(), killed)
-    assert not checkpoint.artifact_exists(results.load(killed).layout.artifact(distill_run.DISTILLED))
-    monkeypatch.setattr(checkpoint.Checkpoints, "save", original)
-    experiments.run(tiny(), killed)
+    killed = tmp_path / "killed"
+    flags = [
+        f"--config.{name}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for name, v in TINY_FIELDS.items()
+    ]
+    start_and_kill(  # SIGKILL once the outer loop's first chunk is committed, before its last
+        ["--config", f"{TINY}:distill", *flags, "--workdir", str(killed)],
+        lambda: checkpoint_steps(killed / "checkpoints" / distill_run.CHECKPOINTS) != [],
+    )
+    assert checkpoint_steps(killed / "checkpoints" / distill_run.CHECKPOINTS)[-1] < 12, "killed after the last chunk"
+    assert not checkpoint.artifact_exists(results.load(str(killed)).layout.artifact(distill_run.DISTILLED))
+    run_cli("--config", f"{TINY}:distill", *flags, "--workdir", str(killed), check=True)
+    killed = str(killed)
     a, b = results.load(reference), results.load(killed)
     for u, v in zip(jax.tree.leaves(a.distilled()), jax.tree.leaves(b.distilled())):
         np.testing.assert_array_equal(u, v)
     curve_a, curve_b = a.curve(), b.curve()
-    assert len(curve_a) == len(curve_b) == 2 * 2 * 3  # sets x (loss, lr) x logged steps 2, 4, 6
+    assert len(curve_a) == len(curve_b) == 2 * 2 * 6  # sets x (loss, lr) x logged steps 2, 4, ..., 12
     np.testing.assert_array_equal(
         curve_a.sort_values(["replicate", "step", "metric"])["value"].to_numpy(),
         curve_b.sort_values(["replicate", "step", "metric"])["value"].to_numpy(),
@@ -160,7 +160,7 @@ def test_a_killed_run_resumes_bitwise_and_leaves_the_contract_artifact(tmp_path,
     assert d["labels"].shape == (2, 20, 10) and d["labels"].dtype == np.float32
     assert d["lr"].shape == (2,) and d["lr"].dtype == np.float32 and np.all(d["lr"] > 0)
     assert 0 <= np.median(d["images"]) <= 255 and np.max(d["images"]) > 2  # pixel units, not normalised
-    assert sorted(a.tested()["step"].unique()) == [0, 6]
+    assert sorted(a.tested()["step"].unique()) == [0, 12]
     # hard labels (DM): int32 classes, class-major; the fixed lr
     program = outer.Outer(MODEL, SPEC, settings("dm", init_lr=0.02))
     hard = distill_run.contract(program, {"inputs": jnp.zeros((2, 6, *SHAPE))})
