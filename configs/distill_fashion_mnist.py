@@ -29,16 +29,16 @@ larger, so 0.1 here), 20,000 iterations in its code, 2,000 here:
         --config.replicates=2 --config.distill.method=dm --config.distill.lr_images=0.1 \
         --config.distill.iterations=2000
 
-A small ConvNet: jaxlth's Conv-2 (two 64-filter 3x3 convolutions, a max-pool, dense 256, 256; MTT's
-ConvNet-3 with instance norm is not among jaxlth's models). XLA:CPU runs convolutions inside a loop ~30x
-slower (jax-ml/jax#12868) and MTT's student steps are a loop differentiated twice: on this project's
-2-core CPU one Conv-2 MTT iteration of 5 student steps did not compile and run within 15 minutes
-(``python -m jaxlth.bench distill --models conv2``), so on a CPU distil Conv-2 with DM, and MTT on an
-accelerator:
+A small ConvNet: the distillation papers' ConvNet-3 (``model.name = "convnet"``: 3x3 conv, instance norm,
+ReLU, average pool, three times), here at width 32 (their 128). Its convolutions run as matrix products of
+patches on a CPU, where XLA's own run ~30x slower inside the student's loop (jax-ml/jax#12868; an MTT
+iteration of 20 steps took 51 s with them, 5.9 s with patches; ``python -m jaxlth.bench distill --models
+convnet``). ``configs/distilled/fashion_mnist_convnet.py:distill`` distils it, sized for a CPU:
 
-    python -m jaxlth.main --config configs/distill_fashion_mnist.py:distill --workdir runs/distill_conv2_dm \
-        --config.replicates=2 --config.model.name=conv2 --config.distill.method=dm \
-        --config.distill.lr_images=0.1 --config.distill.iterations=500
+    python -m jaxlth.main --config configs/distilled/fashion_mnist_convnet.py:distill --workdir runs/distill_convnet
+
+(XLA's convolutions in jaxlth's Conv-2 are as slow in that loop: one Conv-2 MTT iteration of 5 student steps
+did not compile and run within 15 minutes here; distil Conv-2 with DM on a CPU.)
 
 Train on a distilled set with ``data.name = "distilled"`` and ``data.distilled_workdir``; the
 plain run (no argument) trains the experts' settings on the real data:

@@ -177,3 +177,23 @@ def test_from_file_applies_overrides_and_model_options():
         config_lib.from_file(os.path.join(ROOT, "configs", "nope.py"))
     with pytest.raises(UserError, match="train.steps"):
         config_lib.from_file(os.path.join(ROOT, "configs", "lenet_fashion_mnist.py"), **{"train.steps": "10xp"})
+
+
+# ----- staged recipes (configs/<folder>/<name>.py): one stage per argument ----------------------------------
+STAGED_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*", "*.py")) if "/sweeps/" not in p)
+
+
+@pytest.mark.parametrize("path", STAGED_FILES, ids=[os.path.relpath(p, ROOT) for p in STAGED_FILES])
+def test_every_stage_of_a_staged_recipe_builds_and_its_command_is_shown(path):
+    module, relative = load_module(path), os.path.relpath(path, ROOT)
+    stages = getattr(module, "ARGS", None) or module.STAGES
+    assert len(stages) >= 2
+    for stage in stages:
+        c = module.get_config(stage)
+        assert c.experiment in experiments.registry.names(), (relative, stage)
+        options = c.model.get("options")
+        models.get_model(c.model.name, 10, **(options.to_dict() if options is not None else {}))
+        if "," not in stage:
+            assert f"python -m jaxlth.main --config {relative}:{stage} " in module.__doc__, (relative, stage)
+    with pytest.raises(ValueError, match="unknown config argument"):
+        module.get_config("no_such_stage")

@@ -75,6 +75,10 @@ COUNTS = [
     ("conv2", {}, 10, (32, 32, 3), 4_301_642),  # = conv_net_count(1), Frankle & Carbin: 4.3M
     ("conv4", {}, 10, (32, 32, 3), 2_425_930),  # = conv_net_count(2): 2.4M
     ("conv6", {}, 10, (32, 32, 3), 2_262_602),  # = conv_net_count(3): 2.3M
+    # ConvNet-3: 3 x (3x3 conv + bias, instance-norm scale + shift) + dense 4*4*128 -> 10; the papers' ~320K
+    ("convnet", {}, 10, (32, 32, 3), conv_params(3, 3, 128) + 2 * conv_params(3, 128, 128) + 6 * 128 + 20_490),
+    # no norm, 28 -> 14 -> 7 after two pools: 7*7*16 features
+    ("convnet", {"depth": 2, "width": 16, "norm": "none"}, 10, (28, 28, 1), 160 + 2320 + dense_params(784, 10)),
     ("resnet20", {}, 10, (32, 32, 3), 272_474),  # = resnet_cifar_count(20), OpenLTH's 272,474
     ("resnet56", {}, 10, (32, 32, 3), 855_770),  # = resnet_cifar_count(56)
     ("resnet_cifar", {"depth": 32, "width": 32}, 100, (32, 32, 3), resnet_cifar_count(32, 32, 100)),
@@ -179,6 +183,7 @@ def _initialised(name, shape, options):
     [
         ("lenet_300_100", (28, 28, 1), ()),
         ("conv2", (32, 32, 3), ()),
+        ("convnet", (28, 28, 1), (("width", 8),)),
         SMALL_RESNET,
     ],
 )
@@ -293,6 +298,7 @@ def test_registry_names():
         "conv2",
         "conv4",
         "conv6",
+        "convnet",
         "resnet_cifar",
         "resnet20",
         "resnet56",
@@ -327,12 +333,54 @@ def test_unknown_model():
         ("resnet_cifar", {"width": 0}, ["width", "0"]),
         ("lenet", {"widths": "300"}, ["widths"]),
         ("resnet50", {"small_images": "yes"}, ["small_images"]),
+        ("convnet", {"norm": "batch"}, ["norm", "instance, none", "'batch'"]),
+        ("convnet", {"depth": 0}, ["depth", "0"]),
     ],
 )
 def test_bad_options(name, options, words):
     with pytest.raises(UserError) as err:
         models.get_model(name, 10, **options)
     assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_convnet_normalises_each_image_alone_and_initialises_as_pytorch():
+    """Instance norm: an image's logits do not depend on the rest of its batch, and each norm layer's
+    output has mean 0 and variance 1 per image and channel; kernels are U(±1/sqrt(fan_in))."""
+    model, variables, _ = initialised("convnet", (16, 16, 3), (("width", 8),))
+    x = jax.random.normal(jax.random.key(3), (4, 16, 16, 3))
+    together = model.apply(variables, x, train=True)
+    alone = model.apply(variables, x[:1], train=True)
+    np.testing.assert_allclose(together[:1], alone, rtol=1e-5, atol=1e-6)
+    _, state = model.apply(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
+    normed = state["intermediates"]["norm_0"]["__call__"][0]
+    scale, shift = variables["params"]["norm_0"]["scale"], variables["params"]["norm_0"]["bias"]
+    standard = (normed - shift) / scale
+    np.testing.assert_allclose(standard.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(standard.var(axis=(1, 2)), 1, rtol=1e-3)
+    kernel = variables["params"]["conv_1"]["kernel"]  # fan_in 9 * 8 = 72
+    bound = 1 / np.sqrt(72)
+    assert float(jnp.max(jnp.abs(kernel))) <= bound and float(jnp.std(kernel)) > 0.5 * bound / np.sqrt(3)
+
+
+@pytest.mark.parametrize(
+    "shape,kernel,padding",
+    [((2, 9, 7, 3), (3, 3, 3, 5), ((1, 1), (1, 1))), ((1, 6, 6, 2), (2, 3, 2, 4), ((0, 0), (1, 0)))],
+)
+def test_patch_conv_is_xlas_convolution_with_its_gradients(shape, kernel, padding):
+    from jaxlth.models.convnet import patch_conv
+
+    x = jax.random.normal(jax.random.key(4), shape)
+    w = jax.random.normal(jax.random.key(5), kernel)
+    numbers = jax.lax.conv_dimension_numbers(shape, kernel, ("NHWC", "HWIO", "NHWC"))
+
+    def both(conv):
+        out = conv(x, w, (1, 1), padding, dimension_numbers=numbers)
+        grads = jax.grad(lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1), padding, dimension_numbers=numbers))), (0, 1))
+        return out, *grads(x, w)
+
+    for ours, xla in zip(both(patch_conv), both(jax.lax.conv_general_dilated)):
+        assert ours.shape == xla.shape
+        np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5)
 
 
 def test_bad_num_classes():

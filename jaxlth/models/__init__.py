@@ -23,6 +23,7 @@ import numpy as np
 from jaxlth.errors import UserError
 from jaxlth.models.bert import HEADS, Bert, bert_options
 from jaxlth.models.conv import ConvNet
+from jaxlth.models.convnet import NORMS, DistillConvNet
 from jaxlth.models.lenet import LeNet
 from jaxlth.models.resnet_cifar import CifarResNet
 from jaxlth.models.resnet_imagenet import LAYOUTS, ImageNetResNet
@@ -51,6 +52,13 @@ def _lenet_300_100(num_classes: int) -> nn.Module:
 
 def _conv(num_classes: int, *, pairs: int) -> nn.Module:
     return ConvNet(num_classes=num_classes, filters=(64, 128, 256)[:pairs])
+
+
+def _convnet(num_classes: int, depth: int = 3, width: int = 128, norm: str = "instance") -> nn.Module:
+    if norm not in NORMS:
+        raise UserError(f"model 'convnet' needs norm to be one of {', '.join(NORMS)}, got {norm!r}")
+    depth, width = _positive_int("convnet", "depth", depth), _positive_int("convnet", "width", width)
+    return DistillConvNet(num_classes=num_classes, depth=depth, width=width, norm=norm)
 
 
 def _resnet_cifar(num_classes: int, depth: int = 20, width: int = 16, *, model: str = "resnet_cifar") -> nn.Module:
@@ -204,6 +212,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "conv2": functools.partial(_conv, pairs=1),
     "conv4": functools.partial(_conv, pairs=2),
     "conv6": functools.partial(_conv, pairs=3),
+    "convnet": _convnet,
     "resnet_cifar": _resnet_cifar,
     **{f"resnet{d}": _cifar_resnet_alias(d) for d in (20, 32, 56, 110)},
     **{f"vgg{d}": functools.partial(_vgg, depth=d) for d in sorted(PLANS)},
