@@ -2,7 +2,8 @@
 
 A sweep file is a small Python file: ``CONFIG`` (a recipe, ``"configs/NAME.py:EXPERIMENT"``) and
 ``get_sweep()`` returning a list of overrides (``{"lottery.rewind": "500it", ...}``; :func:`grid`
-builds their product). Without a file, ``--config RECIPE --grid FIELD=V1,V2 ...`` sweeps a grid.
+builds their product). Without a file, ``--config RECIPE --grid FIELD=V1,V2 ...`` sweeps a grid; with one,
+``--grid`` crosses the file's runs with its grid (``SWEEP_FILE --grid seed=0,1``: every run for both seeds).
 Every run gets its own workdir ``DIR/NNN_field=value_...`` and a manifest ``DIR/sweep.json``;
 ``jaxlth.results.load_many("DIR/*")`` stacks their tables with the swept fields as columns.
 
@@ -79,6 +80,15 @@ def load_sweep_file(path: str) -> tuple[str, list[dict]]:
     if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, dict) for o in overrides) or not overrides:
         raise UserError(f"get_sweep() of {path} must return a non-empty list of dicts of overrides")
     return config, [dict(o) for o in overrides]
+
+
+def crossed(overrides: Sequence[dict], extra: Sequence[dict]) -> list[dict]:
+    """Every run of ``overrides`` with every run of ``extra`` (a sweep file's runs times ``--grid``);
+    a field set by both is refused (one sentence)."""
+    both = sorted({f for o in overrides for f in o} & {f for e in extra for f in e})
+    if both:
+        raise UserError(f"--grid sets {', '.join(both)}, which the sweep file already sweeps")
+    return [{**o, **e} for o in overrides for e in extra]
 
 
 def parse_grid(items: Sequence[str]) -> list[dict]:
@@ -197,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("give either a sweep file or --config RECIPE with --grid FIELD=V1,V2")
         if args.sweep_file:
             config, overrides = load_sweep_file(args.sweep_file)
+            overrides = crossed(overrides, parse_grid(args.grid)) if args.grid else overrides
         else:
             config, overrides = args.config, parse_grid(args.grid) if args.grid else [{}]
         runs = plan(config, overrides, args.workdir)

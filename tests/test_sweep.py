@@ -108,6 +108,20 @@ def test_a_grid_on_the_command_line_through_submitit_jobs(tmp_path):
     assert "2 finished, 0 to run" in proc.stdout
 
 
+def test_a_sweep_file_crossed_with_a_grid_and_a_field_set_twice(tmp_path):
+    path = os.path.join(ROOT, "configs", "sweeps", "lenet_rewind.py")
+    _, overrides = sweep.load_sweep_file(path)
+    both = sweep.crossed(overrides, sweep.parse_grid(["seed=0,1"]))
+    assert both == [{**o, "seed": s} for o in overrides for s in (0, 1)]
+    proc = run_sweep(path, "--grid", "seed=0,1", "--workdir", str(tmp_path / "sweep"), "--dry_run")
+    assert proc.returncode == 0 and f"0 finished, {2 * len(overrides)} to run" in proc.stdout, proc.stderr
+    field = next(iter(overrides[0]))
+    proc = run_sweep(path, "--grid", f"{field}=1,2", "--workdir", str(tmp_path / "twice"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"--grid sets {field}, which the sweep file already sweeps" in proc.stderr
+    assert not (tmp_path / "twice").exists()
+
+
 def test_the_example_sweep_plans_its_runs():
     config, overrides = sweep.load_sweep_file(os.path.join(ROOT, "configs", "sweeps", "lenet_rewind.py"))
     runs = sweep.plan(os.path.join(ROOT, config), overrides, "/nonexistent/sweep")
