@@ -37,7 +37,7 @@ from jaxlth.fields import common_config
 from jaxlth.training import functions as fn
 from jaxlth.training import optim
 from jaxlth.training.program import DeviceData, Program, Spec, to_device
-from jaxlth.training.setup import step_loop
+from jaxlth.training.setup import optimizer, step_loop
 
 MODELS = ("bert", *models.BERT_SIZES)
 DEFAULT_BATCH = 32  # configs/bert_glue.py
@@ -128,7 +128,7 @@ def program_for(name: str, options: dict, dataset: Dataset, batch_size: int, dty
     model = models.get_model(name, dataset.num_classes, **{"dropout": 0.1, **options})
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
     schedule = optim.make_schedule(c.train, steps_per_epoch, EPOCHS * steps_per_epoch)
-    return Program(model, optim.make_optimizer(c.train), schedule, spec)
+    return Program(model, optimizer(c.train, model, spec), schedule, spec)
 
 
 class PlainBertLoop(conv_speed.PlainLoop):

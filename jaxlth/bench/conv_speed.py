@@ -38,7 +38,7 @@ from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import functions as fn
 from jaxlth.training import memory, optim
 from jaxlth.training.program import DeviceData, Program, Spec
-from jaxlth.training.setup import step_loop
+from jaxlth.training.setup import optimizer, step_loop
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR_EPOCH = 50_000  # images in one CIFAR-10 training epoch
@@ -105,7 +105,7 @@ def program_for(name: str, num_train: int, batch_size: int = 128, dtype: str = "
     )
     model = models.get_model(name, 10)
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
-    return Program(model, optim.make_optimizer(c.train), optim.make_schedule(c.train, steps_per_epoch, 10**6), spec)
+    return Program(model, optimizer(c.train, model, spec), optim.make_schedule(c.train, steps_per_epoch, 10**6), spec)
 
 
 class PlainLoop:

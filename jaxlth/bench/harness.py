@@ -14,6 +14,7 @@ from jaxlth.data.dataset import Dataset
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import optim
 from jaxlth.training.program import Program, Spec, to_device
+from jaxlth.training.setup import optimizer
 from jaxlth.training.state import DATA_STREAM, INIT_STREAM, replicate_keys
 
 LENET_LAYERS = ((784, 300), (300, 100), (100, 10))
@@ -75,7 +76,7 @@ class LenetBench:
         model = models.get_model("lenet_300_100", dataset.num_classes)
         self.program = Program(
             model,
-            optim.make_optimizer(config.train),
+            optimizer(config.train, model, spec),
             optim.make_schedule(config.train, self.steps_per_epoch, 10**9),
             spec,
         )

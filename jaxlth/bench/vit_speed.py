@@ -23,7 +23,7 @@ from jaxlth.bench import conv_speed
 from jaxlth.fields import common_config
 from jaxlth.training import optim
 from jaxlth.training.program import Program, Spec
-from jaxlth.training.setup import step_loop
+from jaxlth.training.setup import optimizer, step_loop
 
 DEFAULT_REPLICATES = "1,2,4"
 
@@ -55,7 +55,7 @@ def program_for(name: str, options: dict, num_train: int, batch_size: int) -> Pr
     )
     model = models.get_model(name, 10, **options)
     spec = dataclasses.replace(spec, step_loop=step_loop(model, spec))
-    return Program(model, optim.make_optimizer(c.train), optim.make_schedule(c.train, steps_per_epoch, 10**6), spec)
+    return Program(model, optimizer(c.train, model, spec), optim.make_schedule(c.train, steps_per_epoch, 10**6), spec)
 
 
 def suite(args) -> None:
