@@ -195,3 +195,19 @@ def test_synthetic_units_round_trip_and_real_start_draws_each_class():
     assert np.all(np.asarray(labels)[np.asarray(chosen)] == np.arange(K)[:, None])
     assert len(set(np.asarray(chosen).ravel().tolist())) == 2 * K
     np.testing.assert_allclose(stored, np.asarray(images)[np.asarray(chosen).ravel()], atol=1e-3)
+
+
+def test_the_distill_benchmark_prints_a_row_per_method_and_set_count(capsys):
+    from jaxlth.bench import distill_speed
+
+    assert distill_speed.model_options("convnet", "width=32,norm=none") == {"width": 32, "norm": "none"}
+    assert distill_speed.model_options("lenet_300_100", "width=32") == {}  # options a model does not take
+    args = ["--models", "lenet_300_100", "--data", "cifar10", "--ipc", "1", "--inner-steps", "2"]
+    distill_speed.main([*args, "--replicates", "2", "--iterations", "1", "--repeats", "1"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| lenet_300_100")]
+    assert "(32, 32, 3) images" in out and [row.split(": ")[1].split(",")[0] for row in rows] == ["MTT", "DM"]
+    assert [row.split(" | ")[1] for row in rows] == ["2", "2"]
+    for row in rows:
+        seconds, temporaries = float(row.split(" | ")[2].split()[0]), float(row.split(" | ")[3])
+        assert seconds > 0 and temporaries > 0

@@ -1,25 +1,28 @@
 """``python -m jaxlth.bench distill``: the cost of dataset distillation (:mod:`jaxlth.distillation`).
 
-For each model (``--models``, default ``lenet_300_100,conv2``) on data of Fashion-MNIST's size (random
-pixels: the arithmetic does not depend on the values) at ``--ipc`` images per class (default 10): seconds per
+For each model (``--models``, default ``lenet_300_100,convnet``, with ``--model-options`` such as ``width=32``
+for those that take them) on data of Fashion-MNIST's size or CIFAR-10's (``--data``; random pixels: the
+arithmetic does not depend on the values) at ``--ipc`` images per class (default 10): seconds per
 MTT outer iteration (``--inner-steps`` student steps on all synthetic images, unrolled under
 ``jax.checkpoint``, and the backward pass through them) and per DM iteration (256 real images of each class
 and the synthetic ones through a fresh network), for ``R`` synthetic sets in one program
 (``--replicates``, default ``1,2``), each a chunk of ``--iterations`` iterations compiled ahead of time
 (best of ``--repeats``); and the compiled chunk's memory (XLA's memory analysis: its temporaries, the
 peak beyond arguments and outputs, and the arguments: the expert trajectories and the dataset).
-Options: ``--models``, ``--methods``, ``--ipc``, ``--inner-steps``, ``--replicates``, ``--iterations``, ``--repeats``.
+Options: ``--models``, ``--model-options``, ``--data``, ``--methods``, ``--ipc``, ``--inner-steps``, ``--replicates``,
+``--iterations``, ``--repeats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 
 import jax
 import jax.numpy as jnp
 
 from jaxlth import models
-from jaxlth.bench.harness import best_times, fashion_mnist_sized
+from jaxlth.bench.harness import best_times, cifar_sized, fashion_mnist_sized
 from jaxlth.distillation import dm, mtt, outer
 from jaxlth.training import functions as fn
 
@@ -33,9 +36,21 @@ def spec_of(dataset) -> fn.Spec:
     )  # fmt: skip
 
 
+DATA = {"fashion_mnist": fashion_mnist_sized, "cifar10": cifar_sized}
+
+
+def model_options(name: str, text: str) -> dict:
+    """``"width=32,depth=3"`` -> the options of those ``name`` takes (literals where they parse)."""
+    options = dict(item.split("=", 1) for item in text.split(",") if item)
+    options = {k: int(v) if v.isdigit() else v for k, v in options.items()}
+    accepted = inspect.signature(models.MODELS[name]).parameters
+    return {k: v for k, v in options.items() if k in accepted}
+
+
 def measure(name: str, method: str, replicates: int, args, dataset, data) -> dict:
     """``{"seconds": per iteration, "temp_mb", "argument_mb"}`` of one chunk of ``args.iterations``."""
-    model, spec = models.get_model(name, dataset.num_classes), spec_of(dataset)
+    options = model_options(name, args.model_options)
+    model, spec = models.get_model(name, dataset.num_classes, **options), spec_of(dataset)
     settings = outer.Settings(
         method=method, images_per_class=args.ipc, num_classes=dataset.num_classes, iterations=args.iterations,
         lr_images=1.0, lr_lr=0.0, matching=mtt.Matching(args.inner_steps, 2, 2, args.ipc * dataset.num_classes),
@@ -72,7 +87,9 @@ def measure(name: str, method: str, replicates: int, args, dataset, data) -> dic
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxlth.bench distill", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="lenet_300_100,conv2")
+    parser.add_argument("--models", default="lenet_300_100,convnet")
+    parser.add_argument("--model-options", default="", help="e.g. width=32 (for the models that take it)")
+    parser.add_argument("--data", default="fashion_mnist", choices=sorted(DATA), help="random data of this size")
     parser.add_argument("--ipc", type=int, default=10, help="synthetic images per class (default 10)")
     parser.add_argument("--inner-steps", type=int, default=20, help="MTT's student steps N (default 20)")
     parser.add_argument("--replicates", default="1,2", help="synthetic sets in one program (default 1,2)")
@@ -82,10 +99,10 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     device = jax.devices()[0]
     print(f"jax {jax.__version__} on {jax.device_count()} x {device.platform} ({device.device_kind})")
-    dataset = fashion_mnist_sized()
+    dataset = DATA[args.data]()
     data = (jax.device_put(dataset.train_images), jax.device_put(dataset.train_labels))
     print(
-        f"\n| distillation, {args.ipc} images per class, Fashion-MNIST-sized data | R | seconds per iteration | "
+        f"\n| distillation, {args.ipc} images per class, {dataset.image_shape} images | R | seconds per iteration | "
         "temporaries (MB) | arguments (MB) |\n|---|---|---|---|---|"
     )
     for name in filter(None, args.models.split(",")):
@@ -93,8 +110,10 @@ def main(argv: list[str]) -> None:
             for r in (int(x) for x in args.replicates.split(",") if x):
                 m = measure(name, method, r, args, dataset, data)
                 what = f"MTT, {args.inner_steps} student steps" if method == "mtt" else "DM, 256 real images per class"
+                shown = ", ".join(f"{k}={v}" for k, v in model_options(name, args.model_options).items())
+                label = f"{name} ({shown})" if shown else name
                 print(
-                    f"| {name}: {what} | {r} | {m['seconds']:.3f} ({m['seconds'] / r:.3f} per set) | "
+                    f"| {label}: {what} | {r} | {m['seconds']:.3f} ({m['seconds'] / r:.3f} per set) | "
                     f"{m['temp_mb']:.1f} | {m['argument_mb']:.1f} |",
                     flush=True,
                 )

@@ -55,6 +55,23 @@ def fashion_mnist_sized(num_train: int = 60_000, num_test: int = 10_000) -> Data
     )
 
 
+def cifar_sized(num_train: int = 50_000, num_test: int = 10_000) -> Dataset:
+    """Random uint8 images of CIFAR-10's shapes and statistics, its augmentation (the arithmetic of a CIFAR run)."""
+    rng = np.random.default_rng(0)
+    return Dataset(
+        name="cifar10_sized_random",
+        train_images=rng.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8),
+        train_labels=rng.integers(0, 10, num_train).astype(np.int32),
+        test_images=rng.integers(0, 256, (num_test, 32, 32, 3), dtype=np.uint8),
+        test_labels=rng.integers(0, 10, num_test).astype(np.int32),
+        num_classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        source="random",
+        augmentation="cifar",
+    )
+
+
 class LenetBench:
     """LeNet-300-100 with the OpenLTH recipe, ready to time chunks of training."""
 
