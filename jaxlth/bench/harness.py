@@ -40,36 +40,32 @@ def lenet_train_flops(batch_size: int) -> float:
     return 2 * forward + input_grads
 
 
-def fashion_mnist_sized(num_train: int = 60_000, num_test: int = 10_000) -> Dataset:
+def random_sized(name: str, shape: tuple, num_train: int, num_test: int, mean, std, augmentation="none") -> Dataset:
+    """Random uint8 images ``(N, *shape)`` and 10 classes with a real dataset's statistics and augmentation:
+    the arithmetic of a run on it (the values do not matter)."""
     rng = np.random.default_rng(0)
     return Dataset(
-        name="fashion_mnist_sized_random",
-        train_images=rng.integers(0, 256, (num_train, 28, 28, 1), dtype=np.uint8),
+        name=f"{name}_sized_random",
+        train_images=rng.integers(0, 256, (num_train, *shape), dtype=np.uint8),
         train_labels=rng.integers(0, 10, num_train).astype(np.int32),
-        test_images=rng.integers(0, 256, (num_test, 28, 28, 1), dtype=np.uint8),
+        test_images=rng.integers(0, 256, (num_test, *shape), dtype=np.uint8),
         test_labels=rng.integers(0, 10, num_test).astype(np.int32),
         num_classes=10,
-        mean=(0.286,),
-        std=(0.353,),
+        mean=mean,
+        std=std,
         source="random",
+        augmentation=augmentation,
     )
+
+
+def fashion_mnist_sized(num_train: int = 60_000, num_test: int = 10_000) -> Dataset:
+    return random_sized("fashion_mnist", (28, 28, 1), num_train, num_test, (0.286,), (0.353,))
 
 
 def cifar_sized(num_train: int = 50_000, num_test: int = 10_000) -> Dataset:
-    """Random uint8 images of CIFAR-10's shapes and statistics, its augmentation (the arithmetic of a CIFAR run)."""
-    rng = np.random.default_rng(0)
-    return Dataset(
-        name="cifar10_sized_random",
-        train_images=rng.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8),
-        train_labels=rng.integers(0, 10, num_train).astype(np.int32),
-        test_images=rng.integers(0, 256, (num_test, 32, 32, 3), dtype=np.uint8),
-        test_labels=rng.integers(0, 10, num_test).astype(np.int32),
-        num_classes=10,
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
-        source="random",
-        augmentation="cifar",
-    )
+    """CIFAR-10's shapes, statistics and augmentation."""
+    cifar_mean, cifar_std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    return random_sized("cifar10", (32, 32, 3), num_train, num_test, cifar_mean, cifar_std, "cifar")
 
 
 class LenetBench:
