@@ -22,6 +22,7 @@ import zlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # The keys a stream is folded into.
 SEED = "PRNGKey(seed + r)"  # the replicate's initialisation seed
@@ -104,9 +105,21 @@ def table(streams) -> list[tuple[str, str]]:
 
 
 def replicate_keys(seed: int, replicates: int, stream: int | Stream) -> jax.Array:
-    """``(R, 2)`` keys: replicate ``r`` uses ``fold_in(PRNGKey(seed + r), stream)``."""
+    """``(R, 2)`` keys: replicate ``r`` uses ``fold_in(PRNGKey(seed + r), stream)``.
+
+    One compiled program for every seed and stream (``R`` eager key ops would compile ~5 small programs
+    at every start); bitwise the keys of the formula above for every seed ``PRNGKey`` accepts."""
     number = stream.at() if isinstance(stream, Stream) else stream
-    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + r), number) for r in range(replicates)])
+    seeds = np.arange(seed, seed + replicates, dtype=np.int64)
+    dtype = jax.dtypes.canonicalize_dtype(np.int64)
+    if replicates and (seeds.min() < np.iinfo(dtype).min or seeds.max() > np.iinfo(dtype).max):
+        return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + r), number) for r in range(replicates)])
+    return _replicate_keys(seeds.astype(dtype), np.uint32(number))
+
+
+@jax.jit
+def _replicate_keys(seeds: jax.Array, number: jax.Array) -> jax.Array:
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), number))(seeds)
 
 
 def branch_stream(name: str, level: int) -> int:

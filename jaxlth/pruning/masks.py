@@ -52,7 +52,8 @@ def ones_like(params: PyTree, layers_to_ignore: Iterable[str] = ()) -> PyTree:
     """The dense mask: all-True over the prunable leaves of ``params``."""
     flat = traverse_util.flatten_dict(_as_dict(params))
     paths = prunable_paths(params, layers_to_ignore)
-    return traverse_util.unflatten_dict({p: jnp.ones(jnp.shape(flat[p]), bool) for p in paths})
+    # (put from the host: jnp.ones compiles a program per shape)
+    return traverse_util.unflatten_dict({p: jax.device_put(np.ones(jnp.shape(flat[p]), bool)) for p in paths})
 
 
 def apply(params: PyTree, mask: PyTree) -> PyTree:
