@@ -24,6 +24,18 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
 # cache gains nothing, and XLA:CPU has crashed (segfault) deserialising such an op (seen twice in runs of the
 # whole suite); a training chunk or an evaluation compiles for longer and is still loaded.
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# XLA:CPU's LLVM backend without optimisation passes: the suite compiles far more than it runs (a cold run of
+# the ResNet rewinding notebook test: 147 s -> 80 s; the compat tests 198 s -> 156 s), and the programs compute
+# bitwise what they compute optimised (tests/test_compat.py compares runs recorded with the default level).
+# Appended to the caller's XLA_FLAGS; subprocess tests that set their own flags go through xla_flags().
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
+
+
+def xla_flags(*flags: str) -> str:
+    """This process's XLA_FLAGS (with the suite's) followed by ``flags``, for a subprocess's environment."""
+    return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
 
 
 def cpu_vector_isa() -> str:

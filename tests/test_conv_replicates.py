@@ -21,7 +21,7 @@ from jaxlth.training import setup as setup_lib
 from jaxlth.training.program import DeviceData, Program, Spec
 from jaxlth.training.state import with_examples
 from jaxlth.training.streamed import StreamProgram
-from tests.conftest import ROOT
+from tests.conftest import ROOT, xla_flags
 
 NUM_TRAIN, BATCH, STEPS = 64, 8, 3
 # The vmapped program sums in another order (grouped convolutions): after these steps the largest
@@ -214,7 +214,7 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_replicates_sharded_over_devices_keep_the_vmapped_step():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SHARDED], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])

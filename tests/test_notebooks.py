@@ -24,6 +24,7 @@ import pytest
 import jaxlth
 from jaxlth import results
 from jaxlth.data.sources import find_local
+from tests.conftest import xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLAB = os.path.join(ROOT, "colab")
@@ -315,7 +316,7 @@ def execute(name: str, **settings) -> nbformat.NotebookNode:
     injected = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in settings.items()))
     injected.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(index + 1, injected)
-    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    flags = xla_flags("--xla_force_host_platform_device_count=2")
     with environment(JAX_PLATFORMS="cpu", XLA_FLAGS=flags):
         NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": COLAB}}).execute()
     return nb

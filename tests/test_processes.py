@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, xla_flags
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ FLAGS = ["--config.replicates=4", "--config.lottery.levels=1", "--config.lottery
 def env(devices: int) -> dict:
     return dict(
         os.environ,
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"),
         JAX_PLATFORMS="cpu",
         JAXLTH_HEARTBEAT_TIMEOUT="10",
     )

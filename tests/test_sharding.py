@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, xla_flags
 
 SCRIPT = r"""
 import importlib.util, json, sys
@@ -39,7 +39,9 @@ print(json.dumps(out))
 
 
 def run_on(devices: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"), JAX_PLATFORMS="cpu"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
