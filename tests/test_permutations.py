@@ -53,27 +53,37 @@ def as_tokens(x, vocab_size):
 
 
 def network(name):
-    """A model with generic parameters: init kernels, random biases, BatchNorm scales and statistics
-    away from their initial values (so no unit is dead or interchangeable)."""
+    """A model with generic parameters: random kernels, biases, BatchNorm scales and statistics away from
+    their initial values (so no unit is dead or interchangeable)."""
     shape = (28, 28, 1) if name.startswith("lenet") else (32, 32, 3)
     shape = (2, 8) if name.startswith("bert") else shape  # BERT: tokens (ids, types) of 8 positions
     model = models.get_model(name, 10)
     tokens = (lambda x: as_tokens(x, model.vocab_size)) if name.startswith("bert") else (lambda x: x)
-    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)), train=False)
-    flat = traverse_util.flatten_dict(variables["params"])
-    for i, path in enumerate(flat):
-        if path[-1] == "scale":
-            flat[path] = 1.0 + 0.1 * jax.random.normal(jax.random.PRNGKey(i), flat[path].shape)
-        elif path[-1] == "bias":
-            flat[path] = 0.1 * jax.random.normal(jax.random.PRNGKey(i), flat[path].shape)
-    stats = jax.tree.map(
-        lambda x: x + 0.1 * jax.random.uniform(jax.random.PRNGKey(x.size), x.shape), variables.get("batch_stats", {})
-    )
+    # Drawn with numpy from the variables' shapes: an eager init compiles every layer's ops and draws (~25 s
+    # for ResNet-101), a jitted one compiles one large program (slower still).
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), jnp.zeros((1, *shape)))
+    rng = np.random.default_rng(0)
+
+    def draw(path, leaf) -> np.ndarray:
+        normal = rng.standard_normal(leaf.shape)
+        if path[-1] in ("scale", "var"):
+            value = 1.0 + 0.1 * (np.abs(normal) if path[-1] == "var" else normal)
+        elif path[-1] in ("bias", "mean"):
+            value = 0.1 * normal
+        else:  # a kernel or an embedding, He-scaled (ReLU networks keep their activations' scale)
+            value = normal * np.sqrt(2 / np.prod(leaf.shape[:-1]))
+        return value.astype(np.float32)
+
+    def drawn(tree) -> dict:
+        flat = traverse_util.flatten_dict(tree)
+        return traverse_util.unflatten_dict({path: draw(path, leaf) for path, leaf in flat.items()}) if flat else {}
+
+    params, stats = drawn(shapes["params"]), drawn(shapes.get("batch_stats", {}))
 
     def apply(p, b, x):
         return model.apply({"params": p, "batch_stats": b} if b else {"params": p}, tokens(x), train=False)
 
-    return apply, traverse_util.unflatten_dict(flat), stats, shape
+    return apply, params, stats, shape
 
 
 # convnet computes its convolutions as patch matmuls on a CPU, which the traced spec does not yet follow
