@@ -168,7 +168,11 @@ def rewind_network(ctx: Context, rewind_step: int, pretrain: Callable[[dict], di
             return pretrain(init)
         if rewind_step == 0:
             return init
-        return network_of(train_level(ctx, ArmLevel(PRETRAIN, 0, {}, init, 0, rewind_step), "pretrain to rewind step"))
+        # the dense mask rather than none: the levels' training program, not a second one (keeping a weight
+        # where the mask is True is exact, so the network is bitwise the unmasked training's)
+        dense = ctx.setup.dense_mask(init["params"])
+        pretraining = ArmLevel(PRETRAIN, 0, dense, init, 0, rewind_step)
+        return network_of(train_level(ctx, pretraining, "pretrain to rewind step"))
 
     if ctx.exists(REWIND) and ctx.rows_lost(f"{PRETRAIN}/{level_name(0)}"):
         compute()  # the pretraining's rows again (lost in a crash), from its kept checkpoints
