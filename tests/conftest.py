@@ -62,6 +62,37 @@ def same_xla(recorded: dict) -> bool:
     return jax.__version__ == recorded["jax"] and cpu_vector_isa() == recorded.get("cpu", "avx512")
 
 
+def drawn_variables(model, x, seed: int = 0, **kwargs) -> dict:
+    """Generic variables of a Flax ``model`` for input ``x`` (``{"params", "batch_stats"?}``, float32 numpy),
+    drawn with numpy from the shapes its ``init`` gives: random kernels (He-scaled: ReLU networks keep their
+    activations' scale), biases, scales and BatchNorm statistics away from their initial values, so no unit is
+    dead or interchangeable. An eager ``init`` compiles every layer's ops and draws (~17 s for a ResNet-50 of
+    width 4), a jitted one a large program: tests that need some network, not the initialisation, draw it here.
+    ``kwargs`` go to ``init`` (e.g. ``train=False``)."""
+    import jax
+    import numpy as np
+    from flax import traverse_util
+
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, **kwargs), x)
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf) -> np.ndarray:
+        normal = rng.standard_normal(leaf.shape)
+        if path[-1] in ("scale", "var"):
+            value = 1.0 + 0.1 * (np.abs(normal) if path[-1] == "var" else normal)
+        elif path[-1] in ("bias", "mean"):
+            value = 0.1 * normal
+        else:  # a kernel or an embedding
+            value = normal * np.sqrt(2 / np.prod(leaf.shape[:-1]))
+        return value.astype(np.float32)
+
+    def drawn(tree) -> dict:
+        flat = traverse_util.flatten_dict(tree)
+        return traverse_util.unflatten_dict({path: draw(path, leaf) for path, leaf in flat.items()})
+
+    return {collection: drawn(tree) for collection, tree in shapes.items()}
+
+
 def tiny_config(arg: str | None = None, **changes):
     """The config of ``tests/configs/tiny.py[:arg]``, with dotted-name changes (``"train.lr": 0.1``).
 

@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import traverse_util
 
 from jaxlth import models
 from jaxlth.analysis import matching, permutations
 from jaxlth.pruning import masks as mask_lib
+from tests.conftest import drawn_variables
 
 GROUPS = {
     "lenet": 2,
@@ -59,26 +59,8 @@ def network(name):
     shape = (2, 8) if name.startswith("bert") else shape  # BERT: tokens (ids, types) of 8 positions
     model = models.get_model(name, 10)
     tokens = (lambda x: as_tokens(x, model.vocab_size)) if name.startswith("bert") else (lambda x: x)
-    # Drawn with numpy from the variables' shapes: an eager init compiles every layer's ops and draws (~25 s
-    # for ResNet-101), a jitted one compiles one large program (slower still).
-    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), jnp.zeros((1, *shape)))
-    rng = np.random.default_rng(0)
-
-    def draw(path, leaf) -> np.ndarray:
-        normal = rng.standard_normal(leaf.shape)
-        if path[-1] in ("scale", "var"):
-            value = 1.0 + 0.1 * (np.abs(normal) if path[-1] == "var" else normal)
-        elif path[-1] in ("bias", "mean"):
-            value = 0.1 * normal
-        else:  # a kernel or an embedding, He-scaled (ReLU networks keep their activations' scale)
-            value = normal * np.sqrt(2 / np.prod(leaf.shape[:-1]))
-        return value.astype(np.float32)
-
-    def drawn(tree) -> dict:
-        flat = traverse_util.flatten_dict(tree)
-        return traverse_util.unflatten_dict({path: draw(path, leaf) for path, leaf in flat.items()}) if flat else {}
-
-    params, stats = drawn(shapes["params"]), drawn(shapes.get("batch_stats", {}))
+    variables = drawn_variables(model, jnp.zeros((1, *shape)), train=False)  # not init: ~25 s for ResNet-101
+    params, stats = variables["params"], variables.get("batch_stats", {})
 
     def apply(p, b, x):
         return model.apply({"params": p, "batch_stats": b} if b else {"params": p}, tokens(x), train=False)

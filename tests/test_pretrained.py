@@ -13,7 +13,7 @@ from jaxlth.errors import UserError
 from jaxlth.experiments.lottery import figures
 from jaxlth.experiments.lottery.arms import ARMS
 from jaxlth.training import setup as setup_lib
-from tests.conftest import TINY, run_cli, tiny_config
+from tests.conftest import TINY, drawn_variables, run_cli, tiny_config
 from tests.test_cli import assert_clear_error, tree_digest
 
 HIDDEN = ("hidden_0", "hidden_1")
@@ -298,7 +298,7 @@ def test_the_resnet50_recipe_loads_a_torchvision_file_with_its_own_stem_and_head
     from jaxlth.experiments import pretrained_source
 
     imagenet = models.get_model("resnet50", 7, width=4)  # the public checkpoint's layout (7x7 stem, 7 classes)
-    network = imagenet.init(jax.random.key(3), np.zeros((1, 32, 32, 3), np.float32), train=False)
+    network = drawn_variables(imagenet, np.zeros((1, 32, 32, 3), np.float32), seed=3, train=False)
     path = str(tmp_path / "resnet50.safetensors")
     weights.write_safetensors(path, weights.from_network(dict(network), "torchvision_resnet"))
     recipe = os.path.join(os.path.dirname(TINY), "..", "..", "configs", "resnet50_pretrained_cifar10.py")
