@@ -9,18 +9,14 @@ from flax import traverse_util
 from jaxlth import models
 from jaxlth.analysis import permutations, repair
 from jaxlth.training import functions as fn
+from tests.conftest import drawn_variables
 
 
 def network(name, seed):
     shape = (28, 28, 1) if name.startswith("lenet") else (32, 32, 3)
     model = models.get_model(name, 10)
-    variables = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, *shape)), train=False)
-    flat = traverse_util.flatten_dict(variables["params"])
-    for i, path in enumerate(flat):  # generic BatchNorm scales and biases (not their initial values)
-        if path[-1] in ("scale", "bias"):
-            noise = jax.random.normal(jax.random.PRNGKey(100 * seed + i), flat[path].shape)
-            flat[path] = (1.0 if path[-1] == "scale" else 0.0) + 0.1 * noise
-    return model, traverse_util.unflatten_dict(flat), variables.get("batch_stats", {}), shape
+    variables = drawn_variables(model, jnp.zeros((1, *shape)), seed=seed, train=False)  # generic, not init's
+    return model, variables["params"], variables.get("batch_stats", {}), shape
 
 
 def site_paths(model, params, stats, shape):
