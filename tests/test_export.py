@@ -93,8 +93,9 @@ def test_the_files_hold_the_run_network_and_mask(workdir, exported):
 
 
 def test_the_exported_forward_gives_jaxlths_evaluation(workdir, exported):
-    """Bitwise the logits of jaxlth's per-replicate evaluation function; the test split's loss and accuracy
-    as ``Program.evaluate`` computes them (its batches are summed in another order: loss to 1e-6)."""
+    """Bitwise the logits of jaxlth's per-replicate evaluation function for the same batch; the test split's
+    loss and accuracy as ``Program.evaluate`` computes them (its batches are summed in another order: loss to
+    1e-6)."""
     run = results.load(workdir)
     setup = setup_lib.build(ml_collections.ConfigDict(run.config))
     program, data = setup.program, setup.dataset
@@ -111,7 +112,9 @@ def test_the_exported_forward_gives_jaxlths_evaluation(workdir, exported):
     loss, accuracy = program.evaluate(jax.tree.map(lambda a: a[None], params), {}, jnp.asarray(images), labels)
     assert float(accuracy[0]) == np.mean(logits.argmax(-1) == labels)
     assert float(loss[0]) == pytest.approx(float(np.mean(losses)), rel=1e-6)
-    assert np.array_equal(np.asarray(forward(variables, images[3:4])), logits[3:4])  # any batch size
+    # Any batch size; one image's logits to the last bits only: XLA may multiply one row with another kernel
+    # (matrix-vector) than a batch, and does so at --xla_backend_optimization_level=1, the suite's level.
+    np.testing.assert_allclose(np.asarray(forward(variables, images[3:4])), logits[3:4], rtol=1e-6, atol=1e-6)
 
 
 def test_the_bcoo_kernels_hold_the_kept_weights_and_compute_the_same_logits(workdir, exported):
