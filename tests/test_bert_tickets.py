@@ -191,7 +191,7 @@ def test_instability_of_fine_tuning_from_the_pretrained_weights(folders, tmp_pat
 @pytest.mark.slow
 def test_a_killed_bert_lottery_run_resumes_bitwise(folders, tmp_path):
     root, folder = folders
-    values = flags(root, folder, **{"lottery.levels": 1, "train.steps": "2ep", "checkpoint_every": "1it"})
+    values = flags(root, folder, **{"lottery.levels": 1, "train.steps": "2ep", "checkpoint_every": "2it"})
     args = ["--config", f"{GLUE}:sst2,lottery", *cli_flags(values)]
     whole = run_cli(*args, "--workdir", str(tmp_path / "whole"), check=True)
     assert whole.returncode == 0
