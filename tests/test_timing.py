@@ -151,3 +151,44 @@ def test_a_cache_folder_written_without_a_size_limit_still_takes_new_programs(tm
         compilation_cache.reset_cache()
         for name, value in saved.items():
             jax.config.update(name, value)
+
+
+def test_the_suites_cache_drops_the_entries_no_run_has_read_for_days(tmp_path):
+    """tests/conftest.py keeps the suite's cache to what runs still read: JAX scans every entry before each
+    write. Entries JAX wrote with a size limit (an access-time file each); one read four days ago, one never
+    stamped (its modification time counts)."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    from tests.conftest import drop_unread_cache_entries
+
+    settings = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_compilation_cache_max_size",
+    )
+    saved = {name: getattr(jax.config, name) for name in settings}
+    x = np.arange(5, dtype=np.float32)
+    try:
+        compilation_cache.reset_cache()
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_compilation_cache_max_size", 1 << 30)
+        for scale in (1.5, 2.5, 3.5):
+            jax.jit(lambda v, s=scale: v * s - 0.25)(x).block_until_ready()
+    finally:
+        compilation_cache.reset_cache()
+        for name, value in saved.items():
+            jax.config.update(name, value)
+    stamps = sorted(tmp_path.glob("*-atime"))
+    assert len(stamps) == 3 and len(list(tmp_path.glob("*-cache"))) == 3
+    now = int.from_bytes(stamps[0].read_bytes(), "little") / 1e9
+    old, unstamped, recent = stamps
+    old.write_bytes(int((now - 4 * 86400) * 1e9).to_bytes(8, "little"))
+    unstamped.unlink()
+    entry = tmp_path / unstamped.name.replace("-atime", "-cache")
+    os.utime(entry, (now - 3 * 86400, now - 3 * 86400))
+    assert drop_unread_cache_entries(str(tmp_path), days=2, now=now) == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
+        [recent.name, recent.name.replace("-atime", "-cache")]
+    )
+    assert drop_unread_cache_entries(str(tmp_path), days=2, now=now) == 0
