@@ -33,8 +33,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 # XLA:CPU's LLVM backend at optimisation level 1, not 3: the suite compiles far more than it runs. Cold cache,
 # idle machine, levels 3 / 1 / 0: the ResNet rewinding notebook test 147 / 97 / 80 s; the conv replicate and
 # conv landscape tests 209 / 128 / 175 s (level 0 runs a ResNet's convolutions' fusions ~8x slower); warm, it
-# costs ~7% (docs/design.md, "Compilation"). The compat runs recorded at level 3 are bitwise the same at it
-# on their CPU; a one-row matrix product may differ in the last bit (tests/test_export.py).
+# costs ~7% (docs/design.md, "Compilation"). The compat runs recorded at level 3 pass at it (bitwise where the
+# CPU and jax are the recording's); a one-row matrix product may differ in the last bit (tests/test_export.py).
 # Appended to the caller's XLA_FLAGS unless it sets a level; subprocess tests that set their own flags append
 # to the suite's through xla_flags().
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
