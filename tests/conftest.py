@@ -23,8 +23,8 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
 # With a size limit JAX also reads every entry's access time before each write, under the lock: with the 3,526
 # entries a few runs of the suite leave, a write took 0.6 s (3.7 s with a cold file cache), and a cold run of
 # test_lottery.py and test_one_shot.py took 216 s against 167 s with an empty folder. The suite's cache lives in
-# /tmp, which CI keeps between runs, so each session first deletes the entries no run has read for
-# CACHE_UNREAD_DAYS (other code's programs); the controller does it before the workers start.
+# /tmp, which CI keeps between runs, so each session first deletes the entries not read for CACHE_UNREAD_DAYS
+# before the latest read (other code's programs); the controller does it before the workers start.
 CACHE_UNREAD_DAYS = 2
 # Only programs that take a while to compile: loading the tiny eager ops (a relu, a convert) from the
 # cache gains nothing, and XLA:CPU has crashed (segfault) deserialising such an op (seen twice in runs of the
@@ -42,31 +42,32 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  #
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
 
 
-def drop_unread_cache_entries(path: str, days: float, now: float | None = None) -> int:
-    """Deletes the entries of the JAX compilation cache folder ``path`` that no process has read (or written)
-    for ``days`` days, by the ``<key>-atime`` files JAX's size limit keeps (else the entry's modification time),
-    under JAX's own lock of the folder; returns how many it deleted."""
+def drop_unread_cache_entries(path: str, days: float) -> int:
+    """Deletes the entries of the JAX compilation cache folder ``path`` that were last read (or written) more than
+    ``days`` days before the most recently read one, by the ``<key>-atime`` files JAX's size limit keeps (else the
+    entry's modification time), under JAX's own lock of the folder; returns how many it deleted. Counted from the
+    last read, not from today: after a week without runs the last run's programs are all kept."""
     import filelock
 
     if not os.path.isdir(path):
         return 0
-    cutoff, dropped = (time.time() if now is None else now) - days * 86400, 0
     with filelock.FileLock(os.path.join(path, ".lockfile"), timeout=60):
+        reads = {}
         for name in os.listdir(path):
-            if not name.endswith("-cache"):
-                continue
-            entry, stamp = os.path.join(path, name), os.path.join(path, name.removesuffix("-cache") + "-atime")
-            try:
-                with open(stamp, "rb") as f:
-                    read = int.from_bytes(f.read(), "little") / 1e9
-            except (OSError, ValueError):
-                read = os.path.getmtime(entry)
-            if read < cutoff:
-                for doomed in (entry, stamp):
-                    if os.path.exists(doomed):
-                        os.remove(doomed)
-                dropped += 1
-    return dropped
+            if name.endswith("-cache"):
+                entry, stamp = os.path.join(path, name), os.path.join(path, name.removesuffix("-cache") + "-atime")
+                try:
+                    with open(stamp, "rb") as f:
+                        reads[entry, stamp] = int.from_bytes(f.read(), "little") / 1e9
+                except (OSError, ValueError):
+                    reads[entry, stamp] = os.path.getmtime(entry)
+        cutoff = max(reads.values(), default=0.0) - days * 86400
+        doomed = [files for files, read in reads.items() if read < cutoff]
+        for files in doomed:
+            for file in files:
+                if os.path.exists(file):
+                    os.remove(file)
+    return len(doomed)
 
 
 if "PYTEST_XDIST_WORKER" not in os.environ and os.environ["JAX_COMPILATION_CACHE_DIR"] == COMPILATION_CACHE:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import jax
 import numpy as np
@@ -153,10 +154,11 @@ def test_a_cache_folder_written_without_a_size_limit_still_takes_new_programs(tm
             jax.config.update(name, value)
 
 
-def test_the_suites_cache_drops_the_entries_no_run_has_read_for_days(tmp_path):
+def test_the_suites_cache_drops_the_entries_not_read_for_days_before_the_last_read(tmp_path):
     """tests/conftest.py keeps the suite's cache to what runs still read: JAX scans every entry before each
-    write. Entries JAX wrote with a size limit (an access-time file each); one read four days ago, one never
-    stamped (its modification time counts)."""
+    write. Entries JAX wrote with a size limit (an access-time file each): one read four days before the last
+    read, one never stamped (its modification time counts), and the last read a week ago (kept: the window
+    ends at the last read, not today)."""
     from jax.experimental.compilation_cache import compilation_cache
 
     from tests.conftest import drop_unread_cache_entries
@@ -181,14 +183,14 @@ def test_the_suites_cache_drops_the_entries_no_run_has_read_for_days(tmp_path):
             jax.config.update(name, value)
     stamps = sorted(tmp_path.glob("*-atime"))
     assert len(stamps) == 3 and len(list(tmp_path.glob("*-cache"))) == 3
-    now = int.from_bytes(stamps[0].read_bytes(), "little") / 1e9
+    last = time.time() - 7 * 86400
     old, unstamped, recent = stamps
-    old.write_bytes(int((now - 4 * 86400) * 1e9).to_bytes(8, "little"))
+    recent.write_bytes(int(last * 1e9).to_bytes(8, "little"))
+    old.write_bytes(int((last - 4 * 86400) * 1e9).to_bytes(8, "little"))
     unstamped.unlink()
-    entry = tmp_path / unstamped.name.replace("-atime", "-cache")
-    os.utime(entry, (now - 3 * 86400, now - 3 * 86400))
-    assert drop_unread_cache_entries(str(tmp_path), days=2, now=now) == 2
+    os.utime(tmp_path / unstamped.name.replace("-atime", "-cache"), (last - 3 * 86400, last - 3 * 86400))
+    assert drop_unread_cache_entries(str(tmp_path), days=2) == 2
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
         [recent.name, recent.name.replace("-atime", "-cache")]
     )
-    assert drop_unread_cache_entries(str(tmp_path), days=2, now=now) == 0
+    assert drop_unread_cache_entries(str(tmp_path), days=2) == 0
