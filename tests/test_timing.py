@@ -1,6 +1,7 @@
 """Where a run spends its time (jaxlth/timing.py): exclusive phases on a fake clock, the compilation
 counter on JAX's events, a run's ``took`` line and ``timing.json``, and ``python -m jaxlth.bench overhead``."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -112,35 +113,42 @@ def test_the_overhead_benchmark_prints_its_table():
         assert compiled + loaded > 0 and float(cells[-1]) > 1  # the whole process takes longer than its training
 
 
+@contextlib.contextmanager
+def compilation_cache_in(folder, max_size: int):
+    """JAX's persistent compilation cache in ``folder`` with size limit ``max_size`` (-1: none), keeping every
+    program; the caller's settings are back afterwards."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    settings = {
+        "jax_compilation_cache_dir": str(folder),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_compilation_cache_max_size": max_size,
+    }
+    saved = {name: getattr(jax.config, name) for name in settings}
+    try:
+        compilation_cache.reset_cache()
+        for name, value in settings.items():
+            jax.config.update(name, value)
+        yield
+    finally:
+        compilation_cache.reset_cache()
+        for name, value in saved.items():
+            jax.config.update(name, value)
+
+
 def test_a_cache_folder_written_without_a_size_limit_still_takes_new_programs(tmp_path):
     # An entry written with JAX's default (no size limit) has no access-time file; with a limit set, JAX's
     # eviction reads one for every entry before each write, so without the backfill no program was ever
     # written to such a folder again (a warm run kept compiling its training chunk).
-    from jax.experimental.compilation_cache import compilation_cache
-
-    from jaxlth import experiments
-
-    settings = (
-        "jax_compilation_cache_dir",
-        "jax_persistent_cache_min_compile_time_secs",
-        "jax_compilation_cache_max_size",
-    )
-    saved = {name: getattr(jax.config, name) for name in settings}
     x = np.arange(5, dtype=np.float32)
 
     def entries(suffix):
         return sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(suffix))
 
-    try:
-        compilation_cache.reset_cache()
-        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_compilation_cache_max_size", -1)
+    with compilation_cache_in(tmp_path, max_size=-1):
         jax.jit(lambda v: v * 1.75 - 0.5)(x).block_until_ready()
         assert len(entries("-cache")) == 1 and entries("-atime") == []
-
-        compilation_cache.reset_cache()
-        jax.config.update("jax_compilation_cache_max_size", 1 << 30)
+    with compilation_cache_in(tmp_path, max_size=1 << 30):
         assert experiments.backfill_access_times(str(tmp_path)) == 1
         assert experiments.backfill_access_times(str(tmp_path)) == 0
         (atime,) = entries("-atime")
@@ -148,10 +156,6 @@ def test_a_cache_folder_written_without_a_size_limit_still_takes_new_programs(tm
         assert stamp == (tmp_path / atime.replace("-atime", "-cache")).stat().st_mtime_ns
         jax.jit(lambda v: v * 2.25 + 0.5)(x).block_until_ready()  # another program: written beside it
         assert len(entries("-cache")) == 2 and len(entries("-atime")) == 2
-    finally:
-        compilation_cache.reset_cache()
-        for name, value in saved.items():
-            jax.config.update(name, value)
 
 
 def test_the_suites_cache_drops_the_entries_not_read_for_days_before_the_last_read(tmp_path):
@@ -159,28 +163,12 @@ def test_the_suites_cache_drops_the_entries_not_read_for_days_before_the_last_re
     write. Entries JAX wrote with a size limit (an access-time file each): one read four days before the last
     read, one never stamped (its modification time counts), and the last read a week ago (kept: the window
     ends at the last read, not today)."""
-    from jax.experimental.compilation_cache import compilation_cache
-
     from tests.conftest import drop_unread_cache_entries
 
-    settings = (
-        "jax_compilation_cache_dir",
-        "jax_persistent_cache_min_compile_time_secs",
-        "jax_compilation_cache_max_size",
-    )
-    saved = {name: getattr(jax.config, name) for name in settings}
     x = np.arange(5, dtype=np.float32)
-    try:
-        compilation_cache.reset_cache()
-        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_compilation_cache_max_size", 1 << 30)
+    with compilation_cache_in(tmp_path, max_size=1 << 30):
         for scale in (1.5, 2.5, 3.5):
             jax.jit(lambda v, s=scale: v * s - 0.25)(x).block_until_ready()
-    finally:
-        compilation_cache.reset_cache()
-        for name, value in saved.items():
-            jax.config.update(name, value)
     stamps = sorted(tmp_path.glob("*-atime"))
     assert len(stamps) == 3 and len(list(tmp_path.glob("*-cache"))) == 3
     last = time.time() - 7 * 86400
