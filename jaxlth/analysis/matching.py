@@ -19,11 +19,18 @@ from typing import Any
 
 import numpy as np
 from flax import traverse_util
-from scipy.optimize import linear_sum_assignment
 
 from jaxlth.analysis import permutations
 
 PyTree = Any
+
+
+def _best_columns(cost: np.ndarray) -> np.ndarray:
+    """The columns, one per row of the square ``cost``, of the assignment maximising its sum. SciPy's
+    optimize package is imported here, on first use: it costs ~0.8 s of every run's start-up otherwise."""
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost, maximize=True)[1]
 
 
 def _axes_by_leaf(spec: dict) -> dict:
@@ -108,7 +115,7 @@ def _ascend(spec: dict, sizes: dict, a: dict, b: dict, rng: np.random.Generator,
                 wa = _unit_major(a[path], axis, inner)
                 wb = _unit_major(_permuted_except(b[path], axes[("params", path)], perms, axis), axis, inner)
                 cost += wa @ wb.T
-            _, columns = linear_sum_assignment(cost, maximize=True)
+            columns = _best_columns(cost)
             old = cost[np.arange(n), perms[group]].sum()
             new = cost[np.arange(n), columns].sum()
             if new > old + 1e-12 * max(1.0, abs(old)):
@@ -151,6 +158,6 @@ def activation_matching(
                 np.asarray(a, np.float64).T @ np.asarray(b, np.float64) for a, b in zip(acts_a[group], acts_b[group])
             )
             costs[group] = costs.get(group, 0.0) + cost
-    perms = {group: linear_sum_assignment(costs[group], maximize=True)[1] for group in symmetry.spec}
+    perms = {group: _best_columns(costs[group]) for group in symmetry.spec}
     objective = sum(costs[g][np.arange(len(perms[g])), perms[g]].sum() for g in symmetry.spec)
     return perms, float(objective)
