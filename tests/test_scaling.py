@@ -126,7 +126,8 @@ def test_points_read_the_last_test_accuracy_of_each_level_of_saved_lottery_runs(
     assert list(measured["eps_np"]) == [error[0]] * 3 + [0.5 * error[0]] * 3
     assert list(measured["replicates"]) == [2] * 6
 
-    law = scaling.fit(table)
+    law = scaling.fit(table)  # degenerate (γ → ∞, ε↑ → 0 fit as well): ends on the bounds, finite
+    assert 0 < law.eps_up <= 1 and 0 < law.gamma <= scaling.MAX_GAMMA
     assert np.isfinite(law.points["delta"]).all() and law.mean == pytest.approx(law.points["delta"].mean())
     figure = Figure()
     ax = scaling_figure.draw(law, table, ax=figure.add_subplot())

@@ -45,6 +45,7 @@ from jaxlth.errors import UserError
 __all__ = ["ScalingFit", "fit", "form", "points"]
 
 PARAMETERS = ("eps_up", "gamma", "p", "psi", "phi")
+MAX_GAMMA = 1e6  # the fit's bound on γ: a steeper transition is a step at this data's resolution
 POINT_COLUMNS = ["label", "width", "depth", "level", "density", "error", "error_std", "replicates", "eps_np"]
 
 
@@ -210,11 +211,16 @@ def fit(
 
 def _least_squares(measured: pd.DataFrame, n_free: int) -> list[float]:
     """``(ε↑, γ, p, ψ[, φ])`` minimising ``Σ δ²``; optimised over ``(log ε↑, log γ, log p, ψ, φ)`` with
-    ``ε↑ ≤ 1``, from a grid of starts (deterministic), the best polished to tight tolerances."""
+    ``0 < ε↑ ≤ 1`` and ``γ ≤ MAX_GAMMA``, from a grid of starts (deterministic), the best polished to tight
+    tolerances."""
     residuals, jacobian = _objective(measured, n_free)
     log_w, log_l, log_d = (np.log(measured[c].to_numpy(float)) for c in ("width", "depth", "density"))
     top = min(float(measured["error"].max()), 0.95)
-    bounds = (-np.inf, [0.0] + [np.inf] * (n_free - 1))
+    # ε↑ > 0 and γ ≤ 1e6 (the transition is then a step): when the levels' errors barely differ the optimum
+    # lies at ε↑ → 0, γ → ∞ with log(ε↑/ε_np)/γ finite, and exp() underflowed to ε↑ = 0 or overflowed
+    # (seen on an AMD CPU); with the bounds such a fit ends on them, finite.
+    lower = [math.log(np.finfo(float).tiny)] + [-np.inf] * (n_free - 1)
+    bounds = (lower, [0.0, math.log(MAX_GAMMA)] + [np.inf] * (n_free - 2))
     best = None
     for gamma, psi, phi, where in itertools.product((0.5, 1, 2, 4), (0.5, 1, 2), (0, 1)[: n_free - 3], (0, 0.5)):
         log_p = float(np.quantile(phi * log_l + psi * log_w + log_d, where)) - 1.0
