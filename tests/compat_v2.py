@@ -20,7 +20,7 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v2")
 TINY = os.path.join(ROOT, "tests", "configs", "tiny.py")
 SPEC = json.load(open(os.path.join(FIXTURES, "runs.json")))
 VERSIONS = json.load(open(os.path.join(FIXTURES, "versions.json")))
-SAME_XLA = same_xla(VERSIONS)  # bitwise equality holds for the same XLA on the same vector ISA
+SAME_XLA = same_xla(VERSIONS)  # bitwise equality holds for the same XLA on the same kind of CPU
 NAMES = [name for name, _, _ in SPEC["runs"]]
 
 
@@ -50,7 +50,7 @@ def make(base: str, names=None) -> None:
 
 def statistics(x) -> list[float]:
     """sum |x|, ||x||_2 and sum x * ramp (ramp: -1..1 over the flat array, which tells a permutation) in
-    float64: what a leaf is compared by where its bits may differ (another vector ISA or XLA)."""
+    float64: what a leaf is compared by where its bits may differ (another kind of CPU or XLA)."""
     flat = np.asarray(x, dtype=np.float64).ravel()
     ramp = np.linspace(-1.0, 1.0, flat.size) if flat.size > 1 else np.ones(flat.size)
     return [float(np.abs(flat).sum()), float(np.sqrt((flat * flat).sum())), float((flat * ramp).sum())]

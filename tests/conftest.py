@@ -79,26 +79,31 @@ def xla_flags(*flags: str) -> str:
     return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
 
 
-def cpu_vector_isa() -> str:
-    """``"avx512"`` or ``"avx2"`` (x86 Linux), else the machine's name: XLA:CPU vectorises for the widest
-    instructions it finds, so the same program adds floats in another order on another ISA and a run is
-    bitwise reproducible only on the ISA it was recorded on (seen: Intel AVX-512 vs AMD EPYC AVX2)."""
+def cpu_kind() -> str:
+    """The CPU's vendor and widest vector ISA, ``"GenuineIntel avx512"``, ``"AuthenticAMD avx2"`` (x86 Linux),
+    else the machine's name: XLA:CPU compiles for the host CPU (its vector width and its model), so the same
+    program may add floats in another order on another CPU and a run is bitwise reproducible only on the kind
+    it was recorded on (seen: Intel AVX-512 vs AMD EPYC AVX2, and Intel vs AMD EPYC both with AVX-512)."""
     import platform
 
     try:
         with open("/proc/cpuinfo") as f:
-            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+            lines = f.read().splitlines()
     except OSError:
         return platform.machine()
-    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
+    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines[:40]) if v}
+    flags = set(field.get("flags", "").split())
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
+    return f"{field.get('vendor_id', 'unknown')} {isa}"
 
 
 def same_xla(recorded: dict) -> bool:
     """Whether this machine computes bitwise what a recording made with ``recorded`` (its versions.json:
-    ``jax`` and ``cpu``) computed: the same jax release (XLA) on the same vector ISA."""
+    ``jax`` and ``cpu``, as :func:`cpu_kind` names it) computed: the same jax release (XLA) on the same kind of
+    CPU."""
     import jax
 
-    return jax.__version__ == recorded["jax"] and cpu_vector_isa() == recorded.get("cpu", "avx512")
+    return jax.__version__ == recorded["jax"] and cpu_kind() == recorded["cpu"]
 
 
 def drawn_variables(model, x, seed: int = 0, **kwargs) -> dict:

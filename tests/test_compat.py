@@ -8,8 +8,9 @@ protocol, and workdirs that release wrote still load, resume and extend.
 kind (14 runs: sweeps, averaging, SNIP-scored levels, pretraining on a data diet, alignment, REPAIR,
 ...) recorded by commit 2ba803e, before experiments became folders (``tests/fixtures/make_v2_digests.py``);
 runs whose numbers a later change meant to change were recorded again (``versions.json`` says which and why).
-Both were recorded on an AVX-512 CPU: on another vector ISA (an AVX2-only AMD EPYC) or jax release, XLA adds in
-another order, so there artifacts and rows are compared to float tolerance (v2: each leaf's statistics).
+Both were recorded on an Intel CPU with AVX-512: on another kind of CPU (an AVX2-only AMD EPYC; an AMD EPYC with
+AVX-512) or jax release, XLA may add in another order, so there artifacts and rows are compared to float tolerance
+(v2: each leaf's statistics).
 """
 
 import json
@@ -27,7 +28,7 @@ from tests.conftest import TINY, assert_same_rows, same_xla
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "v1")
 with open(os.path.join(FIXTURES, "versions.json")) as f:
     VERSIONS = json.load(f)
-# Bitwise equality holds for the same XLA on the same vector ISA; another jax release or CPU may add in
+# Bitwise equality holds for the same XLA on the same kind of CPU; another jax release or CPU may add in
 # another order.
 SAME_XLA = same_xla(VERSIONS)
 
