@@ -109,6 +109,7 @@ def keep_per_layer(values: list[jax.Array], keeps: list[jax.Array], counts: list
     )
 
 
+@jax.jit
 def _keep_top(scores: jax.Array, keep: jax.Array, count) -> jax.Array:
     """Flat mask: the ``min(count, sum(keep))`` kept entries of highest score.
 
@@ -116,7 +117,8 @@ def _keep_top(scores: jax.Array, keep: jax.Array, count) -> jax.Array:
     last ``count`` positions survive, so among tied scores the later positions are kept), found
     without sorting: the threshold (the ``count``-th largest score) is built bit by bit over the
     scores' order-preserving 32-bit codes, 32 passes of compare-and-count (linear in the number of
-    weights; SynFlow runs this 100 times per mask).
+    weights; SynFlow runs this 100 times per mask). One compiled program per length: called eagerly,
+    its loop and branch were traced, lowered and compiled again at every call (new closures).
     """
     scores = scores.astype(jnp.float32)
     lowest = jnp.isnan(scores) | (scores == -jnp.inf)
