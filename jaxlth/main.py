@@ -10,6 +10,8 @@ process with one sentence on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import ast
+import atexit
+import gc
 import logging as py_logging
 import os
 import sys
@@ -245,6 +247,10 @@ def _experiment_listing() -> str:
 
 
 if __name__ == "__main__":
+    # The process ends after main: the objects it made go with it, so Python's collections at shutdown (JAX's
+    # atexit clears its caches, then the interpreter collects every module) need not visit them. Frozen first
+    # (atexit runs last-registered first): a tiny run exits ~0.3 s sooner here, ~0.6 s on a busy machine.
+    atexit.register(gc.freeze)
     _add_experiment_module(sys.argv)  # so that --help lists its experiment too
     __doc__ = f"{__doc__}\n{_experiment_listing()}\n"  # absl's --help prints the module docstring
     app.run(main, flags_parser=parse_flags)
