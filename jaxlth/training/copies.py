@@ -4,10 +4,15 @@ Copies (instability's SGD-noise copies, perturbation groups, one-shot densities)
 with the replicates in one vmapped program, so their leaves carry one leading axis of size
 ``R * C``, ordered replicate-major: copy ``c`` of replicate ``r`` sits at ``r * C + c``. Every
 function here is that convention; nothing else in jaxlth computes such an index.
+
+:func:`repeat`, :func:`stack` and :func:`select` are each one jitted program over the whole tree (``select``'s
+copy a traced index): run eagerly, every leaf's op compiled on its own, for every copy index again (a tiny
+pruning-at-init run compiled ~100 such programs).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -27,11 +32,13 @@ def coordinates(replicates: int, copies: int) -> list[tuple[int, int]]:
     return [(i // copies, i % copies) for i in range(replicates * copies)]
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def repeat(tree: PyTree, copies: int) -> PyTree:
     """``(R, ...) -> (R * copies, ...)``: each replicate's leaves repeated ``copies`` times."""
     return jax.tree.map(lambda x: jnp.repeat(x, copies, axis=0), tree)
 
 
+@jax.jit
 def stack(trees: list[PyTree]) -> PyTree:
     """``C`` trees with leaves ``(R, ...)`` -> one tree ``(R * C, ...)`` (tree ``c`` is copy ``c``)."""
     return jax.tree.map(lambda *xs: jnp.stack(xs, axis=1).reshape(-1, *xs[0].shape[1:]), *trees)
@@ -39,7 +46,16 @@ def stack(trees: list[PyTree]) -> PyTree:
 
 def select(tree: PyTree, copy: int, copies: int) -> PyTree:
     """Copy ``copy`` of every replicate: ``(R * copies, ...) -> (R, ...)``."""
-    return jax.tree.map(lambda x: x[copy::copies], tree)
+    return _select(tree, copy, copies)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _select(tree: PyTree, copy: jax.Array, copies: int) -> PyTree:
+    def one(x):
+        by_replicate = x.reshape(x.shape[0] // copies, copies, *x.shape[1:])
+        return jax.lax.dynamic_index_in_dim(by_replicate, copy, axis=1, keepdims=False)
+
+    return jax.tree.map(one, tree)
 
 
 def split(tree: PyTree, copies: int) -> list[PyTree]:
