@@ -24,6 +24,8 @@ Density ``densities[i]`` is level ``i + 1`` of each arm; rows carry ``target_den
 
 from __future__ import annotations
 
+import functools
+
 import jax
 
 from jaxlth import rng
@@ -129,10 +131,8 @@ def _run_method(
                     rng.replicate_keys(config.seed, config.replicates, stream + 1), setup.data_keys()
                 )
                 fresh = copies_lib.repeat(network_of(init), count)
-            transform = branches.random_reinit if variant == "reinit" else branches.random_prune
-            options = {"random_prune_scope": "layerwise"}
-            ablated[variant] = jax.jit(jax.vmap(lambda kk, m, n, f: transform(kk, m, n, f, options)))(
-                keys, scored_masks(False), copies_lib.repeat(network, count), fresh
+            ablated[variant] = _ablate(
+                keys, scored_masks(False), copies_lib.repeat(network, count), fresh, reinit=variant == "reinit"
             )
         return ablated[variant]
 
@@ -198,3 +198,13 @@ def _train(ctx: Context, method, variants, densities, masks: list, starts: list,
     )
     for name, trained in zip(artifacts, copies_lib.split(network_of(state), len(artifacts))):
         ctx.save(f"{name}/final", trained)
+
+
+@functools.partial(jax.jit, static_argnames="reinit")
+def _ablate(keys, masks, networks, fresh, *, reinit: bool):
+    """Each stacked mask's layerwise random shuffle and its network (``reinit``: the ``fresh`` networks
+    re-drawn), one vmapped program per variant: the same for every method of a run."""
+    transform = branches.random_reinit if reinit else branches.random_prune
+    return jax.vmap(lambda k, m, n, f: transform(k, m, n, f, {"random_prune_scope": "layerwise"}))(
+        keys, masks, networks, fresh
+    )
