@@ -45,8 +45,8 @@ def stack(trees: list[PyTree]) -> PyTree:
 
 
 def select(tree: PyTree, copy: int, copies: int) -> PyTree:
-    """Copy ``copy`` of every replicate: ``(R * copies, ...) -> (R, ...)``."""
-    return _select(tree, copy, copies)
+    """Copy ``copy`` of every replicate: ``(R * copies, ...) -> (R, ...)`` (one copy: ``tree`` itself)."""
+    return tree if copies == 1 else _select(tree, copy, copies)
 
 
 @functools.partial(jax.jit, static_argnums=2)
