@@ -88,10 +88,10 @@ def cpu_kind() -> str:
 
     try:
         with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
+            first = f.read().split("\n\n", 1)[0]  # the first processor's block
     except OSError:
         return platform.machine()
-    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines[:40]) if v}
+    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
     flags = set(field.get("flags", "").split())
     isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
     return f"{field.get('vendor_id', 'unknown')} {isa}"
