@@ -1,4 +1,5 @@
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -177,19 +178,54 @@ def record_trainings(monkeypatch) -> list[dict]:
 
 
 def run_cli(*args, timeout=300, check=False, env=None):
-    """Runs ``python -m jaxlth.main ARGS`` and returns the CompletedProcess (text mode)."""
+    """Runs ``python -m jaxlth.main ARGS`` and returns the CompletedProcess (text mode); forked from the
+    worker's pre-imported server where it can be (``tests/forkserver.py``)."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "jaxlth.main", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
+    command = [sys.executable, "-m", "jaxlth.main", *args]
+    proc = _run_forked(command, full_env, timeout)
+    if proc is None:
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+def _run_forked(command: list, env: dict, timeout: float) -> subprocess.CompletedProcess | None:
+    """``command`` (``python -m MODULE ...``) run by the fork server, its output captured; ``None`` where it
+    must be a fresh interpreter."""
+    from tests import forkserver
+
+    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+    with open(os.devnull, "rb") as null:
+        proc = forkserver.start(
+            command[2], command[3:], cwd=ROOT, env=env, stdin=null.fileno(), stdout=out_write, stderr=err_write
+        )
+    os.close(out_write)
+    os.close(err_write)
+    streams = {out_read: bytearray(), err_read: bytearray()}
+    if proc is None:
+        for fd in streams:
+            os.close(fd)
+        return None
+    deadline, open_fds = time.monotonic() + timeout, list(streams)
+    try:
+        while open_fds:
+            left = deadline - time.monotonic()
+            ready = select.select(open_fds, [], [], max(left, 0))[0]
+            if not ready:
+                proc.kill()
+                raise subprocess.TimeoutExpired(command, timeout)
+            for fd in ready:
+                chunk = os.read(fd, 1 << 16)
+                streams[fd] += chunk
+                if not chunk:
+                    open_fds.remove(fd)
+        proc.wait(max(deadline - time.monotonic(), 1))
+    finally:
+        for fd in streams:
+            os.close(fd)
+    out, err = (bytes(streams[fd]).decode(errors="replace") for fd in (out_read, err_read))
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 @pytest.fixture
@@ -202,14 +238,21 @@ def start_and_kill(args, reached, timeout=240):
 
     Fails the test when the run ends (or ``timeout`` seconds pass) before it could be killed.
     """
+    from tests import forkserver
+
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jaxlth.main", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(os.devnull, "r+b") as null:
+        proc = forkserver.start(
+            "jaxlth.main", args, cwd=ROOT, env=env, stdin=null.fileno(), stdout=null.fileno(), stderr=null.fileno()
+        )
+    if proc is None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jaxlth.main", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not reached():
         time.sleep(0.02)
