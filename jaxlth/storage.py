@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob as glob_lib
 import io
 import os
+import shutil
 
 from etils import epath
 
@@ -104,19 +105,41 @@ def first_line(path: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically: a temporary file renamed over it (locally with
+    """Writes ``text`` to ``path`` atomically (:func:`write_bytes`)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically: a temporary file renamed over it (locally with
     ``fsync``); an object store writes an object whole."""
     if not processes.is_primary():
         return
     if not is_local(path):
-        _remote(path).write_bytes(text.encode("utf-8"))
+        _remote(path).write_bytes(data)
         return
     tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_bytes(path: str) -> bytes:
+    if is_local(path):
+        with open(path, "rb") as f:
+            return f.read()
+    return _remote(path).read_bytes()
+
+
+def remove_tree(path: str) -> None:
+    """Deletes the folder ``path`` and everything in it (nothing when it does not exist)."""
+    if not processes.is_primary() or not exists(path):
+        return
+    if is_local(path):
+        shutil.rmtree(path)
+    else:
+        _remote(path).rmtree()
 
 
 def append_text(path: str, text: str) -> None:
@@ -184,6 +207,9 @@ __all__ = [
     "read_text",
     "first_line",
     "write_text",
+    "write_bytes",
+    "read_bytes",
+    "remove_tree",
     "append_text",
     "touch",
     "replace",

@@ -63,7 +63,7 @@ def digests(workdir: str) -> dict:
     base, out = os.path.join(workdir, "artifacts"), {}
     for folder, dirs, files in os.walk(base):
         name = os.path.relpath(folder, base)
-        if "_CHECKPOINT_METADATA" in files:
+        if checkpoint.artifact_exists(folder):
             leaves = jax.tree_util.tree_flatten_with_path(checkpoint.load_artifact(folder))[0]
             out[name] = {
                 jax.tree_util.keystr(path): [

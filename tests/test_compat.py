@@ -65,7 +65,7 @@ def fixture_config(name: str, lottery_dir: str = ""):
 def artifacts(workdir: str) -> list[str]:
     """Names of the saved artifacts of a workdir (``imp/level_01/mask``, ...)."""
     base = os.path.join(workdir, "artifacts")
-    return sorted(os.path.relpath(d, base) for d, _, files in os.walk(base) if "_CHECKPOINT_METADATA" in files)
+    return sorted(os.path.relpath(d, base) for d, _, _ in os.walk(base) if checkpoint.artifact_exists(d))
 
 
 def assert_trees_equal(a, b, exact: bool):

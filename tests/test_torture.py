@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlth import results
+from jaxlth import checkpoint, results
 from tests.conftest import ROOT, TINY, assert_same_rows, run_cli
 
 pytestmark = pytest.mark.reliability
@@ -62,18 +62,14 @@ def kill_when(proc, condition, timeout=120.0) -> bool:
 
 
 def committed(workdir):
-    """The artifacts committed so far (their ``_CHECKPOINT_METADATA``)."""
-    found = set()
-    for root, _, files in os.walk(workdir / "artifacts"):
-        if "_CHECKPOINT_METADATA" in files:
-            found.add(root)
-    return found
+    """The artifacts committed so far (their safetensors file renamed into place)."""
+    return {root for root, _, _ in os.walk(workdir / "artifacts") if checkpoint.artifact_exists(root)}
 
 
 def writing(workdir) -> bool:
-    """Whether Orbax is writing a checkpoint or an artifact right now (a temporary folder exists)."""
-    for _, dirs, _ in os.walk(workdir):
-        if any(".orbax-checkpoint-tmp" in d for d in dirs):
+    """Whether a checkpoint (Orbax's temporary folder) or an artifact (its ``.tmp`` file) is being written."""
+    for _, dirs, files in os.walk(workdir):
+        if any(".orbax-checkpoint-tmp" in d for d in dirs) or any(f.endswith(".safetensors.tmp") for f in files):
             return True
     return False
 
