@@ -11,28 +11,20 @@ cached step of a run paid twice. Artifacts that earlier versions saved with Orba
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
-import tempfile
 from typing import Any, Callable
 
 import jax
 import numpy as np
-import safetensors
-import safetensors.numpy
 from absl import logging as absl_logging
 
-from jaxlth import processes, sharding, storage
+from jaxlth import arrays_file, processes, sharding, storage
 from jaxlth.errors import UserError, storage_error
-from jaxlth.weights.files import DTYPES, read_safetensors
+from jaxlth.layout import ARRAYS_FILE, ARTIFACT_FILES, ORBAX_MARKER
 
 PyTree = Any
-ARRAYS_FILE = "arrays.safetensors"  # an artifact is a folder holding this file
-STRUCTURE_KEY = "jaxlth_tree"  # its metadata entry: the JSON structure of the saved tree (:func:`_flatten`)
-ORBAX_MARKER = "_CHECKPOINT_METADATA"  # the file of an artifact that earlier versions saved with Orbax
-SAFETENSORS_DTYPES = {np.dtype(d) for d in DTYPES.values()}
 
 
 def _orbax():
@@ -188,28 +180,26 @@ def writing(path: str):
 
 def save_artifact(path: str, tree: PyTree) -> None:
     """Saves a pytree (params, masks, ...) to the folder ``path`` synchronously, as one safetensors file
-    (:data:`ARRAYS_FILE`, renamed into place whole); replaces an older one (an Orbax folder too). Every
-    process calls it; process 0 writes."""
-    flat, structure = _flatten(sharding.to_host(tree))
+    (:mod:`jaxlth.arrays_file`, renamed into place whole); replaces an older one (an Orbax folder too).
+    Every process calls it; process 0 writes."""
+    host = sharding.to_host(tree)
     with writing(path):
         if storage.exists(os.path.join(path, ORBAX_MARKER)):
             storage.remove_tree(path)
         storage.makedirs(path)
-        data = safetensors.numpy.save(flat, metadata={STRUCTURE_KEY: json.dumps(structure)})
-        storage.write_bytes(os.path.join(path, ARRAYS_FILE), data)
+        arrays_file.write_tree(os.path.join(path, ARRAYS_FILE), host)
     processes.barrier(f"artifact {path}")
 
 
 def load_artifact(path: str) -> PyTree:
-    """The pytree saved at ``path`` as numpy arrays: dicts, lists (a saved tuple too), ``None`` and
-    arrays (a saved Python or numpy scalar as a 0-d array), as Orbax gives back what it saved; an
-    artifact written by earlier versions (an Orbax folder) is read by Orbax."""
+    """The pytree saved at ``path`` as numpy arrays (:func:`arrays_file.read_tree`); an artifact written
+    by earlier versions (an Orbax folder) is read by Orbax, which gives back the same kinds of trees."""
     path = storage.absolute(path)
     file = os.path.join(path, ARRAYS_FILE)
     if storage.exists(file):
         try:
-            return _read_arrays(file)
-        except Exception as e:  # a truncated or damaged file: the library's error, OSError, ValueError, ...
+            return arrays_file.read_tree(file)
+        except Exception as e:  # a truncated or damaged file: UserError, OSError, ValueError, ...
             raise _unreadable(path, e) from None
     if not storage.isdir(path):
         raise UserError(f"there is no saved artifact at {path}")
@@ -224,58 +214,7 @@ def load_artifact(path: str) -> PyTree:
 
 
 def artifact_exists(path: str) -> bool:
-    return storage.exists(os.path.join(path, ARRAYS_FILE)) or storage.exists(os.path.join(path, ORBAX_MARKER))
-
-
-def _flatten(tree: PyTree) -> tuple[dict[str, np.ndarray], Any]:
-    """``({name: array}, structure)``: the leaves named by their paths (``"params/Dense_0/kernel"``) and the
-    JSON structure that puts them back (``{"dict": {...}}``, ``{"list": [...]}``, ``null``, a leaf's name, or
-    ``{"scalar": name}`` for a 0-d leaf)."""
-    flat = {}
-
-    def walk(node, path: str):
-        if node is None:
-            return None
-        if isinstance(node, dict):
-            return {"dict": {str(k): walk(node[k], f"{path}{k}/") for k in sorted(node, key=str)}}
-        if isinstance(node, (list, tuple)):
-            return {"list": [walk(x, f"{path}{i}/") for i, x in enumerate(node)]}
-        array = np.asarray(node)
-        if array.dtype not in SAFETENSORS_DTYPES:
-            raise TypeError(f"an artifact holds numeric arrays, not {array.dtype} ones (at {path or '/'})")
-        name = path.rstrip("/") or "."
-        if name in flat:
-            raise ValueError(f"two leaves of an artifact are both named {name} (a key holds '/')")
-        flat[name] = np.ascontiguousarray(array.reshape(array.shape or (1,)))
-        return name if array.ndim else {"scalar": name}  # the file holds a 0-d array as one of shape (1,)
-
-    return flat, walk(tree, "")
-
-
-def _read_arrays(file: str) -> PyTree:
-    """The tree of the safetensors file ``file`` (:func:`save_artifact`), its arrays copied out of the file."""
-    if not storage.is_local(file):  # through a local copy, read as a local file is
-        with tempfile.TemporaryDirectory() as folder:
-            local = os.path.join(folder, ARRAYS_FILE)
-            with open(local, "wb") as f:
-                f.write(storage.read_bytes(file))
-            return _read_arrays(local)
-    with safetensors.safe_open(file, framework="numpy") as f:
-        structure = json.loads(f.metadata()[STRUCTURE_KEY])
-    flat = read_safetensors(file)
-
-    def build(node):
-        if node is None:
-            return None
-        if isinstance(node, str):
-            return np.array(flat[node])
-        if "scalar" in node:
-            return np.array(flat[node["scalar"]]).reshape(())
-        if "dict" in node:
-            return {k: build(v) for k, v in node["dict"].items()}
-        return [build(x) for x in node["list"]]
-
-    return build(structure)
+    return any(storage.exists(os.path.join(path, name)) for name in ARTIFACT_FILES)
 
 
 def _orbax_path(path: str) -> str:

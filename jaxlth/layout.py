@@ -38,6 +38,9 @@ LOCK_FILE = ".lock"
 WANDB_FILE = "wandb_run.json"
 PRETRAINED_FILE = "pretrained.json"
 TIMING_FILE = "timing.json"
+ARRAYS_FILE = "arrays.safetensors"  # an artifact is a folder holding this file (jaxlth.checkpoint)
+ORBAX_MARKER = "_CHECKPOINT_METADATA"  # what Orbax writes last: an artifact of earlier versions is complete
+ARTIFACT_FILES = (ARRAYS_FILE, ORBAX_MARKER)  # an artifact folder holding either is complete
 
 
 def level_name(level: int) -> str:

@@ -75,3 +75,16 @@ def test_a_damaged_or_missing_artifact_is_one_sentence_and_text_is_refused(tmp_p
     assert not checkpoint.artifact_exists(str(tmp_path / "nothing"))
     with pytest.raises(TypeError, match="numeric arrays"):
         checkpoint.save_artifact(str(tmp_path / "text"), {"name": "lenet"})
+
+
+def test_distilled_data_of_an_earlier_version_is_read_from_its_orbax_folder(tmp_path):
+    from jaxlth.data import distilled
+
+    arrays = {"images": np.ones((1, 4, 2, 2, 1), np.float32), "labels": np.arange(4, dtype=np.int32)[None], "lr": 0.1}
+    with checkpoint._orbax().StandardCheckpointer() as checkpointer:
+        checkpointer.save(distilled.artifact_path(str(tmp_path)), arrays)
+        checkpointer.wait_until_finished()
+    old = distilled.read(str(tmp_path))
+    checkpoint.save_artifact(distilled.artifact_path(str(tmp_path)), arrays)
+    assert described(distilled.read(str(tmp_path))) == described(old)
+    assert described(old) == described(jax.tree.map(np.asarray, arrays))

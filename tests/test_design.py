@@ -29,6 +29,7 @@ LAYERS = {
     "records": 0,
     "nested": 0,
     "storage": 0,
+    "arrays_file": 0,
     "event_files": 0,
     "processes": 0,
     "timing": 0,

@@ -21,11 +21,11 @@ from typing import Callable
 import jax
 import numpy as np
 
-from jaxlth import storage
+from jaxlth import arrays_file, storage
 from jaxlth.data.dataset import Dataset
 from jaxlth.data.sources import DISTILLED
 from jaxlth.errors import UserError
-from jaxlth.layout import CONFIG_FILE, Layout
+from jaxlth.layout import ARRAYS_FILE, ARTIFACT_FILES, CONFIG_FILE, Layout
 
 NAME = DISTILLED  # data.name
 ARTIFACT = "distilled"  # the distill run's artifact
@@ -33,7 +33,6 @@ ARTIFACT = "distilled"  # the distill run's artifact
 FIXED = {"classes": (), "task": "classes", "pad_to": 0}
 # data fields that only change the real training split, which a distilled set replaces
 TRAIN_ONLY = {"subsample_fraction": 1.0, "random_labels_fraction": 0.0}
-_ORBAX_DONE = "_CHECKPOINT_METADATA"  # what Orbax writes last: the artifact is complete
 
 
 def workdir(data_cfg) -> str:
@@ -91,7 +90,7 @@ def check(data_cfg) -> None:
     replicate(data_cfg)
     real_config(data_cfg)
     folder = workdir(data_cfg)
-    if not storage.exists(os.path.join(artifact_path(folder), _ORBAX_DONE)):
+    if not any(storage.exists(os.path.join(artifact_path(folder), name)) for name in ARTIFACT_FILES):
         raise UserError(
             f"data.distilled_workdir {folder} holds no finished {ARTIFACT!r} artifact (its run has not finished)"
         )
@@ -100,11 +99,18 @@ def check(data_cfg) -> None:
 def read(folder: str) -> dict:
     """The artifact ``{"images", "labels", "lr"}`` of the distill run in ``folder``, as numpy arrays.
 
-    Read with Orbax directly: :mod:`jaxlth.checkpoint` (which saved it) sits a layer above the data.
+    Read from its file (:mod:`jaxlth.arrays_file`), or with Orbax for an artifact of earlier versions:
+    :mod:`jaxlth.checkpoint` (which saved it) sits a layer above the data.
     """
-    import orbax.checkpoint as ocp  # (Orbax only for distilled data)
-
     path = storage.absolute(artifact_path(folder))
+    if storage.exists(os.path.join(path, ARRAYS_FILE)):
+        try:
+            tree = arrays_file.read_tree(os.path.join(path, ARRAYS_FILE))
+        except UserError as e:
+            raise UserError(f"could not read the {ARTIFACT!r} artifact of {folder}: {e}") from None
+        return {key: np.asarray(value) for key, value in tree.items()}
+    import orbax.checkpoint as ocp  # (Orbax only for distilled data of earlier versions)
+
     checkpointer = ocp.StandardCheckpointer()
     try:
         tree = checkpointer.restore(path)
