@@ -16,11 +16,13 @@ over the request's socket; the server itself only accepts requests, so it never 
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import runpy
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,7 +144,8 @@ def _ensure_server() -> str | None:
         return None
     if _server.get("pid") == os.getpid() and _server["proc"].poll() is None:
         return _server["path"]
-    path = os.path.join(tempfile.mkdtemp(prefix="jaxlth-fork-"), "socket")
+    folder = tempfile.mkdtemp(prefix="jaxlth-fork-")
+    path = os.path.join(folder, "socket")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.forkserver", path],
         cwd=ROOT,
@@ -150,11 +153,18 @@ def _ensure_server() -> str | None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    atexit.register(_stop, proc, folder)
     if proc.stdout.readline().strip() != "ready":
-        proc.kill()
         return None
     _server.update(pid=os.getpid(), proc=proc, path=path, env=import_time_env(dict(os.environ)))
     return path
+
+
+def _stop(proc: subprocess.Popen, folder: str) -> None:
+    """Stops the server and deletes its socket's folder (the processes it forked run on)."""
+    proc.kill()
+    proc.wait()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class Forked:
