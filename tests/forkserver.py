@@ -172,7 +172,10 @@ class Forked:
 
     def __init__(self, conn: socket.socket):
         self._conn, self._buffer, self.returncode = conn, b"", None
-        self.pid = int(self._read_line(None).split()[1])
+        started = self._read_line(60)  # a fork takes milliseconds: a server that does not answer is broken
+        if started is None:
+            raise RuntimeError("the fork server did not start the process within 60 s")
+        self.pid = int(started.split()[1])
 
     def _read_line(self, timeout: float | None) -> str | None:
         deadline = None if timeout is None else time.monotonic() + timeout
