@@ -180,8 +180,13 @@ def record_trainings(monkeypatch) -> list[dict]:
 def run_cli(*args, timeout=300, check=False, env=None):
     """Runs ``python -m jaxlth.main ARGS`` and returns the CompletedProcess (text mode); forked from the
     worker's pre-imported server where it can be (``tests/forkserver.py``)."""
+    return run_module("jaxlth.main", *args, timeout=timeout, check=check, env=env)
+
+
+def run_module(module: str, *args, timeout=300, check=False, env=None):
+    """Runs ``python -m MODULE ARGS`` from the repository's root, as :func:`run_cli` runs the command line."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    command = [sys.executable, "-m", "jaxlth.main", *args]
+    command = [sys.executable, "-m", module, *args]
     proc = _run_forked(command, full_env, timeout)
     if proc is None:
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -1,8 +1,6 @@
 """``jaxlth.compare`` with control arms: IMP and random reinitialisation of two lottery runs in one figure."""
 
 import os
-import subprocess
-import sys
 
 import matplotlib
 
@@ -12,7 +10,7 @@ import pytest  # noqa: E402
 
 from jaxlth import compare, experiments, results  # noqa: E402
 from jaxlth.experiments.lottery.arms import IMP  # noqa: E402
-from tests.conftest import ROOT, tiny_config  # noqa: E402
+from tests.conftest import run_module, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +53,6 @@ def test_the_command_line_takes_arms_and_refuses_an_unknown_one(two_runs, tmp_pa
     pairs = [f"{label}={w}" for label, w in two_runs.items()]
     compare.main(["--out", str(tmp_path / "out"), "--arms", "imp,random_reinit", *pairs])
     assert os.path.exists(tmp_path / "out" / compare.COMPARE_FIGURE)
-    proc = subprocess.run(
-        [sys.executable, "-m", "jaxlth.compare", "--out", str(tmp_path / "x"), "--arms", "imp,nonsense", *pairs],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = run_module("jaxlth.compare", "--out", str(tmp_path / "x"), "--arms", "imp,nonsense", *pairs)
     assert proc.returncode == 2 and "nonsense" in proc.stderr and "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "x")

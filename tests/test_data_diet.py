@@ -1,8 +1,6 @@
 """Data diet: the scores experiment, score-chosen subsets, the data_diet experiment, pretraining on a subset."""
 
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -13,7 +11,15 @@ from jaxlth.analysis import example_scores as es
 from jaxlth.data import selection
 from jaxlth.errors import UserError
 from jaxlth.training import setup as setup_lib
-from tests.conftest import ROOT, TINY, assert_same_rows, checkpoint_steps, run_cli, start_and_kill, tiny_config
+from tests.conftest import (
+    TINY,
+    assert_same_rows,
+    checkpoint_steps,
+    run_cli,
+    run_module,
+    start_and_kill,
+    tiny_config,
+)
 
 
 def spec(**fields):
@@ -285,11 +291,6 @@ def test_compare_prints_runs_side_by_side_and_refuses_bad_input(scored, tmp_path
 
     compare.main(["--out", str(tmp_path / "out"), f"full={lottery}", f"again={lottery}"])
     assert os.path.exists(tmp_path / "out" / "compare_accuracy_vs_weights.png")
-    proc = subprocess.run(
-        [sys.executable, "-m", "jaxlth.compare", "--out", str(tmp_path / "x"), f"s={scored.workdir}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = run_module("jaxlth.compare", "--out", str(tmp_path / "x"), f"s={scored.workdir}")
     assert proc.returncode == 2 and "holds a 'scores' run" in proc.stderr and "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "x")

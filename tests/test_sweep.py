@@ -1,20 +1,16 @@
 """Sweeps across jobs: expansion, one workdir per run, finished runs skipped, load_many."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from jaxlth import results, sweep
 from jaxlth.errors import UserError
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_module
 
 
 def run_sweep(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "jaxlth.sweep", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    return run_module("jaxlth.sweep", *args, timeout=600)
 
 
 def sweep_file(tmp_path, seeds, extra=""):
