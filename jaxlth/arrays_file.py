@@ -42,8 +42,6 @@ DTYPES = {
     "U8": "u1",
     "BOOL": "?",
 }
-
-
 SAFETENSORS_DTYPES = {np.dtype(d) for d in DTYPES.values()}
 
 
@@ -57,6 +55,11 @@ def _header(path: str) -> tuple[dict, int]:
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
     """The tensors of the safetensors file ``path``, ``{key: array}`` in the file's dtypes and shapes:
     read-only views of the memory-mapped file (``np.array(view)`` copies one)."""
+    return _read(path)[0]
+
+
+def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """:func:`read_safetensors`'s tensors and the header's string metadata."""
     if not os.path.exists(path):
         raise UserError(f"the checkpoint file {path} does not exist")
     if os.path.isdir(path):
@@ -64,7 +67,7 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
         with safetensors.safe_open(path, framework="numpy") as f:  # checks the header and the byte ranges
             header, start = _header(path)
-            header.pop("__metadata__", None)
+            metadata = header.pop("__metadata__", None) or {}
             mapped = np.memmap(path, np.uint8, mode="r") if os.path.getsize(path) > start else None
             flat = {}
             for key, entry in header.items():
@@ -75,7 +78,7 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
                 begin, end = (start + offset for offset in entry["data_offsets"])
                 data = mapped[begin:end] if end > begin else np.zeros(0, np.uint8)
                 flat[key] = data.view(dtype).reshape(entry["shape"])
-            return flat
+            return flat, metadata
     except Exception as e:  # the library raises its own error type, OSError, ValueError, ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise UserError(f"{path} cannot be read as a .safetensors file ({reason})") from None
@@ -97,10 +100,9 @@ def read_tree(file: str) -> Any:
             with open(local, "wb") as f:
                 f.write(storage.read_bytes(file))
             return read_tree(local)
-    flat = read_safetensors(file)
+    flat, metadata = _read(file)
     try:
-        with safetensors.safe_open(file, framework="numpy") as f:
-            structure = json.loads(f.metadata()[STRUCTURE_KEY])
+        structure = json.loads(metadata[STRUCTURE_KEY])
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{file} holds no tree structure (not an artifact of jaxlth)") from None
 

@@ -4,8 +4,9 @@ Checkpoint saves are asynchronous; Orbax writes into a temporary directory and r
 complete, so a process killed mid-save leaves the previous checkpoint intact and the half-written one
 is ignored (and cleaned up) on the next start. Call :meth:`Checkpoints.close` before exiting.
 An artifact is a folder holding one safetensors file, written beside its name and renamed onto it:
-~0.2 ms for a small tree where an Orbax save took ~20 ms (and a load ~8 ms), a cost every
-cached step of a run paid twice. Artifacts that earlier versions saved with Orbax are read by Orbax.
+a small tree takes ~2 ms to save (its fsync) and 0.3 ms to load, where Orbax took ~20 ms and ~8 ms,
+a cost every cached step of a run paid twice (it saves, then loads what it saved). Artifacts that
+earlier versions saved with Orbax are read by Orbax.
 """
 
 from __future__ import annotations

@@ -70,6 +70,11 @@ def test_a_damaged_or_missing_artifact_is_one_sentence_and_text_is_refused(tmp_p
         f.truncate(os.path.getsize(file) - 10)
     with pytest.raises(UserError, match=f"the checkpoint {folder} cannot be read"):
         checkpoint.load_artifact(folder)
+    from jaxlth.weights import write_safetensors
+
+    write_safetensors(file, {"kernel": np.ones(3)})  # a safetensors file, but without the tree's structure
+    with pytest.raises(UserError, match="holds no tree structure"):
+        checkpoint.load_artifact(folder)
     with pytest.raises(UserError, match="there is no saved artifact"):
         checkpoint.load_artifact(str(tmp_path / "nothing"))
     assert not checkpoint.artifact_exists(str(tmp_path / "nothing"))
