@@ -184,12 +184,15 @@ def save_artifact(path: str, tree: PyTree) -> None:
     (:mod:`jaxlth.arrays_file`, renamed into place whole); replaces an older one (an Orbax folder too).
     Every process calls it; process 0 writes."""
     host = sharding.to_host(tree)
+    # Every process decided to save before any writes (a process still asking ``artifact_exists`` must not
+    # see this file and skip its save), and none reads before it is in place.
+    processes.barrier(f"artifact {path} to be written")
     with writing(path):
         if storage.exists(os.path.join(path, ORBAX_MARKER)):
             storage.remove_tree(path)
         storage.makedirs(path)
         arrays_file.write_tree(os.path.join(path, ARRAYS_FILE), host)
-    processes.barrier(f"artifact {path}")
+    processes.barrier(f"artifact {path} written")
 
 
 def load_artifact(path: str) -> PyTree:
