@@ -185,38 +185,22 @@ def run_cli(*args, timeout=300, check=False, env=None):
 
 def run_module(module: str, *args, timeout=300, check=False, env=None):
     """Runs ``python -m MODULE ARGS`` from the repository's root, as :func:`run_cli` runs the command line."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    command = [sys.executable, "-m", module, *args]
-    proc = _run_forked(command, full_env, timeout)
-    if proc is None:
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
-
-
-def _run_forked(command: list, env: dict, timeout: float) -> subprocess.CompletedProcess | None:
-    """``command`` (``python -m MODULE ...``) run by the fork server, its output captured; ``None`` where it
-    must be a fresh interpreter."""
     from tests import forkserver
 
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    command = [sys.executable, "-m", module, *args]
     (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
     with open(os.devnull, "rb") as null:
         proc = forkserver.start(
-            command[2], command[3:], cwd=ROOT, env=env, stdin=null.fileno(), stdout=out_write, stderr=err_write
+            module, args, cwd=ROOT, env=full_env, stdin=null.fileno(), stdout=out_write, stderr=err_write
         )
     os.close(out_write)
     os.close(err_write)
-    streams = {out_read: bytearray(), err_read: bytearray()}
-    if proc is None:
-        for fd in streams:
-            os.close(fd)
-        return None
-    deadline, open_fds = time.monotonic() + timeout, list(streams)
+    streams, open_fds = {out_read: bytearray(), err_read: bytearray()}, [out_read, err_read]
+    deadline = time.monotonic() + timeout
     try:
-        while open_fds:
-            left = deadline - time.monotonic()
-            ready = select.select(open_fds, [], [], max(left, 0))[0]
+        while open_fds:  # both pipes read as they fill (a full pipe would block the process)
+            ready = select.select(open_fds, [], [], max(deadline - time.monotonic(), 0))[0]
             if not ready:
                 proc.kill()
                 raise subprocess.TimeoutExpired(command, timeout)
@@ -230,6 +214,8 @@ def _run_forked(command: list, env: dict, timeout: float) -> subprocess.Complete
         for fd in streams:
             os.close(fd)
     out, err = (bytes(streams[fd]).decode(errors="replace") for fd in (out_read, err_read))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}")
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
@@ -249,14 +235,6 @@ def start_and_kill(args, reached, timeout=240):
     with open(os.devnull, "r+b") as null:
         proc = forkserver.start(
             "jaxlth.main", args, cwd=ROOT, env=env, stdin=null.fileno(), stdout=null.fileno(), stderr=null.fileno()
-        )
-    if proc is None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jaxlth.main", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not reached():

@@ -217,10 +217,12 @@ class Forked:
 
 def start(module: str, args, *, cwd: str, env: dict, stdin: int, stdout: int, stderr: int):
     """``python -m module args`` with the file descriptors ``stdin``, ``stdout``, ``stderr`` as its streams:
-    a :class:`Forked` process, or ``None`` where it must be a fresh interpreter (see the module's docstring)."""
+    a :class:`Forked` process, or a :class:`subprocess.Popen` of a fresh interpreter where it must be one
+    (see the module's docstring)."""
     path = _ensure_server()
     if path is None or import_time_env(env) != _server["env"]:
-        return None
+        command = [sys.executable, "-m", module, *args]
+        return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
     request = {"module": module, "args": list(args), "cwd": cwd, "env": env}

@@ -2,8 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -45,10 +43,7 @@ def run(tmp_path, *args, **env_changes):
             "forkchild", [str(tmp_path), *args], cwd=str(tmp_path), env=env, stdin=null.fileno(),
             stdout=o.fileno(), stderr=e.fileno(),
         )  # fmt: skip
-        forked = proc is not None
-        if proc is None:
-            proc = subprocess.Popen([sys.executable, "-m", "forkchild", str(tmp_path), *args], cwd=tmp_path, env=env,
-                                    stdout=o, stderr=e)  # fmt: skip
+        forked = isinstance(proc, forkserver.Forked)
         code = proc.wait(120)
     return code, out.read_text(), err.read_text(), forked
 
