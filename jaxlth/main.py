@@ -72,6 +72,9 @@ def main(argv: list[str]) -> None:
             print(replicates.choose(config, wanted=config.replicates).describe())
             return
         experiments.enable_compilation_cache()
+        # What the imports made lives as long as the process: Python's full collections need not visit it (a tiny
+        # lottery run's took 0.35 s, 0.12 s after; a 1-epoch LeNet run's 0.11 s, 0.06 s after).
+        gc.freeze()
         experiments.run(config, _WORKDIR.value, from_process_start=True)  # validates the config first
     except UserError as e:
         fail(str(e))

@@ -1,3 +1,4 @@
+import gc
 import os
 import select
 import signal
@@ -9,6 +10,11 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# NumPy's OpenBLAS in one thread: the workers already keep every core busy, and OpenBLAS's own threads waited for
+# work spinning (blas_thread_server: ~3% of the suite's CPU time in a profile of three workers). Read when NumPy
+# loads, which is after this file in the workers, their command-line runs and the notebooks' kernels.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 TINY = os.path.join(ROOT, "tests", "configs", "tiny.py")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -297,3 +303,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "reliability" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """Freezes what collecting made (jax, flax, every test module): it lives as long as the worker, and Python's
+    full collections, which the tests' tracing triggers again and again, then need not visit it."""
+    gc.freeze()
