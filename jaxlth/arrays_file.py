@@ -45,8 +45,8 @@ DTYPES = {
 SAFETENSORS_DTYPES = {np.dtype(d) for d in DTYPES.values()}
 
 
-def _header(path: str) -> tuple[dict, int]:
-    """The JSON header of a safetensors file (already checked by the library) and where its data starts."""
+def header(path: str) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and where its data starts (unchecked: :func:`read_arrays` checks)."""
     with open(path, "rb") as f:
         (length,) = struct.unpack("<Q", f.read(8))
         return json.loads(f.read(length)), 8 + length
@@ -55,10 +55,10 @@ def _header(path: str) -> tuple[dict, int]:
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
     """The tensors of the safetensors file ``path``, ``{key: array}`` in the file's dtypes and shapes:
     read-only views of the memory-mapped file (``np.array(view)`` copies one)."""
-    return _read(path)[0]
+    return read_arrays(path)[0]
 
 
-def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """:func:`read_safetensors`'s tensors and the header's string metadata."""
     if not os.path.exists(path):
         raise UserError(f"the checkpoint file {path} does not exist")
@@ -66,11 +66,11 @@ def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         raise UserError(f"the checkpoint file {path} is a directory, not a .safetensors file")
     try:
         with safetensors.safe_open(path, framework="numpy") as f:  # checks the header and the byte ranges
-            header, start = _header(path)
-            metadata = header.pop("__metadata__", None) or {}
+            entries, start = header(path)
+            metadata = entries.pop("__metadata__", None) or {}
             mapped = np.memmap(path, np.uint8, mode="r") if os.path.getsize(path) > start else None
             flat = {}
-            for key, entry in header.items():
+            for key, entry in entries.items():
                 dtype = DTYPES.get(entry["dtype"])
                 if dtype is None:  # a dtype numpy lacks a name for here: the library's copy
                     flat[key] = f.get_tensor(key)
@@ -100,7 +100,7 @@ def read_tree(file: str) -> Any:
             with open(local, "wb") as f:
                 f.write(storage.read_bytes(file))
             return read_tree(local)
-    flat, metadata = _read(file)
+    flat, metadata = read_arrays(file)
     try:
         structure = json.loads(metadata[STRUCTURE_KEY])
     except (KeyError, TypeError, ValueError):

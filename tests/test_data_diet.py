@@ -251,7 +251,9 @@ def test_scores_of_a_batchnorm_conv_net_use_the_running_statistics(tmp_path):
     experiments.run(config, str(tmp_path / "bn"))
     run = results.load(str(tmp_path / "bn"))
     setup = setup_lib.build(config)
-    state = checkpoint.load_artifact(os.path.join(tmp_path, "bn", "checkpoints", "trunk_states", "4", "state"))
+    states = checkpoint.Checkpoints(os.path.join(tmp_path, "bn", "checkpoints", "trunk_states"))
+    state, _ = states.restore(4)  # nested dicts: the trunk's state holds its examples too
+    states.close()
     params, stats = state["params"], state["batch_stats"]
     assert jax.tree.leaves(stats)
     images, labels = setup.data.train_images, setup.data.train_labels

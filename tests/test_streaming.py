@@ -2,7 +2,6 @@
 the data key and s, resumes mid-epoch, shards disjointly over processes, and a run on it resumes
 bitwise after a kill; the ImageNet recipe runs on a small ImageNet-shaped dataset."""
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxlth import checkpoint
 from jaxlth.data import batching, records_io, streaming
 from jaxlth.errors import UserError
 from tests.conftest import ROOT, TINY, checkpoint_steps, run_cli, start_and_kill
@@ -178,8 +178,9 @@ def test_a_streamed_lottery_run_resumes_bitwise_after_a_kill(folder, tmp_path):
     run_cli(*args, "--workdir", str(killed), check=True)
     assert open(whole / "results.csv").read() == open(killed / "results.csv").read()
     # every checkpoint records where the Grain iterator stands: the next step
+    checkpoints = checkpoint.Checkpoints(str(level))
     for step in checkpoint_steps(level):
-        meta = json.loads((level / str(step) / "meta" / "metadata").read_text())
+        meta = checkpoints.meta(step)
         assert meta["data_iterator"] == {"next_index": step} and meta["step"] == step
 
 

@@ -2,10 +2,10 @@
 
 A small lottery run (2 levels, a random-reinit branch, 2 replicates, checkpoints every 2 steps) is
 killed with SIGKILL again and again — at random moments, right after an artifact is committed and
-while Orbax is writing — and finally finishes; it must end bitwise equal to an uninterrupted run,
-rows included. Its table is also cut at random bytes of its last rows after kills and after the end
-(what a machine crash can leave): the reruns end equal too. Two processes started together on one
-workdir: one works, the other is refused.
+while a checkpoint or an artifact is being written — and finally finishes; it must end bitwise
+equal to an uninterrupted run, rows included. Its table is also cut at random bytes of its last
+rows after kills and after the end (what a machine crash can leave): the reruns end equal too. Two
+processes started together on one workdir: one works, the other is refused.
 """
 
 import os
@@ -32,7 +32,9 @@ ARGS = [
     "--config.checkpoint_every=2it",
     "--config.eval_every=2it",
     "--config.train.steps=40ep",
-]  # ~45 s uninterrupted (2026-12-04, 2-core AMD EPYC): long enough for the 18 kills of the first test
+    "--config.model.options.widths=(1024,512)",
+]  # ~37 s uninterrupted (2026-12-04, 2-core AMD EPYC): long enough for the 18 kills of the first test; the wide
+# layers make each checkpoint 21 MB, so that writing one takes long enough for the mid-save kills to catch it
 COLUMNS = ["arm", "level", "step", "replicate", "split", "metric", "layer", "value"]
 
 
@@ -67,9 +69,12 @@ def committed(workdir):
 
 
 def writing(workdir) -> bool:
-    """Whether a checkpoint (Orbax's temporary folder) or an artifact (its ``.tmp`` file) is being written."""
+    """Whether a checkpoint (its ``<step>.partial`` folder, or Orbax's temporary one) or an artifact (its ``.tmp``
+    file) is being written."""
     for _, dirs, files in os.walk(workdir):
-        if any(".orbax-checkpoint-tmp" in d for d in dirs) or any(f.endswith(".safetensors.tmp") for f in files):
+        if any(d.endswith(".partial") or ".orbax-checkpoint-tmp" in d for d in dirs):
+            return True
+        if any(f.endswith(".safetensors.tmp") for f in files):
             return True
     return False
 
