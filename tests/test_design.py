@@ -30,6 +30,7 @@ LAYERS = {
     "nested": 0,
     "storage": 0,
     "arrays_file": 0,
+    "checkpoint_files": 0,
     "event_files": 0,
     "processes": 0,
     "timing": 0,
