@@ -80,7 +80,7 @@ def test_grasp_hessian_gradient_product_equals_the_explicit_hessian_times_the_gr
         logits = mlp_logits(unravel(v), {}, x.reshape(-1, 6), True) / temperature
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y.reshape(-1)))
 
-    expected = jax.hessian(loss)(flat) @ jax.grad(loss)(flat)
+    expected = jax.jit(lambda v: jax.hessian(loss)(v) @ jax.grad(loss)(v))(flat)  # one program, not an eager op each
     hg = scorers.hessian_gradient(params, {}, MODEL, (x, y), temperature)
     np.testing.assert_allclose(ravel_pytree(hg)[0], expected, rtol=1e-4, atol=1e-8)
     mask = mask_lib.ones_like(params)
