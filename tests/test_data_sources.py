@@ -15,7 +15,7 @@ from jaxlth import data
 from jaxlth.data import sources
 from jaxlth.data.dataset import Dataset
 from jaxlth.data.sampling import randomize_labels, subsample
-from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, synthetic, tfds_source
+from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, places, synthetic, tfds_source
 from jaxlth.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +48,7 @@ def no_data_env(monkeypatch, tmp_path):
     """No $JAXLTH_DATA_DIR, Debian folders pointing nowhere, TFDS reported absent."""
     monkeypatch.delenv("JAXLTH_DATA_DIR", raising=False)
     monkeypatch.setattr(
-        sources,
+        places,
         "DEBIAN_DIRS",
         {"fashion_mnist": str(tmp_path / "debian" / "fashion-mnist"), "mnist": str(tmp_path / "debian" / "mnist")},
     )
@@ -186,7 +186,7 @@ def test_load_idx_folder_through_load_dataset(tmp_path, no_data_env):
 def test_auto_resolution_order(tmp_path, no_data_env, monkeypatch):
     dir_ = str(tmp_path / "cfgdir")
     env = tmp_path / "env"
-    debian = sources.DEBIAN_DIRS["fashion_mnist"]
+    debian = places.DEBIAN_DIRS["fashion_mnist"]
     _write_mnist_dir(debian, seed=3)
     assert sources.resolve("fashion_mnist") == ("idx", debian)
     _write_mnist_dir(str(env / "fashion-mnist"), seed=2)
@@ -233,7 +233,7 @@ def test_not_found_message_names_every_place(no_data_env, monkeypatch):
         "$JAXLTH_DATA_DIR=/data/env",
         "fashion_mnist/",
         "fashion-mnist/",
-        sources.DEBIAN_DIRS["fashion_mnist"],
+        places.DEBIAN_DIRS["fashion_mnist"],
         "tensorflow-datasets is not installed",
         "apt-get install dataset-fashion-mnist",
         "pip install tensorflow tensorflow-datasets",
@@ -253,7 +253,7 @@ def test_not_found_message_names_every_place(no_data_env, monkeypatch):
 def test_not_found_message_names_the_tfds_dir(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
     monkeypatch.delenv("JAXLTH_DATA_DIR", raising=False)
-    monkeypatch.setattr(sources, "DEBIAN_DIRS", {})
+    monkeypatch.setattr(places, "DEBIAN_DIRS", {})
     with pytest.raises(UserError, match="prepared TFDS dataset 'mnist' in .*tfds_empty"):
         data.load_dataset(_cfg(name="mnist", tfds_data_dir=str(tmp_path / "tfds_empty")))
 

@@ -107,7 +107,7 @@ def test_no_reachable_mirror_is_one_sentence(tmp_path, monkeypatch):
 @needs_fashion_mnist
 def test_data_download_loads_fashion_mnist_through_the_mirror(local_mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXLTH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr("jaxlth.data.sources.DEBIAN_DIRS", {})  # as in Colab: no local files
+    monkeypatch.setattr("jaxlth.data.sources.places.DEBIAN_DIRS", {})  # as in Colab: no local files
     config = tiny_config(**{"data.name": "fashion_mnist", "data.source": "auto", "data.download": True})
     dataset = load_dataset(config.data)
     assert (dataset.num_train, dataset.num_test) == (60_000, 10_000)

@@ -23,7 +23,7 @@ import pytest
 
 import jaxlth
 from jaxlth import results
-from jaxlth.data.sources import find_local
+from jaxlth.data.sources.places import find_local
 from tests.conftest import xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

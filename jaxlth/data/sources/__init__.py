@@ -3,7 +3,7 @@
 ``source="auto"`` resolves, per dataset:
 
 * mnist, fashion_mnist, cifar10, cifar100: IDX files / a ``cifar-10-batches-py`` or ``cifar-100-python``
-  folder in the search folders (see ``search_dirs``), else a TFDS dataset that is prepared (or, with
+  folder in the search folders (:mod:`.places`), else a TFDS dataset that is prepared (or, with
   ``download=True`` and TensorFlow installed, downloaded by TFDS), else (``download=True``) the original
   IDX files or CIFAR python-version tarball, downloaded, checked against the published MD5s and (CIFAR)
   safely extracted (``download.py``: no TensorFlow needed, as on Colab's TPU runtimes), else a
@@ -14,13 +14,11 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from jaxlth.data import text as text_lib
 from jaxlth.data.dataset import Dataset
-from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, synthetic, tfds_source
+from jaxlth.data.sources import cifar_pickle, idx, mnist1d_source, places, synthetic, tfds_source
 from jaxlth.data.sources import download as download_lib
 from jaxlth.errors import UserError
 
@@ -35,11 +33,6 @@ _SERVES = {
     "cifar_pickle": ("cifar10", "cifar100"),
     "mnist1d": ("mnist1d",),
     "synthetic": ("synthetic",),
-}
-# Where Debian/Ubuntu packages put the files (`apt-get install dataset-fashion-mnist`).
-DEBIAN_DIRS = {
-    "fashion_mnist": "/usr/share/datasets/fashion-mnist",
-    "mnist": "/usr/share/datasets/mnist",
 }
 TITLES = {
     "mnist": "MNIST",
@@ -74,66 +67,6 @@ STATS = {
 STREAMING_ONLY = ("imagenet2012", "imagenet")
 
 
-def name_variants(name: str) -> list[str]:
-    """Folder names a dataset may sit under: ``fashion_mnist`` and ``fashion-mnist``, ...."""
-    variants = [name, name.replace("_", "-")]
-    if name.startswith("cifar"):
-        variants.append("cifar-" + name[len("cifar") :])
-    return list(dict.fromkeys(variants))
-
-
-def search_bases(name: str, data_dir: str = "") -> list[tuple[str, str]]:
-    """``(label, folder)`` for the places searched, in order: data.dir, $JAXLTH_DATA_DIR, Debian.
-
-    Each folder is searched itself and through its ``<name>`` subfolders (``name_variants``).
-    An unset data.dir or $JAXLTH_DATA_DIR comes back with folder "".
-    """
-    env = os.environ.get("JAXLTH_DATA_DIR", "")
-    bases = [
-        ("data.dir", os.path.expanduser(data_dir) if data_dir else ""),
-        ("$JAXLTH_DATA_DIR", os.path.expanduser(env) if env else ""),
-    ]
-    if name in DEBIAN_DIRS:
-        bases.append(("Debian's folder", DEBIAN_DIRS[name]))
-    return bases
-
-
-def search_dirs(name: str, data_dir: str = "") -> list[str]:
-    """Every folder searched for ``name``'s files, in order."""
-    dirs = []
-    for label, base in search_bases(name, data_dir):
-        if base:
-            dirs.append(base)
-            if label != "Debian's folder":
-                dirs += [os.path.join(base, v) for v in name_variants(name)]
-    return dirs
-
-
-def _places(name: str, data_dir: str) -> str:
-    parts = []
-    for label, base in search_bases(name, data_dir):
-        if not base:
-            parts.append(f"{label} (not set)")
-        elif label == "Debian's folder":
-            parts.append(base)
-        else:
-            subs = " or ".join(f"{v}/" for v in name_variants(name))
-            parts.append(f"{label}={base} (and its {subs} subfolder)")
-    return ", ".join(parts)
-
-
-def find_local(name: str, data_dir: str = "") -> str | None:
-    """The first folder holding ``name`` in its local format (IDX or CIFAR pickles), or None."""
-    for directory in search_dirs(name, data_dir):
-        if name in ("mnist", "fashion_mnist") and idx.has_idx_files(directory):
-            return directory
-        if name in ("cifar10", "cifar100"):
-            found = cifar_pickle.find_cifar_dir(directory, name)
-            if found is not None:
-                return found
-    return None
-
-
 def _not_found(name: str, data_dir: str, tfds_note: str) -> UserError:
     """The one-sentence error for ``auto`` (or an explicit local source) finding nothing."""
     if name in ("mnist", "fashion_mnist"):
@@ -151,7 +84,7 @@ def _not_found(name: str, data_dir: str, tfds_note: str) -> UserError:
             "https://www.cs.toronto.edu/~kriz/cifar.html into $JAXLTH_DATA_DIR (or data.dir)"
         )
     return UserError(
-        f"Could not find {TITLES[name]}: looked for {what} in {_places(name, data_dir)}"
+        f"Could not find {TITLES[name]}: looked for {what} in {places.describe(name, data_dir)}"
         f"{tfds_note}; get it with {fetch}`pip install tensorflow tensorflow-datasets` and "
         f"data.source=tfds data.download=True, or {put}."
     )
@@ -208,7 +141,7 @@ def resolve(
         return name, ""
     if source == "tfds":
         return "tfds", ""
-    local = find_local(name, data_dir)
+    local = places.find_local(name, data_dir)
     if local is not None:
         return ("idx" if name in ("mnist", "fashion_mnist") else "cifar_pickle"), local
     downloadable = download and name in download_lib.MD5  # idx/cifar_pickle: only for names they serve
