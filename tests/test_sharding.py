@@ -1,4 +1,5 @@
-"""The replicate axis sharded over 8 simulated CPU devices gives the single-device results."""
+"""The replicate axis sharded over 8 simulated CPU devices gives the single-device results, and a checkpoint
+restores onto those shardings."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import ROOT, TINY, xla_flags
 
 SCRIPT = r"""
-import importlib.util, json, sys
+import importlib.util, json, sys, tempfile
 import jax, numpy as np
 spec = importlib.util.spec_from_file_location("tiny", sys.argv[1]); m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
@@ -34,6 +35,16 @@ for replicates in (8, 6):
     curve = interpolation.interpolate(s.program, net, other, np.linspace(0, 1, 4),
                                       s.data.test_images, s.data.test_labels)
     out[f"error_{replicates}"] = curve["error"].tolist()
+    # a checkpoint restores onto the shardings the loop asks for, bitwise
+    from jaxlth import checkpoint
+    folder = tempfile.mkdtemp()
+    saved = checkpoint.Checkpoints(folder); saved.save(12, state); saved.close()
+    like = s.place(jax.eval_shape(s.init_state))
+    restored, _ = checkpoint.Checkpoints(folder).restore(12, like)
+    out[f"restored_{replicates}"] = [
+        x.sharding == y.sharding and np.asarray(x).tobytes() == np.asarray(y).tobytes()
+        for x, y in zip(jax.tree.leaves(restored), jax.tree.leaves(state))
+    ]
 print(json.dumps(out))
 """
 
@@ -64,3 +75,4 @@ def test_eight_simulated_devices_equal_one():
     for replicates in (8, 6):
         np.testing.assert_allclose(eight[f"params_{replicates}"], one[f"params_{replicates}"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(eight[f"error_{replicates}"], one[f"error_{replicates}"], atol=1e-6)
+        assert all(eight[f"restored_{replicates}"]) and all(one[f"restored_{replicates}"])
