@@ -9,6 +9,7 @@ import pytest
 
 from jaxlth import experiments, plots, results
 from jaxlth.analysis import plane as plane_lib
+from jaxlth.analysis import plane_geometry
 from jaxlth.errors import UserError
 from jaxlth.pruning import masks as mask_lib
 from jaxlth.training import setup as setup_lib
@@ -38,7 +39,7 @@ def test_the_basis_is_orthonormal_and_locates_the_three_networks(three):
     for r in range(2):
         params = [jax.tree.map(lambda x, r=r: x[r], n["params"]) for n in nets]
         e1, e2, points = plane_lib.basis(*params)
-        dot = lambda x, y: float(plane_lib._vdot(x, y))  # noqa: E731
+        dot = lambda x, y: float(plane_geometry._vdot(x, y))  # noqa: E731
         np.testing.assert_allclose([dot(e1, e1), dot(e2, e2)], [1.0, 1.0], rtol=1e-6)
         assert abs(dot(e1, e2)) < 1e-6
         for k in (1, 2):
