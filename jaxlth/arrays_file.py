@@ -84,11 +84,13 @@ def read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         raise UserError(f"{path} cannot be read as a .safetensors file ({reason})") from None
 
 
-def write_tree(file: str, tree: Any) -> None:
+def write_tree(file: str, tree: Any, metadata: dict[str, str] | None = None) -> None:
     """Writes the tree of arrays ``tree`` (numpy, or anything ``np.asarray`` takes) to ``file`` atomically
-    (:func:`storage.write_bytes`: from process 0, renamed into place whole)."""
+    (:func:`storage.write_bytes`: from process 0, fsynced and renamed into place whole); ``metadata``: more
+    string entries for the header."""
     flat, structure = flatten(tree)
-    storage.write_bytes(file, safetensors.numpy.save(flat, metadata={STRUCTURE_KEY: json.dumps(structure)}))
+    entries = {**(metadata or {}), STRUCTURE_KEY: json.dumps(structure)}
+    storage.write_bytes(file, safetensors.numpy.save(flat, metadata=entries))
 
 
 def read_tree(file: str) -> Any:
@@ -100,7 +102,11 @@ def read_tree(file: str) -> Any:
             with open(local, "wb") as f:
                 f.write(storage.read_bytes(file))
             return read_tree(local)
-    flat, metadata = read_arrays(file)
+    return tree_of(*read_arrays(file), file)
+
+
+def tree_of(flat: dict[str, np.ndarray], metadata: dict[str, str], file: str) -> Any:
+    """The tree of :func:`read_arrays`' answer for ``file`` (named in the error when it holds no structure)."""
     try:
         structure = json.loads(metadata[STRUCTURE_KEY])
     except (KeyError, TypeError, ValueError):

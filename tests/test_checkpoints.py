@@ -107,7 +107,11 @@ def test_a_failed_save_is_one_sentence_at_the_next_save_or_close(tmp_path, monke
     monkeypatch.setattr(checkpoint_files, "write", full)
     saved.save(1, a_state())
     with pytest.raises(UserError, match="no space left on the device"):
+        saved.save(2, a_state())
+    saved.save(3, a_state())
+    with pytest.raises(UserError, match="no space left on the device"):
         saved.close()
+    assert saved.all_steps() == []
 
 
 def test_steps_orbax_wrote_are_read_and_the_run_goes_on(tmp_path):
